@@ -1,0 +1,1 @@
+"""thread_pool: pools of upstream conversation threads, leased through Redis."""

