@@ -1,0 +1,35 @@
+"""The asyncio side of the vocabulary shared with ``_compat`` (the generated sync code's side)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_HOST = socket.gethostname()
+
+
+async def shield(aw: Awaitable[T]) -> T:
+    """Run ``aw`` to its end even if the caller is cancelled meanwhile, then let the cancellation
+    through. For clean-up that must not be cut in half (giving back a lease or a reservation)."""
+    task = asyncio.ensure_future(aw)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                continue
+        raise
+
+
+def holder_name() -> str:
+    """Who is asking: host, process and task, as shown in a pool's status."""
+    task = asyncio.current_task()
+    name = task.get_name() if task is not None else "main"
+    return f"{_HOST}:{os.getpid()}:{name}".replace("|", "/")

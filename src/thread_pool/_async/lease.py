@@ -1,0 +1,80 @@
+"""A lease: one thread of a pool, held by one caller until released or expired."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from thread_pool._async.pool import AsyncThreadPool
+
+
+class AsyncLease:
+    """A thread held under a Redis lease.
+
+    ``fence`` grows with every grant of the thread, so writes stamped with it can be ordered and a
+    stale holder recognised. ``deadline`` is the Unix time (Redis clock) at which the lease expires
+    unless renewed.
+    """
+
+    __slots__ = (
+        "_local_deadline",
+        "_pool",
+        "deadline",
+        "fence",
+        "key",
+        "released",
+        "thread_id",
+        "token",
+    )
+
+    def __init__(
+        self,
+        pool: AsyncThreadPool,
+        key: str,
+        thread_id: str,
+        token: str,
+        fence: int,
+        deadline_ms: int,
+        ttl_ms: int,
+        asked_at: float,
+    ) -> None:
+        self._pool = pool
+        self.key = key
+        self.thread_id = thread_id
+        self.token = token
+        self.fence = fence
+        self.deadline = deadline_ms / 1000
+        # The server set the deadline after we asked, so counting the TTL from the moment we asked
+        # errs on the safe side without comparing clocks.
+        self._local_deadline = asked_at + ttl_ms / 1000
+        self.released = False
+
+    def remaining(self) -> float:
+        """Seconds left before the lease expires, by this process's clock (a safe lower bound)."""
+        return self._local_deadline - time.monotonic()
+
+    def _extended(self, deadline_ms: int, ttl_ms: int, asked_at: float) -> None:
+        self.deadline = deadline_ms / 1000
+        self._local_deadline = asked_at + ttl_ms / 1000
+
+    async def renew(self, ttl: float | None = None) -> float:
+        """Extend the lease to ``ttl`` seconds from now (default: the pool's TTL); raise
+        ``LeaseLost`` if it already expired or was taken over. Returns the new deadline."""
+        return await self._pool.renew(self, ttl)
+
+    async def check(self, min_remaining: float | None = None) -> float:
+        """The fence check before an upstream write: raise ``LeaseLost`` unless the lease is still
+        current, renewing it first when less than ``min_remaining`` seconds are left."""
+        return await self._pool.check(self, min_remaining)
+
+    async def release(self) -> None:
+        """Give the thread back to the pool."""
+        await self._pool.release(self)
+
+    def __repr__(self) -> str:
+        state = "released" if self.released else f"{self.remaining():.1f}s left"
+        return (
+            f"<{type(self).__name__} pool={self.key!r} thread={self.thread_id!r} "
+            f"fence={self.fence} {state}>"
+        )

@@ -1,0 +1,61 @@
+# WARNING: this file is generated from src/thread_pool/_async/store.py by tools/async_to_sync.py.
+# DO NOT CHANGE IT: change the source and run the tool.
+"""The Redis side of the pool: calls the Lua scripts by SHA and nothing else decides anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from thread_pool import scripts
+from thread_pool.keys import PoolKeys, registry_key
+from thread_pool.store_errors import mapped
+
+
+class Store:
+    """Pool operations over one redis-py client; every change is one script call."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        # register_script loads nothing yet: the first call tries EVALSHA and loads on NOSCRIPT,
+        # so each script is sent once per server (and again after a server restart).
+        self._scripts: dict[str, Script] = {
+            name: client.register_script(scripts.source(name)) for name in scripts.NAMES
+        }
+
+    def keys(self, key: str) -> PoolKeys:
+        """The Redis keys of pool ``key``."""
+        return PoolKeys.of(self.prefix, key)
+
+    def call(self, name: str, key: str, *args: str | int | float) -> Any:
+        """Run script ``name`` on pool ``key``."""
+        with mapped(f"{name} on pool {key!r}"):
+            return self._scripts[name](keys=self.keys(key).all_fixed(), args=list(args))
+
+    def wait_mailbox(self, key: str, ticket: str, timeout: float) -> str | None:
+        """Block until a message reaches the waiter's mailbox, or ``timeout`` seconds pass."""
+        with mapped(f"wait on pool {key!r}"):
+            # BLPOP's timeout has a 1 ms floor; 0 would mean "forever".
+            got = self.client.blpop([self.keys(key).mailbox(ticket)], max(timeout, 0.001))
+        if got is None:
+            return None
+        value = got[1]
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def register_pool(self, key: str) -> None:
+        """Remember ``key`` in the registry of pools (for ``reap()`` and listing)."""
+        with mapped(f"register pool {key!r}"):
+            self.client.sadd(registry_key(self.prefix), key)
+
+    def pool_keys(self) -> list[str]:
+        """Every pool key in the registry."""
+        with mapped("list pools"):
+            members = self.client.smembers(registry_key(self.prefix))
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()

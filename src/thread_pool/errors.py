@@ -1,0 +1,58 @@
+"""The errors thread_pool raises: one flat family under ``ThreadPoolError``.
+
+Messages are lowercase and name the pool, so a log line says which pool it is about.
+"""
+
+from __future__ import annotations
+
+
+class ThreadPoolError(Exception):
+    """Base class of every error raised by thread_pool."""
+
+
+class InvalidSettings(ThreadPoolError, ValueError):
+    """A setting (from the environment, ``.env`` or an argument) has an invalid value."""
+
+
+class InvalidPoolKey(ThreadPoolError, ValueError):
+    """A pool key is empty, too long or has characters that are not allowed."""
+
+
+class InvalidArgument(ThreadPoolError, ValueError):
+    """An argument (size, TTL, timeout, thread id) is out of range or ill-formed."""
+
+
+class UnknownPool(ThreadPoolError, LookupError):
+    """The pool has never been configured and this pool object cannot create threads for it."""
+
+
+class PoolFull(ThreadPoolError):
+    """Registering these threads would take the pool beyond its ``max_size``."""
+
+
+class PoolTimeout(ThreadPoolError, TimeoutError):
+    """No thread of the pool became free before the acquire timeout."""
+
+
+class TooManyWaiters(ThreadPoolError):
+    """The pool already has ``max_waiters`` callers waiting for a thread."""
+
+
+class PoolClosed(ThreadPoolError):
+    """The pool object was closed; it grants no more leases."""
+
+
+class LeaseLost(ThreadPoolError):
+    """The lease expired or was taken over: its holder must not write to the thread any more."""
+
+
+class LeaseNotOwned(ThreadPoolError):
+    """A release by a caller that does not hold the lease (any more); nothing was changed."""
+
+
+class StoreUnavailable(ThreadPoolError, ConnectionError):
+    """Redis could not be reached or did not answer in time."""
+
+
+class CorruptState(ThreadPoolError):
+    """A pool's keys in Redis hold something thread_pool did not write (wrong type or shape)."""

@@ -1,0 +1,91 @@
+"""Every Redis key name thread_pool uses, built in one place.
+
+All keys of one pool carry the pool key as a Redis Cluster hash tag (``tp:{doc-42}:idle``), so a
+pool lives in one slot and each Lua script touches one slot only. The registry of pools
+(``tp:pools``) is the one key outside any pool; it is only ever written by plain commands, never
+inside a script, so it may live on another cluster node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PoolKeys:
+    """The Redis key names of one pool."""
+
+    base: str  # "<prefix>:{<key>}:" — mailbox keys are derived from it inside scripts
+
+    @classmethod
+    def of(cls, prefix: str, key: str) -> PoolKeys:
+        """The keys of pool ``key`` under ``prefix`` (both already validated)."""
+        return cls(f"{prefix}:{{{key}}}:")
+
+    @property
+    def meta(self) -> str:
+        """Hash: sizes, TTL, creation time and counters."""
+        return self.base + "meta"
+
+    @property
+    def threads(self) -> str:
+        """Hash: thread id -> fence (grants so far)."""
+        return self.base + "threads"
+
+    @property
+    def idle(self) -> str:
+        """Sorted set: idle thread ids, best first by score (highest taken first)."""
+        return self.base + "idle"
+
+    @property
+    def leases(self) -> str:
+        """Sorted set: leased thread id -> deadline (Redis time, ms)."""
+        return self.base + "leases"
+
+    @property
+    def holds(self) -> str:
+        """Hash: leased thread id -> ``token|fence|acquired_ms|holder``."""
+        return self.base + "holds"
+
+    @property
+    def settling(self) -> str:
+        """Sorted set: thread id being settled -> deadline of the settler's claim (ms)."""
+        return self.base + "settling"
+
+    @property
+    def waiters(self) -> str:
+        """List: FIFO of waiting tickets, ``ticket|deadline_ms``."""
+        return self.base + "waiters"
+
+    @property
+    def reserved(self) -> str:
+        """Sorted set: growth reservations (ticket -> deadline ms)."""
+        return self.base + "reserved"
+
+    @property
+    def retired(self) -> str:
+        """List: thread ids removed from the pool that may still exist upstream."""
+        return self.base + "retired"
+
+    def mailbox(self, ticket: str) -> str:
+        """List a waiter blocks on; a release pushes the grant into it."""
+        return f"{self.base}w:{ticket}"
+
+    def all_fixed(self) -> list[str]:
+        """Every key of the pool except the short-lived mailboxes."""
+        return [
+            self.meta,
+            self.threads,
+            self.idle,
+            self.leases,
+            self.holds,
+            self.settling,
+            self.waiters,
+            self.reserved,
+            self.retired,
+        ]
+
+
+def registry_key(prefix: str) -> str:
+    """Set of the pool keys known under ``prefix``."""
+    return f"{prefix}:pools"

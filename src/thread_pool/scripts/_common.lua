@@ -1,0 +1,156 @@
+-- Shared prelude, prepended to every script before it is loaded (a script cannot call another).
+--
+-- Every script gets the same KEYS, all of one pool and so of one cluster slot:
+--   KEYS[1] meta      hash    min_size, max_size, ttl_ms, created_ms and counters
+--   KEYS[2] threads   hash    thread id -> fence (number of grants so far)
+--   KEYS[3] idle      zset    idle thread id -> score (highest is handed out first)
+--   KEYS[4] leases    zset    leased thread id -> deadline (ms, Redis time)
+--   KEYS[5] holds     hash    leased thread id -> "token|fence|acquired_ms|holder"
+--   KEYS[6] settling  zset    thread id being settled -> deadline of the settler's claim (ms)
+--   KEYS[7] waiters   list    FIFO of "ticket|deadline_ms|holder"
+--   KEYS[8] reserved  zset    growth reservation ticket -> deadline (ms)
+--   KEYS[9] retired   list    thread ids taken out of the pool that may still exist upstream
+-- A waiter's mailbox "<base>w:<ticket>" carries the same hash tag, so it is in the same slot.
+-- Time is always Redis server time, never a client clock.
+
+local K_META, K_THREADS, K_IDLE, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_HOLDS, K_SETTLING, K_WAITERS, K_RESERVED, K_RETIRED = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local BASE = string.sub(K_META, 1, -5) -- strip "meta"
+
+local t = redis.call('TIME')
+local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function mailbox(ticket)
+  return BASE .. 'w:' .. ticket
+end
+
+-- Split "a|b|rest" into a, b, rest; the last field may itself contain "|".
+local function split3(s)
+  local i = string.find(s, '|', 1, true)
+  local j = string.find(s, '|', i + 1, true)
+  return string.sub(s, 1, i - 1), string.sub(s, i + 1, j - 1), string.sub(s, j + 1)
+end
+
+local function token_of(hold)
+  return string.sub(hold, 1, string.find(hold, '|', 1, true) - 1)
+end
+
+local function meta_number(field)
+  return tonumber(redis.call('HGET', K_META, field))
+end
+
+-- Create the pool's meta hash if it is missing and creation is allowed; false if the pool is
+-- unknown. Counters start at zero so every field always exists.
+local function ensure_pool(create, min_size, max_size, ttl_ms)
+  if redis.call('EXISTS', K_META) == 1 then
+    return true
+  end
+  if create ~= '1' then
+    return false
+  end
+  redis.call('HSET', K_META, 'min_size', min_size, 'max_size', max_size, 'ttl_ms', ttl_ms,
+    'created_ms', NOW, 'granted', 0, 'timeouts', 0, 'lost', 0, 'reaped', 0)
+  return true
+end
+
+-- Hand `thread` to `token`: the fence goes up by one with every grant. Returns the fence, the
+-- deadline and the TTL (so the holder can count its time by its own clock).
+local function grant(thread, token, holder)
+  local fence = redis.call('HINCRBY', K_THREADS, thread, 1)
+  local ttl = meta_number('ttl_ms')
+  local deadline = NOW + ttl
+  redis.call('ZADD', K_LEASES, deadline, thread)
+  redis.call('HSET', K_HOLDS, thread, token .. '|' .. fence .. '|' .. NOW .. '|' .. holder)
+  redis.call('HINCRBY', K_META, 'granted', 1)
+  return fence, deadline, ttl
+end
+
+-- Drop a holder's lease record (the caller has checked it is theirs).
+local function unlease(thread)
+  redis.call('ZREM', K_LEASES, thread)
+  redis.call('HDEL', K_HOLDS, thread)
+end
+
+-- A free thread goes to the oldest live waiter, else back to the idle set. A pool that was shrunk
+-- below its thread count retires the thread instead (it may still exist upstream).
+local function handoff(thread, score)
+  if redis.call('HLEN', K_THREADS) > meta_number('max_size') then
+    redis.call('HDEL', K_THREADS, thread)
+    redis.call('RPUSH', K_RETIRED, thread)
+    return 'RETIRED'
+  end
+  while true do
+    local entry = redis.call('LPOP', K_WAITERS)
+    if not entry then
+      break
+    end
+    local ticket, deadline_s, holder = split3(entry)
+    local wait_deadline = tonumber(deadline_s)
+    if wait_deadline > NOW then
+      local fence, deadline, ttl = grant(thread, ticket, holder)
+      local box = mailbox(ticket)
+      redis.call('RPUSH', box, 'G|' .. thread .. '|' .. fence .. '|' .. deadline .. '|' .. ttl)
+      -- A waiter that vanished never reads its mailbox: let it go away on its own.
+      redis.call('PEXPIRE', box, wait_deadline - NOW + 60000)
+      return 'HANDED'
+    end
+    -- A waiter whose deadline passed has given up (or died): skip it.
+  end
+  redis.call('ZADD', K_IDLE, score, thread)
+  return 'IDLE'
+end
+
+-- Wake the oldest live waiter to try again (a growth slot came free).
+local function wake_one()
+  while true do
+    local entry = redis.call('LPOP', K_WAITERS)
+    if not entry then
+      return
+    end
+    local ticket, deadline_s = split3(entry)
+    local wait_deadline = tonumber(deadline_s)
+    if wait_deadline > NOW then
+      local box = mailbox(ticket)
+      redis.call('RPUSH', box, 'R')
+      redis.call('PEXPIRE', box, wait_deadline - NOW + 60000)
+      return
+    end
+  end
+end
+
+-- Reclaim up to `limit` expired leases and stale settling claims, claiming them for the caller to
+-- settle; drop expired growth reservations. Returns the claimed thread ids.
+local function claim_expired(limit, settle_ms)
+  local claimed = {}
+  local expired = redis.call('ZRANGE', K_LEASES, '-inf', NOW, 'BYSCORE', 'LIMIT', 0, limit)
+  for _, thread in ipairs(expired) do
+    unlease(thread)
+    redis.call('ZADD', K_SETTLING, NOW + settle_ms, thread)
+    redis.call('HINCRBY', K_META, 'reaped', 1)
+    claimed[#claimed + 1] = thread
+  end
+  if #claimed < limit then
+    local stale = redis.call('ZRANGE', K_SETTLING, '-inf', NOW, 'BYSCORE', 'LIMIT', 0,
+      limit - #claimed)
+    for _, thread in ipairs(stale) do
+      redis.call('ZADD', K_SETTLING, NOW + settle_ms, thread)
+      claimed[#claimed + 1] = thread
+    end
+  end
+  if redis.call('ZREMRANGEBYSCORE', K_RESERVED, '-inf', NOW) > 0 then
+    wake_one()
+  end
+  return claimed
+end
+
+-- Live waiters: queue entries whose deadline has not passed (dead ones are skipped on hand-off).
+local function live_waiters()
+  local n = 0
+  for _, entry in ipairs(redis.call('LRANGE', K_WAITERS, 0, -1)) do
+    local _, deadline_s = split3(entry)
+    if tonumber(deadline_s) > NOW then
+      n = n + 1
+    end
+  end
+  return n
+end

@@ -1,0 +1,60 @@
+-- acquire: take the best idle thread, or say what the caller must do instead.
+-- KEYS: the pool's keys (see _common.lua)
+-- ARGV[1] token        the caller's random token; also its waiting ticket and growth ticket
+-- ARGV[2] holder       who holds the lease (host:pid:task), for status
+-- ARGV[3] can_grow     "1" if the caller can create upstream threads
+-- ARGV[4] create       "1" to create the pool's meta if it is missing
+-- ARGV[5] min_size     defaults for a pool created here
+-- ARGV[6] max_size
+-- ARGV[7] ttl_ms
+-- ARGV[8] max_waiters
+-- ARGV[9] wait_ms      how long the caller will wait (0: do not queue)
+-- ARGV[10] grow_ms     how long a growth reservation is kept
+-- ARGV[11] settle_ms   how long a settler's claim on an expired thread lasts
+-- Returns one of:
+--   {"GRANTED", thread, fence, deadline_ms, ttl_ms}
+--   {"SETTLE", thread...}      expired threads claimed for the caller to settle; then ask again
+--   {"GROW", ticket}           a slot is reserved: create a thread, then register it
+--   {"WAIT", ticket, entry}    queued: block on the mailbox of the ticket
+--   {"FULL", waiting}          too many waiters
+--   {"TIMEOUT"}                nothing free and wait_ms is 0
+--   {"NOPOOL"}                 unknown pool and create is "0"
+local token, holder = ARGV[1], ARGV[2]
+if not ensure_pool(ARGV[4], ARGV[5], ARGV[6], ARGV[7]) then
+  return {'NOPOOL'}
+end
+
+local best = redis.call('ZPOPMAX', K_IDLE)
+if best[1] then
+  local fence, deadline, ttl = grant(best[1], token, holder)
+  return {'GRANTED', best[1], fence, deadline, ttl}
+end
+
+local claimed = claim_expired(16, tonumber(ARGV[11]))
+if #claimed > 0 then
+  return {'SETTLE', unpack(claimed)}
+end
+
+if ARGV[3] == '1' then
+  local size = redis.call('HLEN', K_THREADS) + redis.call('ZCARD', K_RESERVED)
+  if size < meta_number('max_size') then
+    redis.call('ZADD', K_RESERVED, NOW + tonumber(ARGV[10]), token)
+    return {'GROW', token}
+  end
+end
+
+local wait_ms = tonumber(ARGV[9])
+if wait_ms <= 0 then
+  redis.call('HINCRBY', K_META, 'timeouts', 1)
+  return {'TIMEOUT'}
+end
+local max_waiters = tonumber(ARGV[8])
+if redis.call('LLEN', K_WAITERS) >= max_waiters then
+  local live = live_waiters()
+  if live >= max_waiters then
+    return {'FULL', live}
+  end
+end
+local entry = token .. '|' .. (NOW + wait_ms) .. '|' .. holder
+redis.call('RPUSH', K_WAITERS, entry)
+return {'WAIT', token, entry}

@@ -1,0 +1,18 @@
+-- release: give a leased thread back; it goes to the oldest live waiter, else to the idle set.
+-- KEYS: the pool's keys (see _common.lua)
+-- ARGV[1] thread
+-- ARGV[2] token   the holder's token; a release by anyone else changes nothing
+-- ARGV[3] score   idle score (how much of the log the thread has seen; higher is handed out first)
+-- Returns {"IDLE"} | {"HANDED"} | {"RETIRED"} | {"NOTOWNED"} | {"LOST"}
+--   LOST: the lease was ours but expired; it is left for the reaper, which settles the thread.
+local thread, token = ARGV[1], ARGV[2]
+local hold = redis.call('HGET', K_HOLDS, thread)
+if not hold or token_of(hold) ~= token then
+  return {'NOTOWNED'}
+end
+if tonumber(redis.call('ZSCORE', K_LEASES, thread)) <= NOW then
+  redis.call('HINCRBY', K_META, 'lost', 1)
+  return {'LOST'}
+end
+unlease(thread)
+return {handoff(thread, tonumber(ARGV[3]))}

@@ -1,0 +1,21 @@
+-- settled: a claimed thread's upstream run is settled; hand it out again, or drop it.
+-- KEYS: the pool's keys (see _common.lua)
+-- ARGV[1] thread
+-- ARGV[2] outcome  "ok": back to waiters/idle; "gone": the thread no longer exists upstream;
+--                  "retry": not settled yet; end the claim now so any reaper may try again
+-- ARGV[3] score    idle score
+-- Returns {"IDLE"} | {"HANDED"} | {"RETIRED"} | {"DROPPED"} | {"RETRY"} | {"NOTCLAIMED"}
+local thread, result = ARGV[1], ARGV[2]
+if not redis.call('ZSCORE', K_SETTLING, thread) then
+  return {'NOTCLAIMED'}
+end
+if result == 'retry' then
+  redis.call('ZADD', K_SETTLING, NOW, thread)
+  return {'RETRY'}
+end
+redis.call('ZREM', K_SETTLING, thread)
+if result == 'gone' then
+  redis.call('HDEL', K_THREADS, thread)
+  return {'DROPPED'}
+end
+return {handoff(thread, tonumber(ARGV[3]))}

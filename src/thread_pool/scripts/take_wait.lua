@@ -1,0 +1,20 @@
+-- take_wait: a waiter's wait ran out; leave the queue, but take a grant that arrived meanwhile.
+-- KEYS: the pool's keys (see _common.lua)
+-- ARGV[1] ticket
+-- ARGV[2] entry    the waiter's queue entry, as acquire returned it
+-- Returns {"GRANTED", thread, fence, deadline_ms, ttl_ms} | {"RETRY"} | {"TIMEOUT"}
+local ticket = ARGV[1]
+redis.call('LREM', K_WAITERS, 1, ARGV[2])
+local box = mailbox(ticket)
+local msg = redis.call('LPOP', box)
+redis.call('DEL', box)
+if msg == 'R' then
+  return {'RETRY'}
+end
+if msg then
+  local _, thread, rest = split3(msg)
+  local fence, deadline, ttl = string.match(rest, '^(%d+)|(%d+)|(%d+)$')
+  return {'GRANTED', thread, fence, deadline, ttl}
+end
+redis.call('HINCRBY', K_META, 'timeouts', 1)
+return {'TIMEOUT'}

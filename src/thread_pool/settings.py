@@ -1,0 +1,83 @@
+"""Settings: the one place that reads the environment (prefix ``THREAD_POOL_``) and ``.env``."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from thread_pool.errors import InvalidSettings
+
+ENV_PREFIX = "THREAD_POOL_"
+
+
+class Settings(BaseSettings):
+    """Every tunable of a pool; each field can be set as ``THREAD_POOL_<NAME>``.
+
+    Build it with ``Settings.load(**overrides)`` to get ``InvalidSettings`` (naming the setting)
+    instead of pydantic's ``ValidationError``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", min_length=1)
+    """Where the pools live; any redis-py URL (``redis://``, ``rediss://``, ``unix://``)."""
+
+    key_prefix: str = Field(default="tp", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Prefix of every Redis key the library writes (no ``:``, ``{`` or ``}``)."""
+
+    lease_ttl: float = Field(default=60.0, gt=0, le=86_400)
+    """Seconds a lease lasts unless renewed."""
+
+    acquire_timeout: float = Field(default=30.0, ge=0, le=86_400)
+    """Seconds ``acquire`` waits for a free thread before ``PoolTimeout``."""
+
+    min_size: int = Field(default=0, ge=0, le=100_000)
+    """Default minimum number of threads of a new pool (pre-warm target)."""
+
+    max_size: int = Field(default=8, ge=1, le=100_000)
+    """Default maximum number of threads of a new pool."""
+
+    max_waiters: int = Field(default=1_000, ge=0, le=1_000_000)
+    """Callers allowed to wait on one pool at once; one more gets ``TooManyWaiters``."""
+
+    renew_margin: float = Field(default=15.0, gt=0, le=86_400)
+    """Seconds before the deadline at which a held lease is renewed; also the least time a lease
+    must have left for a fenced write to go ahead."""
+
+    grow_timeout: float = Field(default=120.0, gt=0, le=86_400)
+    """Seconds a slot reserved for a thread being created is kept before it is reclaimed."""
+
+    settle_timeout: float = Field(default=120.0, gt=0, le=86_400)
+    """Seconds a reaper may take to settle a thread before another reaper may claim it."""
+
+    @model_validator(mode="after")
+    def _check_relations(self) -> Self:
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size ({self.min_size}) exceeds max_size ({self.max_size})")
+        if self.renew_margin >= self.lease_ttl:
+            raise ValueError(
+                f"renew_margin ({self.renew_margin}) must be less than lease_ttl ({self.lease_ttl})"
+            )
+        return self
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Settings from the environment and ``.env``, with ``overrides`` on top."""
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            raise InvalidSettings(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per bad setting, naming it the way the environment spells it."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
+        parts.append(f"invalid setting {name}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,26 @@
+"""Translate redis-py's exceptions into thread_pool's, at the one place that talks to Redis."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import redis.exceptions as rexc
+
+from thread_pool.errors import CorruptState, StoreUnavailable
+
+
+@contextlib.contextmanager
+def mapped(what: str) -> Iterator[None]:
+    """Re-raise Redis failures of ``what`` (an operation and its pool) as our typed errors."""
+    try:
+        yield
+    except (rexc.ConnectionError, rexc.TimeoutError, ConnectionError) as exc:
+        raise StoreUnavailable(f"redis unavailable during {what}: {exc}") from exc
+    except rexc.ResponseError as exc:
+        text = str(exc)
+        if "WRONGTYPE" in text or "not a number" in text or "attempt to" in text:
+            raise CorruptState(
+                f"the keys of {what} hold data thread_pool did not write: {text}"
+            ) from exc
+        raise

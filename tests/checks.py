@@ -1,0 +1,23 @@
+"""Assertions about what a pool left in Redis, read with plain commands (not through the pool)."""
+
+from __future__ import annotations
+
+import redis
+
+from thread_pool.keys import PoolKeys
+
+
+def assert_quiet(client: redis.Redis, prefix: str, key: str, threads: int | None = None) -> None:
+    """Pool ``key`` is fully idle: no lease, hold, waiter, mailbox, reservation or settling claim,
+    and every thread is in the idle set (exactly ``threads`` of them when given)."""
+    k = PoolKeys.of(prefix, key)
+    registered = client.hlen(k.threads)
+    assert client.zcard(k.leases) == 0, client.zrange(k.leases, 0, -1, withscores=True)
+    assert client.hlen(k.holds) == 0, client.hgetall(k.holds)
+    assert client.llen(k.waiters) == 0, client.lrange(k.waiters, 0, -1)
+    assert client.zcard(k.reserved) == 0, client.zrange(k.reserved, 0, -1)
+    assert client.zcard(k.settling) == 0, client.zrange(k.settling, 0, -1)
+    assert list(client.scan_iter(match=f"{k.base}w:*")) == []
+    assert client.zcard(k.idle) == registered
+    if threads is not None:
+        assert registered == threads

@@ -1,0 +1,521 @@
+# WARNING: this file is generated from tests/test_pool_async.py by tools/async_to_sync.py.
+# DO NOT CHANGE IT: change the source and run the tool.
+"""The pool's behaviour against a real Redis; ``test_pool_sync.py`` is generated from this file."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from tests.checks import assert_quiet
+from tests.sync_helpers import Spawned, eventually, pause
+from thread_pool import (
+    CorruptState,
+    InvalidArgument,
+    InvalidPoolKey,
+    InvalidSettings,
+    Lease,
+    LeaseLost,
+    LeaseNotOwned,
+    PoolClosed,
+    PoolFull,
+    PoolTimeout,
+    StoreUnavailable,
+    ThreadPool,
+    TooManyWaiters,
+    UnknownPool,
+)
+from thread_pool.keys import PoolKeys
+from thread_pool.redis_server import free_port
+
+MakePool = Callable[..., ThreadPool]
+
+
+class RecordingFactory:
+    """Creates made-up thread ids; can fail its first calls like an upstream outage."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.created: list[str] = []
+        self.fail_first = fail_first
+
+    def create_thread(self, key: str) -> str:
+        if self.fail_first:
+            self.fail_first -= 1
+            raise RuntimeError("upstream unavailable")
+        thread_id = f"thread_{len(self.created)}_{uuid.uuid4().hex[:8]}"
+        self.created.append(thread_id)
+        return thread_id
+
+
+class RecordingSettler:
+    """Records which threads it settled; says they are ready (or gone upstream)."""
+
+    def __init__(self, ready: bool = True) -> None:
+        self.calls: list[str] = []
+        self.ready = ready
+
+    def settle_thread(self, key: str, thread_id: str) -> bool:
+        self.calls.append(thread_id)
+        return self.ready
+
+
+@pytest.fixture
+def make_pool(thread_pool_redis_url: str, thread_pool_prefix: str) -> Iterator[MakePool]:
+    pools: list[ThreadPool] = []
+
+    def make(**kwargs: Any) -> ThreadPool:
+        kwargs.setdefault("redis_url", thread_pool_redis_url)
+        kwargs.setdefault("key_prefix", thread_pool_prefix)
+        pool = ThreadPool(**kwargs)
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        pool.close()
+
+
+# -- leasing ---------------------------------------------------------------------------------
+
+
+def test_lease_hands_out_a_registered_thread_and_takes_it_back(
+    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+) -> None:
+    pool = make_pool()
+    assert pool.add_threads("doc-1", ["thread_a", "thread_b"]) == 2
+    with pool.lease("doc-1") as lease:
+        assert lease.key == "doc-1"
+        assert lease.thread_id in {"thread_a", "thread_b"}
+        assert lease.fence == 1
+        assert len(lease.token) == 32
+        assert 59 < lease.remaining() <= 60
+        stats = pool.stats("doc-1")
+        assert (stats.threads, stats.idle, stats.leased) == (2, 1, 1)
+    stats = pool.stats("doc-1")
+    assert (stats.idle, stats.leased, stats.granted) == (2, 0, 1)
+    assert_quiet(redis_client, thread_pool_prefix, "doc-1", threads=2)
+
+
+def test_every_grant_of_a_thread_raises_its_fence(make_pool: MakePool) -> None:
+    pool = make_pool()
+    pool.add_threads("doc", ["thread_only"])
+    fences = []
+    for _ in range(3):
+        with pool.lease("doc") as lease:
+            fences.append(lease.fence)
+    assert fences == [1, 2, 3]
+
+
+def test_two_holders_never_get_the_same_thread(make_pool: MakePool) -> None:
+    pool = make_pool()
+    pool.add_threads("doc", ["thread_a", "thread_b"])
+    first = pool.acquire("doc")
+    second = pool.acquire("doc")
+    assert first.thread_id != second.thread_id
+    with pytest.raises(PoolTimeout, match="'doc'"):
+        pool.acquire("doc", timeout=0)
+    pool.release(first)
+    pool.release(second)
+    assert (pool.stats("doc")).timeouts == 1
+
+
+def test_release_by_a_former_holder_changes_nothing(make_pool: MakePool) -> None:
+    pool = make_pool()
+    pool.add_threads("doc", ["thread_a"])
+    lease = pool.acquire("doc")
+    pool.release(lease)
+    current = pool.acquire("doc")
+    with pytest.raises(LeaseNotOwned, match="'doc'"):
+        pool.release(lease)
+    stats = pool.stats("doc")
+    assert (stats.leased, stats.idle) == (1, 0)
+    pool.release(current)
+
+
+def test_lease_released_by_hand_inside_the_block_is_not_released_twice(
+    make_pool: MakePool,
+) -> None:
+    pool = make_pool()
+    pool.add_threads("doc", ["thread_a"])
+    with pool.lease("doc") as lease:
+        lease.release()
+        assert lease.released
+    assert (pool.stats("doc")).idle == 1
+
+
+def test_an_error_in_the_block_releases_the_lease(
+    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+) -> None:
+    pool = make_pool()
+    pool.add_threads("doc", ["thread_a"])
+    with pytest.raises(ZeroDivisionError):
+        with pool.lease("doc"):
+            _ = 1 / 0
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+def test_unknown_pool_without_factory(make_pool: MakePool) -> None:
+    pool = make_pool()
+    with pytest.raises(UnknownPool, match="'nowhere'"):
+        pool.acquire("nowhere")
+    with pytest.raises(UnknownPool):
+        pool.stats("nowhere")
+
+
+# -- growth ----------------------------------------------------------------------------------
+
+
+def test_pool_grows_through_its_factory_up_to_max_size(
+    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+) -> None:
+    factory = RecordingFactory()
+    pool = make_pool(thread_factory=factory, max_size=3)
+    leases = [pool.acquire("doc") for _ in range(3)]
+    assert sorted(lease.thread_id for lease in leases) == sorted(factory.created)
+    assert all(lease.fence == 1 for lease in leases)
+    with pytest.raises(PoolTimeout):
+        pool.acquire("doc", timeout=0)
+    assert len(factory.created) == 3
+    for lease in leases:
+        pool.release(lease)
+    assert "doc" in pool.pools()
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=3)
+
+
+def test_a_failed_creation_frees_its_slot(
+    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+) -> None:
+    factory = RecordingFactory(fail_first=1)
+    pool = make_pool(thread_factory=factory, max_size=1)
+    with pytest.raises(RuntimeError, match="upstream unavailable"):
+        pool.acquire("doc")
+    assert (pool.stats("doc")).reserved == 0
+    with pool.lease("doc") as lease:
+        assert lease.thread_id == factory.created[0]
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+def test_a_waiter_is_woken_when_a_growth_slot_comes_free(make_pool: MakePool) -> None:
+    pool = make_pool(thread_factory=RecordingFactory(), max_size=1)
+    pool.configure("doc", max_size=1)
+    reserving = make_pool()
+    # Take the only slot by hand, as a grower still creating its thread would.
+    args = ("t" * 32, "h", 1, 0, 0, 1, 60000, 10, 0, 60000, 60000)
+    assert (reserving._store.call("acquire", "doc", *args))[0] == "GROW"
+
+    def waiter() -> int:
+        with pool.lease("doc", timeout=5) as lease:
+            return lease.fence
+
+    woken = Spawned(waiter)
+    eventually(lambda: _waiting(pool, "doc", 1))
+    reserving._store.call("abandon", "doc", "t" * 32, "")  # the grower gives up
+    assert woken.join() == 1
+
+
+def _waiting(pool: ThreadPool, key: str, n: int) -> bool:
+    return (pool.stats(key)).waiting == n
+
+
+# -- waiting ---------------------------------------------------------------------------------
+
+
+def test_a_release_hands_the_thread_to_a_waiter(make_pool: MakePool) -> None:
+    pool = make_pool()
+    pool.add_threads("doc", ["thread_a"])
+    held = pool.acquire("doc")
+
+    def wait_for_it() -> tuple[str, int]:
+        with pool.lease("doc", timeout=5) as lease:
+            return lease.thread_id, lease.fence
+
+    waiter = Spawned(wait_for_it)
+    eventually(lambda: _waiting(pool, "doc", 1))
+    pool.release(held)
+    assert waiter.join() == ("thread_a", 2)
+
+
+def test_waiters_are_served_in_arrival_order(make_pool: MakePool) -> None:
+    pool = make_pool()
+    pool.add_threads("doc", ["thread_a"])
+    held = pool.acquire("doc")
+    served: list[int] = []
+
+    def waiter(i: int) -> None:
+        with pool.lease("doc", timeout=10):
+            served.append(i)
+
+    waiters = []
+    for i in range(6):
+        waiters.append(Spawned(waiter, i))
+        eventually(lambda n=i + 1: _waiting(pool, "doc", n))  # type: ignore[misc]
+    pool.release(held)
+    for w in waiters:
+        w.join()
+    assert served == list(range(6))
+
+
+def test_a_waiter_that_times_out_leaves_nothing(
+    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+) -> None:
+    pool = make_pool()
+    pool.add_threads("doc", ["thread_a"])
+    held = pool.acquire("doc")
+    with pytest.raises(PoolTimeout):
+        pool.acquire("doc", timeout=0.2)
+    stats = pool.stats("doc")
+    assert (stats.waiting, stats.timeouts) == (0, 1)
+    pool.release(held)
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+def test_too_many_waiters(make_pool: MakePool) -> None:
+    pool = make_pool(max_waiters=1)
+    pool.add_threads("doc", ["thread_a"])
+    held = pool.acquire("doc")
+    first = Spawned(pool.acquire, "doc", 5.0)
+    eventually(lambda: _waiting(pool, "doc", 1))
+    with pytest.raises(TooManyWaiters, match="'doc'"):
+        pool.acquire("doc", timeout=5)
+    pool.release(held)
+    pool.release(first.join())
+
+
+def test_threads_added_while_callers_wait_go_to_them(make_pool: MakePool) -> None:
+    pool = make_pool()
+    pool.add_threads("doc", ["thread_a"])
+    held = pool.acquire("doc")
+    waiter = Spawned(pool.acquire, "doc", 5.0)
+    eventually(lambda: _waiting(pool, "doc", 1))
+    pool.add_threads("doc", ["thread_b"])
+    got: Lease = waiter.join()
+    assert got.thread_id == "thread_b"
+    pool.release(got)
+    pool.release(held)
+
+
+# -- expiry, renewal, fencing ----------------------------------------------------------------
+
+
+def test_expired_lease_is_reaped_settled_and_reused(
+    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+) -> None:
+    settler = RecordingSettler()
+    pool = make_pool(settler=settler, lease_ttl=0.3, renew_margin=0.1)
+    pool.add_threads("doc", ["thread_a"])
+    stale = pool.acquire("doc")
+    pause(0.4)
+    assert pool.reap("doc") == 1
+    assert settler.calls == ["thread_a"]
+    stats = pool.stats("doc")
+    assert (stats.reaped, stats.idle, stats.settling) == (1, 1, 0)
+    with pytest.raises(LeaseLost):
+        stale.renew()
+    with pytest.raises(LeaseNotOwned):
+        stale.release()
+    with pool.lease("doc") as fresh:
+        assert fresh.fence == stale.fence + 1
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+def test_acquire_reclaims_expired_leases_when_nothing_is_idle(make_pool: MakePool) -> None:
+    settler = RecordingSettler()
+    pool = make_pool(settler=settler, lease_ttl=0.3, renew_margin=0.1)
+    pool.add_threads("doc", ["thread_a"])
+    pool.acquire("doc")  # never released: its holder "died"
+    pause(0.4)
+    with pool.lease("doc", timeout=2) as lease:
+        assert (lease.thread_id, lease.fence) == ("thread_a", 2)
+    assert settler.calls == ["thread_a"]
+
+
+def test_a_thread_gone_upstream_is_dropped_and_replaced(make_pool: MakePool) -> None:
+    factory = RecordingFactory()
+    pool = make_pool(
+        thread_factory=factory,
+        settler=RecordingSettler(ready=False),
+        lease_ttl=0.3,
+        renew_margin=0.1,
+        max_size=1,
+    )
+    gone = pool.acquire("doc")
+    pause(0.4)
+    with pool.lease("doc", timeout=2) as lease:
+        assert lease.thread_id != gone.thread_id
+    assert (pool.stats("doc")).threads == 1
+    assert len(factory.created) == 2
+
+
+def test_release_after_expiry_is_lost_and_changes_nothing(make_pool: MakePool) -> None:
+    pool = make_pool(lease_ttl=0.3, renew_margin=0.1)
+    pool.add_threads("doc", ["thread_a"])
+    lease = pool.acquire("doc")
+    pause(0.4)
+    with pytest.raises(LeaseLost):
+        pool.release(lease)
+    stats = pool.stats("doc")
+    # Not idle: the thread must be settled (reaped) before anyone gets it again.
+    assert (stats.idle, stats.leased, stats.lost) == (0, 1, 1)
+
+
+def test_renew_and_check_keep_a_lease_alive(make_pool: MakePool) -> None:
+    pool = make_pool(lease_ttl=0.5, renew_margin=0.1)
+    pool.add_threads("doc", ["thread_a"])
+    with pool.lease("doc") as lease:
+        first = lease.deadline
+        for _ in range(4):
+            pause(0.2)
+            lease.renew()
+        assert lease.deadline > first + 0.7
+        lease.renew(ttl=2)
+        assert 1.5 < lease.check() <= 2
+        # Asking for more time than is left renews the lease to the pool's TTL.
+        assert lease.check(min_remaining=3) <= 0.5
+    assert (pool.stats("doc")).lost == 0
+
+
+def test_check_fails_once_the_lease_is_gone(make_pool: MakePool) -> None:
+    pool = make_pool(lease_ttl=0.3, renew_margin=0.1)
+    pool.add_threads("doc", ["thread_a"])
+    lease = pool.acquire("doc")
+    pause(0.4)
+    with pytest.raises(LeaseLost, match="thread_a"):
+        lease.check()
+    pool.reap("doc")
+    with pytest.raises(LeaseLost):
+        lease.check()
+
+
+# -- configuration and validation ------------------------------------------------------------
+
+
+def test_configure_sets_sizes_and_shrinking_retires_idle_threads(
+    make_pool: MakePool,
+) -> None:
+    pool = make_pool()
+    stats = pool.configure("doc", min_size=1, max_size=4, ttl=30)
+    assert (stats.min_size, stats.max_size, stats.lease_ttl) == (1, 4, 30.0)
+    pool.add_threads("doc", ["t1", "t2", "t3", "t4"])
+    held = pool.acquire("doc")
+    stats = pool.configure("doc", min_size=0, max_size=2)
+    assert (stats.threads, stats.retired, stats.max_size) == (2, 2, 2)
+    pool.release(held)  # the pool is at max: the thread comes back
+    stats = pool.configure("doc", max_size=1)
+    assert (stats.threads, stats.retired) == (1, 3)
+
+
+def test_configure_rejects_bad_values_before_writing(
+    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+) -> None:
+    pool = make_pool()
+    bad: list[dict[str, Any]] = [
+        {"min_size": 3, "max_size": 2},
+        {"max_size": 0},
+        {"min_size": -1},
+        {"max_size": 2.5},
+        {"max_size": True},
+        {"ttl": 0},
+        {"ttl": float("nan")},
+        {"ttl": 5.0},  # not above the default renew margin of 15 s
+    ]
+    for kwargs in bad:
+        with pytest.raises(InvalidArgument):
+            pool.configure("doc", **kwargs)
+    pool.configure("doc", max_size=2)
+    with pytest.raises(InvalidArgument, match="min_size 5 above max_size 2"):
+        pool.configure("doc", min_size=5)
+    assert (pool.stats("doc")).min_size == 0
+    assert redis_client.hget(PoolKeys.of(thread_pool_prefix, "doc").meta, "max_size") == "2"
+
+
+@pytest.mark.parametrize(
+    "key", ["", "x" * 201, "a b", "doc{1}", "-lead", "tab\t", "ünï", "new\nline"]
+)
+def test_bad_pool_keys_are_refused_before_anything_is_written(
+    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str, key: str
+) -> None:
+    pool = make_pool(thread_factory=RecordingFactory())
+    with pytest.raises(InvalidPoolKey):
+        pool.acquire(key)
+    with pytest.raises(InvalidPoolKey):
+        pool.add_threads(key, ["thread_a"])
+    with pytest.raises(InvalidPoolKey):
+        pool.configure(key, max_size=2)
+    assert list(redis_client.scan_iter(match=f"{thread_pool_prefix}:*")) == []
+
+
+def test_bad_arguments_are_refused(make_pool: MakePool) -> None:
+    pool = make_pool()
+    with pytest.raises(InvalidPoolKey):
+        pool.acquire(42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument):
+        pool.add_threads("doc", ["bad|id"])
+    with pytest.raises(InvalidArgument):
+        pool.add_threads("doc", [""])
+    with pytest.raises(InvalidArgument):
+        pool.acquire("doc", timeout=-1)
+    pool.add_threads("doc", ["thread_a"])
+    with pool.lease("doc") as lease:
+        with pytest.raises(InvalidArgument):
+            lease.renew(ttl=0)
+
+
+def test_adding_beyond_max_size_adds_nothing(make_pool: MakePool) -> None:
+    pool = make_pool(max_size=2)
+    assert pool.add_threads("doc", ["t1", "t1"]) == 1
+    with pytest.raises(PoolFull, match="'doc'"):
+        pool.add_threads("doc", ["t2", "t3"])
+    assert pool.add_threads("doc", ["t1", "t2"]) == 1
+    assert (pool.stats("doc")).threads == 2
+
+
+def test_invalid_settings_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THREAD_POOL_LEASE_TTL", "-1")
+    with pytest.raises(InvalidSettings, match="THREAD_POOL_LEASE_TTL"):
+        ThreadPool()
+    monkeypatch.setenv("THREAD_POOL_LEASE_TTL", "10")
+    with pytest.raises(InvalidSettings, match="renew_margin"):
+        ThreadPool(renew_margin=20)
+    with pytest.raises(InvalidSettings, match="THREAD_POOL_MAX_SIZE"):
+        ThreadPool(max_size=0)
+    with pytest.raises(InvalidSettings, match="THREAD_POOL_KEY_PREFIX"):
+        ThreadPool(key_prefix="bad{prefix}")
+
+
+# -- failures of the store -------------------------------------------------------------------
+
+
+def test_unreachable_redis_is_a_clear_error(make_pool: MakePool) -> None:
+    pool = make_pool(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreUnavailable, match="redis unavailable"):
+        pool.add_threads("doc", ["thread_a"])
+
+
+def test_corrupt_state_is_a_clear_error(
+    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+) -> None:
+    pool = make_pool()
+    redis_client.set(PoolKeys.of(thread_pool_prefix, "doc").meta, "not a hash")
+    with pytest.raises(CorruptState, match="'doc'"):
+        pool.acquire("doc", timeout=0)
+
+
+def test_a_closed_pool_grants_nothing(make_pool: MakePool) -> None:
+    pool = make_pool()
+    pool.close()
+    with pytest.raises(PoolClosed):
+        pool.acquire("doc")
+
+
+def test_reap_without_key_covers_every_pool(make_pool: MakePool) -> None:
+    pool = make_pool(lease_ttl=0.3, renew_margin=0.1)
+    for key in ("doc-1", "doc-2"):
+        pool.add_threads(key, ["thread_a"])
+        pool.acquire(key)
+    pause(0.4)
+    assert pool.reap() == 2
+    assert sorted(pool.pools()) == ["doc-1", "doc-2"]
