@@ -1,0 +1,116 @@
+"""``python -m thread_pool.emulator --port 8089 [--latency 0.5 | 0.2-0.8] [--fault-rate R] ...``
+
+Serves the emulator in the foreground and prints the base URL to give the SDK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+
+from thread_pool.emulator.app import create_app
+from thread_pool.emulator.config import EmulatorConfig, parse_latency, spread_fault_rate
+from thread_pool.emulator.service import Emulator
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a rate is in [0, 1], got {text}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m thread_pool.emulator",
+        description="Serve an emulator of the OpenAI Assistants and Conversations/Responses APIs.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8089, help="0 picks a free port")
+    parser.add_argument(
+        "--latency", default="0.5", help="seconds per run: fixed (0.5) or a range (0.2-0.8)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of latency and faults")
+    parser.add_argument(
+        "--fault-rate",
+        type=_rate,
+        default=0.0,
+        help="share of requests answered 500/503/429 and of runs ending failed/expired/stuck",
+    )
+    for name, what in (
+        ("http-500", "requests answered HTTP 500"),
+        ("http-503", "requests answered HTTP 503"),
+        ("http-429", "requests answered HTTP 429 with Retry-After"),
+        ("run-failed", "runs ending failed (server_error)"),
+        ("run-expired", "runs ending expired"),
+        ("run-stuck", "runs stuck in_progress until cancelled"),
+    ):
+        parser.add_argument(f"--{name}", type=_rate, default=None, help=f"share of {what}")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of a 429 (s)")
+    parser.add_argument("--run-ttl", type=float, default=600.0, help="run expiry (s), upstream 600")
+    parser.add_argument("--poll-after-ms", type=int, default=None, help="openai-poll-after-ms")
+    parser.add_argument("--api-key", default=None, help="require this key (401 otherwise)")
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    """The :class:`EmulatorConfig` the command line asks for."""
+    low, high = parse_latency(args.latency)
+    fields: dict[str, Any] = spread_fault_rate(args.fault_rate)
+    for name in ("http_500", "http_503", "http_429", "run_failed", "run_expired", "run_stuck"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
+    return EmulatorConfig(
+        latency_min=low,
+        latency_max=high,
+        seed=args.seed,
+        retry_after=args.retry_after,
+        run_ttl=args.run_ttl,
+        poll_after_ms=args.poll_after_ms,
+        api_key=args.api_key,
+        **fields,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve until interrupted."""
+    args = parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(Emulator(config)),
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            backlog=4096,
+            timeout_keep_alive=30,
+        )
+    )
+
+    original_startup = server.startup
+
+    async def startup(sockets: Any = None) -> None:
+        await original_startup(sockets)
+        # Report the real port (``--port 0``) once the socket is bound.
+        port = args.port
+        for listener in server.servers:
+            for sock in listener.sockets:
+                port = sock.getsockname()[1]
+        print(f"emulator listening; base_url=http://{args.host}:{port}/v1", flush=True)
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run()
+
+
+if __name__ == "__main__":
+    main()

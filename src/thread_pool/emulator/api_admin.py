@@ -1,0 +1,79 @@
+"""Introspection and control routes, outside ``/v1`` (no API key, no injected faults).
+
+``GET  /_emulator/health``            → ``{"ok": true}``
+``GET  /_emulator/stats``             → counters (see :meth:`Emulator.stats`)
+``GET  /_emulator/peaks``             → ``{"peaks": {owner_id: peak_active}}``
+``GET  /_emulator/writes/{owner_id}`` → ``{"id": owner_id, "writes": [{seq, at, op, object_id,
+metadata}]}``
+``GET  /_emulator/config``            → the configuration
+``POST /_emulator/config``            → change it (JSON fields of ``EmulatorConfig``, plus
+``latency`` and ``fault_rate`` shorthands); returns it
+``POST /_emulator/reset``             → clear state and counters, restart fault sequences, back
+to the start configuration plus the JSON body's changes; returns the configuration
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from thread_pool.emulator.endpoints import json_response
+from thread_pool.emulator.service import Emulator
+
+Json = dict[str, Any]
+
+
+async def _changes(request: Request) -> Json:
+    raw = await request.body()
+    data = json.loads(raw) if raw.strip() else {}
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    return data
+
+
+def routes(emulator: Emulator) -> list[Route]:
+    """The introspection routes bound to ``emulator``."""
+
+    async def health(request: Request) -> Response:
+        return json_response({"ok": True})
+
+    async def stats(request: Request) -> Response:
+        return json_response(emulator.stats())
+
+    async def peaks(request: Request) -> Response:
+        return json_response({"peaks": emulator.peaks()})
+
+    async def writes(request: Request) -> Response:
+        owner = request.path_params["owner_id"]
+        return json_response({"id": owner, "writes": emulator.writes(owner)})
+
+    async def get_config(request: Request) -> Response:
+        return json_response(emulator.config.to_dict())
+
+    async def set_config(request: Request) -> Response:
+        try:
+            config = emulator.configure(**await _changes(request))
+        except (TypeError, ValueError) as error:
+            return json_response({"error": str(error)}, 400)
+        return json_response(config.to_dict())
+
+    async def reset(request: Request) -> Response:
+        try:
+            config = emulator.reset(**await _changes(request))
+        except (TypeError, ValueError) as error:
+            return json_response({"error": str(error)}, 400)
+        return json_response(config.to_dict())
+
+    return [
+        Route("/_emulator/health", health, methods=["GET"]),
+        Route("/_emulator/stats", stats, methods=["GET"]),
+        Route("/_emulator/peaks", peaks, methods=["GET"]),
+        Route("/_emulator/writes/{owner_id}", writes, methods=["GET"]),
+        Route("/_emulator/config", get_config, methods=["GET"]),
+        Route("/_emulator/config", set_config, methods=["POST"]),
+        Route("/_emulator/reset", reset, methods=["POST"]),
+    ]

@@ -1,0 +1,97 @@
+"""The wrapper every ``/v1`` route goes through: counting, API key, injected faults, errors.
+
+Faults are decided before the handler runs, so an injected 500/503/429 never changes state
+(a client may safely retry it).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from thread_pool.emulator import errors
+from thread_pool.emulator.service import Emulator
+
+Json = dict[str, Any]
+Handler = Callable[[Emulator, Request, Json], Awaitable[Json]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def json_response(body: Json, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A compact JSON response."""
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return Response(content, status, headers, media_type="application/json")
+
+
+def _check_key(emulator: Emulator, request: Request) -> None:
+    expected = emulator.config.api_key
+    if expected is None:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise errors.missing_api_key()
+    if given.strip() != expected:
+        raise errors.wrong_api_key(given.strip())
+
+
+def _inject_fault(emulator: Emulator) -> None:
+    config = emulator.config
+    fault = emulator.core.planner.request_fault(config)
+    if fault is None:
+        return
+    emulator.core.stats.fault(fault)
+    if fault == "http_500":
+        raise errors.server_error()
+    if fault == "http_503":
+        raise errors.overloaded()
+    raise errors.rate_limited(config.retry_after)
+
+
+async def _body(request: Request) -> Json:
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return {}
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise errors.bad_json() from None
+    if not isinstance(body, dict):
+        raise errors.bad_json()
+    return body
+
+
+def endpoint(emulator: Emulator, name: str, handler: Handler) -> Endpoint:
+    """Wrap ``handler`` as the route ``name`` (``"POST /v1/threads/{thread_id}/runs"``)."""
+
+    async def serve(request: Request) -> Response:
+        stats = emulator.core.stats
+        stats.begin(name)
+        headers = {
+            "x-request-id": f"req_{uuid.uuid4().hex}",
+            "openai-poll-after-ms": str(emulator.config.effective_poll_after_ms),
+        }
+        status = 500
+        try:
+            _check_key(emulator, request)
+            _inject_fault(emulator)
+            body = await _body(request)
+            result = await handler(emulator, request, body)
+            status = 200
+            return json_response(result, 200, headers)
+        except errors.ApiError as error:
+            if isinstance(error, errors.LockError):
+                stats.lock_error(error.kind)
+            status = error.status
+            return json_response(error.body(), error.status, {**headers, **error.headers})
+        finally:
+            stats.end(status)
+
+    return serve
