@@ -17,7 +17,10 @@ def assert_quiet(client: redis.Redis, prefix: str, key: str, threads: int | None
     assert client.llen(k.waiters) == 0, client.lrange(k.waiters, 0, -1)
     assert client.zcard(k.reserved) == 0, client.zrange(k.reserved, 0, -1)
     assert client.zcard(k.settling) == 0, client.zrange(k.settling, 0, -1)
+    assert client.hlen(k.claims) == 0, client.hgetall(k.claims)
     assert list(client.scan_iter(match=f"{k.base}w:*")) == []
     assert client.zcard(k.idle) == registered
     if threads is not None:
         assert registered == threads
+    else:
+        assert registered <= 1

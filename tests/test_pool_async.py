@@ -211,7 +211,7 @@ async def test_a_waiter_is_woken_when_a_growth_slot_comes_free(make_pool: MakePo
 
     woken = Spawned(waiter)
     await eventually(lambda: _waiting(pool, "doc", 1))
-    await reserving._store.call("abandon", "doc", "t" * 32, "")  # the grower gives up
+    await reserving._store.call("abandon", "doc", "t" * 32)  # the grower gives up
     assert await woken.join() == 1
 
 

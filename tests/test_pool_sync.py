@@ -213,7 +213,7 @@ def test_a_waiter_is_woken_when_a_growth_slot_comes_free(make_pool: MakePool) ->
 
     woken = Spawned(waiter)
     eventually(lambda: _waiting(pool, "doc", 1))
-    reserving._store.call("abandon", "doc", "t" * 32, "")  # the grower gives up
+    reserving._store.call("abandon", "doc", "t" * 32)  # the grower gives up
     assert woken.join() == 1
 
 

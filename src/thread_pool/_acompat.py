@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -26,6 +27,22 @@ async def shield(aw: Awaitable[T]) -> T:
             except asyncio.CancelledError:
                 continue
         raise
+
+
+@contextlib.contextmanager
+def keep_cancellation() -> Iterator[None]:
+    """Give back a cancellation that the Redis client swallowed.
+
+    redis-py's asyncio client (seen with 8.1) can let a command that is cancelled in flight
+    complete and return normally, the cancellation lost; the caller would then go on as if it had
+    never been cancelled. If the task was cancelled while the block ran and the block still
+    ended normally, raise the cancellation here, after the command's effect is known.
+    """
+    task = asyncio.current_task()
+    before = task.cancelling() if task is not None else 0
+    yield
+    if task is not None and task.cancelling() > before:
+        raise asyncio.CancelledError
 
 
 def holder_name() -> str:

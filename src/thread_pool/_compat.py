@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
+from collections.abc import Iterator
 
 _HOST = socket.gethostname()
+
+
+@contextlib.contextmanager
+def keep_cancellation() -> Iterator[None]:
+    """Blocking calls lose no cancellation (see ``_acompat.keep_cancellation``)."""
+    yield
 
 
 def holder_name() -> str:

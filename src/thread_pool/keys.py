@@ -67,6 +67,15 @@ class PoolKeys:
         """List: thread ids removed from the pool that may still exist upstream."""
         return self.base + "retired"
 
+    @property
+    def claims(self) -> str:
+        """Hash: thread id being settled -> token of the caller that claimed it."""
+        return self.base + "claims"
+
+    def tombstone(self, token: str) -> str:
+        """Marks a token whose acquire was abandoned, so a late command of it takes nothing."""
+        return f"{self.base}x:{token}"
+
     def mailbox(self, ticket: str) -> str:
         """List a waiter blocks on; a release pushes the grant into it."""
         return f"{self.base}w:{ticket}"
@@ -83,6 +92,7 @@ class PoolKeys:
             self.waiters,
             self.reserved,
             self.retired,
+            self.claims,
         ]
 
 

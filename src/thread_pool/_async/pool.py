@@ -109,7 +109,6 @@ class AsyncThreadPool:
         give_up = time.monotonic() + wait
         token = secrets.token_hex(16)
         holder = holder_name()
-        queued = ""  # our entry in the waiters' queue while we are in it
         if self._factory is not None:
             await self._register(key)
         try:
@@ -144,8 +143,7 @@ class AsyncThreadPool:
                     continue
                 if word == "WAIT":
                     queued = text(rest[1])
-                    waited = await self._wait(key, token, queued, give_up)
-                    queued = ""
+                    waited = await self._wait(key, token, queued, give_up, integers(rest[2:])[0])
                     if waited is not None:
                         return waited
                     continue
@@ -156,6 +154,8 @@ class AsyncThreadPool:
                         f"pool {key!r} already has {integers(rest)[0]} waiters "
                         f"(max_waiters={self.settings.max_waiters})"
                     )
+                if word == "ABANDONED":
+                    raise CorruptState(f"pool {key!r} saw this acquire as abandoned")
                 if word == "NOPOOL":
                     raise UnknownPool(
                         f"unknown pool {key!r}: register threads with add_threads() or give the "
@@ -167,7 +167,7 @@ class AsyncThreadPool:
         except BaseException:
             # Cancelled or failed anywhere above: a script may have granted, queued or reserved
             # something for our token without our seeing the reply. Undo all of it.
-            await shield(self._abandon(key, token, queued))
+            await shield(self._abandon(key, token))
             raise
 
     async def release(self, lease: AsyncLease) -> None:
@@ -325,9 +325,7 @@ class AsyncThreadPool:
         total = 0
         for pool_key in keys:
             while True:
-                claimed = strings(
-                    await self._store.call("reap", pool_key, 100, _ms(self.settings.settle_timeout))
-                )
+                claimed = (await self._reap_once(pool_key))[1]
                 if not claimed:
                     break
                 total += len(claimed)
@@ -370,12 +368,29 @@ class AsyncThreadPool:
     def _leased(self, key: str, token: str, g: Grant, asked_at: float) -> AsyncLease:
         return AsyncLease(self, key, g.thread_id, token, g.fence, g.deadline_ms, g.ttl_ms, asked_at)
 
-    async def _wait(self, key: str, token: str, queued: str, give_up: float) -> AsyncLease | None:
+    async def _wait(
+        self, key: str, token: str, queued: str, give_up: float, next_ms: int
+    ) -> AsyncLease | None:
         """Block on our mailbox until a thread is handed to us (a lease), a growth slot came free
-        (None: ask again), or time runs out (``PoolTimeout``)."""
-        message = await self._store.wait_mailbox(key, token, give_up - time.monotonic())
-        received_at = time.monotonic()
-        if message is None:
+        (None: ask again), or time runs out (``PoolTimeout``). While waiting, wake when a lease
+        is due to expire and reclaim it: its holder may be dead, and nobody else may be asking."""
+        while True:
+            left = give_up - time.monotonic()
+            step = left if next_ms < 0 else min(left, next_ms / 1000 + 0.001)
+            message = await self._store.wait_mailbox(key, token, step)
+            received_at = time.monotonic()
+            if message == "R":
+                return None
+            if message is not None:
+                # Granted when the releaser ran, a moment before we read it: the hand-off takes
+                # well under a millisecond, so the receipt time stands in for the grant time.
+                return self._leased(key, token, mailbox_grant(message), received_at)
+            if received_at < give_up:
+                # A lease is due: reclaim it; settled, it goes to the oldest waiter (maybe us).
+                next_ms, claimed = await self._reap_once(key)
+                if claimed:
+                    await self._settle(key, claimed)
+                continue
             # Out of time; a hand-off may still have raced in, and then it is ours.
             word, rest = outcome(await self._store.call("take_wait", key, token, queued))
             if word == "GRANTED":
@@ -383,14 +398,12 @@ class AsyncThreadPool:
             if word == "RETRY":
                 return None
             raise PoolTimeout(f"no thread of pool {key!r} became free in time")
-        if message == "R":
-            return None
-        g = mailbox_grant(message)
-        # Granted when the releaser ran, a moment before we read it: the hand-off takes well under
-        # a millisecond, so the receipt time stands in for the grant time.
-        return AsyncLease(
-            self, key, g.thread_id, token, g.fence, g.deadline_ms, g.ttl_ms, received_at
-        )
+
+    async def _reap_once(self, key: str) -> tuple[int, list[str]]:
+        """Claim up to 100 expired leases of pool ``key``; also the ms until the next is due."""
+        token = secrets.token_hex(16)
+        reply = await self._store.call("reap", key, 100, _ms(self.settings.settle_timeout), token)
+        return integers(reply[:1])[0], strings(reply[1:])
 
     async def _grow(self, key: str, token: str, holder: str) -> AsyncLease | None:
         """Create a thread in the slot reserved for ``token`` and lease it to ourselves. None when
@@ -402,6 +415,8 @@ class AsyncThreadPool:
         if word == "GRANTED":
             logger.info("pool %r grew by thread %s", key, thread_id)
             return self._lease(key, token, rest, asked_at)
+        if word == "ABANDONED":
+            raise CorruptState(f"pool {key!r} saw this growth as abandoned")
         if word == "DUPLICATE":
             raise CorruptState(
                 f"the thread factory of pool {key!r} returned {thread_id!r}, already in the pool"
@@ -439,9 +454,9 @@ class AsyncThreadPool:
                     await shield(self._store.call("settled", key, thread_id, "retry", 0))
             raise
 
-    async def _abandon(self, key: str, token: str, queued: str) -> None:
+    async def _abandon(self, key: str, token: str) -> None:
         try:
-            await self._store.call("abandon", key, token, queued)
+            await self._store.call("abandon", key, token)
         except Exception:
             logger.exception("pool %r: could not undo an interrupted acquire", key)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis.asyncio as redis
 from redis.commands.core import AsyncScript
 
 from thread_pool import scripts
+from thread_pool._acompat import keep_cancellation
 from thread_pool.keys import PoolKeys, registry_key
 from thread_pool.store_errors import mapped
 
@@ -23,6 +25,8 @@ class AsyncStore:
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(scripts.source(name)) for name in scripts.NAMES
         }
+        socket_timeout = _socket_timeout(client)
+        self._block_slice = 0.8 * socket_timeout if socket_timeout else 3600.0
 
     def keys(self, key: str) -> PoolKeys:
         """The Redis keys of pool ``key``."""
@@ -30,22 +34,30 @@ class AsyncStore:
 
     async def call(self, name: str, key: str, *args: str | int | float) -> Any:
         """Run script ``name`` on pool ``key``."""
-        with mapped(f"{name} on pool {key!r}"):
+        with keep_cancellation(), mapped(f"{name} on pool {key!r}"):
             return await self._scripts[name](keys=self.keys(key).all_fixed(), args=list(args))
 
     async def wait_mailbox(self, key: str, ticket: str, timeout: float) -> str | None:
         """Block until a message reaches the waiter's mailbox, or ``timeout`` seconds pass."""
-        with mapped(f"wait on pool {key!r}"):
-            # BLPOP's timeout has a 1 ms floor; 0 would mean "forever".
-            got = await self.client.blpop([self.keys(key).mailbox(ticket)], max(timeout, 0.001))
-        if got is None:
-            return None
-        value = got[1]
-        return value.decode() if isinstance(value, bytes) else str(value)
+        box = self.keys(key).mailbox(ticket)
+        give_up = time.monotonic() + timeout
+        while True:
+            left = give_up - time.monotonic()
+            # One BLPOP may not outlast the client's socket timeout, so long waits block in
+            # slices; a message wakes the waiter at once whichever slice it is in. The 1 ms floor
+            # matters: a BLPOP timeout of 0 would block forever.
+            step = max(min(left, self._block_slice), 0.001)
+            with keep_cancellation(), mapped(f"wait on pool {key!r}"):
+                got = await self.client.blpop([box], step)
+            if got is not None:
+                value = got[1]
+                return value.decode() if isinstance(value, bytes) else str(value)
+            if left <= step:
+                return None
 
     async def register_pool(self, key: str) -> None:
         """Remember ``key`` in the registry of pools (for ``reap()`` and listing)."""
-        with mapped(f"register pool {key!r}"):
+        with keep_cancellation(), mapped(f"register pool {key!r}"):
             await self.client.sadd(registry_key(self.prefix), key)
 
     async def pool_keys(self) -> list[str]:
@@ -57,3 +69,14 @@ class AsyncStore:
     async def aclose(self) -> None:
         """Close the client's connections."""
         await self.client.aclose()
+
+
+def _socket_timeout(client: Any) -> float | None:
+    """The client's read timeout (None: it waits forever), as far as it can be found out."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", {})
+    for name in ("socket_timeout", "orig_socket_timeout"):
+        if name in kwargs:
+            value = kwargs[name]
+            return None if value is None else float(value)
+    return 5.0  # redis-py's default, and a cluster client's

@@ -10,11 +10,14 @@
 --   KEYS[7] waiters   list    FIFO of "ticket|deadline_ms|holder"
 --   KEYS[8] reserved  zset    growth reservation ticket -> deadline (ms)
 --   KEYS[9] retired   list    thread ids taken out of the pool that may still exist upstream
--- A waiter's mailbox "<base>w:<ticket>" carries the same hash tag, so it is in the same slot.
+--   KEYS[10] claims   hash    thread id being settled -> token of the caller that claimed it
+-- A waiter's mailbox "<base>w:<ticket>" and an abandoned token's tombstone "<base>x:<token>"
+-- carry the same hash tag, so they are in the same slot.
 -- Time is always Redis server time, never a client clock.
 
 local K_META, K_THREADS, K_IDLE, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_HOLDS, K_SETTLING, K_WAITERS, K_RESERVED, K_RETIRED = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_CLAIMS = KEYS[10]
 local BASE = string.sub(K_META, 1, -5) -- strip "meta"
 
 local t = redis.call('TIME')
@@ -22,6 +25,16 @@ local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local function mailbox(ticket)
   return BASE .. 'w:' .. ticket
+end
+
+-- A caller cancelled mid-acquire leaves a tombstone, so that a command of its that was still in
+-- flight (sent on a connection that was then dropped) cannot take anything after the clean-up.
+local function tombstone(token)
+  return BASE .. 'x:' .. token
+end
+
+local function abandoned(token)
+  return redis.call('EXISTS', tombstone(token)) == 1
 end
 
 -- Split "a|b|rest" into a, b, rest; the last field may itself contain "|".
@@ -118,14 +131,18 @@ local function wake_one()
   end
 end
 
--- Reclaim up to `limit` expired leases and stale settling claims, claiming them for the caller to
+-- Reclaim up to `limit` expired leases and stale settling claims, claiming them for `token` to
 -- settle; drop expired growth reservations. Returns the claimed thread ids.
-local function claim_expired(limit, settle_ms)
+local function claim_expired(limit, settle_ms, token)
   local claimed = {}
   local expired = redis.call('ZRANGE', K_LEASES, '-inf', NOW, 'BYSCORE', 'LIMIT', 0, limit)
   for _, thread in ipairs(expired) do
+    -- A thread handed to a waiter that died sits unread in its mailbox: clear that too.
+    local hold = redis.call('HGET', K_HOLDS, thread)
+    if hold then
+      redis.call('DEL', mailbox(token_of(hold)))
+    end
     unlease(thread)
-    redis.call('ZADD', K_SETTLING, NOW + settle_ms, thread)
     redis.call('HINCRBY', K_META, 'reaped', 1)
     claimed[#claimed + 1] = thread
   end
@@ -133,9 +150,12 @@ local function claim_expired(limit, settle_ms)
     local stale = redis.call('ZRANGE', K_SETTLING, '-inf', NOW, 'BYSCORE', 'LIMIT', 0,
       limit - #claimed)
     for _, thread in ipairs(stale) do
-      redis.call('ZADD', K_SETTLING, NOW + settle_ms, thread)
       claimed[#claimed + 1] = thread
     end
+  end
+  for _, thread in ipairs(claimed) do
+    redis.call('ZADD', K_SETTLING, NOW + settle_ms, thread)
+    redis.call('HSET', K_CLAIMS, thread, token)
   end
   if redis.call('ZREMRANGEBYSCORE', K_RESERVED, '-inf', NOW) > 0 then
     wake_one()
@@ -153,4 +173,20 @@ local function live_waiters()
     end
   end
   return n
+end
+
+-- Milliseconds until the next lease expires or settling claim lapses (-1: none). A waiter wakes
+-- then to reclaim it, since nobody else may be calling acquire to do so.
+local function next_expiry()
+  local soonest = -1
+  for _, set in ipairs({K_LEASES, K_SETTLING}) do
+    local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+    if first[1] then
+      local due = math.max(tonumber(first[2]) - NOW, 0)
+      if soonest < 0 or due < soonest then
+        soonest = due
+      end
+    end
+  end
+  return soonest
 end

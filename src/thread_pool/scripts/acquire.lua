@@ -15,11 +15,16 @@
 --   {"GRANTED", thread, fence, deadline_ms, ttl_ms}
 --   {"SETTLE", thread...}      expired threads claimed for the caller to settle; then ask again
 --   {"GROW", ticket}           a slot is reserved: create a thread, then register it
---   {"WAIT", ticket, entry}    queued: block on the mailbox of the ticket
+--   {"WAIT", ticket, entry, next_ms}  queued: block on the ticket's mailbox, waking after next_ms
+--                                     (if not -1) to reclaim a lease that will have expired
 --   {"FULL", waiting}          too many waiters
 --   {"TIMEOUT"}                nothing free and wait_ms is 0
 --   {"NOPOOL"}                 unknown pool and create is "0"
+--   {"ABANDONED"}              this token was abandoned: its caller is gone
 local token, holder = ARGV[1], ARGV[2]
+if abandoned(token) then
+  return {'ABANDONED'}
+end
 if not ensure_pool(ARGV[4], ARGV[5], ARGV[6], ARGV[7]) then
   return {'NOPOOL'}
 end
@@ -30,7 +35,7 @@ if best[1] then
   return {'GRANTED', best[1], fence, deadline, ttl}
 end
 
-local claimed = claim_expired(16, tonumber(ARGV[11]))
+local claimed = claim_expired(16, tonumber(ARGV[11]), token)
 if #claimed > 0 then
   return {'SETTLE', unpack(claimed)}
 end
@@ -57,4 +62,4 @@ if redis.call('LLEN', K_WAITERS) >= max_waiters then
 end
 local entry = token .. '|' .. (NOW + wait_ms) .. '|' .. holder
 redis.call('RPUSH', K_WAITERS, entry)
-return {'WAIT', token, entry}
+return {'WAIT', token, entry, next_expiry()}

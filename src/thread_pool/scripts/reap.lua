@@ -2,5 +2,8 @@
 -- KEYS: the pool's keys (see _common.lua)
 -- ARGV[1] limit
 -- ARGV[2] settle_ms   how long the caller's claim lasts before another reaper may take it over
--- Returns the claimed thread ids.
-return claim_expired(tonumber(ARGV[1]), tonumber(ARGV[2]))
+-- ARGV[3] token       the caller's token (an abandoned caller's claims are given up)
+-- Returns {next_ms, thread...}: the claimed thread ids, after the time until the next expiry
+-- (-1: none), for waiters that reap while they wait.
+local claimed = claim_expired(tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])
+return {next_expiry(), unpack(claimed)}

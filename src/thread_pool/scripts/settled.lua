@@ -9,6 +9,7 @@ local thread, result = ARGV[1], ARGV[2]
 if not redis.call('ZSCORE', K_SETTLING, thread) then
   return {'NOTCLAIMED'}
 end
+redis.call('HDEL', K_CLAIMS, thread)
 if result == 'retry' then
   redis.call('ZADD', K_SETTLING, NOW, thread)
   return {'RETRY'}
