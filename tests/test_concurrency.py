@@ -1,0 +1,142 @@
+"""Many processes and tasks at once: leases stay exclusive, the pool stays within max_size, and
+crashed holders or waiters leak nothing. Evidence is checked by ``tests.checker``."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+import redis
+
+from tests import workers
+from tests.checker import Hold, violations
+from tests.checks import assert_quiet
+from thread_pool import ThreadPool
+
+PROCESSES = 8
+TASKS = 25
+CYCLES = 4
+POOL_SIZE = 4
+
+spawn = multiprocessing.get_context("spawn")
+
+
+def test_checker_sees_overlaps_and_repeated_fences() -> None:
+    fine = [Hold("t", 1, 0, 10, "a"), Hold("t", 2, 10, 20, "b"), Hold("u", 1, 5, 15, "c")]
+    assert violations(fine) == []
+    overlapping = [Hold("t", 1, 0, 10, "a"), Hold("t", 2, 9, 20, "b")]
+    assert "started" in violations(overlapping)[0]
+    repeated = [Hold("t", 1, 0, 10, "a"), Hold("t", 1, 20, 30, "b")]
+    assert "granted twice" in violations(repeated)[0]
+    # Fences out of time order: the later grant held the thread first.
+    reordered = [Hold("t", 2, 0, 10, "a"), Hold("t", 1, 20, 30, "b")]
+    assert violations(reordered) != []
+
+
+@pytest.mark.slow
+def test_many_processes_and_tasks_never_share_a_thread(
+    thread_pool_redis_url: str, thread_pool_prefix: str, redis_client: redis.Redis
+) -> None:
+    key = "stress"
+    procs = []
+    for i in range(PROCESSES):
+        target = workers.async_worker if i % 2 == 0 else workers.sync_worker
+        args = (thread_pool_redis_url, thread_pool_prefix, key, TASKS, CYCLES, POOL_SIZE)
+        procs.append(spawn.Process(target=target, args=args))
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=240)
+        assert p.exitcode == 0, f"worker {p.pid} exited with {p.exitcode}"
+
+    holds = [
+        Hold.decode(str(line))
+        for line in redis_client.lrange(workers.evidence_key(thread_pool_prefix), 0, -1)
+    ]
+    assert len(holds) == PROCESSES * TASKS * CYCLES
+    assert violations(holds) == []
+    assert redis_client.get(workers.overlap_key(thread_pool_prefix)) is None
+    created = redis_client.lrange(workers.created_key(thread_pool_prefix), 0, -1)
+    # Growth raced from 8 processes at once and still stopped at max_size.
+    assert len(created) == POOL_SIZE
+    assert {h.thread_id for h in holds} == set(created)
+    with ThreadPool(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as pool:
+        stats = pool.stats(key)
+    assert stats.granted == len(holds)
+    assert (stats.threads, stats.idle, stats.timeouts, stats.lost) == (POOL_SIZE, POOL_SIZE, 0, 0)
+    assert_quiet(redis_client, thread_pool_prefix, key, threads=POOL_SIZE)
+
+
+def _pid(proc: multiprocessing.process.BaseProcess) -> int:
+    assert proc.pid is not None
+    return proc.pid
+
+
+def _wait_for(check: object, timeout: float = 20.0) -> None:
+    assert callable(check)
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def test_a_killed_holder_loses_its_thread_to_the_next_caller(
+    thread_pool_redis_url: str, thread_pool_prefix: str, redis_client: redis.Redis
+) -> None:
+    key = "crash"
+    with ThreadPool(
+        redis_url=thread_pool_redis_url,
+        key_prefix=thread_pool_prefix,
+        lease_ttl=1,
+        renew_margin=0.2,
+    ) as pool:
+        pool.add_threads(key, ["thread_only"])
+        pool.configure(key, ttl=1)
+        ready = f"{thread_pool_prefix}:check:ready"
+        proc = spawn.Process(
+            target=workers.hold_forever,
+            args=(thread_pool_redis_url, thread_pool_prefix, key, ready),
+        )
+        proc.start()
+        _wait_for(lambda: redis_client.exists(ready))
+        os.kill(_pid(proc), signal.SIGKILL)
+        proc.join()
+        assert redis_client.get(ready) == "thread_only 1"
+        # The next caller waits out the dead holder's TTL, then gets the thread with a new fence.
+        with pool.lease(key, timeout=5) as lease:
+            assert (lease.thread_id, lease.fence) == ("thread_only", 2)
+        stats = pool.stats(key)
+        assert (stats.reaped, stats.idle) == (1, 1)
+    assert_quiet(redis_client, thread_pool_prefix, key, threads=1)
+
+
+def test_a_thread_handed_to_a_waiter_that_died_comes_back(
+    thread_pool_redis_url: str, thread_pool_prefix: str, redis_client: redis.Redis
+) -> None:
+    key = "vanished"
+    with ThreadPool(
+        redis_url=thread_pool_redis_url,
+        key_prefix=thread_pool_prefix,
+        lease_ttl=1,
+        renew_margin=0.2,
+    ) as pool:
+        pool.add_threads(key, ["thread_only"])
+        pool.configure(key, ttl=1)
+        held = pool.acquire(key)
+        proc = spawn.Process(
+            target=workers.wait_forever, args=(thread_pool_redis_url, thread_pool_prefix, key)
+        )
+        proc.start()
+        _wait_for(lambda: pool.stats(key).waiting == 1)
+        os.kill(_pid(proc), signal.SIGKILL)
+        proc.join()
+        # The waiter's ticket is still live, so the release hands the thread to it...
+        pool.release(held)
+        assert pool.stats(key).leased == 1
+        # ...and once that lease runs out, the thread comes back to the living.
+        with pool.lease(key, timeout=5) as lease:
+            assert (lease.thread_id, lease.fence) == ("thread_only", 3)
+    assert_quiet(redis_client, thread_pool_prefix, key, threads=1)
