@@ -122,7 +122,7 @@ def bench_handoff(url: str, prefix: str, rounds: int, lock_rounds: int) -> dict[
         held = pool.acquire("handoff")
         got_at: list[float] = []
 
-        def waiter() -> None:
+        def waiter(got_at: list[float] = got_at) -> None:
             lease = pool.acquire("handoff", timeout=10)
             got_at.append(time.perf_counter())
             pool.release(lease)
@@ -144,7 +144,7 @@ def bench_handoff(url: str, prefix: str, rounds: int, lock_rounds: int) -> dict[
         holder.acquire()
         lock_got: list[float] = []
 
-        def lock_waiter() -> None:
+        def lock_waiter(lock_got: list[float] = lock_got) -> None:
             mine = client.lock(f"{prefix}:handoff-lock", timeout=60)
             mine.acquire()  # redis-py's default: blocking, polling every 0.1 s
             lock_got.append(time.perf_counter())
