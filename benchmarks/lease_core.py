@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import secrets
 import statistics
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from multiprocessing.connection import Connection
 
 import redis
 import redis.asyncio as aredis
@@ -111,55 +112,69 @@ def bench_cycle(url: str, prefix: str, rounds: int, per_round: int) -> dict[str,
 
 
 # -- (b) hand-off latency ----------------------------------------------------------------------
+# The waiter runs in a process of its own, as it would in production: a waiter thread in the
+# releaser's process would also measure the GIL's switching interval. time.perf_counter() is
+# CLOCK_MONOTONIC on Linux, one clock for every process of the machine.
+
+
+def handoff_waiter(url: str, prefix: str, conn: Connection) -> None:
+    """In a child process: on each "pool"/"lock" message, block until the thread (or the lock)
+    is ours, send back the time we got it, and give it back."""
+    pool = ThreadPool(redis_url=url, key_prefix=prefix)
+    client = redis.Redis.from_url(url)
+    while (what := conn.recv()) != "stop":
+        if what == "pool":
+            lease = pool.acquire("handoff", timeout=30)
+            conn.send(time.perf_counter())
+            pool.release(lease)
+        else:
+            lock = client.lock(f"{prefix}:handoff-lock", timeout=60)
+            lock.acquire()  # redis-py's default: blocking, polling every 0.1 s
+            conn.send(time.perf_counter())
+            lock.release()
+    pool.close()
+    client.close()
 
 
 def bench_handoff(url: str, prefix: str, rounds: int, lock_rounds: int) -> dict[str, float]:
     """Median seconds from a release to the blocked waiter holding the thread (or the lock)."""
     pool = ThreadPool(redis_url=url, key_prefix=prefix)
     pool.add_threads("handoff", [upstream_like_id()])
-    pool_samples: list[float] = []
-    for _ in range(rounds):
-        held = pool.acquire("handoff")
-        got_at: list[float] = []
-
-        def waiter(got_at: list[float] = got_at) -> None:
-            lease = pool.acquire("handoff", timeout=10)
-            got_at.append(time.perf_counter())
-            pool.release(lease)
-
-        t = threading.Thread(target=waiter)
-        t.start()
-        while pool.stats("handoff").waiting == 0:
-            time.sleep(0.0005)
-        released_at = time.perf_counter()
-        pool.release(held)
-        t.join()
-        pool_samples.append(got_at[0] - released_at)
-    pool.close()
-
     client = redis.Redis.from_url(url)
-    lock_samples: list[float] = []
-    for i in range(lock_rounds):
-        holder = client.lock(f"{prefix}:handoff-lock", timeout=60)
-        holder.acquire()
-        lock_got: list[float] = []
-
-        def lock_waiter(lock_got: list[float] = lock_got) -> None:
-            mine = client.lock(f"{prefix}:handoff-lock", timeout=60)
-            mine.acquire()  # redis-py's default: blocking, polling every 0.1 s
-            lock_got.append(time.perf_counter())
-            mine.release()
-
-        t = threading.Thread(target=lock_waiter)
-        t.start()
-        # Release at a different phase of the waiter's polling each round.
-        time.sleep(0.02 + (i % 10) * 0.01)
-        released_at = time.perf_counter()
-        holder.release()
-        t.join()
-        lock_samples.append(lock_got[0] - released_at)
+    ours, theirs = multiprocessing.get_context("spawn").Pipe()
+    child = multiprocessing.get_context("spawn").Process(
+        target=handoff_waiter, args=(url, prefix, theirs)
+    )
+    child.start()
+    samples: dict[str, list[float]] = {"pool": [], "lock": []}
+    for i in range(rounds + lock_rounds):
+        what = "pool" if i < rounds else "lock"
+        if what == "pool":
+            held = pool.acquire("handoff")
+            ours.send(what)
+            while pool.stats("handoff").waiting == 0:
+                time.sleep(0.0005)
+            released_at = time.perf_counter()
+            pool.release(held)
+        else:
+            lock = client.lock(f"{prefix}:handoff-lock", timeout=60)
+            lock.acquire()
+            ours.send(what)
+            # Release at a different phase of the waiter's polling each round.
+            time.sleep(0.02 + (i % 10) * 0.01)
+            released_at = time.perf_counter()
+            lock.release()
+        samples[what].append(ours.recv() - released_at)
+        # Wait until the waiter gave it back before the next round.
+        while what == "pool" and pool.stats("handoff").idle == 0:
+            time.sleep(0.0005)
+        while what == "lock" and client.exists(f"{prefix}:handoff-lock"):
+            time.sleep(0.0005)
+    ours.send("stop")
+    child.join(timeout=30)
+    pool.close()
     client.close()
-    return {"pool": statistics.median(pool_samples), "lock": statistics.median(lock_samples)}
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def ping_rtt(url: str, n: int = 2000) -> float:
@@ -203,7 +218,8 @@ async def cycles_per_second(url: str, prefix: str, tasks: int, seconds: float) -
 
 async def scripts_per_second(url: str, tasks: int, seconds: float) -> float:
     """Trivial-script calls per second with ``tasks`` asyncio tasks."""
-    client = aredis.Redis.from_url(url)
+    # As many connections as the pool's own client may open (max_connections=1000).
+    client = aredis.Redis.from_url(url, decode_responses=True, max_connections=1000)
     trivial = client.register_script(TRIVIAL)
     done = 0
     stop_at = 0.0
