@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -83,60 +84,66 @@ def _wait_for(check: object, timeout: float = 20.0) -> None:
         time.sleep(0.01)
 
 
-def test_a_killed_holder_loses_its_thread_to_the_next_caller(
-    thread_pool_redis_url: str, thread_pool_prefix: str, redis_client: redis.Redis
-) -> None:
-    key = "crash"
+@pytest.fixture
+def one_thread_pool(thread_pool_redis_url: str, thread_pool_prefix: str) -> Iterator[ThreadPool]:
+    """A pool object whose pools get one thread, "thread_only", and 1 s leases."""
     with ThreadPool(
         redis_url=thread_pool_redis_url,
         key_prefix=thread_pool_prefix,
         lease_ttl=1,
         renew_margin=0.2,
     ) as pool:
-        pool.add_threads(key, ["thread_only"])
-        pool.configure(key, ttl=1)
-        ready = f"{thread_pool_prefix}:check:ready"
-        proc = spawn.Process(
-            target=workers.hold_forever,
-            args=(thread_pool_redis_url, thread_pool_prefix, key, ready),
-        )
-        proc.start()
-        _wait_for(lambda: redis_client.exists(ready))
-        os.kill(_pid(proc), signal.SIGKILL)
-        proc.join()
-        assert redis_client.get(ready) == "thread_only 1"
-        # The next caller waits out the dead holder's TTL, then gets the thread with a new fence.
-        with pool.lease(key, timeout=5) as lease:
-            assert (lease.thread_id, lease.fence) == ("thread_only", 2)
-        stats = pool.stats(key)
-        assert (stats.reaped, stats.idle) == (1, 1)
+        for key in ("crash", "vanished"):
+            pool.add_threads(key, ["thread_only"])
+        yield pool
+
+
+def test_a_killed_holder_loses_its_thread_to_the_next_caller(
+    one_thread_pool: ThreadPool,
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    redis_client: redis.Redis,
+) -> None:
+    key = "crash"
+    pool = one_thread_pool
+    ready = f"{thread_pool_prefix}:check:ready"
+    proc = spawn.Process(
+        target=workers.hold_forever,
+        args=(thread_pool_redis_url, thread_pool_prefix, key, ready),
+    )
+    proc.start()
+    _wait_for(lambda: redis_client.exists(ready))
+    os.kill(_pid(proc), signal.SIGKILL)
+    proc.join()
+    assert redis_client.get(ready) == "thread_only 1"
+    # The next caller waits out the dead holder's TTL, then gets the thread with a new fence.
+    with pool.lease(key, timeout=5) as lease:
+        assert (lease.thread_id, lease.fence) == ("thread_only", 2)
+    stats = pool.stats(key)
+    assert (stats.reaped, stats.idle) == (1, 1)
     assert_quiet(redis_client, thread_pool_prefix, key, threads=1)
 
 
 def test_a_thread_handed_to_a_waiter_that_died_comes_back(
-    thread_pool_redis_url: str, thread_pool_prefix: str, redis_client: redis.Redis
+    one_thread_pool: ThreadPool,
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    redis_client: redis.Redis,
 ) -> None:
     key = "vanished"
-    with ThreadPool(
-        redis_url=thread_pool_redis_url,
-        key_prefix=thread_pool_prefix,
-        lease_ttl=1,
-        renew_margin=0.2,
-    ) as pool:
-        pool.add_threads(key, ["thread_only"])
-        pool.configure(key, ttl=1)
-        held = pool.acquire(key)
-        proc = spawn.Process(
-            target=workers.wait_forever, args=(thread_pool_redis_url, thread_pool_prefix, key)
-        )
-        proc.start()
-        _wait_for(lambda: pool.stats(key).waiting == 1)
-        os.kill(_pid(proc), signal.SIGKILL)
-        proc.join()
-        # The waiter's ticket is still live, so the release hands the thread to it...
-        pool.release(held)
-        assert pool.stats(key).leased == 1
-        # ...and once that lease runs out, the thread comes back to the living.
-        with pool.lease(key, timeout=5) as lease:
-            assert (lease.thread_id, lease.fence) == ("thread_only", 3)
+    pool = one_thread_pool
+    held = pool.acquire(key)
+    proc = spawn.Process(
+        target=workers.wait_forever, args=(thread_pool_redis_url, thread_pool_prefix, key)
+    )
+    proc.start()
+    _wait_for(lambda: pool.stats(key).waiting == 1)
+    os.kill(_pid(proc), signal.SIGKILL)
+    proc.join()
+    # The waiter's ticket is still live, so the release hands the thread to it...
+    pool.release(held)
+    assert pool.stats(key).leased == 1
+    # ...and once that lease runs out, the thread comes back to the living.
+    with pool.lease(key, timeout=5) as lease:
+        assert (lease.thread_id, lease.fence) == ("thread_only", 3)
     assert_quiet(redis_client, thread_pool_prefix, key, threads=1)
