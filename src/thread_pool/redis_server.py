@@ -53,11 +53,15 @@ def find_redis_server() -> str:
     )
 
 
-def free_port() -> int:
-    """A TCP port on the loopback that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(below: int = 65536) -> int:
+    """A TCP port on the loopback that nobody listens on right now, lower than ``below`` (a
+    cluster node also listens on its port + 10000, so it needs ``below=55536``)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < below:
+            return port
 
 
 def answers(url: str, timeout: float = 0.5) -> bool:
@@ -94,6 +98,11 @@ class RedisServer:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def log_file(self) -> Path:
+        """The server's log (in its data directory)."""
+        return self.data_dir / "redis.log"
+
+    @property
     def url(self) -> str:
         """The ``redis://`` URL of this server."""
         return f"redis://127.0.0.1:{self.port}/0"
@@ -112,6 +121,8 @@ class RedisServer:
             "no",
             "--dir",
             str(self.data_dir),
+            "--logfile",
+            str(self.log_file),
             *self.extra_args,
         ]
         self._proc = subprocess.Popen(
@@ -121,7 +132,9 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
-                raise RedisNotFound(f"redis-server exited at start: {err.strip()[:500]}")
+                log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+                why = (err.strip() or log.strip().splitlines()[-1:] or ["no message"])[-1]
+                raise RedisNotFound(f"redis-server exited at start: {str(why)[:500]}")
             if answers(self.url, timeout=0.2):
                 return self
             time.sleep(0.02)
@@ -176,3 +189,75 @@ def local_redis() -> Iterator[str]:
         return
     with RedisServer() as server:
         yield server.url
+
+
+class LocalCluster:
+    """A Redis Cluster of ``masters`` private ``redis-server`` nodes on the loopback, slots split
+    evenly, no replicas: what a test needs to show that every pool lives in one slot."""
+
+    def __init__(self, masters: int = 3, binary: str | None = None) -> None:
+        if masters < 1:
+            raise ValueError("a cluster needs at least one master")
+        self.nodes: list[RedisServer] = []
+        self._masters = masters
+        self._binary = binary
+
+    @property
+    def url(self) -> str:
+        """URL of the first node (a cluster client discovers the others from it)."""
+        return self.nodes[0].url
+
+    def start(self, timeout: float = 20.0) -> LocalCluster:
+        """Start the nodes, assign the slots, introduce the nodes, wait until the cluster is ok."""
+        try:
+            for _ in range(self._masters):
+                # A cluster node also listens on its port + 10000 (the cluster bus).
+                port = free_port(below=55536)
+                node = RedisServer(
+                    port=port,
+                    binary=self._binary,
+                    extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
+                )
+                self.nodes.append(node.start())
+            per_node = 16384 // self._masters
+            for i, node in enumerate(self.nodes):
+                first = i * per_node
+                last = 16383 if i == self._masters - 1 else first + per_node - 1
+                with redis.Redis.from_url(node.url) as client:
+                    client.execute_command("CLUSTER ADDSLOTS", *range(first, last + 1))
+            with redis.Redis.from_url(self.nodes[0].url) as client:
+                for node in self.nodes[1:]:
+                    client.execute_command("CLUSTER MEET", "127.0.0.1", node.port)
+            deadline = time.monotonic() + timeout
+            while not all(self._ready(node) for node in self.nodes):
+                if time.monotonic() > deadline:
+                    raise RedisNotFound(f"the cluster did not become ready in {timeout}s")
+                time.sleep(0.05)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _ready(self, node: RedisServer) -> bool:
+        """The node sees every other node and every slot served."""
+        with redis.Redis.from_url(node.url, decode_responses=True) as client:
+            info = client.cluster("info")
+        known = int(info.get("cluster_known_nodes", 0))
+        return bool(info.get("cluster_state") == "ok" and known == len(self.nodes))
+
+    def stop(self) -> None:
+        """Stop every node and remove their data."""
+        for node in self.nodes:
+            node.stop()
+        self.nodes.clear()
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
