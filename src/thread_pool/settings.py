@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     """Seconds before the deadline at which a held lease is renewed; also the least time a lease
     must have left for a fenced write to go ahead."""
 
+    max_connections: int = Field(default=1_000, ge=1, le=100_000)
+    """Connections the pool's own Redis client may open. Each caller waiting for a thread holds
+    one (it blocks on its mailbox), so this bounds the waiters of one process."""
+
     grow_timeout: float = Field(default=120.0, gt=0, le=86_400)
     """Seconds a slot reserved for a thread being created is kept before it is reclaimed."""
 
@@ -78,6 +82,8 @@ def describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
-        name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
-        parts.append(f"invalid setting {name}: {err['msg']}")
+        if loc:
+            parts.append(f"invalid setting {ENV_PREFIX}{loc[0].upper()}: {err['msg']}")
+        else:  # a relation between settings; the message names both
+            parts.append(f"invalid settings: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)

@@ -42,12 +42,25 @@ def validate_thread_id(thread_id: object) -> str:
     return thread_id
 
 
-def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    """Return ``value`` if it is a finite number > 0 (or >= 0), else raise ``InvalidArgument``."""
+MAX_SECONDS = 86_400.0
+"""The longest TTL, timeout or wait accepted (one day): more is a mistake, and it would also
+overflow the exact integers Lua keeps for milliseconds."""
+
+MAX_SIZE = 100_000
+"""The largest pool size accepted."""
+
+
+def check_positive(
+    name: str, value: float, *, allow_zero: bool = False, at_most: float = MAX_SECONDS
+) -> float:
+    """Return ``value`` if it is a finite number > 0 (or >= 0) and at most ``at_most``, else raise
+    ``InvalidArgument``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgument(f"{name} must be a number, not {type(value).__name__}")
     if value != value or value in (float("inf"), float("-inf")):
         raise InvalidArgument(f"{name} must be finite, not {value}")
     if value < 0 or (value == 0 and not allow_zero):
         raise InvalidArgument(f"{name} must be {'>= 0' if allow_zero else '> 0'}, not {value}")
+    if value > at_most:
+        raise InvalidArgument(f"{name} must be at most {at_most:g}, not {value}")
     return value
