@@ -5,9 +5,13 @@ several upstream threads per key and leases each to one caller at a time, so N t
 callers at once and no run ever meets another on the same thread.
 """
 
+from typing import TYPE_CHECKING, Any
+
+from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.factory import AsyncSettler, AsyncThreadFactory
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.pool import AsyncThreadPool
+from thread_pool._sync.backend import Backend
 from thread_pool._sync.factory import Settler, ThreadFactory
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.pool import ThreadPool
@@ -22,18 +26,57 @@ from thread_pool.errors import (
     PoolFull,
     PoolTimeout,
     StoreUnavailable,
+    ThreadBusy,
     ThreadPoolError,
     TooManyWaiters,
+    TurnFailed,
     UnknownPool,
+    UpstreamError,
 )
 from thread_pool.protocol import PoolStats
 from thread_pool.settings import Settings
+from thread_pool.turns import ToolCall, Turn
+
+if TYPE_CHECKING:
+    from thread_pool._async.assistants import AsyncAssistantsBackend
+    from thread_pool._async.conversations import AsyncConversationsBackend
+    from thread_pool._sync.assistants import AssistantsBackend
+    from thread_pool._sync.conversations import ConversationsBackend
+    from thread_pool.retry_policy import RetryPolicy
+
+# The backends import the openai SDK (half a second); a process that only leases threads (a
+# worker, the CLI) should not pay for it, so they are imported on first use.
+_LAZY = {
+    "AssistantsBackend": "thread_pool._sync.assistants",
+    "AsyncAssistantsBackend": "thread_pool._async.assistants",
+    "AsyncConversationsBackend": "thread_pool._async.conversations",
+    "ConversationsBackend": "thread_pool._sync.conversations",
+    "RetryPolicy": "thread_pool.retry_policy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'thread_pool' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
+    "AssistantsBackend",
+    "AsyncAssistantsBackend",
+    "AsyncBackend",
+    "AsyncConversationsBackend",
     "AsyncLease",
     "AsyncSettler",
     "AsyncThreadFactory",
     "AsyncThreadPool",
+    "Backend",
+    "ConversationsBackend",
     "CorruptState",
     "InvalidArgument",
     "InvalidPoolKey",
@@ -45,14 +88,20 @@ __all__ = [
     "PoolFull",
     "PoolStats",
     "PoolTimeout",
+    "RetryPolicy",
     "Settings",
     "Settler",
     "StoreUnavailable",
+    "ThreadBusy",
     "ThreadFactory",
     "ThreadPool",
     "ThreadPoolError",
     "TooManyWaiters",
+    "ToolCall",
+    "Turn",
+    "TurnFailed",
     "UnknownPool",
+    "UpstreamError",
 ]
 
 __version__ = "0.1.0"

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import logging
 import os
 import socket
-from collections.abc import Awaitable, Iterator
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -50,3 +53,53 @@ def holder_name() -> str:
     task = asyncio.current_task()
     name = task.get_name() if task is not None else "main"
     return f"{_HOST}:{os.getpid()}:{name}".replace("|", "/")
+
+
+async def sleep(seconds: float) -> None:
+    """Wait ``seconds`` without blocking the event loop."""
+    await asyncio.sleep(seconds)
+
+
+async def call_handler(handler: Callable[..., Any], *args: Any) -> Any:
+    """Call a user callback that may be a plain function or a coroutine function."""
+    result = handler(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class Background:
+    """Run ``step`` again and again beside the caller (here an asyncio task; in ``_compat`` a
+    daemon thread) until the block ends or ``step`` returns None; otherwise it returns how many
+    seconds to wait before the next step. Used to renew a lease while a turn runs."""
+
+    def __init__(self, step: Callable[[], Awaitable[float | None]], name: str) -> None:
+        self._step = step
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+
+    async def _loop(self) -> None:
+        while True:
+            delay = await self._step()
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
+
+    async def __aenter__(self) -> Background:
+        self._task = asyncio.create_task(self._loop(), name=self._name)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        # Wait for it to end (shielded: a cancelled caller must not leave it running).
+        await shield(asyncio.wait([self._task]))
+        if not self._task.cancelled() and self._task.exception() is not None:
+            logging.getLogger("thread_pool").warning(
+                "background %s failed: %s", self._name, self._task.exception()
+            )

@@ -56,3 +56,52 @@ class StoreUnavailable(ThreadPoolError, ConnectionError):
 
 class CorruptState(ThreadPoolError):
     """A pool's keys in Redis hold something thread_pool did not write (wrong type or shape)."""
+
+
+class UpstreamError(ThreadPoolError):
+    """The upstream API refused or failed a request (after the retries it was worth).
+
+    ``status_code``, ``code`` and ``request_id`` come from the upstream response when there was
+    one; the SDK's exception is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+
+
+class ThreadBusy(UpstreamError):
+    """Upstream said the thread already has an active run (the 400 the pool exists to prevent)."""
+
+
+class TurnFailed(UpstreamError):
+    """A turn's run (response) ended ``failed``, ``expired``, ``cancelled`` or ``incomplete``.
+
+    ``last_error`` is upstream's ``{"code", "message"}`` for it, when it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: str,
+        thread_id: str,
+        run_id: str | None,
+        last_error: dict[str, str] | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, request_id=request_id)
+        self.status = status
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self.last_error = last_error

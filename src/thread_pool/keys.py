@@ -72,6 +72,11 @@ class PoolKeys:
         """Hash: thread id being settled -> token of the caller that claimed it."""
         return self.base + "claims"
 
+    @property
+    def inflight(self) -> str:
+        """Hash: thread id -> ``fence|id`` of the upstream request its turn has in flight."""
+        return self.base + "inflight"
+
     def tombstone(self, token: str) -> str:
         """Marks a token whose acquire was abandoned, so a late command of it takes nothing."""
         return f"{self.base}x:{token}"
@@ -93,6 +98,7 @@ class PoolKeys:
             self.reserved,
             self.retired,
             self.claims,
+            self.inflight,
         ]
 
 

@@ -88,6 +88,8 @@ class PoolStats:
     """Expired leases reclaimed."""
     created_at: float
     """Unix time (Redis clock) the pool was created."""
+    lock_errors: int = 0
+    """Upstream "thread busy" errors met by turns (should stay 0: each one is a bug signal)."""
 
 
 def pool_stats(key: str, rest: list[Any]) -> PoolStats:
@@ -110,6 +112,7 @@ def pool_stats(key: str, rest: list[Any]) -> PoolStats:
         lost=n[12],
         reaped=n[13],
         created_at=n[14] / 1000,
+        lock_errors=n[15] if len(n) > 15 else 0,
     )
 
 

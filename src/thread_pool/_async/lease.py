@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from thread_pool._async.backend import ToolHandler
     from thread_pool._async.pool import AsyncThreadPool
+    from thread_pool.turns import Turn
 
 
 class AsyncLease:
@@ -21,6 +24,7 @@ class AsyncLease:
         "_local_deadline",
         "_pool",
         "deadline",
+        "dirty",
         "fence",
         "key",
         "released",
@@ -49,6 +53,8 @@ class AsyncLease:
         # errs on the safe side without comparing clocks.
         self._local_deadline = asked_at + ttl_ms / 1000
         self.released = False
+        # Set while a turn may have left an upstream run active: release then settles the thread.
+        self.dirty = False
 
     def remaining(self) -> float:
         """Seconds left before the lease expires, by this process's clock (a safe lower bound)."""
@@ -67,6 +73,24 @@ class AsyncLease:
         """The fence check before an upstream write: raise ``LeaseLost`` unless the lease is still
         current, renewing it first when less than ``min_remaining`` seconds are left."""
         return await self._pool.check(self, min_remaining)
+
+    async def run(
+        self,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> Turn:
+        """Run one turn on this thread through the pool's backend: ``message`` goes up in the
+        request that starts the run; returns when it ended. Every write is fenced, the lease is
+        renewed while the turn runs, and ``tool_handler`` (a function, or with the asyncio pool a
+        coroutine function) answers tool calls. ``params`` go to upstream (``assistant_id``,
+        ``model``, ``instructions``, ``tools``...). Raises ``TurnFailed`` when the run failed,
+        ``LeaseLost`` when the lease was lost meanwhile (nothing more was written)."""
+        return await self._pool.run_on(
+            self, message, tool_handler=tool_handler, metadata=metadata, **params
+        )
 
     async def release(self) -> None:
         """Give the thread back to the pool."""

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
@@ -14,9 +14,11 @@ from typing import Any
 import redis.asyncio as redis
 
 from thread_pool._acompat import holder_name, shield
+from thread_pool._async.backend import AsyncBackend, ToolHandler
 from thread_pool._async.factory import AsyncSettler, AsyncThreadFactory
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.store import AsyncStore
+from thread_pool._async.turn import run_turn
 from thread_pool.errors import (
     CorruptState,
     InvalidArgument,
@@ -40,6 +42,7 @@ from thread_pool.protocol import (
     text,
 )
 from thread_pool.settings import Settings
+from thread_pool.turns import Turn, validate_message, validate_metadata
 from thread_pool.validation import check_positive, validate_key, validate_thread_id
 
 logger = logging.getLogger("thread_pool")
@@ -56,8 +59,12 @@ class AsyncThreadPool:
     """Pools of upstream threads, one pool per key, leased to one holder at a time.
 
     Every argument is optional: settings come from the environment (``THREAD_POOL_*``) and
-    ``.env``, and ``**overrides`` (``lease_ttl=30``, ``redis_url=...``) win over them. Without a
-    ``thread_factory`` a pool hands out only the threads registered with ``add_threads``.
+    ``.env``, and ``**overrides`` (``lease_ttl=30``, ``redis_url=...``) win over them.
+
+    With a ``backend`` (``AsyncAssistantsBackend``, ``AsyncConversationsBackend``) the pool creates
+    upstream threads through it, settles them with it, and runs turns (``run``). Without one, a
+    ``thread_factory`` (and ``settler``) may be given; with neither, a pool hands out only the
+    threads registered with ``add_threads``.
     """
 
     def __init__(
@@ -65,6 +72,7 @@ class AsyncThreadPool:
         *,
         client: redis.Redis | None = None,
         settings: Settings | None = None,
+        backend: AsyncBackend | None = None,
         thread_factory: AsyncThreadFactory | None = None,
         settler: AsyncSettler | None = None,
         **overrides: Any,
@@ -76,8 +84,9 @@ class AsyncThreadPool:
         if client is None:
             client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
         self._store = AsyncStore(client, self.settings.key_prefix)
-        self._factory = thread_factory
-        self._settler = settler
+        self._backend = backend
+        self._factory = thread_factory if thread_factory is not None else backend
+        self._settler = settler if settler is not None else backend
         self._registered: set[str] = set()
         self._closed = False
 
@@ -176,10 +185,20 @@ class AsyncThreadPool:
         Raises ``LeaseNotOwned`` if the lease is not held by this token any more (released
         already, or reaped and granted again), ``LeaseLost`` if it expired before the release; in
         both cases nothing is changed."""
+        dirty = lease.dirty
         word, _ = outcome(
-            await self._store.call("release", lease.key, lease.thread_id, lease.token, 0)
+            await self._store.call(
+                "release", lease.key, lease.thread_id, lease.token, 0, int(dirty)
+            )
         )
         lease.released = True
+        if word == "SETTLE":
+            # A turn was cut short and its run may still be active: settle the thread now, so
+            # it reaches the next holder (or waiter) quiet.
+            _, claimed = await self._reap_once(lease.key)
+            if claimed:
+                await self._settle(lease.key, claimed)
+            return
         if word == "NOTOWNED":
             raise LeaseNotOwned(
                 f"lease on thread {lease.thread_id!r} of pool {lease.key!r} "
@@ -228,6 +247,50 @@ class AsyncThreadPool:
                 f"(fence {lease.fence}) is no longer current"
             )
         return integers(rest)[0] / 1000
+
+    # -- turns -------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        key: str,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Turn:
+        """Lease a thread of pool ``key``, run one turn on it (see ``AsyncLease.run``), release
+        it. ``timeout`` bounds the wait for a free thread."""
+        # Bad input is refused before any request (leasing may create a thread upstream).
+        validate_message(message)
+        validate_metadata(metadata)
+        async with self.lease(key, timeout) as held:
+            return await held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
+
+    async def run_on(
+        self,
+        lease: AsyncLease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> Turn:
+        """Run one turn on a held ``lease`` (``lease.run`` calls this)."""
+        if self._backend is None:
+            raise InvalidArgument("this pool has no backend to run turns with")
+        if lease.released:
+            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
+        return await run_turn(
+            self,
+            self._backend,
+            lease,
+            message,
+            tool_handler=tool_handler,
+            metadata=metadata,
+            params=params,
+        )
 
     # -- pools -------------------------------------------------------------------------------
 
@@ -438,7 +501,11 @@ class AsyncThreadPool:
                 ready = True
                 if self._settler is not None:
                     try:
-                        ready = await self._settler.settle_thread(key, thread_id)
+                        if self._backend is not None and self._settler is self._backend:
+                            in_flight = await self._store.in_flight(key, thread_id)
+                            ready = await self._backend.settle_thread(key, thread_id, in_flight)
+                        else:
+                            ready = await self._settler.settle_thread(key, thread_id)
                     except Exception:
                         logger.exception("pool %r: settling %s failed", key, thread_id)
                         await self._store.call("settled", key, thread_id, "retry", 0)
@@ -453,6 +520,26 @@ class AsyncThreadPool:
                 with contextlib.suppress(Exception):
                     await shield(self._store.call("settled", key, thread_id, "retry", 0))
             raise
+
+    async def _record_in_flight(self, lease: AsyncLease, value: str) -> bool:
+        """Record (``fence|id``) or clear (``""``) the request a turn has in flight; False if
+        the lease is not ours any more (nothing recorded)."""
+        word, _ = outcome(
+            await self._store.call("inflight", lease.key, lease.thread_id, lease.token, value)
+        )
+        return word == "OK"
+
+    async def _count(self, key: str, counter: str) -> None:
+        await self._store.call("count", key, counter)
+
+    async def _settle_held(self, lease: AsyncLease) -> None:
+        """Settle the thread of a lease we hold (after upstream said it is busy)."""
+        if self._backend is None:
+            return
+        await lease.check()
+        in_flight = await self._store.in_flight(lease.key, lease.thread_id)
+        if not await self._backend.settle_thread(lease.key, lease.thread_id, in_flight):
+            raise LeaseLost(f"thread {lease.thread_id!r} of pool {lease.key!r} is gone upstream")
 
     async def _abandon(self, key: str, token: str) -> None:
         try:

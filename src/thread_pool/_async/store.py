@@ -55,6 +55,14 @@ class AsyncStore:
             if left <= step:
                 return None
 
+    async def in_flight(self, key: str, thread_id: str) -> str | None:
+        """The ``fence|id`` a turn recorded as in flight on the thread, if any."""
+        with keep_cancellation(), mapped(f"read in-flight record of pool {key!r}"):
+            value = await self.client.hget(self.keys(key).inflight, thread_id)
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
     async def register_pool(self, key: str) -> None:
         """Remember ``key`` in the registry of pools (for ``reap()`` and listing)."""
         with keep_cancellation(), mapped(f"register pool {key!r}"):

@@ -11,6 +11,8 @@ NAMES = (
     "add",
     "check",
     "configure",
+    "count",
+    "inflight",
     "reap",
     "register",
     "release",

@@ -11,13 +11,15 @@
 --   KEYS[8] reserved  zset    growth reservation ticket -> deadline (ms)
 --   KEYS[9] retired   list    thread ids taken out of the pool that may still exist upstream
 --   KEYS[10] claims   hash    thread id being settled -> token of the caller that claimed it
+--   KEYS[11] inflight hash    thread id -> "fence|id" of the upstream request a turn started and
+--                             has not seen end (a background response); read when settling
 -- A waiter's mailbox "<base>w:<ticket>" and an abandoned token's tombstone "<base>x:<token>"
 -- carry the same hash tag, so they are in the same slot.
 -- Time is always Redis server time, never a client clock.
 
 local K_META, K_THREADS, K_IDLE, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_HOLDS, K_SETTLING, K_WAITERS, K_RESERVED, K_RETIRED = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local K_CLAIMS = KEYS[10]
+local K_CLAIMS, K_INFLIGHT = KEYS[10], KEYS[11]
 local BASE = string.sub(K_META, 1, -5) -- strip "meta"
 
 local t = redis.call('TIME')

@@ -3,6 +3,8 @@
 -- ARGV[1] thread
 -- ARGV[2] token   the holder's token; a release by anyone else changes nothing
 -- ARGV[3] score   idle score (how much of the log the thread has seen; higher is handed out first)
+-- ARGV[4] settle  "1": the holder may have left an upstream run active (a turn cut short), so the
+--                 thread goes to be settled by the next caller instead of straight back to use
 -- Returns {"IDLE"} | {"HANDED"} | {"RETIRED"} | {"NOTOWNED"} | {"LOST"}
 --   LOST: the lease was ours but expired; it is left for the reaper, which settles the thread.
 local thread, token = ARGV[1], ARGV[2]
@@ -15,4 +17,9 @@ if tonumber(redis.call('ZSCORE', K_LEASES, thread)) <= NOW then
   return {'LOST'}
 end
 unlease(thread)
+if ARGV[4] == '1' then
+  -- Claimable at once (deadline now): the next acquire or reap settles it.
+  redis.call('ZADD', K_SETTLING, NOW, thread)
+  return {'SETTLE'}
+end
 return {handoff(thread, tonumber(ARGV[3]))}

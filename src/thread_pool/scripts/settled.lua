@@ -15,6 +15,8 @@ if result == 'retry' then
   return {'RETRY'}
 end
 redis.call('ZREM', K_SETTLING, thread)
+-- Settled or gone: whatever its last holder had in flight has ended.
+redis.call('HDEL', K_INFLIGHT, thread)
 if result == 'gone' then
   redis.call('HDEL', K_THREADS, thread)
   return {'DROPPED'}

@@ -1,12 +1,13 @@
 -- stats: one consistent snapshot of a pool's counts, sizes and counters.
 -- KEYS: the pool's keys (see _common.lua)
 -- Returns {"NOPOOL"} or {"OK", threads, idle, leased, settling, reserved, waiting, retired,
---   min_size, max_size, ttl_ms, granted, timeouts, lost, reaped, created_ms}
+--   min_size, max_size, ttl_ms, granted, timeouts, lost, reaped, created_ms, lock_errors}
 if redis.call('EXISTS', K_META) == 0 then
   return {'NOPOOL'}
 end
 local m = redis.call('HMGET', K_META, 'min_size', 'max_size', 'ttl_ms', 'granted', 'timeouts',
-  'lost', 'reaped', 'created_ms')
+  'lost', 'reaped', 'created_ms', 'lock_errors')
 return {'OK', redis.call('HLEN', K_THREADS), redis.call('ZCARD', K_IDLE),
   redis.call('ZCARD', K_LEASES), redis.call('ZCARD', K_SETTLING), redis.call('ZCARD', K_RESERVED),
-  live_waiters(), redis.call('LLEN', K_RETIRED), m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8]}
+  live_waiters(), redis.call('LLEN', K_RETIRED), m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8],
+  m[9] or 0}

@@ -1,0 +1,283 @@
+"""The Assistants API backend (threads, messages, runs) over the official ``openai`` SDK."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import openai
+
+from thread_pool._acompat import call_handler, sleep
+from thread_pool._async.backend import AsyncGuard, ToolHandler
+from thread_pool._async.upstream import request
+from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
+from thread_pool.retry_policy import RetryPolicy
+from thread_pool.turns import POOL_KEY, TURN_KEY, ToolCall, Turn, add_usage, error_of, usage_of
+
+if TYPE_CHECKING:
+    from openai.types.beta.threads.run_submit_tool_outputs_params import ToolOutput
+
+# The SDK marks every Assistants method deprecated (OpenAI shut the API down; compatible servers
+# still speak it). Choosing this backend is choosing that API, so its warning is noise: ignored
+# for this module's calls only.
+warnings.filterwarnings(
+    "ignore",
+    message=r"(The Assistants API is deprecated|deprecated$)",
+    category=DeprecationWarning,
+    module=r"thread_pool\._(async|sync)\.assistants\Z",
+)
+
+# A thread refuses new runs while one is in these states ("cancelling" too: cancelling is tried,
+# not guaranteed).
+BUSY = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
+TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
+
+
+def poll_hint(headers: Any, default: float) -> float:
+    """Seconds to wait before the next poll: the server's ``openai-poll-after-ms``, if given."""
+    value = headers.get("openai-poll-after-ms") if headers is not None else None
+    try:
+        return max(0.001, int(value) / 1000) if value is not None else default
+    except ValueError:
+        return default
+
+
+def tool_output(result: Any) -> str:
+    """A tool handler's result as the text upstream takes."""
+    return result if isinstance(result, str) else json.dumps(result)
+
+
+class AsyncAssistantsBackend:
+    """Runs turns as Assistants runs: one ``runs.create`` with ``additional_messages`` starts a
+    turn, then the run is polled at the server's hinted interval.
+
+    ``client`` is an ``openai.AsyncOpenAI`` (any ``base_url``); its own retries are turned off
+    here and ``retry`` applies instead, so retries never multiply. ``assistant_id`` may also be
+    given per turn (``run(..., assistant_id=...)``).
+    """
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        *,
+        assistant_id: str | None = None,
+        retry: RetryPolicy | None = None,
+        poll_interval: float = 0.5,
+        settle_wait: float = 2.0,
+        settle_timeout: float = 30.0,
+    ) -> None:
+        self.client = client.with_options(max_retries=0)
+        self.assistant_id = assistant_id
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.poll_interval = poll_interval
+        self.settle_wait = settle_wait
+        self.settle_timeout = settle_timeout
+        self._runs = self.client.beta.threads.runs
+
+    # -- threads -----------------------------------------------------------------------------
+
+    async def create_thread(self, key: str) -> str:
+        """Create an empty thread whose metadata names pool ``key``."""
+        thread = await request(
+            self.retry,
+            "create a thread",
+            lambda: self.client.beta.threads.create(metadata={POOL_KEY: key[:512]}),
+        )
+        return thread.id
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        """Delete a thread upstream; False if it was not there."""
+        try:
+            await request(
+                self.retry,
+                f"delete thread {thread_id}",
+                lambda: self.client.beta.threads.delete(thread_id),
+            )
+        except UpstreamError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return True
+
+    async def settle_thread(self, key: str, thread_id: str, in_flight: str | None = None) -> bool:
+        """End every active run on the thread: wait ``settle_wait`` for it, then cancel it and
+        wait until upstream confirms it ended. False if the thread is gone."""
+        try:
+            page = await request(
+                self.retry,
+                f"list runs of {thread_id}",
+                lambda: self._runs.list(thread_id=thread_id, limit=20, order="desc"),
+            )
+        except UpstreamError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        for run in page.data:
+            if run.status in BUSY:
+                await self._settle_run(thread_id, run.id, run.status)
+        return True
+
+    async def _settle_run(self, thread_id: str, run_id: str, status: str) -> None:
+        started = time.monotonic()
+        cancelled = False
+        while status in BUSY:
+            waited = time.monotonic() - started
+            # requires_action never ends by itself (until it expires); the others may, briefly.
+            if not cancelled and (status == "requires_action" or waited >= self.settle_wait):
+                await self._cancel(thread_id, run_id)
+                cancelled = True
+            if waited >= self.settle_wait + self.settle_timeout:
+                raise UpstreamError(f"run {run_id} on {thread_id} is still {status}; not settled")
+            await sleep(self.poll_interval / 2)
+            run = await request(
+                self.retry,
+                f"retrieve run {run_id}",
+                lambda: self._runs.retrieve(run_id, thread_id=thread_id),
+            )
+            status = run.status
+
+    async def _cancel(self, thread_id: str, run_id: str) -> None:
+        try:
+            await request(
+                self.retry,
+                f"cancel run {run_id}",
+                lambda: self._runs.cancel(run_id, thread_id=thread_id),
+            )
+        except UpstreamError as exc:
+            # It ended meanwhile (upstream refuses to cancel a finished run): that is settled.
+            if exc.status_code != 400:
+                raise
+
+    # -- turns -------------------------------------------------------------------------------
+
+    async def run_turn(
+        self,
+        thread_id: str,
+        message: str,
+        guard: AsyncGuard,
+        *,
+        tool_handler: ToolHandler | None,
+        metadata: Mapping[str, str],
+        params: Mapping[str, Any],
+    ) -> Turn:
+        """Start a run that adds ``message`` (one request), poll it to its end, answer tool
+        calls, and read the reply."""
+        options = dict(params)
+        assistant_id = options.pop("assistant_id", None) or self.assistant_id
+        if not assistant_id:
+            raise InvalidArgument("no assistant_id: give it to AssistantsBackend or to run()")
+        nonce = secrets.token_hex(8)
+
+        async def start() -> Any:
+            stamp = await guard.write()
+            return await self._runs.with_raw_response.create(
+                thread_id,
+                assistant_id=assistant_id,
+                additional_messages=[{"role": "user", "content": message, "metadata": stamp}],
+                metadata={**metadata, **stamp, TURN_KEY: nonce},
+                **options,
+            )
+
+        raw = await request(self.retry, f"start a run on {thread_id}", start)
+        request_id = raw.request_id
+        run, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
+        usage: dict[str, int] = {}
+        answered = 0
+        while True:
+            run, hint = await self._wait(thread_id, run, hint, guard)
+            if run.status != "requires_action" or tool_handler is None:
+                break
+            action = run.required_action
+            if action is None:
+                break
+            calls = [
+                ToolCall(c.id, c.function.name, c.function.arguments)
+                for c in action.submit_tool_outputs.tool_calls
+            ]
+            outputs: list[ToolOutput] = [
+                {
+                    "tool_call_id": call.id,
+                    "output": tool_output(await call_handler(tool_handler, call)),
+                }
+                for call in calls
+            ]
+            answered += len(calls)
+            raw = await self._submit(thread_id, run.id, outputs, guard)
+            run, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
+        usage = add_usage(usage, usage_of(run))
+        if run.status != "completed":
+            raise TurnFailed(
+                f"run {run.id} on {thread_id} ended {run.status}"
+                + (
+                    ""
+                    if tool_handler is not None or run.status != "requires_action"
+                    else " (it asked for tool calls and no tool_handler was given)"
+                ),
+                status=run.status,
+                thread_id=thread_id,
+                run_id=run.id,
+                last_error=error_of(run),
+                code=(error_of(run) or {}).get("code"),
+                request_id=request_id,
+            )
+        reply = await self._reply(thread_id, run.id)
+        return Turn(
+            reply=reply,
+            thread_id=thread_id,
+            run_id=run.id,
+            status=run.status,
+            fence=guard.fence,
+            usage=usage,
+            request_id=request_id,
+            tool_calls=answered,
+        )
+
+    async def _submit(
+        self, thread_id: str, run_id: str, outputs: list[ToolOutput], guard: AsyncGuard
+    ) -> Any:
+        async def submit() -> Any:
+            await guard.write()
+            return await self._runs.with_raw_response.submit_tool_outputs(
+                run_id, thread_id=thread_id, tool_outputs=outputs
+            )
+
+        return await request(self.retry, f"submit tool outputs to {run_id}", submit)
+
+    async def _wait(
+        self, thread_id: str, run: Any, hint: float, guard: AsyncGuard
+    ) -> tuple[Any, float]:
+        """Poll until the run needs us or ended; stop at once if the lease is lost."""
+        run_id = run.id
+        while run.status in ("queued", "in_progress", "cancelling"):
+            guard.alive()
+            await sleep(hint)
+            guard.alive()
+            raw = await request(
+                self.retry,
+                f"retrieve run {run_id}",
+                lambda: self._runs.with_raw_response.retrieve(run_id, thread_id=thread_id),
+            )
+            run, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
+        return run, hint
+
+    async def _reply(self, thread_id: str, run_id: str) -> str:
+        page = await request(
+            self.retry,
+            f"read the reply of {run_id}",
+            lambda: self.client.beta.threads.messages.list(
+                thread_id, run_id=run_id, order="asc", limit=100
+            ),
+        )
+        texts = []
+        for msg in page.data:
+            if msg.role != "assistant":
+                continue
+            for part in msg.content:
+                text = getattr(part, "text", None)
+                if text is not None:
+                    texts.append(text.value)
+        return "\n".join(texts)

@@ -1,0 +1,70 @@
+"""What a pool needs from an upstream API to run turns: the backend protocol, and the guard a
+backend is handed so it can fence its writes without touching Redis itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from thread_pool.turns import Turn
+
+ToolHandler = Callable[..., Any]
+"""Called with a ``ToolCall``; returns the output (text, or anything JSON-serialisable), or an
+awaitable of it (with the asyncio pool)."""
+
+
+class AsyncGuard(Protocol):
+    """The lease as a backend sees it during one turn."""
+
+    fence: int
+
+    async def write(self) -> dict[str, str]:
+        """The fence check before an upstream write: raise ``LeaseLost`` unless the lease is still
+        ours with enough time left. Returns the metadata to stamp on the write."""
+        ...
+
+    def alive(self) -> None:
+        """Raise ``LeaseLost`` if the lease is known lost (cheap, no I/O): stop waiting."""
+        ...
+
+    async def started(self, request_id: str) -> None:
+        """Record the upstream request now in flight on the thread (for a settler to find if
+        this holder dies)."""
+        ...
+
+    async def finished(self) -> None:
+        """The request recorded by ``started`` has ended."""
+        ...
+
+
+@runtime_checkable
+class AsyncBackend(Protocol):
+    """An upstream API adapter: makes threads, settles them, runs turns on them."""
+
+    async def create_thread(self, key: str) -> str:
+        """Create an upstream thread for pool ``key`` (its metadata names the pool)."""
+        ...
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        """Delete an upstream thread; False if it did not exist."""
+        ...
+
+    async def settle_thread(self, key: str, thread_id: str, in_flight: str | None = None) -> bool:
+        """Make sure nothing runs on the thread: wait briefly for its active run (response),
+        else cancel it and confirm it ended. ``in_flight`` is the id a turn recorded. True when
+        ready, False when the thread is gone upstream; raises to be retried later."""
+        ...
+
+    async def run_turn(
+        self,
+        thread_id: str,
+        message: str,
+        guard: AsyncGuard,
+        *,
+        tool_handler: ToolHandler | None,
+        metadata: Mapping[str, str],
+        params: Mapping[str, Any],
+    ) -> Turn:
+        """Run one turn: one request starts it with ``message``, then wait for its end,
+        answering tool calls through ``tool_handler``. Every write goes through ``guard``."""
+        ...

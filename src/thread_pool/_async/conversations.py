@@ -1,0 +1,270 @@
+"""The Conversations + Responses API backend over the official ``openai`` SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import openai
+
+from thread_pool._acompat import call_handler, sleep
+from thread_pool._async.assistants import poll_hint, tool_output
+from thread_pool._async.backend import AsyncGuard, ToolHandler
+from thread_pool._async.upstream import request
+from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
+from thread_pool.retry_policy import RetryPolicy
+from thread_pool.turns import POOL_KEY, ToolCall, Turn, add_usage, error_of, usage_of
+
+# A response in these states holds its conversation's lock.
+BUSY = frozenset({"queued", "in_progress"})
+# The output given to a function call whose turn was cut short (upstream needs one before the
+# conversation can go on).
+INTERRUPTED = "error: this call was not answered; the turn that asked for it was interrupted"
+
+
+class AsyncConversationsBackend:
+    """Runs turns as responses on a conversation: one ``responses.create(conversation=...,
+    input=[...])`` starts a turn. Synchronous by default (the reply comes with the request);
+    ``background=True`` returns at once and polls, which suits long turns and lets a settler
+    find and cancel a dead holder's response (the pool records its id in Redis).
+
+    ``client`` is an ``openai.AsyncOpenAI``; its own retries are turned off and ``retry``
+    applies. ``model`` and ``instructions`` may also be given per turn.
+    """
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        *,
+        model: str | None = None,
+        instructions: str | None = None,
+        background: bool = False,
+        retry: RetryPolicy | None = None,
+        poll_interval: float = 0.5,
+        settle_wait: float = 2.0,
+        settle_timeout: float = 30.0,
+    ) -> None:
+        self.client = client.with_options(max_retries=0)
+        self.model = model
+        self.instructions = instructions
+        self.background = background
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.poll_interval = poll_interval
+        self.settle_wait = settle_wait
+        self.settle_timeout = settle_timeout
+
+    # -- threads (conversations) -------------------------------------------------------------
+
+    async def create_thread(self, key: str) -> str:
+        """Create an empty conversation whose metadata names pool ``key``."""
+        conv = await request(
+            self.retry,
+            "create a conversation",
+            lambda: self.client.conversations.create(metadata={POOL_KEY: key[:512]}),
+        )
+        return conv.id
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        """Delete a conversation upstream; False if it was not there."""
+        try:
+            await request(
+                self.retry,
+                f"delete conversation {thread_id}",
+                lambda: self.client.conversations.delete(thread_id),
+            )
+        except UpstreamError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return True
+
+    async def settle_thread(self, key: str, thread_id: str, in_flight: str | None = None) -> bool:
+        """Make the conversation ready for a new turn after its holder died or lost its lease:
+        end the response it left in flight (``in_flight`` is ``fence|id``: wait ``settle_wait``,
+        then cancel it and wait until it ended), then answer any function call it left
+        unanswered (upstream refuses the next response until every call has an output).
+        False if the conversation is gone."""
+        if in_flight:
+            await self._end_response(in_flight.rpartition("|")[2])
+        try:
+            page = await request(
+                self.retry,
+                f"list items of {thread_id}",
+                lambda: self.client.conversations.items.list(thread_id, limit=20, order="desc"),
+            )
+        except UpstreamError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        # Item types are a wide union; only the two function-call kinds matter here.
+        items: list[Any] = list(page.data)
+        answered = {i.call_id for i in items if getattr(i, "type", None) == "function_call_output"}
+        dangling = [
+            i.call_id
+            for i in items
+            if getattr(i, "type", None) == "function_call" and i.call_id not in answered
+        ]
+        if dangling:
+            outputs: list[Any] = [
+                {"type": "function_call_output", "call_id": call_id, "output": INTERRUPTED}
+                for call_id in dangling
+            ]
+            await request(
+                self.retry,
+                f"close unanswered calls on {thread_id}",
+                lambda: self.client.conversations.items.create(thread_id, items=outputs),
+            )
+        return True
+
+    async def _end_response(self, response_id: str) -> None:
+        started = time.monotonic()
+        cancelled = False
+        while True:
+            try:
+                resp = await request(
+                    self.retry,
+                    f"retrieve response {response_id}",
+                    lambda: self.client.responses.retrieve(response_id),
+                )
+            except UpstreamError as exc:
+                if exc.status_code == 404:
+                    return
+                raise
+            if resp.status not in BUSY:
+                return
+            waited = time.monotonic() - started
+            if not cancelled and waited >= self.settle_wait:
+                try:
+                    await request(
+                        self.retry,
+                        f"cancel response {response_id}",
+                        lambda: self.client.responses.cancel(response_id),
+                    )
+                except UpstreamError as exc:
+                    if exc.status_code != 400:  # 400: it ended meanwhile
+                        raise
+                cancelled = True
+            if waited >= self.settle_wait + self.settle_timeout:
+                raise UpstreamError(f"response {response_id} is still {resp.status}; not settled")
+            await sleep(self.poll_interval / 2)
+
+    # -- turns -------------------------------------------------------------------------------
+
+    async def run_turn(
+        self,
+        thread_id: str,
+        message: str,
+        guard: AsyncGuard,
+        *,
+        tool_handler: ToolHandler | None,
+        metadata: Mapping[str, str],
+        params: Mapping[str, Any],
+    ) -> Turn:
+        """Create a response with ``message`` on the conversation (one request), wait for it,
+        and answer function calls with ``function_call_output`` in the next response."""
+        options = dict(params)
+        model = options.pop("model", None) or self.model
+        if not model:
+            raise InvalidArgument("no model: give it to ConversationsBackend or to run()")
+        instructions = options.pop("instructions", None) or self.instructions
+        if instructions is not None:
+            options["instructions"] = instructions
+        background = bool(options.pop("background", self.background))
+        items: list[dict[str, Any]] = [{"role": "user", "content": message}]
+        usage: dict[str, int] = {}
+        answered = 0
+        request_id: str | None = None
+        while True:
+            resp, rid = await self._respond(
+                thread_id, model, items, metadata, options, background, guard
+            )
+            request_id = request_id or rid
+            usage = add_usage(usage, usage_of(resp))
+            if resp.status != "completed":
+                raise TurnFailed(
+                    f"response {resp.id} on {thread_id} ended {resp.status}",
+                    status=resp.status,
+                    thread_id=thread_id,
+                    run_id=resp.id,
+                    last_error=error_of(resp),
+                    code=(error_of(resp) or {}).get("code"),
+                    request_id=request_id,
+                )
+            calls = [
+                ToolCall(item.call_id, item.name, item.arguments)
+                for item in resp.output
+                if getattr(item, "type", None) == "function_call"
+            ]
+            if not calls:
+                break
+            if tool_handler is None:
+                raise TurnFailed(
+                    f"response {resp.id} on {thread_id} asked for tool calls and no "
+                    "tool_handler was given",
+                    status="requires_action",
+                    thread_id=thread_id,
+                    run_id=resp.id,
+                    request_id=request_id,
+                )
+            items = [
+                {
+                    "type": "function_call_output",
+                    "call_id": call.id,
+                    "output": tool_output(await call_handler(tool_handler, call)),
+                }
+                for call in calls
+            ]
+            answered += len(calls)
+        return Turn(
+            reply=resp.output_text,
+            thread_id=thread_id,
+            run_id=resp.id,
+            status=resp.status,
+            fence=guard.fence,
+            usage=usage,
+            request_id=request_id,
+            tool_calls=answered,
+        )
+
+    async def _respond(
+        self,
+        thread_id: str,
+        model: str,
+        items: list[dict[str, Any]],
+        metadata: Mapping[str, str],
+        options: Mapping[str, Any],
+        background: bool,
+        guard: AsyncGuard,
+    ) -> tuple[Any, str | None]:
+        """One response on the conversation, waited for to its end."""
+
+        async def start() -> Any:
+            stamp = await guard.write()
+            return await self.client.responses.with_raw_response.create(
+                model=model,
+                conversation=thread_id,
+                input=items,  # type: ignore[arg-type]
+                metadata={**metadata, **stamp},
+                background=background,
+                **options,
+            )
+
+        raw = await request(self.retry, f"start a response on {thread_id}", start)
+        resp, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
+        if resp.status not in BUSY:
+            return resp, raw.request_id
+        response_id = resp.id
+        await guard.started(response_id)
+        while resp.status in BUSY:
+            guard.alive()
+            await sleep(hint)
+            guard.alive()
+            polled = await request(
+                self.retry,
+                f"retrieve response {response_id}",
+                lambda: self.client.responses.with_raw_response.retrieve(response_id),
+            )
+            resp, hint = polled.parse(), poll_hint(polled.headers, self.poll_interval)
+        await guard.finished()
+        return resp, raw.request_id

@@ -1,0 +1,133 @@
+"""A turn on a held lease: input checks, auto-renewal, fenced writes, the lock-error fallback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from thread_pool._acompat import Background
+from thread_pool._async.backend import AsyncBackend, ToolHandler
+from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
+from thread_pool.turns import FENCE_KEY, Turn, validate_message, validate_metadata
+
+if TYPE_CHECKING:
+    from thread_pool._async.lease import AsyncLease
+    from thread_pool._async.pool import AsyncThreadPool
+
+logger = logging.getLogger("thread_pool")
+
+# A run (response) that ended in one of these holds no lock: the thread needs no settling.
+_ENDED = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
+
+
+class AsyncTurnGuard:
+    """The lease as the backend sees it during a turn (``AsyncGuard``), plus its renewer."""
+
+    def __init__(self, pool: AsyncThreadPool, lease: AsyncLease) -> None:
+        self._pool = pool
+        self._lease = lease
+        self.fence = lease.fence
+        self.lost: str | None = None
+
+    async def write(self) -> dict[str, str]:
+        """Fence check (renewing if short); the metadata to stamp on the write."""
+        self.alive()
+        await self._lease.check()
+        return {FENCE_KEY: str(self.fence)}
+
+    def alive(self) -> None:
+        """Raise ``LeaseLost`` once renewal failed or the lease ran out by our own clock."""
+        if self.lost is None and self._lease.remaining() <= 0:
+            self.lost = "it ran out before it could be renewed"
+        if self.lost is not None:
+            raise LeaseLost(
+                f"lease on thread {self._lease.thread_id!r} of pool {self._lease.key!r} "
+                f"(fence {self.fence}) was lost during a turn: {self.lost}"
+            )
+
+    async def started(self, request_id: str) -> None:
+        """Record the request in flight; a holder that lost the lease may not."""
+        if not await self._pool._record_in_flight(self._lease, f"{self.fence}|{request_id}"):
+            self.lost = "it was taken over"
+            self.alive()
+
+    async def finished(self) -> None:
+        """Clear the in-flight record."""
+        await self._pool._record_in_flight(self._lease, "")
+
+    async def renew_step(self) -> float | None:
+        """One step of the background renewer: renew when ``renew_margin`` is left; returns the
+        seconds until the next step, or None (stop) once the lease is lost."""
+        margin = self._pool.settings.renew_margin
+        left = self._lease.remaining()
+        if left > margin:
+            return left - margin
+        try:
+            await self._lease.renew()
+        except LeaseLost:
+            self.lost = "renewal failed: it expired or was taken over"
+            return None
+        except StoreUnavailable as exc:
+            if self._lease.remaining() <= 0:
+                self.lost = f"renewal failed: {exc}"
+                return None
+            return min(0.5, self._lease.remaining() / 4)  # Redis hiccup: try again soon
+        return max(self._lease.remaining() - margin, 0.01)
+
+
+async def run_turn(
+    pool: AsyncThreadPool,
+    backend: AsyncBackend,
+    lease: AsyncLease,
+    message: str,
+    *,
+    tool_handler: ToolHandler | None,
+    metadata: Mapping[str, object] | None,
+    params: Mapping[str, Any],
+) -> Turn:
+    """Run one turn on ``lease`` through ``backend`` (see ``AsyncLease.run``)."""
+    message = validate_message(message)
+    checked = validate_metadata(metadata)
+    guard = AsyncTurnGuard(pool, lease)
+    # Until the turn ends cleanly its run may still be active upstream: if we leave early, the
+    # release sends the thread to be settled instead of straight back to use.
+    lease.dirty = True
+    async with Background(guard.renew_step, f"renew {lease.thread_id}"):
+        try:
+            turn = await _turn(backend, lease, message, guard, tool_handler, checked, params)
+        except ThreadBusy as exc:
+            # Should never happen while the pool holds the thread: a bug signal. Count it, make
+            # the thread quiet, and try once more.
+            logger.error("pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc)
+            await pool._count(lease.key, "lock_errors")
+            await pool._settle_held(lease)
+            turn = await _turn(backend, lease, message, guard, tool_handler, checked, params)
+        except TurnFailed as exc:
+            if exc.status in _ENDED:
+                lease.dirty = False
+            raise
+        except InvalidArgument:
+            lease.dirty = False  # refused before any request
+            raise
+    lease.dirty = False
+    return turn
+
+
+async def _turn(
+    backend: AsyncBackend,
+    lease: AsyncLease,
+    message: str,
+    guard: AsyncTurnGuard,
+    tool_handler: ToolHandler | None,
+    metadata: Mapping[str, str],
+    params: Mapping[str, Any],
+) -> Turn:
+    return await backend.run_turn(
+        lease.thread_id,
+        message,
+        guard,
+        tool_handler=tool_handler,
+        metadata=metadata,
+        params=params,
+    )

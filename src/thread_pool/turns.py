@@ -1,0 +1,133 @@
+"""What a turn takes and gives: input checks done before any request, and the ``Turn`` result.
+
+No I/O here; the backends (``_async/assistants.py``, ``_async/conversations.py``) use these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from thread_pool.errors import InvalidArgument
+
+MAX_MESSAGE_CHARS = 256_000
+"""Upstream refuses longer message content with a 400."""
+
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+
+FENCE_KEY = "tp_fence"
+"""Metadata key stamped on every write of a turn: the lease's fence, so writes can be ordered."""
+POOL_KEY = "tp_pool"
+"""Metadata key naming the pool on the threads (conversations) it creates."""
+TURN_KEY = "tp_turn"
+"""Metadata key carrying a turn's random id, to recognise its run after an ambiguous failure."""
+
+RESERVED_KEYS = (FENCE_KEY, POOL_KEY, TURN_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model asked for; ``tool_handler`` returns its output."""
+
+    id: str
+    name: str
+    arguments: str
+    """The arguments as the model wrote them (a JSON object, as text)."""
+
+    def args(self) -> Any:
+        """The arguments decoded from JSON (``{}`` when empty)."""
+        return json.loads(self.arguments) if self.arguments.strip() else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """The outcome of one completed turn on a leased thread."""
+
+    reply: str
+    """The assistant's reply text."""
+    thread_id: str
+    """The upstream thread (Assistants) or conversation (Conversations) it ran on."""
+    run_id: str
+    """The run (Assistants) or the last response (Conversations) that produced the reply."""
+    status: str
+    """Upstream's final status (``completed``)."""
+    fence: int
+    """The lease's fence, as stamped in the turn's write metadata."""
+    usage: dict[str, int] = field(default_factory=dict)
+    """Token counts as upstream reported them (summed over the responses of a tool loop)."""
+    request_id: str | None = None
+    """Upstream's id of the request that started the turn."""
+    tool_calls: int = 0
+    """How many tool calls were answered during the turn."""
+
+
+def validate_message(message: object) -> str:
+    """Return ``message`` if upstream would accept it as a user message, else raise."""
+    if not isinstance(message, str):
+        raise InvalidArgument(f"message must be a string, not {type(message).__name__}")
+    if not message.strip():
+        raise InvalidArgument("message must not be empty")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise InvalidArgument(
+            f"message is {len(message)} characters long; upstream accepts at most "
+            f"{MAX_MESSAGE_CHARS}"
+        )
+    return message
+
+
+def validate_metadata(metadata: Mapping[str, object] | None) -> dict[str, str]:
+    """Return the caller's metadata if it fits upstream's limits next to the pool's own keys."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidArgument(f"metadata must be a mapping, not {type(metadata).__name__}")
+    room = MAX_METADATA_PAIRS - len(RESERVED_KEYS)
+    if len(metadata) > room:
+        raise InvalidArgument(
+            f"metadata has {len(metadata)} pairs; at most {room} (upstream allows "
+            f"{MAX_METADATA_PAIRS} and the pool uses {len(RESERVED_KEYS)})"
+        )
+    out: dict[str, str] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or len(key) > MAX_METADATA_KEY:
+            raise InvalidArgument(f"metadata key {key!r} must be 1-{MAX_METADATA_KEY} characters")
+        if key in RESERVED_KEYS:
+            raise InvalidArgument(f"metadata key {key!r} is reserved for the pool")
+        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE:
+            raise InvalidArgument(
+                f"metadata value of {key!r} must be a string of at most {MAX_METADATA_VALUE} "
+                "characters"
+            )
+        out[key] = value
+    return out
+
+
+def usage_of(obj: Any) -> dict[str, int]:
+    """Token counts of a run or response object (empty if it has none)."""
+    usage = getattr(obj, "usage", None)
+    if usage is None:
+        return {}
+    dumped = usage.model_dump() if hasattr(usage, "model_dump") else dict(usage)
+    return {k: v for k, v in dumped.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def add_usage(total: dict[str, int], more: Mapping[str, int]) -> dict[str, int]:
+    """``total`` plus ``more``, key by key."""
+    out = dict(total)
+    for k, v in more.items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+def error_of(obj: Any) -> dict[str, str] | None:
+    """Upstream's ``last_error`` (run) or ``error`` / ``incomplete_details`` (response)."""
+    for name in ("last_error", "error", "incomplete_details"):
+        value = getattr(obj, name, None)
+        if value is not None:
+            dumped = value.model_dump() if hasattr(value, "model_dump") else dict(value)
+            return {k: str(v) for k, v in dumped.items() if v is not None}
+    return None

@@ -1,0 +1,296 @@
+"""Turns through a lease against the emulator over HTTP and a real Redis;
+``test_turns_sync.py`` is generated from this file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import openai
+import pytest
+import redis
+
+from tests.aio_helpers import pause
+from tests.checks import assert_quiet
+from tests.turn_fixtures import (
+    ASSISTANT_TOOLS,
+    RESPONSE_TOOLS,
+    fences_of,
+    lock_errors,
+    make_assistant,
+    requests_made,
+)
+from thread_pool import (
+    AsyncAssistantsBackend,
+    AsyncBackend,
+    AsyncConversationsBackend,
+    AsyncThreadPool,
+    InvalidArgument,
+    LeaseLost,
+    RetryPolicy,
+    ToolCall,
+    TurnFailed,
+)
+from thread_pool.emulator import EmulatorServer, parse_reply
+from thread_pool.keys import PoolKeys
+
+pytestmark = pytest.mark.filterwarnings(
+    r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"
+)
+
+MakePool = Callable[..., AsyncThreadPool]
+FAST_RETRY = RetryPolicy(attempts=8, deadline=20, base_delay=0.01, max_delay=0.1)
+
+
+def make_backend(kind: str, client: openai.AsyncOpenAI, server: EmulatorServer) -> AsyncBackend:
+    if kind == "assistants":
+        return AsyncAssistantsBackend(
+            client, assistant_id=make_assistant(server), retry=FAST_RETRY, settle_wait=0.2
+        )
+    return AsyncConversationsBackend(
+        client,
+        model="emulated",
+        background=kind == "background",
+        retry=FAST_RETRY,
+        settle_wait=0.2,
+    )
+
+
+def tools_for(kind: str) -> list[Any]:
+    return ASSISTANT_TOOLS if kind == "assistants" else RESPONSE_TOOLS
+
+
+@pytest.fixture
+async def make_pool(
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+) -> AsyncIterator[MakePool]:
+    pools: list[AsyncThreadPool] = []
+
+    def make(kind: str = "assistants", **overrides: Any) -> AsyncThreadPool:
+        backend = make_backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
+        pool = AsyncThreadPool(
+            backend=backend,
+            redis_url=thread_pool_redis_url,
+            key_prefix=thread_pool_prefix,
+            **overrides,
+        )
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        await pool.aclose()
+
+
+KINDS = ["assistants", "conversations", "background"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_turns_reply_and_stamp_their_fence_on_every_write(
+    make_pool: MakePool,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    kind: str,
+) -> None:
+    pool = make_pool(kind)
+    turns = [await pool.run("doc", f"question {i}") for i in range(3)]
+
+    assert [t.fence for t in turns] == [1, 2, 3]  # one thread, granted three times
+    assert len({t.thread_id for t in turns}) == 1
+    for t in turns:
+        assert t.status == "completed"
+        assert t.reply.startswith("[emulator] re ")
+        assert t.usage["total_tokens"] > 0
+        assert t.request_id is not None
+    # The last turn saw the whole thread: three questions and two earlier replies.
+    assert parse_reply(turns[-1].reply).count == 5
+    # Every write of a turn carries its fence, in increasing order.
+    stamped = fences_of(thread_pool_emulator, turns[0].thread_id)
+    assert stamped == sorted(stamped)
+    assert set(stamped) == {1, 2, 3}
+    stats = thread_pool_emulator.admin.stats()
+    # One request starts a turn: no separate message create.
+    assert "POST /v1/threads/{thread_id}/messages" not in stats["requests"]
+    assert lock_errors(thread_pool_emulator) == 0
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_tool_calls_are_answered_within_the_turn(
+    make_pool: MakePool, thread_pool_emulator: EmulatorServer, kind: str
+) -> None:
+    pool = make_pool(kind)
+    seen: list[ToolCall] = []
+
+    async def handler(call: ToolCall) -> dict[str, str]:
+        seen.append(call)
+        return {"answer": f"pong {call.args()['n']}"}
+
+    turn = await pool.run("doc", 'call:ping({"n": 7})', tool_handler=handler, tools=tools_for(kind))
+    assert [c.name for c in seen] == ["ping"]
+    assert turn.tool_calls == 1
+    assert parse_reply(turn.reply).tool_outputs == ('{"answer": "pong 7"}',)
+    assert lock_errors(thread_pool_emulator) == 0
+
+
+async def test_a_plain_function_serves_as_tool_handler(make_pool: MakePool) -> None:
+    pool = make_pool("assistants")
+    turn = await pool.run(
+        "doc", "call:ping()", tool_handler=lambda call: "pong", tools=ASSISTANT_TOOLS
+    )
+    assert parse_reply(turn.reply).tool_outputs == ("pong",)
+
+
+@pytest.mark.parametrize(
+    ("message", "metadata"),
+    [
+        ("", None),
+        ("   ", None),
+        ("x" * 256_001, None),
+        ("hi", {f"k{i}": "v" for i in range(14)}),
+        ("hi", {"k": "v" * 513}),
+        ("hi", {"k" * 65: "v"}),
+        ("hi", {"tp_fence": "99"}),
+    ],
+)
+async def test_bad_input_is_refused_before_any_request(
+    make_pool: MakePool,
+    thread_pool_emulator: EmulatorServer,
+    message: str,
+    metadata: dict[str, str] | None,
+) -> None:
+    pool = make_pool("conversations")
+    before = requests_made(thread_pool_emulator)
+    with pytest.raises(InvalidArgument):
+        await pool.run("doc", message, metadata=metadata)
+    assert requests_made(thread_pool_emulator) == before
+
+
+async def test_the_longest_message_and_most_metadata_upstream_takes_go_through(
+    make_pool: MakePool,
+) -> None:
+    pool = make_pool("assistants")
+    metadata = {f"k{i}": "v" * 512 for i in range(13)}
+    turn = await pool.run("doc", "x" * 256_000, metadata=metadata)
+    assert turn.status == "completed"
+
+
+@pytest.mark.thread_pool_emulator(run_failed=1.0)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_failed_run_raises_turn_failed_with_upstream_error(
+    make_pool: MakePool,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    kind: str,
+) -> None:
+    pool = make_pool(kind)
+    with pytest.raises(TurnFailed) as caught:
+        await pool.run("doc", "hello")
+    err = caught.value
+    assert err.status == "failed"
+    assert err.last_error is not None
+    assert err.last_error.get("code")
+    assert err.request_id is not None
+    assert err.run_id is not None
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+async def test_a_busy_thread_is_counted_settled_and_retried_once(
+    make_pool: MakePool,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_openai_client: openai.OpenAI,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+) -> None:
+    pool = make_pool("assistants")
+    first = await pool.run("doc", "hello")
+    # Someone outside the pool starts a run that waits for tool outputs: the thread is busy.
+    stray = thread_pool_openai_client.beta.threads.runs.create(
+        first.thread_id,
+        assistant_id=make_assistant(thread_pool_emulator),
+        additional_messages=[{"role": "user", "content": "call:ping()"}],
+        tools=ASSISTANT_TOOLS,
+    )
+    await pause(0.2)
+
+    turn = await pool.run("doc", "again")
+
+    assert turn.thread_id == first.thread_id
+    assert (await pool.stats("doc")).lock_errors == 1
+    assert lock_errors(thread_pool_emulator) == 1
+    settled = thread_pool_openai_client.beta.threads.runs.retrieve(
+        stray.id, thread_id=first.thread_id
+    )
+    assert settled.status == "cancelled"
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+@pytest.mark.thread_pool_emulator(latency=2.0)
+async def test_a_turn_longer_than_the_lease_is_kept_alive_by_renewal(
+    make_pool: MakePool, thread_pool_emulator: EmulatorServer
+) -> None:
+    pool = make_pool("assistants", lease_ttl=0.8, renew_margin=0.4)
+    turn = await pool.run("doc", "a long one")
+    assert turn.status == "completed"
+    stats = await pool.stats("doc")
+    assert stats.lost == 0
+    assert stats.reaped == 0
+    assert lock_errors(thread_pool_emulator) == 0
+
+
+@pytest.mark.parametrize("kind", ["assistants", "background"])
+async def test_a_lost_lease_stops_the_turn_and_it_writes_nothing_more(
+    make_pool: MakePool,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    kind: str,
+) -> None:
+    pool = make_pool(kind, lease_ttl=5, renew_margin=1)
+    keys = PoolKeys.of(thread_pool_prefix, "doc")
+    held: list[str] = []
+
+    async def expire_then_answer(call: ToolCall) -> str:
+        # As if this holder had stalled past its deadline: the lease is gone from under it.
+        thread_id = str(redis_client.zrange(keys.leases, 0, 0)[0])
+        held.append(thread_id)
+        redis_client.zadd(keys.leases, {thread_id: 1})
+        return "too late"
+
+    with pytest.raises(LeaseLost):
+        await pool.run("doc", "call:ping()", tool_handler=expire_then_answer, tools=tools_for(kind))
+    writes = thread_pool_emulator.admin.writes(held[0])
+    assert "too late" not in str(writes)
+    assert not any("submit" in w["op"] or "function_call_output" in str(w) for w in writes)
+
+    # The next turn finds the thread settled and runs normally.
+    turn = await pool.run("doc", "next")
+    assert turn.thread_id == held[0]
+    assert turn.fence == 2
+    assert fences_of(thread_pool_emulator, held[0]) == sorted(
+        fences_of(thread_pool_emulator, held[0])
+    )
+    assert lock_errors(thread_pool_emulator) == 0
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+async def test_a_lease_runs_several_turns_and_a_pool_without_backend_refuses(
+    make_pool: MakePool, thread_pool_redis_url: str, thread_pool_prefix: str
+) -> None:
+    pool = make_pool("conversations")
+    async with pool.lease("doc") as lease:
+        one = await lease.run("first")
+        two = await lease.run("second")
+    assert one.fence == two.fence == lease.fence
+    assert parse_reply(two.reply).count == 3
+    bare = AsyncThreadPool(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix)
+    try:
+        async with bare.lease("doc") as lease:
+            with pytest.raises(InvalidArgument):
+                await lease.run("hi")
+    finally:
+        await bare.aclose()
