@@ -1,0 +1,142 @@
+"""Turns under upstream faults and cancellation (asyncio only: many turns in one process)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import pytest
+import redis
+
+from tests.checks import assert_quiet
+from tests.turn_fixtures import ASSISTANT_TOOLS, lock_errors, make_assistant
+from thread_pool import (
+    AsyncAssistantsBackend,
+    AsyncBackend,
+    AsyncConversationsBackend,
+    AsyncThreadPool,
+    RetryPolicy,
+    ThreadPoolError,
+    Turn,
+)
+from thread_pool.emulator import EmulatorServer
+
+pytestmark = pytest.mark.filterwarnings(
+    r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"
+)
+
+
+def _backend(kind: str, client: openai.AsyncOpenAI, server: EmulatorServer) -> AsyncBackend:
+    retry = RetryPolicy(attempts=6, deadline=20, base_delay=0.01, max_delay=0.1)
+    if kind == "assistants":
+        return AsyncAssistantsBackend(
+            client, assistant_id=make_assistant(server), retry=retry, settle_wait=0.2
+        )
+    return AsyncConversationsBackend(
+        client, model="emulated", background=True, retry=retry, settle_wait=0.2
+    )
+
+
+@pytest.fixture
+async def pool_for(
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+) -> AsyncIterator[Any]:
+    pools: list[AsyncThreadPool] = []
+
+    def make(kind: str, **overrides: Any) -> AsyncThreadPool:
+        backend = _backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
+        pool = AsyncThreadPool(
+            backend=backend,
+            redis_url=thread_pool_redis_url,
+            key_prefix=thread_pool_prefix,
+            **overrides,
+        )
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        await pool.aclose()
+
+
+# 30 % of requests fail (10 % each 429 with a short Retry-After, 500, 503), and a run ends
+# failed now and then.
+STORM = {"http_429": 0.1, "http_500": 0.1, "http_503": 0.1, "run_failed": 0.05, "retry_after": 0.05}
+
+
+@pytest.mark.thread_pool_emulator(**STORM)
+@pytest.mark.parametrize("kind", ["assistants", "conversations"])
+async def test_in_a_fault_storm_every_turn_completes_or_fails_typed(
+    pool_for: Any,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    kind: str,
+) -> None:
+    pool = pool_for(kind, max_size=4, acquire_timeout=60)
+
+    async def worker(n: int) -> list[Turn | BaseException]:
+        out: list[Turn | BaseException] = []
+        for i in range(5):
+            try:
+                out.append(await pool.run("storm", f"task {n} turn {i}"))
+            except ThreadPoolError as exc:
+                out.append(exc)
+        return out
+
+    results = [r for rs in await asyncio.gather(*(worker(n) for n in range(8))) for r in rs]
+    faults = thread_pool_emulator.admin.stats()["faults"]
+    assert sum(int(v) for v in faults.values()) > 20  # the storm really happened
+    assert len(results) == 40
+    done = [r for r in results if isinstance(r, Turn)]
+    assert len(done) >= 30  # retries carry most turns through
+    assert all(isinstance(r, Turn | ThreadPoolError) for r in results)
+    assert lock_errors(thread_pool_emulator) == 0
+    assert (await pool.stats("storm")).lock_errors == 0
+    assert_quiet(redis_client, thread_pool_prefix, "storm", threads=4)
+
+
+@pytest.mark.thread_pool_emulator(latency=5.0)
+@pytest.mark.parametrize("kind", ["assistants", "conversations"])
+async def test_a_turn_cancelled_mid_run_leaves_a_quiet_pool_and_no_active_run(
+    pool_for: Any,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    kind: str,
+) -> None:
+    pool = pool_for(kind)
+    task = asyncio.ensure_future(pool.run("doc", "a long one"))
+    await asyncio.sleep(0.5)  # started upstream, now polling
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The release settled the thread: its run was cancelled, and the next turn goes ahead.
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+    (thread_id,) = redis_client.zrange(f"{thread_pool_prefix}:{{doc}}:idle", 0, -1)
+    ops = [w["op"] for w in thread_pool_emulator.admin.writes(str(thread_id))]
+    assert ops[-1].endswith("cancel"), ops
+    thread_pool_emulator.admin.configure(latency=0.02)
+    turn = await pool.run("doc", "next")
+    assert turn.fence == 2
+    assert lock_errors(thread_pool_emulator) == 0
+
+
+async def test_an_async_tool_handler_holds_the_lease_across_the_tool_loop(
+    pool_for: Any, thread_pool_emulator: EmulatorServer
+) -> None:
+    pool = pool_for("assistants", lease_ttl=0.6, renew_margin=0.3)
+
+    async def slow_tool(call: Any) -> str:
+        await asyncio.sleep(1.0)  # longer than the lease: the renewer must keep it
+        return "done"
+
+    turn = await pool.run("doc", "call:ping()", tool_handler=slow_tool, tools=ASSISTANT_TOOLS)
+    assert turn.tool_calls == 1
+    stats = await pool.stats("doc")
+    assert (stats.lost, stats.reaped) == (0, 0)
