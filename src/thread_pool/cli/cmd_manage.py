@@ -1,0 +1,160 @@
+"""``resize``, ``reap``, ``drain`` and ``delete``: changing a pool."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from thread_pool._async.pool import AsyncThreadPool
+from thread_pool.cli.render import console, print_json
+from thread_pool.cli.target import Target, run, target_options
+from thread_pool.errors import UnknownPool
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
+
+
+async def _resize(
+    target: Target, key: str, low: int | None, high: int | None, ttl: float | None, create: bool
+) -> dict[str, object]:
+    async with target.admin() as admin:
+        if not create:
+            await admin.status(key)  # UnknownPool: a typo must not create a pool
+    async with AsyncThreadPool(settings=target.settings()) as pool:
+        stats = await pool.configure(key, min_size=low, max_size=high, ttl=ttl)
+    return dataclasses.asdict(stats)
+
+
+@click.command()
+@click.argument("key")
+@click.option("--min", "low", type=click.IntRange(min=0), help="minimum threads")
+@click.option("--max", "high", type=click.IntRange(min=1), help="maximum threads")
+@click.option("--ttl", type=click.FloatRange(min=0, min_open=True), help="lease TTL (seconds)")
+@click.option("--create", is_flag=True, help="create the pool if it does not exist")
+@_json_option
+@target_options
+def resize(
+    target: Target,
+    key: str,
+    low: int | None,
+    high: int | None,
+    ttl: float | None,
+    create: bool,
+    as_json: bool,
+) -> None:
+    """Set pool KEY's sizes (and lease TTL). Shrinking retires idle threads now and leased ones
+    as they come back (they may still exist upstream: see status)."""
+    if low is None and high is None and ttl is None:
+        raise click.UsageError("give --min, --max or --ttl")
+    stats = run(_resize(target, key, low, high, ttl, create))
+    if as_json:
+        print_json(stats)
+        return
+    console().print(
+        f"pool {key}: min {stats['min_size']} max {stats['max_size']} "
+        f"ttl {stats['lease_ttl']}s, {stats['threads']} threads ({stats['retired']} retired)"
+    )
+
+
+async def _reap(target: Target, key: str | None) -> int:
+    async with target.pool() as pool:
+        return await pool.reap(key)
+
+
+@click.command()
+@click.argument("key", required=False)
+@_json_option
+@target_options
+def reap(target: Target, key: str | None, as_json: bool) -> None:
+    """Reclaim expired leases now (of pool KEY, or of every pool) and settle their threads
+    through --backend before they are handed out again (without one they go straight back)."""
+    reaped = run(_reap(target, key))
+    if as_json:
+        print_json({"reaped": reaped})
+    else:
+        console().print(f"reclaimed {reaped} expired lease(s)")
+
+
+async def _drain(target: Target, key: str, timeout: float, off: bool) -> dict[str, int]:
+    async with target.admin() as admin:
+        if off:
+            await admin.set_draining(key, False)
+            s = (await admin.status(key)).stats
+        else:
+            s = (await admin.drain(key, timeout)).stats
+    return {"leased": s.leased, "settling": s.settling, "waiting": s.waiting}
+
+
+@click.command()
+@click.argument("key")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="seconds to wait for holders to release",
+)
+@click.option("--off", is_flag=True, help="clear the draining mark")
+@_json_option
+@target_options
+def drain(target: Target, key: str, timeout: float, off: bool, as_json: bool) -> None:
+    """Mark pool KEY draining and wait until no thread is leased. A draining pool is not
+    pre-warmed; the lease path does not read the mark yet, so stop the workers of KEY too."""
+    left = run(_drain(target, key, timeout, off))
+    if as_json:
+        print_json({"key": key, "draining": not off, **left})
+    if off:
+        if not as_json:
+            console().print(f"pool {key}: no longer draining")
+        return
+    if left["leased"] or left["settling"]:
+        raise click.ClickException(
+            f"pool {key!r} still has {left['leased']} leased and {left['settling']} settling "
+            f"thread(s) after {timeout}s; it stays marked draining"
+        )
+    if not as_json:
+        console().print(f"pool {key}: drained (no leases; {left['waiting']} waiting)")
+
+
+async def _delete(target: Target, key: str, yes: bool, force: bool) -> dict[str, object]:
+    maker = target.maker()
+    async with target.admin() as admin:
+        status = await admin.status(key)
+        count = len(status.threads) + len(status.retired)
+        if not yes:
+            where = "upstream and in Redis" if maker else "in Redis only (no --backend)"
+            click.confirm(
+                f"delete pool {key!r} with {count} thread(s) {where}?", abort=True, err=True
+            )
+        report = await admin.delete(key, maker, force=force)
+    return dataclasses.asdict(report)
+
+
+@click.command()
+@click.argument("key")
+@click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+@click.option("--force", is_flag=True, help="delete even while threads are leased")
+@_json_option
+@target_options
+def delete(target: Target, key: str, yes: bool, force: bool, as_json: bool) -> None:
+    """Delete pool KEY: its threads upstream (with --backend) and all its keys. Without
+    --backend the threads stay upstream and only this output names them: export first."""
+    try:
+        report = run(_delete(target, key, yes, force))
+    except UnknownPool:
+        raise click.ClickException(f"unknown pool {key!r}") from None
+    if as_json:
+        print_json(report)
+        return
+    text = f"deleted pool {key}: {len(report['threads'])} thread(s)"  # type: ignore[arg-type]
+    if report["left_upstream"]:
+        text += f"; left upstream (no --backend): {', '.join(report['left_upstream'])}"  # type: ignore[arg-type]
+    else:
+        text += (
+            f", {len(report['deleted_upstream'])} deleted upstream"  # type: ignore[arg-type]
+            f", {len(report['missing_upstream'])} already gone"  # type: ignore[arg-type]
+        )
+    console().print(text)
+
+
+COMMANDS = [resize, reap, drain, delete]

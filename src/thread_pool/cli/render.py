@@ -1,0 +1,106 @@
+"""How results look: rich tables for people (colour on a terminal), JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from thread_pool.pool_status import PoolStatus
+
+
+def console(stderr: bool = False) -> Console:
+    """A console; piped output gets no colour and a wide line, so tables are not cut."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 200
+    return Console(file=stream, width=width, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}s" if abs(value) < 100 else f"{value:.0f}s"
+
+
+def _state(status: PoolStatus) -> Text:
+    if status.draining:
+        return Text("draining", style="yellow")
+    if status.stats.waiting:
+        return Text("waiting", style="red")
+    return Text("ok", style="green")
+
+
+def pools_table(statuses: list[PoolStatus]) -> Table:
+    """One line per pool, the counts of ``stats()``."""
+    table = Table(title=None, box=None, header_style="bold", pad_edge=False)
+    for name in ("pool", "threads", "idle", "leased", "settling", "reserved", "waiting"):
+        table.add_column(name, justify="left" if name == "pool" else "right", no_wrap=True)
+    for name in ("retired", "min", "max", "ttl", "granted"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("log", justify="right")  # the context log's length, once pools keep one
+    table.add_column("state")
+    for st in statuses:
+        s = st.stats
+        table.add_row(
+            s.key,
+            *(str(n) for n in (s.threads, s.idle, s.leased, s.settling, s.reserved, s.waiting)),
+            *(str(n) for n in (s.retired, s.min_size, s.max_size)),
+            _seconds(s.lease_ttl),
+            str(s.granted),
+            "-" if st.log_length is None else str(st.log_length),
+            _state(st),
+        )
+    return table
+
+
+def pool_detail(status: PoolStatus) -> Group:
+    """One pool in full: counts, counters, each thread with its lease, the waiters."""
+    s = status.stats
+    head = Text.assemble(
+        ("pool ", "bold"),
+        (s.key, "bold cyan"),
+        "  ",
+        _state(status),
+        f"\nthreads {s.threads} (idle {s.idle}, leased {s.leased}, settling {s.settling}, "
+        f"reserved {s.reserved})  waiting {s.waiting}  retired {s.retired}"
+        f"\nsizes min {s.min_size} max {s.max_size}  lease ttl {_seconds(s.lease_ttl)}"
+        f"\ncounters granted {s.granted}  timeouts {s.timeouts}  lost {s.lost}  "
+        f"reaped {s.reaped}  lock errors {s.lock_errors}"
+        f"\nlog {'-' if status.log_length is None else status.log_length}",
+    )
+    threads = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("thread", "state", "fence", "holder", "age", "left", "lag"):
+        threads.add_column(name, justify="right" if name in ("fence", "age", "left") else "left")
+    leases = {lease.thread_id: lease for lease in status.leases}
+    styles = {"idle": "green", "leased": "yellow", "settling": "magenta"}
+    for t in status.threads:
+        lease = leases.get(t.thread_id)
+        left = "" if lease is None else _seconds(lease.remaining)
+        threads.add_row(
+            t.thread_id,
+            Text(t.state, style=styles.get(t.state, "")),
+            str(t.fence),
+            "" if lease is None else lease.holder,
+            "" if lease is None else _seconds(lease.age),
+            Text(left, style="red" if lease is not None and lease.remaining < 0 else ""),
+            "-" if t.lag is None else str(t.lag),
+        )
+    parts: list[Any] = [head, Text(""), threads]
+    if status.waiters:
+        waiters = Table(box=None, header_style="bold", pad_edge=False)
+        waiters.add_column("waiter")
+        waiters.add_column("gives up in", justify="right")
+        for w in status.waiters:
+            waiters.add_row(w.holder, _seconds(w.remaining))
+        parts += [Text(""), waiters]
+    if status.retired:
+        parts += [Text(f"\nretired (may still exist upstream): {', '.join(status.retired)}")]
+    return Group(*parts)

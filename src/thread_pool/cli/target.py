@@ -1,0 +1,102 @@
+"""Where a command acts: settings (env/.env, then flags), Redis, and the upstream backend."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from thread_pool._async.admin import AsyncPoolAdmin, AsyncThreadMaker
+from thread_pool._async.pool import AsyncThreadPool
+from thread_pool.settings import Settings
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+BACKENDS = ("assistants", "conversations")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The flags every Redis command shares; ``None`` leaves the library's setting in force."""
+
+    redis_url: str | None = None
+    key_prefix: str | None = None
+    backend: str | None = None
+    base_url: str | None = None
+
+    def settings(self) -> Settings:
+        """The library's settings (``THREAD_POOL_*``, ``.env``) with the flags on top."""
+        return Settings.load(redis_url=self.redis_url, key_prefix=self.key_prefix)
+
+    def admin(self) -> AsyncPoolAdmin:
+        """The admin object of these settings."""
+        return AsyncPoolAdmin(settings=self.settings())
+
+    def maker(self) -> Any | None:
+        """The upstream backend chosen with ``--backend`` (None: none chosen). The SDK reads
+        ``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL`` unless ``--base-url`` is given) itself;
+        the key never passes through this program's output."""
+        if self.backend is None:
+            return None
+        import openai
+
+        client = openai.AsyncOpenAI(base_url=self.base_url)
+        if self.backend == "assistants":
+            from thread_pool._async.assistants import AsyncAssistantsBackend
+
+            return AsyncAssistantsBackend(client)
+        from thread_pool._async.conversations import AsyncConversationsBackend
+
+        return AsyncConversationsBackend(client)
+
+    def require_maker(self, what: str) -> AsyncThreadMaker:
+        """The backend, or a usage error saying ``what`` needs one."""
+        maker = self.maker()
+        if maker is None:
+            raise click.UsageError(f"{what} needs --backend assistants|conversations")
+        return maker  # type: ignore[no-any-return]
+
+    def pool(self) -> AsyncThreadPool:
+        """A pool object of these settings (with the backend as settler, if one is chosen)."""
+        return AsyncThreadPool(settings=self.settings(), backend=self.maker())
+
+
+def target_options(command: F) -> F:
+    """Add the shared flags; the command receives them as ``target: Target``."""
+
+    @click.option("--redis-url", help="Redis URL [env THREAD_POOL_REDIS_URL]")
+    @click.option("--key-prefix", help="key prefix of the pools [env THREAD_POOL_KEY_PREFIX]")
+    @click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        help="upstream API, for commands that create, delete or settle threads",
+    )
+    @click.option("--base-url", help="upstream base URL [env OPENAI_BASE_URL]")
+    @click.option("--debug", is_flag=True, help="show a traceback on failure")
+    @functools.wraps(command)
+    def wrapper(
+        redis_url: str | None,
+        key_prefix: str | None,
+        backend: str | None,
+        base_url: str | None,
+        debug: bool,
+        **kwargs: Any,
+    ) -> Any:
+        target = Target(redis_url, key_prefix, backend, base_url)
+        return command(target=target, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def run(main: Awaitable[T]) -> T:
+    """Run one command's coroutine (Ctrl-C cancels it, so its clean-up runs)."""
+    return asyncio.run(_main(main))
+
+
+async def _main(main: Awaitable[T]) -> T:
+    return await main
