@@ -30,6 +30,7 @@ from thread_pool import (
     RetryPolicy,
     ToolCall,
     TurnFailed,
+    UpstreamError,
 )
 from thread_pool.emulator import EmulatorServer, parse_reply
 from thread_pool.keys import PoolKeys
@@ -294,3 +295,28 @@ async def test_a_lease_runs_several_turns_and_a_pool_without_backend_refuses(
                 await lease.run("hi")
     finally:
         await bare.aclose()
+
+
+@pytest.mark.parametrize("kind", ["assistants", "conversations"])
+async def test_a_thread_deleted_upstream_is_dropped_and_replaced(
+    make_pool: MakePool,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    kind: str,
+) -> None:
+    pool = make_pool(kind)
+    first = await pool.run("doc", "hello")
+    backend = make_backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
+    assert await backend.delete_thread(first.thread_id)
+    assert not await backend.delete_thread(first.thread_id)
+
+    with pytest.raises(UpstreamError) as caught:
+        await pool.run("doc", "into the void")
+    assert caught.value.status_code == 404
+    turn = await pool.run("doc", "again")
+    assert turn.thread_id != first.thread_id
+    stats = await pool.stats("doc")
+    assert stats.threads == 1
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)

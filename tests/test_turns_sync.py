@@ -33,6 +33,7 @@ from thread_pool import (
     ThreadPool,
     ToolCall,
     TurnFailed,
+    UpstreamError,
 )
 from thread_pool.emulator import EmulatorServer, parse_reply
 from thread_pool.keys import PoolKeys
@@ -295,3 +296,28 @@ def test_a_lease_runs_several_turns_and_a_pool_without_backend_refuses(
                 lease.run("hi")
     finally:
         bare.close()
+
+
+@pytest.mark.parametrize("kind", ["assistants", "conversations"])
+def test_a_thread_deleted_upstream_is_dropped_and_replaced(
+    make_pool: MakePool,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_openai_client: openai.OpenAI,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    kind: str,
+) -> None:
+    pool = make_pool(kind)
+    first = pool.run("doc", "hello")
+    backend = make_backend(kind, thread_pool_openai_client, thread_pool_emulator)
+    assert backend.delete_thread(first.thread_id)
+    assert not backend.delete_thread(first.thread_id)
+
+    with pytest.raises(UpstreamError) as caught:
+        pool.run("doc", "into the void")
+    assert caught.value.status_code == 404
+    turn = pool.run("doc", "again")
+    assert turn.thread_id != first.thread_id
+    stats = pool.stats("doc")
+    assert stats.threads == 1
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)

@@ -172,19 +172,29 @@ class AsyncAssistantsBackend:
             raise InvalidArgument("no assistant_id: give it to AssistantsBackend or to run()")
         nonce = secrets.token_hex(8)
 
-        async def start() -> Any:
+        tried = False
+
+        async def start() -> tuple[Any, float, str | None]:
+            nonlocal tried
+            if tried:
+                # The last try may have reached upstream before it failed (a timeout, a dropped
+                # connection): adopt the run it started rather than start a second one, which
+                # would meet the first on the thread.
+                found = await self._find_turn(thread_id, nonce)
+                if found is not None:
+                    return found, self.poll_interval, None
+            tried = True
             stamp = await guard.write()
-            return await self._runs.with_raw_response.create(
+            raw = await self._runs.with_raw_response.create(
                 thread_id,
                 assistant_id=assistant_id,
                 additional_messages=[{"role": "user", "content": message, "metadata": stamp}],
                 metadata={**metadata, **stamp, TURN_KEY: nonce},
                 **options,
             )
+            return raw.parse(), poll_hint(raw.headers, self.poll_interval), raw.request_id
 
-        raw = await request(self.retry, f"start a run on {thread_id}", start)
-        request_id = raw.request_id
-        run, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
+        run, hint, request_id = await request(self.retry, f"start a run on {thread_id}", start)
         usage: dict[str, int] = {}
         answered = 0
         while True:
@@ -235,6 +245,14 @@ class AsyncAssistantsBackend:
             request_id=request_id,
             tool_calls=answered,
         )
+
+    async def _find_turn(self, thread_id: str, nonce: str) -> Any:
+        """The run of this turn (by its ``tp_turn`` stamp) among the thread's latest, if any."""
+        page = await self._runs.list(thread_id=thread_id, limit=5, order="desc")
+        for run in page.data:
+            if (run.metadata or {}).get(TURN_KEY) == nonce:
+                return run
+        return None
 
     async def _submit(
         self, thread_id: str, run_id: str, outputs: list[ToolOutput], guard: AsyncGuard
