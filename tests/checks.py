@@ -11,6 +11,10 @@ def assert_quiet(client: redis.Redis, prefix: str, key: str, threads: int | None
     """Pool ``key`` is fully idle: no lease, hold, waiter, mailbox, reservation or settling claim,
     and every thread is in the idle set (exactly ``threads`` of them when given)."""
     k = PoolKeys.of(prefix, key)
+    # Every key the scripts wrote is one that keys.py knows (else the checks below see nothing).
+    known = set(k.all_fixed())
+    for name in client.scan_iter(match=f"{k.base}*"):
+        assert name in known or name.startswith((f"{k.base}w:", f"{k.base}x:")), name
     registered = client.hlen(k.threads)
     assert client.zcard(k.leases) == 0, client.zrange(k.leases, 0, -1, withscores=True)
     assert client.hlen(k.holds) == 0, client.hgetall(k.holds)

@@ -202,7 +202,7 @@ async def test_a_waiter_is_woken_when_a_growth_slot_comes_free(make_pool: MakePo
     await pool.configure("doc", max_size=1)
     reserving = make_pool()
     # Take the only slot by hand, as a grower still creating its thread would.
-    args = ("t" * 32, "h", 1, 0, 0, 1, 60000, 10, 0, 60000, 60000)
+    args = ("t" * 32, "h", 0, "1|0|0|1|60000|10|60000|60000")
     assert (await reserving._store.call("acquire", "doc", *args))[0] == "GROW"
 
     async def waiter() -> int:

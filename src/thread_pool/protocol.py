@@ -94,7 +94,10 @@ class PoolStats:
 
 def pool_stats(key: str, rest: list[Any]) -> PoolStats:
     """Decode a stats reply."""
-    n = integers(rest)
+    try:
+        n = integers(rest)
+    except CorruptState as error:
+        raise CorruptState(f"the stats of pool {key!r} are damaged: {error}") from None
     return PoolStats(
         key=key,
         threads=n[0],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -30,12 +31,12 @@ class AsyncStore:
 
     def keys(self, key: str) -> PoolKeys:
         """The Redis keys of pool ``key``."""
-        return PoolKeys.of(self.prefix, key)
+        return _pool_keys(self.prefix, key)
 
     async def call(self, name: str, key: str, *args: str | int | float) -> Any:
-        """Run script ``name`` on pool ``key``."""
+        """Run script ``name`` on pool ``key`` (it names the pool's other keys from the first)."""
         with keep_cancellation(), mapped(f"{name} on pool {key!r}"):
-            return await self._scripts[name](keys=self.keys(key).all_fixed(), args=list(args))
+            return await self._scripts[name](keys=[self.keys(key).meta], args=list(args))
 
     async def wait_mailbox(self, key: str, ticket: str, timeout: float) -> str | None:
         """Block until a message reaches the waiter's mailbox, or ``timeout`` seconds pass."""
@@ -77,6 +78,11 @@ class AsyncStore:
     async def aclose(self) -> None:
         """Close the client's connections."""
         await self.client.aclose()
+
+
+@functools.lru_cache(maxsize=4096)
+def _pool_keys(prefix: str, key: str) -> PoolKeys:
+    return PoolKeys.of(prefix, key)
 
 
 def _socket_timeout(client: Any) -> float | None:

@@ -46,7 +46,7 @@ from thread_pool.protocol import (
 )
 from thread_pool.settings import Settings
 from thread_pool.turns import Turn, validate_message, validate_metadata
-from thread_pool.validation import check_positive, validate_key, validate_thread_id
+from thread_pool.validation import MAX_SIZE, check_positive, validate_key, validate_thread_id
 
 logger = logging.getLogger("thread_pool")
 
@@ -85,11 +85,22 @@ class ThreadPool:
         self.settings = settings if settings is not None else Settings.load(**overrides)
         self._own_client = client is None
         if client is None:
-            client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+            client = redis.Redis.from_url(
+                self.settings.redis_url,
+                decode_responses=True,
+                max_connections=self.settings.max_connections,
+            )
         self._store = Store(client, self.settings.key_prefix)
         self._backend = backend
         self._factory = thread_factory if thread_factory is not None else backend
         self._settler = settler if settler is not None else backend
+        # What acquire sends every time, packed once (see acquire.lua).
+        s = self.settings
+        grows = int(self._factory is not None)
+        self._config = (
+            f"{grows}|{grows}|{s.min_size}|{s.max_size}|{_ms(s.lease_ttl)}|{s.max_waiters}"
+            f"|{_ms(s.grow_timeout)}|{_ms(s.settle_timeout)}"
+        )
         self._registered: set[str] = set()
         self._closed = False
 
@@ -128,19 +139,7 @@ class ThreadPool:
                 asked_at = time.monotonic()
                 word, rest = outcome(
                     self._store.call(
-                        "acquire",
-                        key,
-                        token,
-                        holder,
-                        int(self._factory is not None),
-                        int(self._factory is not None),
-                        self.settings.min_size,
-                        self.settings.max_size,
-                        _ms(self.settings.lease_ttl),
-                        self.settings.max_waiters,
-                        _ms(give_up - asked_at),
-                        _ms(self.settings.grow_timeout),
-                        _ms(self.settings.settle_timeout),
+                        "acquire", key, token, holder, _ms(give_up - asked_at), self._config
                     )
                 )
                 if word == "GRANTED":
@@ -339,9 +338,11 @@ class ThreadPool:
         key = validate_key(key)
         for name, size, least in (("min_size", min_size, 0), ("max_size", max_size, 1)):
             if size is not None and (
-                isinstance(size, bool) or not isinstance(size, int) or size < least
+                isinstance(size, bool) or not isinstance(size, int) or not least <= size <= MAX_SIZE
             ):
-                raise InvalidArgument(f"{name} must be an integer >= {least}, not {size!r}")
+                raise InvalidArgument(
+                    f"{name} must be an integer from {least} to {MAX_SIZE}, not {size!r}"
+                )
         if ttl is not None:
             check_positive("ttl", ttl)
             if ttl <= self.settings.renew_margin:
@@ -545,8 +546,9 @@ class ThreadPool:
     def _abandon(self, key: str, token: str) -> None:
         try:
             self._store.call("abandon", key, token)
-        except Exception:
-            logger.exception("pool %r: could not undo an interrupted acquire", key)
+        except Exception as exc:
+            # The lease (if any) expires and is reaped; a reservation lapses after grow_timeout.
+            logger.warning("pool %r: could not undo an interrupted acquire: %s", key, exc)
 
     def _release_quietly(self, lease: Lease) -> None:
         try:

@@ -1,26 +1,31 @@
 -- Shared prelude, prepended to every script before it is loaded (a script cannot call another).
 --
--- Every script gets the same KEYS, all of one pool and so of one cluster slot:
---   KEYS[1] meta      hash    min_size, max_size, ttl_ms, created_ms and counters
---   KEYS[2] threads   hash    thread id -> fence (number of grants so far)
---   KEYS[3] idle      zset    idle thread id -> score (highest is handed out first)
---   KEYS[4] leases    zset    leased thread id -> deadline (ms, Redis time)
---   KEYS[5] holds     hash    leased thread id -> "token|fence|acquired_ms|holder"
---   KEYS[6] settling  zset    thread id being settled -> deadline of the settler's claim (ms)
---   KEYS[7] waiters   list    FIFO of "ticket|deadline_ms|holder"
---   KEYS[8] reserved  zset    growth reservation ticket -> deadline (ms)
---   KEYS[9] retired   list    thread ids taken out of the pool that may still exist upstream
---   KEYS[10] claims   hash    thread id being settled -> token of the caller that claimed it
---   KEYS[11] inflight hash    thread id -> "fence|id" of the upstream request a turn started and
---                             has not seen end (a background response); read when settling
--- A waiter's mailbox "<base>w:<ticket>" and an abandoned token's tombstone "<base>x:<token>"
--- carry the same hash tag, so they are in the same slot.
--- Time is always Redis server time, never a client clock.
+-- Every script gets one key, KEYS[1], the pool's meta hash "<prefix>:{<pool>}:meta"; the other
+-- keys of the pool are named from it here. All of them carry the pool's hash tag, so they live in
+-- the same cluster slot, and passing one key instead of ten halves what the client packs and
+-- sends per call (the client, not Redis, is the bottleneck of a lease).
+--   meta      hash    min_size, max_size, ttl_ms, created_ms and counters
+--   threads   hash    thread id -> fence (number of grants so far)
+--   idle      zset    idle thread id -> score (highest is handed out first)
+--   leases    zset    leased thread id -> deadline (ms, Redis time)
+--   holds     hash    leased thread id -> "token|fence|acquired_ms|holder"
+--   settling  zset    thread id being settled -> deadline of the settler's claim (ms)
+--   waiters   list    FIFO of "ticket|deadline_ms|holder"
+--   reserved  zset    growth reservation ticket -> deadline (ms)
+--   retired   list    thread ids taken out of the pool that may still exist upstream
+--   claims    hash    thread id being settled -> token of the caller that claimed it
+--   inflight  hash    thread id -> "fence|id" of the upstream request a turn started and has
+--                     not seen end (a background response); read when the thread is settled
+--   w:<ticket>  list  a waiter's mailbox; a release pushes the grant into it
+--   x:<token>   string  tombstone of a token whose acquire was abandoned
+-- Key names here and in keys.py must agree (tests check it). Time is always Redis server time.
 
-local K_META, K_THREADS, K_IDLE, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_HOLDS, K_SETTLING, K_WAITERS, K_RESERVED, K_RETIRED = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local K_CLAIMS, K_INFLIGHT = KEYS[10], KEYS[11]
+local K_META = KEYS[1]
 local BASE = string.sub(K_META, 1, -5) -- strip "meta"
+local K_THREADS, K_IDLE, K_LEASES = BASE .. 'threads', BASE .. 'idle', BASE .. 'leases'
+local K_HOLDS, K_SETTLING, K_WAITERS = BASE .. 'holds', BASE .. 'settling', BASE .. 'waiters'
+local K_RESERVED, K_RETIRED, K_CLAIMS = BASE .. 'reserved', BASE .. 'retired', BASE .. 'claims'
+local K_INFLIGHT = BASE .. 'inflight'
 
 local t = redis.call('TIME')
 local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -1,7 +1,7 @@
 -- abandon: undo everything a caller's token holds, after it was cancelled or interrupted at any
 -- point of acquire (a script may have run without the caller seeing its reply, or may still be on
 -- its way: the tombstone makes such a late command take nothing).
--- KEYS: the pool's keys (see _common.lua)
+-- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] token
 -- Returns {released_threads, dropped_reservations, given_up_claims}
 -- Only the rare interrupted acquire pays for the scans below.

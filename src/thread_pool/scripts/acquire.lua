@@ -1,16 +1,15 @@
 -- acquire: take the best idle thread, or say what the caller must do instead.
--- KEYS: the pool's keys (see _common.lua)
+-- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] token        the caller's random token; also its waiting ticket and growth ticket
 -- ARGV[2] holder       who holds the lease (host:pid:task), for status
--- ARGV[3] can_grow     "1" if the caller can create upstream threads
--- ARGV[4] create       "1" to create the pool's meta if it is missing
--- ARGV[5] min_size     defaults for a pool created here
--- ARGV[6] max_size
--- ARGV[7] ttl_ms
--- ARGV[8] max_waiters
--- ARGV[9] wait_ms      how long the caller will wait (0: do not queue)
--- ARGV[10] grow_ms     how long a growth reservation is kept
--- ARGV[11] settle_ms   how long a settler's claim on an expired thread lasts
+-- ARGV[3] wait_ms      how long the caller will wait (0: do not queue)
+-- ARGV[4] config       the caller's fixed settings, packed once per pool object:
+--                      "can_grow|create|min_size|max_size|ttl_ms|max_waiters|grow_ms|settle_ms"
+--   can_grow     "1" if the caller can create upstream threads
+--   create       "1" to create the pool's meta if it is missing (with min/max/ttl as defaults)
+--   max_waiters  callers allowed to wait at once
+--   grow_ms      how long a growth reservation is kept
+--   settle_ms    how long a settler's claim on an expired thread lasts
 -- Returns one of:
 --   {"GRANTED", thread, fence, deadline_ms, ttl_ms}
 --   {"SETTLE", thread...}      expired threads claimed for the caller to settle; then ask again
@@ -22,10 +21,12 @@
 --   {"NOPOOL"}                 unknown pool and create is "0"
 --   {"ABANDONED"}              this token was abandoned: its caller is gone
 local token, holder = ARGV[1], ARGV[2]
+local can_grow, create, min_size, max_size, ttl_ms, max_waiters, grow_ms, settle_ms =
+  string.match(ARGV[4], '^([01])|([01])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)$')
 if abandoned(token) then
   return {'ABANDONED'}
 end
-if not ensure_pool(ARGV[4], ARGV[5], ARGV[6], ARGV[7]) then
+if not ensure_pool(create, min_size, max_size, ttl_ms) then
   return {'NOPOOL'}
 end
 
@@ -35,25 +36,25 @@ if best[1] then
   return {'GRANTED', best[1], fence, deadline, ttl}
 end
 
-local claimed = claim_expired(16, tonumber(ARGV[11]), token)
+local claimed = claim_expired(16, tonumber(settle_ms), token)
 if #claimed > 0 then
   return {'SETTLE', unpack(claimed)}
 end
 
-if ARGV[3] == '1' then
+if can_grow == '1' then
   local size = redis.call('HLEN', K_THREADS) + redis.call('ZCARD', K_RESERVED)
   if size < meta_number('max_size') then
-    redis.call('ZADD', K_RESERVED, NOW + tonumber(ARGV[10]), token)
+    redis.call('ZADD', K_RESERVED, NOW + tonumber(grow_ms), token)
     return {'GROW', token}
   end
 end
 
-local wait_ms = tonumber(ARGV[9])
+local wait_ms = tonumber(ARGV[3])
 if wait_ms <= 0 then
   redis.call('HINCRBY', K_META, 'timeouts', 1)
   return {'TIMEOUT'}
 end
-local max_waiters = tonumber(ARGV[8])
+max_waiters = tonumber(max_waiters)
 if redis.call('LLEN', K_WAITERS) >= max_waiters then
   local live = live_waiters()
   if live >= max_waiters then

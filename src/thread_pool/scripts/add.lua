@@ -1,5 +1,5 @@
 -- add: register existing upstream threads with a pool (idle, or straight to waiters).
--- KEYS: the pool's keys (see _common.lua)
+-- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] create    "1" to create the pool if it is missing
 -- ARGV[2] min_size  defaults for a pool created here
 -- ARGV[3] max_size

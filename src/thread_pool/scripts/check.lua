@@ -1,5 +1,5 @@
 -- check: the fence check before an upstream write; is this lease still current, with enough left?
--- KEYS: the pool's keys (see _common.lua)
+-- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] thread
 -- ARGV[2] token
 -- ARGV[3] min_ms   the least time that must be left

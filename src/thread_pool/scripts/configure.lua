@@ -1,5 +1,5 @@
 -- configure: set a pool's sizes and lease TTL, creating the pool if needed.
--- KEYS: the pool's keys (see _common.lua)
+-- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] min_size  "" keeps the current value (or the default for a new pool)
 -- ARGV[2] max_size
 -- ARGV[3] ttl_ms

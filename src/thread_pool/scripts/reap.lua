@@ -1,5 +1,5 @@
 -- reap: claim expired leases (and stale settling claims) for the caller to settle.
--- KEYS: the pool's keys (see _common.lua)
+-- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] limit
 -- ARGV[2] settle_ms   how long the caller's claim lasts before another reaper may take it over
 -- ARGV[3] token       the caller's token (an abandoned caller's claims are given up)

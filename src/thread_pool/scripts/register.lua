@@ -1,5 +1,5 @@
 -- register: add the thread a grower created in its reserved slot, leased to the grower.
--- KEYS: the pool's keys (see _common.lua)
+-- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] ticket   the growth reservation (the grower's token)
 -- ARGV[2] thread   the new upstream thread id
 -- ARGV[3] holder

@@ -1,5 +1,5 @@
 -- release: give a leased thread back; it goes to the oldest live waiter, else to the idle set.
--- KEYS: the pool's keys (see _common.lua)
+-- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] thread
 -- ARGV[2] token   the holder's token; a release by anyone else changes nothing
 -- ARGV[3] score   idle score (how much of the log the thread has seen; higher is handed out first)

@@ -1,5 +1,5 @@
 -- renew: push a live lease's deadline to now + ttl.
--- KEYS: the pool's keys (see _common.lua)
+-- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] thread
 -- ARGV[2] token
 -- ARGV[3] ttl_ms   0: the pool's lease TTL

@@ -1,5 +1,5 @@
 -- settled: a claimed thread's upstream run is settled; hand it out again, or drop it.
--- KEYS: the pool's keys (see _common.lua)
+-- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] thread
 -- ARGV[2] outcome  "ok": back to waiters/idle; "gone": the thread no longer exists upstream;
 --                  "retry": not settled yet; end the claim now so any reaper may try again

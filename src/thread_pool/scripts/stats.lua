@@ -1,5 +1,5 @@
 -- stats: one consistent snapshot of a pool's counts, sizes and counters.
--- KEYS: the pool's keys (see _common.lua)
+-- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- Returns {"NOPOOL"} or {"OK", threads, idle, leased, settling, reserved, waiting, retired,
 --   min_size, max_size, ttl_ms, granted, timeouts, lost, reaped, created_ms, lock_errors}
 if redis.call('EXISTS', K_META) == 0 then

@@ -1,5 +1,5 @@
 -- take_wait: a waiter's wait ran out; leave the queue, but take a grant that arrived meanwhile.
--- KEYS: the pool's keys (see _common.lua)
+-- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] ticket
 -- ARGV[2] entry    the waiter's queue entry, as acquire returned it
 -- Returns {"GRANTED", thread, fence, deadline_ms, ttl_ms} | {"RETRY"} | {"TIMEOUT"}
