@@ -236,3 +236,32 @@ def test_a_paused_holder_gets_lease_lost_and_writes_nothing_after_expiry(
     assert set(fences) == {int(fence), turn.fence}
     assert lock_errors(thread_pool_emulator) == 0
     assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+@pytest.mark.thread_pool_emulator(latency=4.0)
+def test_a_holder_killed_with_a_background_response_in_flight_has_it_cancelled(
+    common: dict[str, Any],
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_openai_client: openai.OpenAI,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+) -> None:
+    inflight = f"{thread_pool_prefix}:{{doc}}:inflight"
+    proc = _start(turn_workers.run_turns, *_turn_args(common, "background"), "doc", 1, SHORT_LEASES)
+    # The pool recorded the response in Redis: the holder is now waiting for it. Kill it.
+    _wait_for(lambda: redis_client.hlen(inflight) == 1)
+    ((conv_id, record),) = redis_client.hgetall(inflight).items()
+    os.kill(proc.pid or 0, signal.SIGKILL)
+    proc.join()
+    fence, response_id = str(record).split("|")
+
+    thread_pool_emulator.admin.configure(latency=0.02)
+    with _pool("conversations", common, thread_pool_openai_client) as pool:
+        turn = pool.run("doc", "after the crash")
+    # The settler found the response through the record and cancelled it before the next turn.
+    assert thread_pool_openai_client.responses.retrieve(response_id).status == "cancelled"
+    assert turn.thread_id == conv_id
+    assert turn.fence == int(fence) + 1
+    assert lock_errors(thread_pool_emulator) == 0
+    assert redis_client.hlen(inflight) == 0
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)

@@ -38,7 +38,9 @@ def _backend(kind: str, base_url: str, api_key: str, assistant_id: str) -> Backe
     retry = RetryPolicy(base_delay=0.02, max_delay=0.5)
     if kind == "assistants":
         return AssistantsBackend(client, assistant_id=assistant_id, retry=retry, settle_wait=0.2)
-    return ConversationsBackend(client, model="emulated", retry=retry, settle_wait=0.2)
+    return ConversationsBackend(
+        client, model="emulated", background=kind == "background", retry=retry, settle_wait=0.2
+    )
 
 
 def run_turns(
