@@ -372,3 +372,23 @@ def test_emulator_command_serves(env: dict[str, str], tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=10)
+
+
+def test_status_watch_follows_changes_until_ctrl_c(
+    env: dict[str, str], pool: ThreadPool, tmp_path: Path
+) -> None:
+    pool.add_threads("doc", ["thread_a"])
+    args = [*COMMAND, "status", "doc", "--watch", "--json", "--interval", "0.1"]
+    proc = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert json.loads(proc.stdout.readline())["stats"]["leased"] == 0
+    held = pool.acquire("doc")
+    try:
+        give_up = time.monotonic() + 10
+        while json.loads(proc.stdout.readline())["stats"]["leased"] != 1:
+            assert time.monotonic() < give_up
+    finally:
+        pool.release(held)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0

@@ -1,0 +1,125 @@
+"""PoolAdmin (the generated blocking twin of AsyncPoolAdmin) in-process, against a real Redis."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+
+from thread_pool import ThreadPool, UnknownPool
+from thread_pool._sync.admin import PoolAdmin
+from thread_pool.admin_errors import PoolBusy, PoolExists
+from thread_pool.errors import InvalidArgument
+
+
+class FakeUpstream:
+    """Creates and deletes thread ids in memory; can be told to fail."""
+
+    def __init__(self) -> None:
+        self.threads: set[str] = set()
+        self._ids = itertools.count(1)
+        self.fail_create: BaseException | None = None
+        self.fail_delete = False
+
+    def create_thread(self, key: str) -> str:
+        thread_id = f"thread_{next(self._ids)}"
+        self.threads.add(thread_id)
+        if self.fail_create is not None:
+            raise self.fail_create  # created upstream, but the answer never arrives
+        return thread_id
+
+    def delete_thread(self, thread_id: str) -> bool:
+        if self.fail_delete:
+            raise RuntimeError("upstream down")
+        if thread_id not in self.threads:
+            return False
+        self.threads.discard(thread_id)
+        return True
+
+
+@pytest.fixture
+def admin(thread_pool_redis_url: str, thread_pool_prefix: str) -> Iterator[PoolAdmin]:
+    with PoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as a:
+        yield a
+
+
+@pytest.fixture
+def pool(thread_pool_redis_url: str, thread_pool_prefix: str) -> Iterator[ThreadPool]:
+    with ThreadPool(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as p:
+        yield p
+
+
+def test_grow_one_stops_at_the_target_and_at_max_size(admin: PoolAdmin, pool: ThreadPool) -> None:
+    upstream = FakeUpstream()
+    pool.configure("doc", max_size=3)
+    outcomes = [admin.grow_one("doc", 5, upstream).outcome for _ in range(4)]
+    assert outcomes == ["grown", "grown", "grown", "done"]
+    stats = pool.stats("doc")
+    assert (stats.threads, stats.idle, stats.reserved) == (3, 3, 0)
+    assert upstream.threads == {t.thread_id for t in admin.status("doc").threads}
+
+
+def test_an_interrupted_creation_leaves_no_reservation(admin: PoolAdmin, pool: ThreadPool) -> None:
+    # (A creation cut off before its answer arrives cannot know the new thread's id; the
+    # asyncio pre-warm avoids that by letting a started creation finish before it stops.)
+    upstream = FakeUpstream()
+    upstream.fail_create = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        admin.grow_one("doc", 2, upstream)
+    stats = pool.stats("doc")
+    assert (stats.threads, stats.reserved) == (0, 0)
+
+
+def test_status_shows_each_lease_with_its_fence(admin: PoolAdmin, pool: ThreadPool) -> None:
+    pool.add_threads("doc", ["thread_0"])
+    held = pool.acquire("doc")
+    status = admin.status("doc")
+    assert [(lease.thread_id, lease.fence) for lease in status.leases] == [("thread_0", 1)]
+    assert status.threads[0].state == "leased"
+    pool.release(held)
+
+
+def test_status_of_unknown_pool(admin: PoolAdmin) -> None:
+    with pytest.raises(UnknownPool):
+        admin.status("missing")
+
+
+def test_delete_keeps_the_pool_when_upstream_fails(admin: PoolAdmin, pool: ThreadPool) -> None:
+    upstream = FakeUpstream()
+    for _ in range(2):
+        admin.grow_one("doc", 2, upstream)
+    held = pool.acquire("doc")
+    with pytest.raises(PoolBusy):
+        admin.delete("doc", upstream)
+    pool.release(held)
+    upstream.fail_delete = True
+    with pytest.raises(RuntimeError):
+        admin.delete("doc", upstream)
+    assert pool.stats("doc").threads == 2  # still there: a re-run finishes the job
+    upstream.fail_delete = False
+    report = admin.delete("doc", upstream)
+    assert len(report.deleted_upstream) == 2
+    assert upstream.threads == set()
+    assert admin.pools() == []
+
+
+def test_restore_refuses_bad_files_and_existing_pools(admin: PoolAdmin, pool: ThreadPool) -> None:
+    pool.add_threads("doc", ["thread_1"])
+    backup = admin.export()
+    with pytest.raises(PoolExists):
+        admin.restore(backup)
+    meta = {"name": "meta", "type": "hash", "data": {"max_size": 8}}
+    bad = {**backup, "pools": [{"key": "x", "keys": [meta]}]}
+    with pytest.raises(InvalidArgument, match="not text"):
+        admin.restore(bad)
+    with pytest.raises(InvalidArgument, match="not a thread-pool-backup"):
+        admin.restore({"pools": []})
+
+
+def test_draining_stops_grow_one(admin: PoolAdmin, pool: ThreadPool) -> None:
+    pool.add_threads("doc", ["thread_1"])
+    assert admin.drain("doc", timeout=1).draining
+    assert admin.grow_one("doc", 4, FakeUpstream()).outcome == "draining"
+    admin.set_draining("doc", False)
+    assert not admin.status("doc").draining
