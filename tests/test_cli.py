@@ -392,3 +392,19 @@ def test_status_watch_follows_changes_until_ctrl_c(
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+def test_settings_come_from_dotenv_and_flags_override_them(
+    env: dict[str, str], pool: ThreadPool, thread_pool_prefix: str, tmp_path: Path
+) -> None:
+    pool.add_threads("doc", ["thread_a"])
+    (tmp_path / ".env").write_text(f"THREAD_POOL_KEY_PREFIX={thread_pool_prefix}\n")
+    bare = {k: v for k, v in env.items() if k != "THREAD_POOL_KEY_PREFIX"}
+    run = [*COMMAND, "status", "--json"]
+    found = subprocess.run(run, env=bare, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert [p["key"] for p in json.loads(found.stdout)["pools"]] == ["doc"]
+    other = [*run, "--key-prefix", f"{thread_pool_prefix}-other"]
+    empty = subprocess.run(
+        other, env=bare, cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert json.loads(empty.stdout) == {"pools": []}

@@ -6,10 +6,10 @@ import dataclasses
 
 import click
 
+from thread_pool._async.admin import DeleteReport
 from thread_pool._async.pool import AsyncThreadPool
 from thread_pool.cli.render import console, print_json
 from thread_pool.cli.target import Target, run, target_options
-from thread_pool.errors import UnknownPool
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
 
@@ -116,7 +116,7 @@ def drain(target: Target, key: str, timeout: float, off: bool, as_json: bool) ->
         console().print(f"pool {key}: drained (no leases; {left['waiting']} waiting)")
 
 
-async def _delete(target: Target, key: str, yes: bool, force: bool) -> dict[str, object]:
+async def _delete(target: Target, key: str, yes: bool, force: bool) -> DeleteReport:
     maker = target.maker()
     async with target.admin() as admin:
         status = await admin.status(key)
@@ -126,8 +126,7 @@ async def _delete(target: Target, key: str, yes: bool, force: bool) -> dict[str,
             click.confirm(
                 f"delete pool {key!r} with {count} thread(s) {where}?", abort=True, err=True
             )
-        report = await admin.delete(key, maker, force=force)
-    return dataclasses.asdict(report)
+        return await admin.delete(key, maker, force=force)
 
 
 @click.command()
@@ -139,20 +138,17 @@ async def _delete(target: Target, key: str, yes: bool, force: bool) -> dict[str,
 def delete(target: Target, key: str, yes: bool, force: bool, as_json: bool) -> None:
     """Delete pool KEY: its threads upstream (with --backend) and all its keys. Without
     --backend the threads stay upstream and only this output names them: export first."""
-    try:
-        report = run(_delete(target, key, yes, force))
-    except UnknownPool:
-        raise click.ClickException(f"unknown pool {key!r}") from None
+    report = run(_delete(target, key, yes, force))
     if as_json:
-        print_json(report)
+        print_json(dataclasses.asdict(report))
         return
-    text = f"deleted pool {key}: {len(report['threads'])} thread(s)"  # type: ignore[arg-type]
-    if report["left_upstream"]:
-        text += f"; left upstream (no --backend): {', '.join(report['left_upstream'])}"  # type: ignore[arg-type]
+    text = f"deleted pool {key}: {len(report.threads)} thread(s)"
+    if report.left_upstream:
+        text += f"; left upstream (no --backend): {', '.join(report.left_upstream)}"
     else:
         text += (
-            f", {len(report['deleted_upstream'])} deleted upstream"  # type: ignore[arg-type]
-            f", {len(report['missing_upstream'])} already gone"  # type: ignore[arg-type]
+            f", {len(report.deleted_upstream)} deleted upstream"
+            f", {len(report.missing_upstream)} already gone"
         )
     console().print(text)
 

@@ -7,6 +7,7 @@ import json
 import sys
 
 import click
+from rich.console import RenderableType
 from rich.live import Live
 
 from thread_pool._async.admin import AsyncPoolAdmin
@@ -35,7 +36,7 @@ def _json(statuses: list[PoolStatus], key: str | None) -> object:
     return {"pools": [s.to_json() for s in statuses]}
 
 
-def _view(statuses: list[PoolStatus], key: str | None) -> object:
+def _view(statuses: list[PoolStatus], key: str | None) -> RenderableType:
     if key is not None:
         return pool_detail(statuses[0])
     if not statuses:
@@ -61,11 +62,11 @@ async def _status(
                 sys.stdout.flush()
                 await asyncio.sleep(every)
                 statuses = await snapshot(admin, key)
-        with Live(_view(statuses, key), console=console(), auto_refresh=False) as live:  # type: ignore[arg-type]
+        with Live(_view(statuses, key), console=console(), auto_refresh=False) as live:
             while True:
                 await asyncio.sleep(every)
                 statuses = await snapshot(admin, key)
-                live.update(_view(statuses, key), refresh=True)  # type: ignore[arg-type]
+                live.update(_view(statuses, key), refresh=True)
 
 
 @click.command()

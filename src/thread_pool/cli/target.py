@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from thread_pool._async.admin import AsyncPoolAdmin, AsyncThreadMaker
+from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.pool import AsyncThreadPool
 from thread_pool.settings import Settings
 
@@ -37,7 +38,7 @@ class Target:
         """The admin object of these settings."""
         return AsyncPoolAdmin(settings=self.settings())
 
-    def maker(self) -> Any | None:
+    def maker(self) -> AsyncBackend | None:
         """The upstream backend chosen with ``--backend`` (None: none chosen). The SDK reads
         ``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL`` unless ``--base-url`` is given) itself;
         the key never passes through this program's output."""
@@ -59,7 +60,7 @@ class Target:
         maker = self.maker()
         if maker is None:
             raise click.UsageError(f"{what} needs --backend assistants|conversations")
-        return maker  # type: ignore[no-any-return]
+        return maker
 
     def pool(self) -> AsyncThreadPool:
         """A pool object of these settings (with the backend as settler, if one is chosen)."""
