@@ -13,11 +13,14 @@ import redis
 from tests.checks import assert_quiet
 from tests.turn_fixtures import ASSISTANT_TOOLS, lock_errors, make_assistant
 from thread_pool import (
+    AssistantsBackend,
     AsyncAssistantsBackend,
     AsyncBackend,
     AsyncConversationsBackend,
     AsyncThreadPool,
+    InvalidArgument,
     RetryPolicy,
+    ThreadPool,
     ThreadPoolError,
     Turn,
 )
@@ -140,3 +143,33 @@ async def test_an_async_tool_handler_holds_the_lease_across_the_tool_loop(
     assert turn.tool_calls == 1
     stats = await pool.stats("doc")
     assert (stats.lost, stats.reaped) == (0, 0)
+
+
+def test_a_tool_handler_the_blocking_pool_cannot_call_fails_the_turn_and_settles_it(
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_openai_client: openai.OpenAI,
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    redis_client: redis.Redis,
+) -> None:
+    backend = AssistantsBackend(
+        thread_pool_openai_client,
+        assistant_id=make_assistant(thread_pool_emulator),
+        settle_wait=0.2,
+    )
+
+    async def needs_a_loop(call: Any) -> str:
+        return "never"
+
+    with ThreadPool(
+        backend=backend, redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
+    ) as pool:
+        with pytest.raises(InvalidArgument):
+            pool.run("doc", "call:ping()", tool_handler=needs_a_loop, tools=ASSISTANT_TOOLS)
+        # Its run was waiting for tool outputs: the release settled it, so no lock error next.
+        turn = pool.run("doc", "next")
+        stats = pool.stats("doc")
+    assert turn.fence == 2
+    assert stats.lock_errors == 0
+    assert lock_errors(thread_pool_emulator) == 0
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)

@@ -29,11 +29,13 @@ class AsyncTurnGuard:
         self._lease = lease
         self.fence = lease.fence
         self.lost: str | None = None
+        self.wrote = False
 
     async def write(self) -> dict[str, str]:
         """Fence check (renewing if short); the metadata to stamp on the write."""
         self.alive()
         await self._lease.check()
+        self.wrote = True
         return {FENCE_KEY: str(self.fence)}
 
     def alive(self) -> None:
@@ -108,7 +110,8 @@ async def run_turn(
                 lease.dirty = False
             raise
         except InvalidArgument:
-            lease.dirty = False  # refused before any request
+            if not guard.wrote:
+                lease.dirty = False  # refused before any request: nothing to settle
             raise
     lease.dirty = False
     return turn

@@ -32,11 +32,13 @@ class TurnGuard:
         self._lease = lease
         self.fence = lease.fence
         self.lost: str | None = None
+        self.wrote = False
 
     def write(self) -> dict[str, str]:
         """Fence check (renewing if short); the metadata to stamp on the write."""
         self.alive()
         self._lease.check()
+        self.wrote = True
         return {FENCE_KEY: str(self.fence)}
 
     def alive(self) -> None:
@@ -111,7 +113,8 @@ def run_turn(
                 lease.dirty = False
             raise
         except InvalidArgument:
-            lease.dirty = False  # refused before any request
+            if not guard.wrote:
+                lease.dirty = False  # refused before any request: nothing to settle
             raise
     lease.dirty = False
     return turn
