@@ -8,8 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from thread_pool import ThreadPool, UnknownPool
-from thread_pool._sync.admin import PoolAdmin
-from thread_pool.admin_errors import PoolBusy, PoolExists
+from thread_pool.admin import PoolAdmin, PoolBusy, PoolExists
 from thread_pool.errors import InvalidArgument
 
 

@@ -336,6 +336,7 @@ def test_import_checks_the_file_first(cli: Cli, tmp_path: Path) -> None:
         ["resize", "k"],
         ["status", "bad key!"],
         ["prewarm", "k", "--backend", "nope"],
+        ["status", "--redis-url", "not-a-url"],
     ],
 )
 def test_bad_usage_exits_2_with_one_line(cli: Cli, args: list[str]) -> None:

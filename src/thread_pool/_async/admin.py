@@ -241,6 +241,10 @@ class AsyncPoolAdmin:
         key = validate_key(key)
         s = self.settings
         ticket = secrets.token_hex(16)
+        # Listed first (reserving creates the pool): nothing may come between a reservation and
+        # the shielded step below, or an interruption there would strand the slot.
+        with mapped(f"register pool {key!r}"):
+            await self.client.sadd(registry_key(self.prefix), key)
         try:
             word, rest = outcome(
                 await self._call(
@@ -262,8 +266,6 @@ class AsyncPoolAdmin:
         threads, _reserved, cap = integers(rest)
         if word == "DONE":
             return Growth("done" if threads >= cap else "pending", threads, cap)
-        with mapped(f"register pool {key!r}"):
-            await self.client.sadd(registry_key(self.prefix), key)
         # Run to its end even if cancelled meanwhile: a thread created upstream must be either
         # registered or deleted again before the cancellation goes on.
         return await shield(self._fill(key, ticket, maker, cap))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -36,7 +37,9 @@ class Target:
 
     def admin(self) -> AsyncPoolAdmin:
         """The admin object of these settings."""
-        return AsyncPoolAdmin(settings=self.settings())
+        settings = self.settings()
+        with _redis_url_checked():
+            return AsyncPoolAdmin(settings=settings)
 
     def maker(self) -> AsyncBackend | None:
         """The upstream backend chosen with ``--backend`` (None: none chosen). The SDK reads
@@ -64,7 +67,19 @@ class Target:
 
     def pool(self) -> AsyncThreadPool:
         """A pool object of these settings (with the backend as settler, if one is chosen)."""
-        return AsyncThreadPool(settings=self.settings(), backend=self.maker())
+        settings = self.settings()
+        with _redis_url_checked():
+            return AsyncThreadPool(settings=settings, backend=self.maker())
+
+
+@contextlib.contextmanager
+def _redis_url_checked() -> Iterator[None]:
+    """redis-py refuses an ill-formed URL with a bare ValueError: that is a usage error."""
+    try:
+        yield
+    except ValueError as exc:
+        hint = "'--redis-url' / THREAD_POOL_REDIS_URL"
+        raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
 def target_options(command: F) -> F:
