@@ -1,7 +1,9 @@
 """What the Lua scripts answer, decoded into plain values. No I/O here.
 
-Replies are lists whose first element names the outcome; redis-py returns bytes or str depending on
-the client, and Lua numbers become ints, so everything goes through ``_s``/``_i``.
+Replies are lists whose first element names the outcome, or, on the hot path (a grant, a
+release), one string whose ``|``-separated first field names it (``G`` for a grant); redis-py
+returns bytes or str depending on the client, and Lua numbers become ints, so everything goes
+through ``_s``/``_i``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ def _i(value: Any) -> int:
 
 def outcome(reply: Any) -> tuple[str, list[Any]]:
     """Split a script reply into its outcome word and the rest."""
+    if isinstance(reply, bytes | str):
+        word, *rest = _s(reply).split("|")
+        return ("GRANTED" if word == "G" else word), rest
     if not isinstance(reply, list) or not reply:
         raise CorruptState(f"unexpected script reply {reply!r}")
     return _s(reply[0]), reply[1:]

@@ -85,6 +85,12 @@ local function grant(thread, token, holder)
   return fence, deadline, ttl
 end
 
+-- The reply to a caller who got a thread: one string, the same as a waiter's mailbox message.
+-- One bulk string costs the client far less to parse than an array of five (the hot path).
+local function granted(thread, fence, deadline, ttl)
+  return 'G|' .. thread .. '|' .. fence .. '|' .. deadline .. '|' .. ttl
+end
+
 -- Drop a holder's lease record (the caller has checked it is theirs).
 local function unlease(thread)
   redis.call('ZREM', K_LEASES, thread)
@@ -109,7 +115,7 @@ local function handoff(thread, score)
     if wait_deadline > NOW then
       local fence, deadline, ttl = grant(thread, ticket, holder)
       local box = mailbox(ticket)
-      redis.call('RPUSH', box, 'G|' .. thread .. '|' .. fence .. '|' .. deadline .. '|' .. ttl)
+      redis.call('RPUSH', box, granted(thread, fence, deadline, ttl))
       -- A waiter that vanished never reads its mailbox: let it go away on its own.
       redis.call('PEXPIRE', box, wait_deadline - NOW + 60000)
       return 'HANDED'

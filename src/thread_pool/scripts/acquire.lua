@@ -11,7 +11,7 @@
 --   grow_ms      how long a growth reservation is kept
 --   settle_ms    how long a settler's claim on an expired thread lasts
 -- Returns one of:
---   {"GRANTED", thread, fence, deadline_ms, ttl_ms}
+--   "G|thread|fence|deadline_ms|ttl_ms"  granted (a string, see granted() in _common.lua)
 --   {"SETTLE", thread...}      expired threads claimed for the caller to settle; then ask again
 --   {"GROW", ticket}           a slot is reserved: create a thread, then register it
 --   {"WAIT", ticket, entry, next_ms}  queued: block on the ticket's mailbox, waking after next_ms
@@ -33,7 +33,7 @@ end
 local best = redis.call('ZPOPMAX', K_IDLE)
 if best[1] then
   local fence, deadline, ttl = grant(best[1], token, holder)
-  return {'GRANTED', best[1], fence, deadline, ttl}
+  return granted(best[1], fence, deadline, ttl)
 end
 
 local claimed = claim_expired(16, tonumber(settle_ms), token)

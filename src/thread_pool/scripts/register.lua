@@ -3,7 +3,7 @@
 -- ARGV[1] ticket   the growth reservation (the grower's token)
 -- ARGV[2] thread   the new upstream thread id
 -- ARGV[3] holder
--- Returns {"GRANTED", thread, fence, deadline_ms, ttl_ms} | {"DUPLICATE"} | {"RETIRED"}
+-- Returns "G|thread|fence|deadline_ms|ttl_ms" (granted) | {"DUPLICATE"} | {"RETIRED"}
 --   | {"ABANDONED"} (the grower was cancelled: the thread joins the pool, but not leased)
 --   RETIRED: the reservation had lapsed and the pool filled up meanwhile; the thread is listed in
 --   "retired" so that it can still be deleted upstream.
@@ -25,4 +25,4 @@ if abandoned(ticket) then
   return {'ABANDONED'}
 end
 local fence, deadline, ttl = grant(thread, ticket, ARGV[3])
-return {'GRANTED', thread, fence, deadline, ttl}
+return granted(thread, fence, deadline, ttl)

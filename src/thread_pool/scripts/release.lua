@@ -5,21 +5,21 @@
 -- ARGV[3] score   idle score (how much of the log the thread has seen; higher is handed out first)
 -- ARGV[4] settle  "1": the holder may have left an upstream run active (a turn cut short), so the
 --                 thread goes to be settled by the next caller instead of straight back to use
--- Returns {"IDLE"} | {"HANDED"} | {"RETIRED"} | {"NOTOWNED"} | {"LOST"}
+-- Returns "IDLE" | "HANDED" | "RETIRED" | "SETTLE" | "NOTOWNED" | "LOST" (a string: the hot path)
 --   LOST: the lease was ours but expired; it is left for the reaper, which settles the thread.
 local thread, token = ARGV[1], ARGV[2]
 local hold = redis.call('HGET', K_HOLDS, thread)
 if not hold or token_of(hold) ~= token then
-  return {'NOTOWNED'}
+  return 'NOTOWNED'
 end
 if tonumber(redis.call('ZSCORE', K_LEASES, thread)) <= NOW then
   redis.call('HINCRBY', K_META, 'lost', 1)
-  return {'LOST'}
+  return 'LOST'
 end
 unlease(thread)
 if ARGV[4] == '1' then
   -- Claimable at once (deadline now): the next acquire or reap settles it.
   redis.call('ZADD', K_SETTLING, NOW, thread)
-  return {'SETTLE'}
+  return 'SETTLE'
 end
-return {handoff(thread, tonumber(ARGV[3]))}
+return handoff(thread, tonumber(ARGV[3]))

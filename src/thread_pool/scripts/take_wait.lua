@@ -2,7 +2,7 @@
 -- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] ticket
 -- ARGV[2] entry    the waiter's queue entry, as acquire returned it
--- Returns {"GRANTED", thread, fence, deadline_ms, ttl_ms} | {"RETRY"} | {"TIMEOUT"}
+-- Returns "G|thread|fence|deadline_ms|ttl_ms" (granted) | {"RETRY"} | {"TIMEOUT"}
 local ticket = ARGV[1]
 redis.call('LREM', K_WAITERS, 1, ARGV[2])
 local box = mailbox(ticket)
@@ -12,9 +12,7 @@ if msg == 'R' then
   return {'RETRY'}
 end
 if msg then
-  local _, thread, rest = split3(msg)
-  local fence, deadline, ttl = string.match(rest, '^(%d+)|(%d+)|(%d+)$')
-  return {'GRANTED', thread, fence, deadline, ttl}
+  return msg -- the grant, "G|thread|fence|deadline_ms|ttl_ms"
 end
 redis.call('HINCRBY', K_META, 'timeouts', 1)
 return {'TIMEOUT'}
