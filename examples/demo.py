@@ -6,8 +6,9 @@ against the local emulator, which enforces the upstream's one-active-run rule).
 
 1. naive: every worker uses the document's one shared thread -> most iterations fail with
    "Thread ... already has an active run".
-2. thread_pool: every worker leases a thread of the document's pool (Redis leases; the pool grows
-   to 5 upstream threads on demand) -> every iteration succeeds, with no lock error.
+2. thread_pool: every worker runs its turn with ``pool.run("doc-42", message)``: the pool leases it
+   a thread of the document's pool (Redis leases; the pool grows to 5 upstream threads on demand)
+   and starts the run in one request -> every iteration succeeds, with no lock error.
 
     python examples/demo.py [--workers 5] [--iterations 10] [--latency 0.3-0.8]
 
@@ -27,8 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import openai
+import redis
 
-from thread_pool import ThreadPool
+from thread_pool import AssistantsBackend, ThreadPool
 from thread_pool.emulator import start_emulator
 from thread_pool.redis_server import local_redis
 
@@ -67,7 +69,7 @@ def one_turn(client: openai.OpenAI, thread_id: str, assistant_id: str, text: str
         raise RuntimeError(f"run ended {run.status}")
 
 
-def attempt(outcome: Outcome, turn: Callable[[], None]) -> None:
+def attempt(outcome: Outcome, turn: Callable[[], object]) -> None:
     """Run one iteration and record how it went."""
     start = time.perf_counter()
     try:
@@ -83,14 +85,12 @@ def attempt(outcome: Outcome, turn: Callable[[], None]) -> None:
         outcome.record(True, time.perf_counter() - start, False)
 
 
-class SdkThreads:
-    """The pool's thread factory: one upstream thread per call, named after its pool."""
-
-    def __init__(self, client: openai.OpenAI) -> None:
-        self.client = client
-
-    def create_thread(self, key: str) -> str:
-        return self.client.beta.threads.create(metadata={"pool": key}).id
+def drop_keys(redis_url: str, prefix: str) -> None:
+    """Delete the demo's own keys (the Redis may be shared: never anything else)."""
+    with redis.Redis.from_url(redis_url) as client:
+        names = list(client.scan_iter(match=f"{prefix}:*"))
+        if names:
+            client.delete(*names)
 
 
 def run_strategy(outcome: Outcome, workers: int, iterations: int, body: Callable[[], None]) -> None:
@@ -129,23 +129,22 @@ def main() -> None:
             lambda: attempt(naive, lambda: one_turn(client, shared, assistant.id, "hello")),
         )
 
-        pooled = Outcome("thread_pool (leased threads)")
+        pooled = Outcome("thread_pool (pool.run)")
         prefix = f"demo-{uuid.uuid4().hex[:8]}"
         with ThreadPool(
             redis_url=redis_url,
             key_prefix=prefix,
             max_size=args.workers,
-            thread_factory=SdkThreads(client),
+            backend=AssistantsBackend(client, assistant_id=assistant.id),
         ) as pool:
-
-            def leased_turn() -> None:
-                with pool.lease("doc-42") as lease:
-                    one_turn(client, lease.thread_id, assistant.id, "hello")
-
             run_strategy(
-                pooled, args.workers, args.iterations, lambda: attempt(pooled, leased_turn)
+                pooled,
+                args.workers,
+                args.iterations,
+                lambda: attempt(pooled, lambda: pool.run("doc-42", "hello")),
             )
             stats = pool.stats("doc-42")
+            drop_keys(redis_url, prefix)
 
         header = f"{'strategy':30} {'ok':>4} {'failed':>6} {'lock errors':>11} {'wall s':>7}"
         print(header + f" {'p50 turn s':>10}")
