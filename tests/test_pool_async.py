@@ -21,12 +21,14 @@ from thread_pool import (
     LeaseLost,
     LeaseNotOwned,
     PoolClosed,
+    PoolDraining,
     PoolFull,
     PoolTimeout,
     StoreUnavailable,
     TooManyWaiters,
     UnknownPool,
 )
+from thread_pool.admin import AsyncPoolAdmin
 from thread_pool.keys import PoolKeys
 from thread_pool.redis_server import free_port
 
@@ -294,6 +296,34 @@ async def test_threads_added_while_callers_wait_go_to_them(make_pool: MakePool) 
     assert got.thread_id == "thread_b"
     await pool.release(got)
     await pool.release(held)
+
+
+async def test_a_draining_pool_grants_nothing_new(
+    make_pool: MakePool, thread_pool_redis_url: str, thread_pool_prefix: str
+) -> None:
+    pool = make_pool()
+    await pool.add_threads("doc", ["thread_a", "thread_b"])
+    held = await pool.acquire("doc")
+    other = await pool.acquire("doc")
+    waiter = Spawned(pool.acquire, "doc", 5.0)
+    await eventually(lambda: _waiting(pool, "doc", 1))
+    async with AsyncPoolAdmin(
+        redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
+    ) as admin:
+        await admin.set_draining("doc")
+        # The queued caller is sent away at once, and nobody new gets a thread...
+        with pytest.raises(PoolDraining, match="'doc'"):
+            await waiter.join()
+        with pytest.raises(PoolDraining):
+            await pool.acquire("doc", timeout=0)
+        # ...while holders finish: their threads go idle, to nobody.
+        await pool.release(held)
+        await pool.release(other)
+        stats = await pool.stats("doc")
+        assert (stats.idle, stats.leased, stats.waiting) == (2, 0, 0)
+        await admin.set_draining("doc", False)
+    async with pool.lease("doc", timeout=0) as lease:
+        assert lease.thread_id in {"thread_a", "thread_b"}
 
 
 # -- expiry, renewal, fencing ----------------------------------------------------------------

@@ -23,6 +23,7 @@ from thread_pool import (
     LeaseLost,
     LeaseNotOwned,
     PoolClosed,
+    PoolDraining,
     PoolFull,
     PoolTimeout,
     StoreUnavailable,
@@ -30,6 +31,7 @@ from thread_pool import (
     TooManyWaiters,
     UnknownPool,
 )
+from thread_pool.admin import PoolAdmin
 from thread_pool.keys import PoolKeys
 from thread_pool.redis_server import free_port
 
@@ -297,6 +299,32 @@ def test_threads_added_while_callers_wait_go_to_them(make_pool: MakePool) -> Non
     assert got.thread_id == "thread_b"
     pool.release(got)
     pool.release(held)
+
+
+def test_a_draining_pool_grants_nothing_new(
+    make_pool: MakePool, thread_pool_redis_url: str, thread_pool_prefix: str
+) -> None:
+    pool = make_pool()
+    pool.add_threads("doc", ["thread_a", "thread_b"])
+    held = pool.acquire("doc")
+    other = pool.acquire("doc")
+    waiter = Spawned(pool.acquire, "doc", 5.0)
+    eventually(lambda: _waiting(pool, "doc", 1))
+    with PoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin:
+        admin.set_draining("doc")
+        # The queued caller is sent away at once, and nobody new gets a thread...
+        with pytest.raises(PoolDraining, match="'doc'"):
+            waiter.join()
+        with pytest.raises(PoolDraining):
+            pool.acquire("doc", timeout=0)
+        # ...while holders finish: their threads go idle, to nobody.
+        pool.release(held)
+        pool.release(other)
+        stats = pool.stats("doc")
+        assert (stats.idle, stats.leased, stats.waiting) == (2, 0, 0)
+        admin.set_draining("doc", False)
+    with pool.lease("doc", timeout=0) as lease:
+        assert lease.thread_id in {"thread_a", "thread_b"}
 
 
 # -- expiry, renewal, fencing ----------------------------------------------------------------

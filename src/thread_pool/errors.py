@@ -42,6 +42,10 @@ class PoolClosed(ThreadPoolError):
     """The pool object was closed; it grants no more leases."""
 
 
+class PoolDraining(ThreadPoolError):
+    """The pool is being drained (``thread-pool drain``): it grants no new leases."""
+
+
 class LeaseLost(ThreadPoolError):
     """The lease expired or was taken over: its holder must not write to the thread any more."""
 

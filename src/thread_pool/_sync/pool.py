@@ -28,6 +28,7 @@ from thread_pool.errors import (
     LeaseLost,
     LeaseNotOwned,
     PoolClosed,
+    PoolDraining,
     PoolFull,
     PoolTimeout,
     TooManyWaiters,
@@ -51,7 +52,7 @@ from thread_pool.validation import MAX_SIZE, check_positive, validate_key, valid
 logger = logging.getLogger("thread_pool")
 
 # Outcomes after which a failed acquire holds nothing, so there is nothing to abandon.
-_NOTHING_HELD = (PoolTimeout, TooManyWaiters, UnknownPool, PoolClosed)
+_NOTHING_HELD = (PoolTimeout, TooManyWaiters, UnknownPool, PoolClosed, PoolDraining)
 
 
 def _ms(seconds: float) -> int:
@@ -165,6 +166,8 @@ class ThreadPool:
                         f"pool {key!r} already has {integers(rest)[0]} waiters "
                         f"(max_waiters={self.settings.max_waiters})"
                     )
+                if word == "DRAINING":
+                    raise PoolDraining(f"pool {key!r} is draining; it grants no new leases")
                 if word == "ABANDONED":
                     raise CorruptState(f"pool {key!r} saw this acquire as abandoned")
                 if word == "NOPOOL":

@@ -98,8 +98,8 @@ async def _drain(target: Target, key: str, timeout: float, off: bool) -> dict[st
 @_json_option
 @target_options
 def drain(target: Target, key: str, timeout: float, off: bool, as_json: bool) -> None:
-    """Mark pool KEY draining and wait until no thread is leased. A draining pool is not
-    pre-warmed; the lease path does not read the mark yet, so stop the workers of KEY too."""
+    """Mark pool KEY draining and wait until no thread is leased. A draining pool grants no new
+    lease (callers get PoolDraining) and is not pre-warmed; --off clears the mark."""
     left = run(_drain(target, key, timeout, off))
     if as_json:
         print_json({"key": key, "draining": not off, **left})

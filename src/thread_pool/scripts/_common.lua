@@ -105,7 +105,9 @@ local function handoff(thread, score)
     redis.call('RPUSH', K_RETIRED, thread)
     return 'RETIRED'
   end
-  while true do
+  -- A draining pool serves nobody new: its waiters were sent away when the drain began.
+  local draining = redis.call('HEXISTS', K_META, 'draining') == 1
+  while not draining do
     local entry = redis.call('LPOP', K_WAITERS)
     if not entry then
       break
@@ -141,6 +143,13 @@ local function wake_one()
       redis.call('PEXPIRE', box, wait_deadline - NOW + 60000)
       return
     end
+  end
+end
+
+-- Wake every live waiter to ask again (a drain began: they will hear that the pool is draining).
+local function wake_all()
+  while redis.call('LLEN', K_WAITERS) > 0 do
+    wake_one()
   end
 end
 

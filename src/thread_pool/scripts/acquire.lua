@@ -20,6 +20,7 @@
 --   {"TIMEOUT"}                nothing free and wait_ms is 0
 --   {"NOPOOL"}                 unknown pool and create is "0"
 --   {"ABANDONED"}              this token was abandoned: its caller is gone
+--   {"DRAINING"}               the pool is being drained: no new leases
 local token, holder = ARGV[1], ARGV[2]
 local can_grow, create, min_size, max_size, ttl_ms, max_waiters, grow_ms, settle_ms =
   string.match(ARGV[4], '^([01])|([01])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)$')
@@ -28,6 +29,9 @@ if abandoned(token) then
 end
 if not ensure_pool(create, min_size, max_size, ttl_ms) then
   return {'NOPOOL'}
+end
+if redis.call('HEXISTS', K_META, 'draining') == 1 then
+  return {'DRAINING'}
 end
 
 local best = redis.call('ZPOPMAX', K_IDLE)

@@ -8,6 +8,8 @@ if redis.call('EXISTS', K_META) == 0 then
 end
 if ARGV[1] == '1' then
   redis.call('HSETNX', K_META, 'draining', NOW)
+  -- Callers queued for a thread ask again and are told the pool is draining.
+  wake_all()
 else
   redis.call('HDEL', K_META, 'draining')
 end
