@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
+
+# A helper of _common.lua: its comment lines, then "local function name(".
+_HELPER = re.compile(r"^(?=(?:--[^\n]*\n)*local function (\w+)\()", re.MULTILINE)
 
 NAMES = (
     "abandon",
@@ -31,4 +35,27 @@ def source(name: str) -> str:
     here = resources.files(__name__)
     common = here.joinpath("_common.lua").read_text(encoding="utf-8")
     body = here.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    return f"{common}\n-- ==== {name}.lua ====\n{body}"
+    return f"{prelude_for(common, body)}\n-- ==== {name}.lua ====\n{body}"
+
+
+def prelude_for(common: str, body: str) -> str:
+    """``common`` with only the helpers that ``body`` uses, directly or through each other.
+
+    Redis runs the whole script on every call, and defining a closure costs time there too: the
+    full prelude added about 8 us to each lease operation, more than all its Redis commands."""
+    starts = [m.start() for m in _HELPER.finditer(common)]
+    head = common[: starts[0]] if starts else common
+    helpers = {
+        match.group(1): common[begin:end]
+        for begin, end in zip(starts, [*starts[1:], len(common)], strict=True)
+        if (match := _HELPER.match(common, begin)) is not None
+    }
+    needed: set[str] = set()
+    frontier = [body, head]
+    while frontier:
+        text = frontier.pop()
+        for helper, code in helpers.items():
+            if helper not in needed and re.search(rf"\b{helper}\(", text):
+                needed.add(helper)
+                frontier.append(code)
+    return head + "".join(code for helper, code in helpers.items() if helper in needed)
