@@ -8,7 +8,14 @@ from collections.abc import Sequence
 
 import click
 
-from thread_pool.cli import cmd_backup, cmd_emulator, cmd_manage, cmd_prewarm, cmd_status
+from thread_pool.cli import (
+    cmd_backup,
+    cmd_emulator,
+    cmd_manage,
+    cmd_prewarm,
+    cmd_status,
+    cmd_stress,
+)
 from thread_pool.errors import InvalidPoolKey, InvalidSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -28,7 +35,7 @@ def cli() -> None:
     """
 
 
-for module in (cmd_status, cmd_manage, cmd_backup, cmd_prewarm, cmd_emulator):
+for module in (cmd_status, cmd_manage, cmd_backup, cmd_prewarm, cmd_emulator, cmd_stress):
     for command in module.COMMANDS:
         cli.add_command(command)
 

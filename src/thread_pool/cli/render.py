@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from thread_pool.pool_status import PoolStatus
+
+if TYPE_CHECKING:
+    # Only for the annotation: the stress module imports the openai SDK (slow to import).
+    from thread_pool.stress import StressResult
 
 
 def console(stderr: bool = False) -> Console:
@@ -104,3 +109,24 @@ def pool_detail(status: PoolStatus) -> Group:
     if status.retired:
         parts += [Text(f"\nretired (may still exist upstream): {', '.join(status.retired)}")]
     return Group(*parts)
+
+
+def stress_table(results: Sequence[StressResult]) -> Table:
+    """One line per strategy of ``thread-pool stress``."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    names = ("strategy", "requests", "succeeded", "failed", "lock errors", "wall s", "turns/s")
+    for name in (*names, "p50 s", "p95 s"):
+        table.add_column(name, justify="left" if name == "strategy" else "right", no_wrap=True)
+    for r in results:
+        table.add_row(
+            r.strategy,
+            str(r.requests),
+            str(r.succeeded),
+            Text(str(r.failed), style="red" if r.failed else ""),
+            Text(str(r.lock_errors), style="red" if r.lock_errors else ""),
+            f"{r.wall_s:.1f}",
+            f"{r.turns_per_s:.2f}",
+            f"{r.p50_s:.2f}",
+            f"{r.p95_s:.2f}",
+        )
+    return table
