@@ -321,3 +321,25 @@ def test_a_thread_deleted_upstream_is_dropped_and_replaced(
     stats = pool.stats("doc")
     assert stats.threads == 1
     assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+@pytest.mark.parametrize("kind", ["assistants", "conversations"])
+def test_threads_retired_by_a_shrink_are_deleted_upstream(
+    make_pool: MakePool,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_openai_client: openai.OpenAI,
+    kind: str,
+) -> None:
+    pool = make_pool(kind, max_size=3)
+    held = [pool.acquire("doc") for _ in range(3)]  # the pool grows to three threads
+    for lease in held:
+        pool.release(lease)
+    stats = pool.configure("doc", max_size=1)
+    assert (stats.threads, stats.retired) == (1, 2)
+
+    assert pool.purge_retired("doc") == 2
+    assert (pool.stats("doc")).retired == 0
+    backend = make_backend(kind, thread_pool_openai_client, thread_pool_emulator)
+    alive = [backend.delete_thread(lease.thread_id) for lease in held]
+    # The two purged threads were gone already; the one left in the pool was still there.
+    assert sorted(alive) == [False, False, True]

@@ -373,6 +373,23 @@ class AsyncThreadPool:
             )
         return await self.stats(key)
 
+    async def purge_retired(self, key: str) -> int:
+        """Delete upstream, through the backend, the threads retired from pool ``key`` (a shrink
+        below its thread count retires them; the registry keeps their ids until then). Returns
+        how many were deleted or found gone already; a failure puts the id back for a retry."""
+        key = validate_key(key)
+        if self._backend is None:
+            raise InvalidArgument(f"purging pool {key!r} needs a backend to delete threads with")
+        purged = 0
+        while (thread_id := await self._store.pop_retired(key)) is not None:
+            try:
+                await self._backend.delete_thread(thread_id)
+            except BaseException:
+                await shield(self._store.push_retired(key, thread_id))
+                raise
+            purged += 1
+        return purged
+
     async def stats(self, key: str) -> PoolStats:
         """A consistent snapshot of pool ``key``'s counts and counters."""
         key = validate_key(key)

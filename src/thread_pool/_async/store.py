@@ -75,6 +75,17 @@ class AsyncStore:
             members = await self.client.smembers(registry_key(self.prefix))
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
+    async def pop_retired(self, key: str) -> str | None:
+        """Take the oldest thread id off pool ``key``'s retired list (None: it is empty)."""
+        with keep_cancellation(), mapped(f"retired list of pool {key!r}"):
+            value: Any = await self.client.lpop(self.keys(key).retired)
+        return None if value is None else value.decode() if isinstance(value, bytes) else str(value)
+
+    async def push_retired(self, key: str, thread_id: str) -> None:
+        """Put a thread id back at the head of pool ``key``'s retired list."""
+        with mapped(f"retired list of pool {key!r}"):
+            await self.client.lpush(self.keys(key).retired, thread_id)
+
     async def aclose(self) -> None:
         """Close the client's connections."""
         await self.client.aclose()

@@ -374,6 +374,23 @@ class ThreadPool:
             )
         return self.stats(key)
 
+    def purge_retired(self, key: str) -> int:
+        """Delete upstream, through the backend, the threads retired from pool ``key`` (a shrink
+        below its thread count retires them; the registry keeps their ids until then). Returns
+        how many were deleted or found gone already; a failure puts the id back for a retry."""
+        key = validate_key(key)
+        if self._backend is None:
+            raise InvalidArgument(f"purging pool {key!r} needs a backend to delete threads with")
+        purged = 0
+        while (thread_id := self._store.pop_retired(key)) is not None:
+            try:
+                self._backend.delete_thread(thread_id)
+            except BaseException:
+                self._store.push_retired(key, thread_id)
+                raise
+            purged += 1
+        return purged
+
     def stats(self, key: str) -> PoolStats:
         """A consistent snapshot of pool ``key``'s counts and counters."""
         key = validate_key(key)

@@ -7,7 +7,6 @@ import dataclasses
 import click
 
 from thread_pool._async.admin import DeleteReport
-from thread_pool._async.pool import AsyncThreadPool
 from thread_pool.cli.render import console, print_json
 from thread_pool.cli.target import Target, run, target_options
 
@@ -20,8 +19,12 @@ async def _resize(
     async with target.admin() as admin:
         if not create:
             await admin.status(key)  # UnknownPool: a typo must not create a pool
-    async with AsyncThreadPool(settings=target.settings()) as pool:
+    async with target.pool() as pool:
         stats = await pool.configure(key, min_size=low, max_size=high, ttl=ttl)
+        if target.backend is not None and stats.retired:
+            # With a backend, threads retired by the shrink are deleted upstream at once.
+            await pool.purge_retired(key)
+            stats = await pool.stats(key)
     return dataclasses.asdict(stats)
 
 
@@ -43,7 +46,8 @@ def resize(
     as_json: bool,
 ) -> None:
     """Set pool KEY's sizes (and lease TTL). Shrinking retires idle threads now and leased ones
-    as they come back (they may still exist upstream: see status)."""
+    as they come back; with --backend the retired threads are deleted upstream, else they stay
+    listed in status (the upstream cannot list threads: nothing else remembers them)."""
     if low is None and high is None and ttl is None:
         raise click.UsageError("give --min, --max or --ttl")
     stats = run(_resize(target, key, low, high, ttl, create))
