@@ -15,6 +15,7 @@ from thread_pool._sync.backend import Backend
 from thread_pool._sync.factory import Settler, ThreadFactory
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.pool import ThreadPool
+from thread_pool.context import LogEntry
 from thread_pool.errors import (
     CorruptState,
     InvalidArgument,
@@ -85,6 +86,7 @@ __all__ = [
     "Lease",
     "LeaseLost",
     "LeaseNotOwned",
+    "LogEntry",
     "PoolClosed",
     "PoolDraining",
     "PoolFull",

@@ -77,6 +77,21 @@ class PoolKeys:
         """Hash: thread id -> ``fence|id`` of the upstream request its turn has in flight."""
         return self.base + "inflight"
 
+    @property
+    def log(self) -> str:
+        """Stream: the pool's canonical context log, one entry per message, ids ``<seq>-0``."""
+        return self.base + "log"
+
+    @property
+    def logged(self) -> str:
+        """Hash: id of a turn (or appended context) already in the log -> its last log seq."""
+        return self.base + "logged"
+
+    @property
+    def cursors(self) -> str:
+        """Hash: thread id -> seq of the last log entry the thread is known to hold."""
+        return self.base + "cursors"
+
     def tombstone(self, token: str) -> str:
         """Marks a token whose acquire was abandoned, so a late command of it takes nothing."""
         return f"{self.base}x:{token}"
@@ -99,6 +114,9 @@ class PoolKeys:
             self.retired,
             self.claims,
             self.inflight,
+            self.log,
+            self.logged,
+            self.cursors,
         ]
 
 

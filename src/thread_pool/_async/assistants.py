@@ -6,7 +6,7 @@ import json
 import secrets
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import openai
@@ -163,8 +163,10 @@ class AsyncAssistantsBackend:
         tool_handler: ToolHandler | None,
         metadata: Mapping[str, str],
         params: Mapping[str, Any],
+        context: Sequence[Mapping[str, str]] = (),
     ) -> Turn:
-        """Start a run that adds ``message`` (one request), poll it to its end, answer tool
+        """Start a run that adds ``context`` and ``message`` (one request: the context rides in
+        ``additional_messages`` before the user message), poll it to its end, answer tool
         calls, and read the reply."""
         options = dict(params)
         assistant_id = options.pop("assistant_id", None) or self.assistant_id
@@ -185,10 +187,13 @@ class AsyncAssistantsBackend:
                     return found, self.poll_interval, None
             tried = True
             stamp = await guard.write()
+            # The thread's missing context first, then the turn's own message, in one request.
+            added: list[Any] = [{"role": m["role"], "content": m["content"]} for m in context]
+            added.append({"role": "user", "content": message, "metadata": stamp})
             raw = await self._runs.with_raw_response.create(
                 thread_id,
                 assistant_id=assistant_id,
-                additional_messages=[{"role": "user", "content": message, "metadata": stamp}],
+                additional_messages=added,
                 metadata={**metadata, **stamp, TURN_KEY: nonce},
                 **options,
             )

@@ -13,12 +13,21 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from thread_pool._acompat import holder_name, shield
+from thread_pool._acompat import holder_name, shield, sleep
 from thread_pool._async.backend import AsyncBackend, ToolHandler
 from thread_pool._async.factory import AsyncSettler, AsyncThreadFactory
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.store import AsyncStore
 from thread_pool._async.turn import run_turn
+from thread_pool.context import (
+    LogEntry,
+    Missing,
+    entry_of,
+    log_pairs,
+    parse_missing,
+    validate_merge,
+    validate_role,
+)
 from thread_pool.errors import (
     CorruptState,
     InvalidArgument,
@@ -28,6 +37,7 @@ from thread_pool.errors import (
     PoolDraining,
     PoolFull,
     PoolTimeout,
+    StoreUnavailable,
     TooManyWaiters,
     UnknownPool,
 )
@@ -66,6 +76,11 @@ class AsyncThreadPool:
     upstream threads through it, settles them with it, and runs turns (``run``). Without one, a
     ``thread_factory`` (and ``settler``) may be given; with neither, a pool hands out only the
     threads registered with ``add_threads``.
+
+    Turns of one key share one conversation: each completed turn is appended to the pool's
+    canonical log, and a thread receives what it is missing from the log in its next turn's own
+    request (``merge="full"``, the default). ``merge="none"`` keeps threads isolated: each holds
+    only its own turns (the log is still written, for ``history``).
     """
 
     def __init__(
@@ -76,6 +91,7 @@ class AsyncThreadPool:
         backend: AsyncBackend | None = None,
         thread_factory: AsyncThreadFactory | None = None,
         settler: AsyncSettler | None = None,
+        merge: str = "full",
         **overrides: Any,
     ) -> None:
         if settings is not None and overrides:
@@ -99,6 +115,7 @@ class AsyncThreadPool:
             f"{grows}|{grows}|{s.min_size}|{s.max_size}|{_ms(s.lease_ttl)}|{s.max_waiters}"
             f"|{_ms(s.grow_timeout)}|{_ms(s.settle_timeout)}"
         )
+        self.merge = validate_merge(merge)
         self._registered: set[str] = set()
         self._closed = False
 
@@ -293,6 +310,31 @@ class AsyncThreadPool:
             metadata=metadata,
             params=params,
         )
+
+    # -- the canonical log -------------------------------------------------------------------
+
+    async def history(self, key: str) -> list[LogEntry]:
+        """Pool ``key``'s canonical conversation: every logged message, oldest first."""
+        key = validate_key(key)
+        return [entry_of(i, f) for i, f in await self._store.read_log(key)]
+
+    async def append(
+        self, key: str, role: str, content: str, *, append_id: str | None = None
+    ) -> int:
+        """Add a message to pool ``key``'s log that every thread will receive with its next turn
+        (a document's text, say). Content over upstream's limit is sent in marked pieces.
+        ``append_id`` makes a retried append safe: an id already logged adds nothing. Returns the
+        log seq of the entry."""
+        self._check_open()
+        key = validate_key(key)
+        role = validate_role(role)
+        if not isinstance(content, str) or not content.strip():
+            raise InvalidArgument("content must be a non-empty string")
+        entry_id = append_id if append_id is not None else "append:" + secrets.token_hex(12)
+        if not isinstance(entry_id, str) or not entry_id:
+            raise InvalidArgument("append_id must be a non-empty string")
+        await self._register(key)
+        return await self._append_log(key, entry_id, "", 0, "", [(role, content)])
 
     # -- pools -------------------------------------------------------------------------------
 
@@ -549,6 +591,45 @@ class AsyncThreadPool:
             await self._store.call("inflight", lease.key, lease.thread_id, lease.token, value)
         )
         return word == "OK"
+
+    async def _missing(self, lease: AsyncLease) -> Missing:
+        """The log entries ``lease``'s thread lacks (none under ``merge="none"``)."""
+        if self.merge == "none":
+            return Missing(last_seq=0, cursor=0, entries=())
+        return parse_missing(await self._store.call("log_missing", lease.key, lease.thread_id))
+
+    async def _log_turn(
+        self, lease: AsyncLease, turn_id: str, seen: int, message: str, turn: Turn
+    ) -> None:
+        """Append a completed turn (its user message and reply) to the log and move the thread's
+        cursor. A lost reply is retried: the turn id makes the append happen once."""
+        pairs = [("user", message), ("assistant", turn.reply)]
+        await self._append_log(lease.key, turn_id, lease.thread_id, seen, turn.run_id, pairs)
+
+    async def _append_log(
+        self,
+        key: str,
+        entry_id: str,
+        origin: str,
+        seen: int,
+        run_id: str,
+        pairs: list[tuple[str, str]],
+    ) -> int:
+        delay = 0.05
+        for attempt in range(5):
+            try:
+                _, rest = outcome(
+                    await self._store.call(
+                        "log_append", key, entry_id, origin, seen, run_id, *log_pairs(pairs)
+                    )
+                )
+                return integers(rest)[0]
+            except StoreUnavailable:
+                if attempt == 4:
+                    raise
+                await sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
 
     async def _count(self, key: str, counter: str) -> None:
         await self._store.call("count", key, counter)

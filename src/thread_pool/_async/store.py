@@ -64,6 +64,12 @@ class AsyncStore:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
 
+    async def read_log(self, key: str) -> list[tuple[Any, dict[Any, Any]]]:
+        """Every entry of pool ``key``'s log, oldest first, as ``(id, fields)``."""
+        with keep_cancellation(), mapped(f"read the log of pool {key!r}"):
+            entries: Any = await self.client.xrange(self.keys(key).log)
+        return list(entries or [])
+
     async def register_pool(self, key: str) -> None:
         """Remember ``key`` in the registry of pools (for ``reap()`` and listing)."""
         with keep_cancellation(), mapped(f"register pool {key!r}"):

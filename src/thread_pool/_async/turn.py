@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import secrets
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from thread_pool._acompat import Background
 from thread_pool._async.backend import AsyncBackend, ToolHandler
+from thread_pool.context import messages_for
 from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
 from thread_pool.turns import FENCE_KEY, Turn, validate_message, validate_metadata
 
@@ -95,16 +97,24 @@ async def run_turn(
     # Until the turn ends cleanly its run may still be active upstream: if we leave early, the
     # release sends the thread to be settled instead of straight back to use.
     lease.dirty = True
+    # What the thread is missing from the pool's log rides in the turn's own request.
+    missing = await pool._missing(lease)
+    context = messages_for(missing.entries)
+    turn_id = secrets.token_hex(12)
     async with Background(guard.renew_step, f"renew {lease.thread_id}"):
         try:
-            turn = await _turn(backend, lease, message, guard, tool_handler, checked, params)
+            turn = await _turn(
+                backend, lease, message, guard, tool_handler, checked, params, context
+            )
         except ThreadBusy as exc:
             # Should never happen while the pool holds the thread: a bug signal. Count it, make
             # the thread quiet, and try once more.
             logger.error("pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc)
             await pool._count(lease.key, "lock_errors")
             await pool._settle_held(lease)
-            turn = await _turn(backend, lease, message, guard, tool_handler, checked, params)
+            turn = await _turn(
+                backend, lease, message, guard, tool_handler, checked, params, context
+            )
         except TurnFailed as exc:
             if exc.status in _ENDED:
                 lease.dirty = False
@@ -114,6 +124,7 @@ async def run_turn(
                 lease.dirty = False  # refused before any request: nothing to settle
             raise
     lease.dirty = False
+    await pool._log_turn(lease, turn_id, missing.last_seq, message, turn)
     return turn
 
 
@@ -125,6 +136,7 @@ async def _turn(
     tool_handler: ToolHandler | None,
     metadata: Mapping[str, str],
     params: Mapping[str, Any],
+    context: Sequence[Mapping[str, str]],
 ) -> Turn:
     return await backend.run_turn(
         lease.thread_id,
@@ -133,4 +145,5 @@ async def _turn(
         tool_handler=tool_handler,
         metadata=metadata,
         params=params,
+        context=context,
     )

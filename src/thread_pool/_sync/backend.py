@@ -6,7 +6,7 @@ backend is handed so it can fence its writes without touching Redis itself."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from thread_pool.turns import Turn
@@ -67,7 +67,10 @@ class Backend(Protocol):
         tool_handler: ToolHandler | None,
         metadata: Mapping[str, str],
         params: Mapping[str, Any],
+        context: Sequence[Mapping[str, str]] = (),
     ) -> Turn:
-        """Run one turn: one request starts it with ``message``, then wait for its end,
-        answering tool calls through ``tool_handler``. Every write goes through ``guard``."""
+        """Run one turn: one request starts it with ``context`` (messages ``{"role",
+        "content"}`` the thread is missing from the pool's log) and then ``message``, then wait
+        for its end, answering tool calls through ``tool_handler``. Every write goes through
+        ``guard``."""
         ...

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import openai
@@ -163,9 +163,11 @@ class ConversationsBackend:
         tool_handler: ToolHandler | None,
         metadata: Mapping[str, str],
         params: Mapping[str, Any],
+        context: Sequence[Mapping[str, str]] = (),
     ) -> Turn:
-        """Create a response with ``message`` on the conversation (one request), wait for it,
-        and answer function calls with ``function_call_output`` in the next response."""
+        """Create a response with ``context`` and ``message`` on the conversation (one request:
+        the context rides as ``input`` messages before the user message), wait for it, and
+        answer function calls with ``function_call_output`` in the next response."""
         options = dict(params)
         model = options.pop("model", None) or self.model
         if not model:
@@ -174,7 +176,10 @@ class ConversationsBackend:
         if instructions is not None:
             options["instructions"] = instructions
         background = bool(options.pop("background", self.background))
-        items: list[dict[str, Any]] = [{"role": "user", "content": message}]
+        items: list[dict[str, Any]] = [
+            *({"role": m["role"], "content": m["content"]} for m in context),
+            {"role": "user", "content": message},
+        ]
         usage: dict[str, int] = {}
         answered = 0
         request_id: str | None = None

@@ -16,12 +16,21 @@ from typing import Any
 
 import redis
 
-from thread_pool._compat import holder_name
+from thread_pool._compat import holder_name, sleep
 from thread_pool._sync.backend import Backend, ToolHandler
 from thread_pool._sync.factory import Settler, ThreadFactory
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.store import Store
 from thread_pool._sync.turn import run_turn
+from thread_pool.context import (
+    LogEntry,
+    Missing,
+    entry_of,
+    log_pairs,
+    parse_missing,
+    validate_merge,
+    validate_role,
+)
 from thread_pool.errors import (
     CorruptState,
     InvalidArgument,
@@ -31,6 +40,7 @@ from thread_pool.errors import (
     PoolDraining,
     PoolFull,
     PoolTimeout,
+    StoreUnavailable,
     TooManyWaiters,
     UnknownPool,
 )
@@ -69,6 +79,11 @@ class ThreadPool:
     upstream threads through it, settles them with it, and runs turns (``run``). Without one, a
     ``thread_factory`` (and ``settler``) may be given; with neither, a pool hands out only the
     threads registered with ``add_threads``.
+
+    Turns of one key share one conversation: each completed turn is appended to the pool's
+    canonical log, and a thread receives what it is missing from the log in its next turn's own
+    request (``merge="full"``, the default). ``merge="none"`` keeps threads isolated: each holds
+    only its own turns (the log is still written, for ``history``).
     """
 
     def __init__(
@@ -79,6 +94,7 @@ class ThreadPool:
         backend: Backend | None = None,
         thread_factory: ThreadFactory | None = None,
         settler: Settler | None = None,
+        merge: str = "full",
         **overrides: Any,
     ) -> None:
         if settings is not None and overrides:
@@ -102,6 +118,7 @@ class ThreadPool:
             f"{grows}|{grows}|{s.min_size}|{s.max_size}|{_ms(s.lease_ttl)}|{s.max_waiters}"
             f"|{_ms(s.grow_timeout)}|{_ms(s.settle_timeout)}"
         )
+        self.merge = validate_merge(merge)
         self._registered: set[str] = set()
         self._closed = False
 
@@ -294,6 +311,29 @@ class ThreadPool:
             metadata=metadata,
             params=params,
         )
+
+    # -- the canonical log -------------------------------------------------------------------
+
+    def history(self, key: str) -> list[LogEntry]:
+        """Pool ``key``'s canonical conversation: every logged message, oldest first."""
+        key = validate_key(key)
+        return [entry_of(i, f) for i, f in self._store.read_log(key)]
+
+    def append(self, key: str, role: str, content: str, *, append_id: str | None = None) -> int:
+        """Add a message to pool ``key``'s log that every thread will receive with its next turn
+        (a document's text, say). Content over upstream's limit is sent in marked pieces.
+        ``append_id`` makes a retried append safe: an id already logged adds nothing. Returns the
+        log seq of the entry."""
+        self._check_open()
+        key = validate_key(key)
+        role = validate_role(role)
+        if not isinstance(content, str) or not content.strip():
+            raise InvalidArgument("content must be a non-empty string")
+        entry_id = append_id if append_id is not None else "append:" + secrets.token_hex(12)
+        if not isinstance(entry_id, str) or not entry_id:
+            raise InvalidArgument("append_id must be a non-empty string")
+        self._register(key)
+        return self._append_log(key, entry_id, "", 0, "", [(role, content)])
 
     # -- pools -------------------------------------------------------------------------------
 
@@ -550,6 +590,43 @@ class ThreadPool:
             self._store.call("inflight", lease.key, lease.thread_id, lease.token, value)
         )
         return word == "OK"
+
+    def _missing(self, lease: Lease) -> Missing:
+        """The log entries ``lease``'s thread lacks (none under ``merge="none"``)."""
+        if self.merge == "none":
+            return Missing(last_seq=0, cursor=0, entries=())
+        return parse_missing(self._store.call("log_missing", lease.key, lease.thread_id))
+
+    def _log_turn(self, lease: Lease, turn_id: str, seen: int, message: str, turn: Turn) -> None:
+        """Append a completed turn (its user message and reply) to the log and move the thread's
+        cursor. A lost reply is retried: the turn id makes the append happen once."""
+        pairs = [("user", message), ("assistant", turn.reply)]
+        self._append_log(lease.key, turn_id, lease.thread_id, seen, turn.run_id, pairs)
+
+    def _append_log(
+        self,
+        key: str,
+        entry_id: str,
+        origin: str,
+        seen: int,
+        run_id: str,
+        pairs: list[tuple[str, str]],
+    ) -> int:
+        delay = 0.05
+        for attempt in range(5):
+            try:
+                _, rest = outcome(
+                    self._store.call(
+                        "log_append", key, entry_id, origin, seen, run_id, *log_pairs(pairs)
+                    )
+                )
+                return integers(rest)[0]
+            except StoreUnavailable:
+                if attempt == 4:
+                    raise
+                sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
 
     def _count(self, key: str, counter: str) -> None:
         self._store.call("count", key, counter)

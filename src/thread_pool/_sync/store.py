@@ -67,6 +67,12 @@ class Store:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
 
+    def read_log(self, key: str) -> list[tuple[Any, dict[Any, Any]]]:
+        """Every entry of pool ``key``'s log, oldest first, as ``(id, fields)``."""
+        with keep_cancellation(), mapped(f"read the log of pool {key!r}"):
+            entries: Any = self.client.xrange(self.keys(key).log)
+        return list(entries or [])
+
     def register_pool(self, key: str) -> None:
         """Remember ``key`` in the registry of pools (for ``reap()`` and listing)."""
         with keep_cancellation(), mapped(f"register pool {key!r}"):

@@ -17,6 +17,8 @@ NAMES = (
     "configure",
     "count",
     "inflight",
+    "log_append",
+    "log_missing",
     "reap",
     "register",
     "release",

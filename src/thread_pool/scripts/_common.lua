@@ -16,6 +16,10 @@
 --   claims    hash    thread id being settled -> token of the caller that claimed it
 --   inflight  hash    thread id -> "fence|id" of the upstream request a turn started and has
 --                     not seen end (a background response); read when the thread is settled
+--   log       stream  the canonical context log: one entry per message, id "<seq>-0", fields
+--                     role, content, origin (thread, "" for appended context), run, turn, time
+--   logged    hash    turn (or append) id -> seq of its last log entry: appends are idempotent
+--   cursors   hash    thread id -> seq of the last log entry the thread holds (its idle score)
 --   w:<ticket>  list  a waiter's mailbox; a release pushes the grant into it
 --   x:<token>   string  tombstone of a token whose acquire was abandoned
 -- Key names here and in keys.py must agree (tests check it). Time is always Redis server time.
@@ -26,6 +30,7 @@ local K_THREADS, K_IDLE, K_LEASES = BASE .. 'threads', BASE .. 'idle', BASE .. '
 local K_HOLDS, K_SETTLING, K_WAITERS = BASE .. 'holds', BASE .. 'settling', BASE .. 'waiters'
 local K_RESERVED, K_RETIRED, K_CLAIMS = BASE .. 'reserved', BASE .. 'retired', BASE .. 'claims'
 local K_INFLIGHT = BASE .. 'inflight'
+local K_LOG, K_LOGGED, K_CURSORS = BASE .. 'log', BASE .. 'logged', BASE .. 'cursors'
 
 local t = redis.call('TIME')
 local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

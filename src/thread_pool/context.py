@@ -1,0 +1,132 @@
+"""Context merging, the pure part: log entries, what a thread is missing, and the messages that
+bring it up to date. No I/O here; the pool reads and writes the log (``log_*.lua``).
+
+One pool spreads a conversation over many threads. Every completed turn goes into the pool's
+canonical log (a Redis Stream); before a thread runs, the entries it has not seen (made on its
+sibling threads, or appended by a caller) travel with its turn in the same request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from thread_pool.errors import CorruptState, InvalidArgument
+from thread_pool.turns import MAX_MESSAGE_CHARS
+
+MERGE_POLICIES = ("full", "none")
+"""``full``: every thread receives the whole conversation. ``none``: isolated shards, each thread
+keeps only its own turns (the log is still written, for ``history``)."""
+
+ROLES = ("user", "assistant")
+"""The roles upstream accepts for messages added to a thread (``additional_messages``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One message of a pool's canonical conversation."""
+
+    seq: int
+    """Position in the log, from 1; a thread's cursor is the seq of the last entry it holds."""
+    role: str
+    """``user`` or ``assistant``."""
+    content: str
+    origin: str
+    """The thread whose turn made it; empty for context a caller appended (``pool.append``)."""
+    time_ms: int
+    """Redis server time of the append."""
+    run_id: str = ""
+    """The run (response) that produced it; empty for a user message's own id-less append."""
+    turn_id: str = ""
+    """The turn (or append) id that made it: one id is logged at most once."""
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """What a thread lacks before a turn: the entries to send, and the log's end as read."""
+
+    last_seq: int
+    """Seq of the log's last entry when it was read (the turn's cursor afterwards)."""
+    cursor: int
+    """The thread's cursor when it was read."""
+    entries: tuple[LogEntry, ...]
+
+
+def validate_merge(policy: object) -> str:
+    """Return ``policy`` if it names a merge policy, else raise ``InvalidArgument``."""
+    if policy not in MERGE_POLICIES:
+        raise InvalidArgument(f"merge must be one of {', '.join(MERGE_POLICIES)}, not {policy!r}")
+    assert isinstance(policy, str)
+    return policy
+
+
+def validate_role(role: object) -> str:
+    """Return ``role`` if upstream takes it for an added message, else raise."""
+    if role not in ROLES:
+        raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    assert isinstance(role, str)
+    return role
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_missing(reply: Any) -> Missing:
+    """The reply of ``log_missing.lua``: last seq, cursor, then 5 fields per entry."""
+    if not isinstance(reply, list) or len(reply) < 2 or (len(reply) - 2) % 5:
+        raise CorruptState(f"log_missing answered {reply!r:.200}")
+    entries = tuple(
+        LogEntry(
+            seq=int(reply[i]),
+            role=_text(reply[i + 1]),
+            content=_text(reply[i + 2]),
+            origin=_text(reply[i + 3]),
+            time_ms=int(_text(reply[i + 4])),
+        )
+        for i in range(2, len(reply), 5)
+    )
+    return Missing(last_seq=int(reply[0]), cursor=int(reply[1]), entries=entries)
+
+
+def entry_of(stream_id: Any, fields: dict[Any, Any]) -> LogEntry:
+    """A log entry from its stream id (``<seq>-0``) and fields, as XRANGE returns them."""
+    f = {_text(k): _text(v) for k, v in fields.items()}
+    return LogEntry(
+        seq=int(_text(stream_id).split("-", 1)[0]),
+        role=f.get("role", ""),
+        content=f.get("content", ""),
+        origin=f.get("origin", ""),
+        time_ms=int(f.get("time", "0")),
+        run_id=f.get("run", ""),
+        turn_id=f.get("turn", ""),
+    )
+
+
+def split_content(content: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
+    """``content`` in pieces upstream accepts (at most ``limit`` characters each). A piece of a
+    split message says so at its start, so nothing is cut silently and the model can tell the
+    pieces belong together."""
+    if len(content) <= limit:
+        return [content]
+    # The marker's length depends on the number of pieces; size pieces for a generous marker.
+    room = limit - len("[part 99999 of 99999] ")
+    pieces = [content[i : i + room] for i in range(0, len(content), room)]
+    return [f"[part {n} of {len(pieces)}] {p}" for n, p in enumerate(pieces, 1)]
+
+
+def messages_for(entries: Iterable[LogEntry]) -> list[dict[str, str]]:
+    """The messages (``{"role", "content"}``) that carry ``entries`` to a thread, in log order,
+    each within upstream's content limit."""
+    return [
+        {"role": e.role, "content": piece} for e in entries for piece in split_content(e.content)
+    ]
+
+
+def log_pairs(messages: Sequence[tuple[str, str]]) -> list[str]:
+    """``[(role, content), ...]`` flattened as ``log_append.lua`` takes them."""
+    out: list[str] = []
+    for role, content in messages:
+        out += [role, content]
+    return out

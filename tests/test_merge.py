@@ -1,0 +1,209 @@
+"""Context merging against the emulator over HTTP and a real Redis: what each thread holds is
+read back through the SDK, as the emulator stored it, never from the pool's own bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import openai
+import pytest
+import redis
+
+from tests.checks import assert_quiet
+from tests.test_turns_async import make_backend
+from thread_pool import AsyncThreadPool, InvalidArgument, LogEntry
+from thread_pool.context import split_content
+from thread_pool.emulator import EmulatorServer, parse_reply
+from thread_pool.keys import PoolKeys
+from thread_pool.turns import MAX_MESSAGE_CHARS
+
+pytestmark = pytest.mark.filterwarnings(
+    r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"
+)
+
+MakePool = Callable[..., AsyncThreadPool]
+KINDS = ["assistants", "conversations"]
+
+
+@pytest.fixture
+async def make_pool(
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+) -> AsyncIterator[MakePool]:
+    pools: list[AsyncThreadPool] = []
+
+    def make(kind: str, **overrides: Any) -> AsyncThreadPool:
+        backend = make_backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
+        pool = AsyncThreadPool(
+            backend=backend,
+            redis_url=thread_pool_redis_url,
+            key_prefix=thread_pool_prefix,
+            **overrides,
+        )
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        await pool.aclose()
+
+
+async def held_by(client: openai.AsyncOpenAI, kind: str, thread_id: str) -> list[tuple[str, str]]:
+    """``(role, text)`` of every message the thread (conversation) holds upstream, oldest first."""
+    out: list[tuple[str, str]] = []
+    if kind == "assistants":
+        async for msg in client.beta.threads.messages.list(thread_id, order="asc", limit=100):
+            text = "".join(p.text.value for p in msg.content if p.type == "text")
+            out.append((msg.role, text))
+        return out
+    async for item in client.conversations.items.list(thread_id, order="asc", limit=100):
+        if getattr(item, "type", None) == "message":
+            parts: list[Any] = list(getattr(item, "content", []))
+            out.append((getattr(item, "role", ""), "".join(p.text for p in parts)))
+    return out
+
+
+def assert_caught_up(held: list[tuple[str, str]], before: list[LogEntry], thread_id: str) -> None:
+    """Every entry of ``before`` is held exactly once, in log order within each origin."""
+    positions: dict[str, list[int]] = {}
+    for entry in before:
+        found = [i for i, m in enumerate(held) if m == (entry.role, entry.content)]
+        assert len(found) == 1, (entry, thread_id, len(found))
+        positions.setdefault(entry.origin, []).append(found[0])
+    for origin, seen in positions.items():
+        assert seen == sorted(seen), (origin, seen)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_many_workers_every_thread_holds_the_whole_log_before_it_runs(
+    make_pool: MakePool,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    kind: str,
+) -> None:
+    pool = make_pool(kind, max_size=3)
+    rng = random.Random(7)
+    checked = 0
+
+    async def worker(w: int) -> None:
+        nonlocal checked
+        for i in range(3):
+            await asyncio.sleep(rng.random() * 0.03)
+            async with pool.lease("doc", timeout=30) as held:
+                before = await pool.history("doc")  # read while holding: a lower bound
+                await asyncio.sleep(rng.random() * 0.02)
+                turn = await held.run(f"worker {w} question {i}")
+                contents = await held_by(thread_pool_async_openai_client, kind, held.thread_id)
+                assert_caught_up(contents, before, held.thread_id)
+                # The model saw everything the thread held when it answered.
+                assert contents[-1] == ("assistant", turn.reply)
+                assert parse_reply(turn.reply).count == len(contents) - 1
+                checked += 1
+
+    await asyncio.gather(*(worker(w) for w in range(6)))
+    assert checked == 18
+    log = await pool.history("doc")
+    # Each turn logged once: its question and its reply.
+    assert len(log) == 36
+    assert [e.seq for e in log] == list(range(1, 37))
+    assert sorted(e.content for e in log if e.role == "user") == sorted(
+        f"worker {w} question {i}" for w in range(6) for i in range(3)
+    )
+    assert len({e.turn_id for e in log}) == 18
+    assert all(e.origin and e.run_id and e.time_ms > 0 for e in log)
+    # Merging made no request of its own: one request starts each turn.
+    stats = thread_pool_emulator.admin.stats()
+    assert "POST /v1/threads/{thread_id}/messages" not in stats["requests"]
+    assert "POST /v1/conversations/{conversation_id}/items" not in stats["requests"]
+    # Idle threads are scored by their cursor (the log seq they hold up to).
+    k = PoolKeys.of(thread_pool_prefix, "doc")
+    cursors: dict[str, str] = dict(redis_client.hgetall(k.cursors))  # type: ignore[arg-type]
+    scored: list[tuple[str, float]] = list(redis_client.zrange(k.idle, 0, -1, withscores=True))  # type: ignore[arg-type]
+    assert len(scored) == 3
+    for thread_id, score in scored:
+        assert int(score) == int(cursors[thread_id])
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=3)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_appended_context_reaches_every_thread_and_a_new_one(
+    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+) -> None:
+    pool = make_pool(kind, max_size=2)
+    seq = await pool.append("doc", "user", "The document: lorem ipsum.")
+    assert seq == 1
+    # Two threads at once: the second one is created after the first turn was logged.
+    async with pool.lease("doc") as a:
+        await a.run("first")
+        async with pool.lease("doc") as b:
+            assert b.thread_id != a.thread_id
+            await b.run("second")
+            held = await held_by(thread_pool_async_openai_client, kind, b.thread_id)
+    assert held[:3] == [
+        ("user", "The document: lorem ipsum."),
+        ("user", "first"),
+        ("assistant", (await pool.history("doc"))[2].content),
+    ]
+    assert held[3] == ("user", "second")
+    with pytest.raises(InvalidArgument):
+        await pool.append("doc", "system", "no")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_append_is_idempotent_under_retry(
+    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str, kind: str
+) -> None:
+    pool = make_pool(kind)
+    assert await pool.append("doc", "user", "once", append_id="doc-1") == 1
+    assert await pool.append("doc", "user", "once", append_id="doc-1") == 1
+    turn = await pool.run("doc", "question")
+    # A turn's append retried (its reply lost) by the same turn id adds nothing.
+    entry = (await pool.history("doc"))[-1]
+    store = pool._store
+    args = ("doc", entry.turn_id, turn.thread_id, 1, turn.run_id, "user", "question")
+    assert await store.call("log_append", *args) == "DUP|3"
+    assert [e.content for e in await pool.history("doc")] == ["once", "question", turn.reply]
+    assert redis_client.xlen(PoolKeys.of(thread_pool_prefix, "doc").log) == 3
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_policy_none_keeps_each_thread_to_its_own_turns(
+    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+) -> None:
+    pool = make_pool(kind, max_size=2, merge="none")
+    async with pool.lease("doc") as a, pool.lease("doc") as b:
+        await a.run("on a")
+        await b.run("on b")
+        await a.run("on a again")
+        held_a = await held_by(thread_pool_async_openai_client, kind, a.thread_id)
+        held_b = await held_by(thread_pool_async_openai_client, kind, b.thread_id)
+    assert [t for r, t in held_a if r == "user"] == ["on a", "on a again"]
+    assert [t for r, t in held_b if r == "user"] == ["on b"]
+    # The log still has the whole conversation.
+    assert [e.content for e in await pool.history("doc") if e.role == "user"] == [
+        "on a",
+        "on b",
+        "on a again",
+    ]
+
+
+async def test_a_bad_merge_policy_is_refused() -> None:
+    with pytest.raises(InvalidArgument):
+        AsyncThreadPool(merge="some")
+
+
+def test_long_content_is_split_in_marked_pieces_never_cut() -> None:
+    assert split_content("short") == ["short"]
+    text = "x" * (2 * MAX_MESSAGE_CHARS + 5)
+    pieces = split_content(text)
+    assert len(pieces) == 3
+    assert all(len(p) <= MAX_MESSAGE_CHARS for p in pieces)
+    assert [p.split("] ", 1)[0] for p in pieces] == ["[part 1 of 3", "[part 2 of 3", "[part 3 of 3"]
+    assert "".join(p.split("] ", 1)[1] for p in pieces) == text
