@@ -10,8 +10,8 @@ sibling's turn (two entries) is logged, so every turn has something to merge.
 - Time merging adds per turn: the Redis work merging does, timed on the pool's own calls: reading
   what the thread is missing (``log_missing.lua``) and logging the turn with its cursor
   (``log_append.lua``). Medians; the upstream part is the same request either way.
-- Also the read for a thread that holds nothing yet (a full catch-up of the whole log), which is
-  what a new thread's first turn pays.
+- Also the read for a thread that holds nothing of the log yet (a full catch-up of the whole
+  log), which is what seeding a new thread reads.
 
     .venv/bin/python benchmarks/merge.py [--turns 30]
 """
@@ -74,15 +74,16 @@ def bench(
 ) -> dict[str, float]:
     key = f"merge-{merge}-{size}"
     keys = PoolKeys.of(prefix, key)
-    fill(r, keys, size, "sibling")
     with ThreadPool(
         backend=ConversationsBackend(client, model="emulated"),
         key_prefix=prefix,
         merge=merge,
         max_size=1,
     ) as pool:
-        # A fresh thread's first turn catches up on the whole log: time that read alone.
+        # The thread is created (seeded) while the log is empty; then the log fills up, and
+        # the thread's first read catches up on all of it: time that read alone.
         held = pool.acquire(key)
+        fill(r, keys, size, "sibling")
         started = time.perf_counter()
         full_entries = len(pool._missing(held).entries)
         full_read = time.perf_counter() - started

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import openai
@@ -15,7 +15,7 @@ import redis
 from tests.checks import assert_quiet
 from tests.test_turns_async import make_backend
 from thread_pool import AsyncThreadPool, InvalidArgument, LogEntry
-from thread_pool.context import split_content
+from thread_pool.context import default_compact, fold, split_content
 from thread_pool.emulator import EmulatorServer, parse_reply
 from thread_pool.keys import PoolKeys
 from thread_pool.turns import MAX_MESSAGE_CHARS
@@ -207,3 +207,103 @@ def test_long_content_is_split_in_marked_pieces_never_cut() -> None:
     assert all(len(p) <= MAX_MESSAGE_CHARS for p in pieces)
     assert [p.split("] ", 1)[0] for p in pieces] == ["[part 1 of 3", "[part 2 of 3", "[part 3 of 3"]
     assert "".join(p.split("] ", 1)[1] for p in pieces) == text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_beyond_the_entry_cap_the_oldest_fold_into_one_marked_digest(
+    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+) -> None:
+    pool = make_pool(kind, max_size=2, merge_max_entries=3)
+    async with pool.lease("doc") as a, pool.lease("doc") as b:
+        for i in range(3):
+            await a.run(f"on a {i}")
+        await b.run("on b")
+        held = await held_by(thread_pool_async_openai_client, kind, b.thread_id)
+    log = await pool.history("doc")
+    # Six entries were missing: four folded into the digest, the newest two sent whole.
+    assert held[0][0] == "user"
+    assert held[0][1].startswith(
+        "[context digest: 4 earlier messages of this conversation (seq 1-4)"
+    )
+    for entry in log[:4]:
+        assert f"{entry.role} (#{entry.seq}): {entry.content[:300]}" in held[0][1]
+    assert held[1:3] == [(e.role, e.content) for e in log[4:6]]
+    assert held[3] == ("user", "on b")
+    assert len(held) == 5
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_custom_compact_and_the_char_cap(
+    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+) -> None:
+    seen: list[int] = []
+
+    async def summarise(entries: Sequence[LogEntry]) -> list[dict[str, str]]:
+        seen.append(len(entries))
+        return [{"role": "assistant", "content": f"(summary of {len(entries)} messages)"}]
+
+    pool = make_pool(kind, max_size=2, merge_max_chars=40, compact=summarise)
+    await pool.append("doc", "user", "x" * 30)
+    await pool.append("doc", "user", "short one")
+    await pool.append("doc", "user", "short two")
+    turn = await pool.run("doc", "question")
+    held = await held_by(thread_pool_async_openai_client, kind, turn.thread_id)
+    assert seen == [1]
+    assert held[:4] == [
+        ("assistant", "(summary of 1 messages)"),
+        ("user", "short one"),
+        ("user", "short two"),
+        ("user", "question"),
+    ]
+    with pytest.raises(InvalidArgument):
+        make_pool(kind, merge_max_entries=0)
+
+
+def entries(*contents: str) -> list[LogEntry]:
+    return [LogEntry(i, "user", c, "t", 0) for i, c in enumerate(contents, 1)]
+
+
+def test_fold_keeps_the_newest_that_fit_and_leaves_room_for_the_digest() -> None:
+    log = entries("a", "b", "c", "d")
+    assert fold(log, None, None) == ([], log)
+    assert fold(log, 4, 4) == ([], log)
+    assert fold(log, 3, None) == (log[:2], log[2:])
+    assert fold(log, None, 2) == (log[:2], log[2:])
+    assert fold(log, 1, None) == (log, [])
+    digest = default_compact(entries("y" * 400, "z"))[0]["content"]
+    assert digest.startswith("[context digest: 2 earlier messages")
+    assert "user (#1): " + "y" * 300 + "…" in digest
+    assert digest.endswith("user (#2): z")
+    huge = default_compact(entries(*["w" * 300] * 2000))[0]["content"]
+    assert len(huge) <= MAX_MESSAGE_CHARS
+    assert huge.startswith("[context digest: 2000 earlier")
+    assert huge.endswith("[context digest truncated: the earliest folded messages are not quoted]")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_new_thread_is_seeded_from_the_log_when_it_is_created(
+    make_pool: MakePool,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    kind: str,
+) -> None:
+    pool = make_pool(kind)
+    for i in range(25):
+        await pool.append("doc", "user" if i % 2 == 0 else "assistant", f"earlier {i}")
+    turn = await pool.run("doc", "question")  # the pool grows: its first thread is created now
+    held = await held_by(thread_pool_async_openai_client, kind, turn.thread_id)
+    assert held == [
+        *(("user" if i % 2 == 0 else "assistant", f"earlier {i}") for i in range(25)),
+        ("user", "question"),
+        ("assistant", turn.reply),
+    ]
+    assert parse_reply(turn.reply).count == 26
+    requests = thread_pool_emulator.admin.stats()["requests"]
+    # Conversations take 20 items per call: the create carried 20, one items.create the rest.
+    assert requests.get("POST /v1/conversations/{conversation_id}/items", 0) == (
+        1 if kind == "conversations" else 0
+    )
+    k = PoolKeys.of(thread_pool_prefix, "doc")
+    assert redis_client.hget(k.cursors, turn.thread_id) == "27"

@@ -8,7 +8,7 @@ sibling threads, or appended by a caller) travel with its turn in the same reque
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,9 @@ from thread_pool.turns import MAX_MESSAGE_CHARS
 MERGE_POLICIES = ("full", "none")
 """``full``: every thread receives the whole conversation. ``none``: isolated shards, each thread
 keeps only its own turns (the log is still written, for ``history``)."""
+
+DIGEST_EXCERPT = 300
+"""Characters of each folded entry that the default digest quotes."""
 
 ROLES = ("user", "assistant")
 """The roles upstream accepts for messages added to a thread (``additional_messages``)."""
@@ -129,4 +132,76 @@ def log_pairs(messages: Sequence[tuple[str, str]]) -> list[str]:
     out: list[str] = []
     for role, content in messages:
         out += [role, content]
+    return out
+
+
+Compactor = Callable[
+    [Sequence[LogEntry]], Sequence[Mapping[str, str]] | Awaitable[Sequence[Mapping[str, str]]]
+]
+"""``compact(entries) -> messages``: what to send instead of the oldest missing entries when
+they do not fit the merge limits (``{"role", "content"}`` each; may be a coroutine function with
+the asyncio pool, e.g. one that summarises with a model)."""
+
+
+def check_cap(name: str, value: object) -> int | None:
+    """Return a merge limit if it is None or a positive integer, else raise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(f"{name} must be a positive integer or None, not {value!r}")
+    return value
+
+
+def fold(
+    entries: Sequence[LogEntry], max_entries: int | None, max_chars: int | None
+) -> tuple[list[LogEntry], list[LogEntry]]:
+    """Split missing ``entries`` into ``(folded, kept)``: the newest that fit both limits are
+    kept whole; the older rest is folded (into a digest). Folding anything costs one message of
+    the entry limit, for the digest itself."""
+    if (max_entries is None or len(entries) <= max_entries) and (
+        max_chars is None or sum(len(e.content) for e in entries) <= max_chars
+    ):
+        return [], list(entries)
+    room = len(entries) if max_entries is None else max_entries - 1
+    chars = 0
+    start = len(entries)
+    while start > 0 and len(entries) - start < room:
+        size = len(entries[start - 1].content)
+        if max_chars is not None and chars + size > max_chars:
+            break
+        chars += size
+        start -= 1
+    return list(entries[:start]), list(entries[start:])
+
+
+def default_compact(entries: Sequence[LogEntry]) -> list[dict[str, str]]:
+    """One clearly marked digest message for ``entries``: how many were folded, and the start of
+    each, so the model knows both what it was told and that it was abridged."""
+    head = (
+        f"[context digest: {len(entries)} earlier messages of this conversation (seq "
+        f"{entries[0].seq}-{entries[-1].seq}) were folded to fit the merge limits; each is "
+        f"quoted up to {DIGEST_EXCERPT} characters]"
+    )
+    lines = [head]
+    for e in entries:
+        text = e.content if len(e.content) <= DIGEST_EXCERPT else e.content[:DIGEST_EXCERPT] + "…"
+        lines.append(f"{e.role} (#{e.seq}): {text}")
+    body = "\n".join(lines)
+    if len(body) > MAX_MESSAGE_CHARS:
+        note = "\n[context digest truncated: the earliest folded messages are not quoted]"
+        body = head + "\n" + body[len(body) - (MAX_MESSAGE_CHARS - len(head) - len(note) - 1) :]
+        body += note
+    return [{"role": "user", "content": body}]
+
+
+def checked_messages(messages: object) -> list[dict[str, str]]:
+    """A compactor's output as messages upstream accepts (long content split), else raise."""
+    if not isinstance(messages, Sequence) or isinstance(messages, str):
+        raise InvalidArgument(f"compact must return a list of messages, not {messages!r:.80}")
+    out: list[dict[str, str]] = []
+    for m in messages:
+        if not isinstance(m, Mapping) or not isinstance(m.get("content"), str):
+            raise InvalidArgument(f"compact returned {m!r:.80}; expected {{'role', 'content'}}")
+        role = validate_role(m.get("role"))
+        out += [{"role": role, "content": piece} for piece in split_content(m["content"])]
     return out

@@ -41,8 +41,9 @@ class AsyncGuard(Protocol):
 class AsyncBackend(Protocol):
     """An upstream API adapter: makes threads, settles them, runs turns on them."""
 
-    async def create_thread(self, key: str) -> str:
-        """Create an upstream thread for pool ``key`` (its metadata names the pool)."""
+    async def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
+        """Create an upstream thread for pool ``key`` (its metadata names the pool), holding
+        ``messages`` (``{"role", "content"}``, the pool's log so far) from the start."""
         ...
 
     async def delete_thread(self, thread_id: str) -> bool:

@@ -16,6 +16,9 @@ from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 from thread_pool.retry_policy import RetryPolicy
 from thread_pool.turns import POOL_KEY, ToolCall, Turn, add_usage, error_of, usage_of
 
+MAX_ITEMS = 20
+"""Upstream takes at most this many items per ``conversations.create`` / ``items.create``."""
+
 # A response in these states holds its conversation's lock.
 BUSY = frozenset({"queued", "in_progress"})
 # The output given to a function call whose turn was cut short (upstream needs one before the
@@ -56,14 +59,30 @@ class AsyncConversationsBackend:
 
     # -- threads (conversations) -------------------------------------------------------------
 
-    async def create_thread(self, key: str) -> str:
-        """Create an empty conversation whose metadata names pool ``key``."""
+    async def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
+        """Create a conversation whose metadata names pool ``key``, seeded with ``messages``:
+        the first ``MAX_ITEMS`` with the create, the rest in as few ``items.create`` calls as
+        upstream allows (``MAX_ITEMS`` each)."""
+        seed: list[Any] = [
+            {"type": "message", "role": m["role"], "content": m["content"]} for m in messages
+        ]
         conv = await request(
             self.retry,
             "create a conversation",
-            lambda: self.client.conversations.create(metadata={POOL_KEY: key[:512]}),
+            lambda: self.client.conversations.create(
+                metadata={POOL_KEY: key[:512]}, items=seed[:MAX_ITEMS]
+            ),
         )
+        for start in range(MAX_ITEMS, len(seed), MAX_ITEMS):
+            await self._add_items(conv.id, seed[start : start + MAX_ITEMS])
         return conv.id
+
+    async def _add_items(self, conv_id: str, items: list[Any]) -> None:
+        await request(
+            self.retry,
+            f"seed conversation {conv_id}",
+            lambda: self.client.conversations.items.create(conv_id, items=items),
+        )
 
     async def delete_thread(self, thread_id: str) -> bool:
         """Delete a conversation upstream; False if it was not there."""

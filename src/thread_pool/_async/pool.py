@@ -13,17 +13,23 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from thread_pool._acompat import holder_name, shield, sleep
+from thread_pool._acompat import call_handler, holder_name, shield, sleep
 from thread_pool._async.backend import AsyncBackend, ToolHandler
 from thread_pool._async.factory import AsyncSettler, AsyncThreadFactory
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.store import AsyncStore
 from thread_pool._async.turn import run_turn
 from thread_pool.context import (
+    Compactor,
     LogEntry,
     Missing,
+    check_cap,
+    checked_messages,
+    default_compact,
     entry_of,
+    fold,
     log_pairs,
+    messages_for,
     parse_missing,
     validate_merge,
     validate_role,
@@ -58,6 +64,10 @@ from thread_pool.validation import MAX_SIZE, check_positive, validate_key, valid
 
 logger = logging.getLogger("thread_pool")
 
+# Reads the log as a thread that made none of it, to seed a new thread (no thread has this id:
+# upstream ids have no spaces).
+_NEW_THREAD = "new thread"
+
 # Outcomes after which a failed acquire holds nothing, so there is nothing to abandon.
 _NOTHING_HELD = (PoolTimeout, TooManyWaiters, UnknownPool, PoolClosed, PoolDraining)
 
@@ -80,7 +90,9 @@ class AsyncThreadPool:
     Turns of one key share one conversation: each completed turn is appended to the pool's
     canonical log, and a thread receives what it is missing from the log in its next turn's own
     request (``merge="full"``, the default). ``merge="none"`` keeps threads isolated: each holds
-    only its own turns (the log is still written, for ``history``).
+    only its own turns (the log is still written, for ``history``). When a thread misses more
+    than ``merge_max_entries`` entries or ``merge_max_chars`` characters, the oldest of them are
+    folded by ``compact(entries) -> messages`` (default: one clearly marked digest message).
     """
 
     def __init__(
@@ -92,6 +104,9 @@ class AsyncThreadPool:
         thread_factory: AsyncThreadFactory | None = None,
         settler: AsyncSettler | None = None,
         merge: str = "full",
+        merge_max_entries: int | None = None,
+        merge_max_chars: int | None = None,
+        compact: Compactor | None = None,
         **overrides: Any,
     ) -> None:
         if settings is not None and overrides:
@@ -116,6 +131,11 @@ class AsyncThreadPool:
             f"|{_ms(s.grow_timeout)}|{_ms(s.settle_timeout)}"
         )
         self.merge = validate_merge(merge)
+        self.merge_max_entries = check_cap("merge_max_entries", merge_max_entries)
+        self.merge_max_chars = check_cap("merge_max_chars", merge_max_chars)
+        if compact is not None and not callable(compact):
+            raise InvalidArgument(f"compact must be callable, not {compact!r}")
+        self._compact: Compactor = compact if compact is not None else default_compact
         self._registered: set[str] = set()
         self._closed = False
 
@@ -535,11 +555,22 @@ class AsyncThreadPool:
         """Create a thread in the slot reserved for ``token`` and lease it to ourselves. None when
         the reservation lapsed and the pool filled up meanwhile (then ask again)."""
         assert self._factory is not None
-        thread_id = validate_thread_id(await self._factory.create_thread(key))
+        seeded: Missing | None = None
+        if self._backend is not None and self._factory is self._backend and self.merge == "full":
+            # A new thread starts out knowing the conversation: the log so far is its initial
+            # messages (within the merge limits), and its cursor is where that read ended.
+            seeded = parse_missing(await self._store.call("log_missing", key, _NEW_THREAD))
+            context = await self._context(seeded.entries)
+            created = await self._backend.create_thread(key, context)
+        else:
+            created = await self._factory.create_thread(key)
+        thread_id = validate_thread_id(created)
         asked_at = time.monotonic()
         word, rest = outcome(await self._store.call("register", key, token, thread_id, holder))
         if word == "GRANTED":
             logger.info("pool %r grew by thread %s", key, thread_id)
+            if seeded is not None and seeded.last_seq:
+                await self._store.set_cursor(key, thread_id, seeded.last_seq)
             return self._lease(key, token, rest, asked_at)
         if word == "ABANDONED":
             raise CorruptState(f"pool {key!r} saw this growth as abandoned")
@@ -597,6 +628,12 @@ class AsyncThreadPool:
         if self.merge == "none":
             return Missing(last_seq=0, cursor=0, entries=())
         return parse_missing(await self._store.call("log_missing", lease.key, lease.thread_id))
+
+    async def _context(self, entries: tuple[LogEntry, ...]) -> list[dict[str, str]]:
+        """The messages that bring a thread up to date with ``entries`` within the limits."""
+        folded, kept = fold(entries, self.merge_max_entries, self.merge_max_chars)
+        out = checked_messages(await call_handler(self._compact, folded)) if folded else []
+        return out + messages_for(kept)
 
     async def _log_turn(
         self, lease: AsyncLease, turn_id: str, seen: int, message: str, turn: Turn

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from thread_pool._acompat import Background
 from thread_pool._async.backend import AsyncBackend, ToolHandler
-from thread_pool.context import messages_for
 from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
 from thread_pool.turns import FENCE_KEY, Turn, validate_message, validate_metadata
 
@@ -99,7 +98,7 @@ async def run_turn(
     lease.dirty = True
     # What the thread is missing from the pool's log rides in the turn's own request.
     missing = await pool._missing(lease)
-    context = messages_for(missing.entries)
+    context = await pool._context(missing.entries)
     turn_id = secrets.token_hex(12)
     async with Background(guard.renew_step, f"renew {lease.thread_id}"):
         try:

@@ -83,12 +83,14 @@ class AssistantsBackend:
 
     # -- threads -----------------------------------------------------------------------------
 
-    def create_thread(self, key: str) -> str:
-        """Create an empty thread whose metadata names pool ``key``."""
+    def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
+        """Create a thread whose metadata names pool ``key``, seeded with ``messages`` in the
+        same request."""
+        seed: list[Any] = [{"role": m["role"], "content": m["content"]} for m in messages]
         thread = request(
             self.retry,
             "create a thread",
-            lambda: self.client.beta.threads.create(metadata={POOL_KEY: key[:512]}),
+            lambda: self.client.beta.threads.create(metadata={POOL_KEY: key[:512]}, messages=seed),
         )
         return thread.id
 

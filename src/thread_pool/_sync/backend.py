@@ -44,8 +44,9 @@ class Guard(Protocol):
 class Backend(Protocol):
     """An upstream API adapter: makes threads, settles them, runs turns on them."""
 
-    def create_thread(self, key: str) -> str:
-        """Create an upstream thread for pool ``key`` (its metadata names the pool)."""
+    def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
+        """Create an upstream thread for pool ``key`` (its metadata names the pool), holding
+        ``messages`` (``{"role", "content"}``, the pool's log so far) from the start."""
         ...
 
     def delete_thread(self, thread_id: str) -> bool:

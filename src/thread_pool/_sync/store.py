@@ -73,6 +73,11 @@ class Store:
             entries: Any = self.client.xrange(self.keys(key).log)
         return list(entries or [])
 
+    def set_cursor(self, key: str, thread_id: str, seq: int) -> None:
+        """Set a new thread's log cursor (it was created holding the log up to ``seq``)."""
+        with keep_cancellation(), mapped(f"set a log cursor of pool {key!r}"):
+            self.client.hset(self.keys(key).cursors, thread_id, str(seq))
+
     def register_pool(self, key: str) -> None:
         """Remember ``key`` in the registry of pools (for ``reap()`` and listing)."""
         with keep_cancellation(), mapped(f"register pool {key!r}"):

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from thread_pool._compat import Background
 from thread_pool._sync.backend import Backend, ToolHandler
-from thread_pool.context import messages_for
 from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
 from thread_pool.turns import FENCE_KEY, Turn, validate_message, validate_metadata
 
@@ -102,7 +101,7 @@ def run_turn(
     lease.dirty = True
     # What the thread is missing from the pool's log rides in the turn's own request.
     missing = pool._missing(lease)
-    context = messages_for(missing.entries)
+    context = pool._context(missing.entries)
     turn_id = secrets.token_hex(12)
     with Background(guard.renew_step, f"renew {lease.thread_id}"):
         try:
