@@ -14,8 +14,10 @@ processes of an application would. Every strategy reports one :class:`StressResu
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import statistics
+import threading
 import time
 import uuid
 import warnings
@@ -39,6 +41,7 @@ NAIVE_PAUSE = 0.05
 # Long enough that a lock never expires under a turn, or a waiter never gives up, in this test.
 LOCK_TTL = 120.0
 WAIT_LIMIT = 900.0
+START_TIMEOUT = 120.0  # for every worker to build its clients (64 spawned processes: ~30 s)
 
 Strategy = Literal["naive", "lock", "pool"]
 BackendName = Literal["assistants", "conversations"]
@@ -194,21 +197,44 @@ def _timed(turn: Callable[[list[int]], bool]) -> Sample:
     return Sample(ok, started, time.time(), time.perf_counter() - begun, errors[0])
 
 
-def run_worker(strategy: Strategy, target: Target, number: int, iterations: int) -> list[Sample]:
+def _start(barrier: threading.Barrier | None) -> None:
+    """Wait until every worker has built its clients, so that set-up (slow with ``spawn``) is
+    not timed and no worker starts its turns seconds before the others."""
+    if barrier is None:
+        return
+    # A worker that failed to start breaks the barrier: the others go on without it.
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait(START_TIMEOUT)
+
+
+def run_worker(
+    strategy: Strategy,
+    target: Target,
+    number: int,
+    iterations: int,
+    barrier: threading.Barrier | None = None,
+) -> list[Sample]:
     """One worker's ``iterations`` turns, back to back (a top-level function: processes run it)."""
     # The Assistants API is deprecated upstream; this test speaks it on purpose.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     texts = [f"worker {number}, iteration {i}" for i in range(iterations)]
     with _client(target) as client:
+        # The SDK imports its resources on first use (a second, under spawn): not a turn's time.
+        _ = client.beta.threads.runs, client.conversations.items, client.responses
         if strategy == "naive":
+            _start(barrier)
             return [_timed(partial(_naive_turn, client, target, t)) for t in texts]
         if strategy == "lock":
             with redis.Redis.from_url(target.redis_url) as store:
+                store.ping()
+                _start(barrier)
                 return [_timed(partial(_locked_turn, client, store, target, t)) for t in texts]
-        return _pool_worker(client, target, texts)
+        return _pool_worker(client, target, texts, barrier)
 
 
-def _pool_worker(client: openai.OpenAI, target: Target, texts: list[str]) -> list[Sample]:
+def _pool_worker(
+    client: openai.OpenAI, target: Target, texts: list[str], barrier: threading.Barrier | None
+) -> list[Sample]:
     from thread_pool import AssistantsBackend, Backend, ConversationsBackend, ThreadPool
     from thread_pool.errors import ThreadPoolError
 
@@ -234,6 +260,7 @@ def _pool_worker(client: openai.OpenAI, target: Target, texts: list[str]) -> lis
         max_size=target.pool_size,
         acquire_timeout=WAIT_LIMIT,
     ) as pool:
+        _start(barrier)
         return [_timed(partial(turn, t)) for t in texts]
 
 
@@ -241,14 +268,22 @@ def run_workers(
     strategy: Strategy, target: Target, workers: int, iterations: int, processes: bool
 ) -> list[Sample]:
     """``workers`` workers (threads, or processes) each running ``iterations`` turns."""
-    jobs = [(strategy, target, number, iterations) for number in range(1, workers + 1)]
     if processes:
         # spawn: a fresh interpreter per worker, as separate application processes would be.
-        with multiprocessing.get_context("spawn").Pool(workers) as procs:
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager, context.Pool(workers) as procs:
+            barrier = manager.Barrier(workers)
+            jobs = [(strategy, target, n, iterations, barrier) for n in range(1, workers + 1)]
             batches = procs.starmap(run_worker, jobs)
     else:
+        local = threading.Barrier(workers)
         with ThreadPoolExecutor(max_workers=workers) as threads:
-            batches = list(threads.map(lambda job: run_worker(*job), jobs))
+            batches = list(
+                threads.map(
+                    lambda n: run_worker(strategy, target, n, iterations, local),
+                    range(1, workers + 1),
+                )
+            )
     return [sample for batch in batches for sample in batch]
 
 
