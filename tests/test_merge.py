@@ -14,7 +14,7 @@ import redis
 
 from tests.checks import assert_quiet
 from tests.test_turns_async import make_backend
-from thread_pool import AsyncThreadPool, InvalidArgument, LogEntry
+from thread_pool import AsyncThreadPool, InvalidArgument, LogEntry, TurnFailed
 from thread_pool.context import default_compact, fold, split_content
 from thread_pool.emulator import EmulatorServer, parse_reply
 from thread_pool.keys import PoolKeys
@@ -307,3 +307,43 @@ async def test_a_new_thread_is_seeded_from_the_log_when_it_is_created(
     )
     k = PoolKeys.of(thread_pool_prefix, "doc")
     assert redis_client.hget(k.cursors, turn.thread_id) == "27"
+
+
+async def test_a_settled_thread_goes_back_idle_scored_by_its_cursor(
+    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+) -> None:
+    pool = make_pool("conversations")
+    await pool.append("doc", "user", "context")
+    async with pool.lease("doc") as held:
+        await held.run("question")
+        held.dirty = True  # as if the turn had been cut short: the thread is settled first
+    k = PoolKeys.of(thread_pool_prefix, "doc")
+    assert redis_client.hget(k.cursors, held.thread_id) == "3"
+    assert redis_client.zscore(k.idle, held.thread_id) == 3
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_failed_turn_whose_context_arrived_does_not_send_it_twice(
+    make_pool: MakePool,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+    thread_pool_emulator: EmulatorServer,
+    kind: str,
+) -> None:
+    pool = make_pool(kind, max_size=2)
+    async with pool.lease("doc") as a, pool.lease("doc") as b:
+        await a.run("on a")
+        thread_pool_emulator.admin.configure(run_failed=1.0)
+        try:
+            with pytest.raises(TurnFailed):
+                await b.run("fails")
+        finally:
+            thread_pool_emulator.admin.configure(run_failed=0.0)
+    async with pool.lease("doc") as x, pool.lease("doc") as y:
+        await (x if x.thread_id == b.thread_id else y).run("works")
+    held = await held_by(thread_pool_async_openai_client, kind, b.thread_id)
+    log = await pool.history("doc")
+    assert_caught_up(held, log[:2], b.thread_id)  # a's turn, exactly once
+    # Assistants added the failed run's messages to the thread; Conversations did not.
+    users = [t for r, t in held if r == "user"]
+    assert users == (["on a", "fails", "works"] if kind == "assistants" else ["on a", "works"])

@@ -202,6 +202,7 @@ class AsyncAssistantsBackend:
             return raw.parse(), poll_hint(raw.headers, self.poll_interval), raw.request_id
 
         run, hint, request_id = await request(self.retry, f"start a run on {thread_id}", start)
+        guard.delivered()  # a created run has added its additional_messages to the thread
         usage: dict[str, int] = {}
         answered = 0
         while True:

@@ -27,6 +27,11 @@ class AsyncGuard(Protocol):
         """Raise ``LeaseLost`` if the lease is known lost (cheap, no I/O): stop waiting."""
         ...
 
+    def delivered(self) -> None:
+        """The turn's context is on the thread now (upstream took it in), whatever becomes of
+        the turn: the thread's log cursor may move past it even if the turn fails."""
+        ...
+
     async def started(self, request_id: str) -> None:
         """Record the upstream request now in flight on the thread (for a settler to find if
         this holder dies)."""

@@ -635,6 +635,16 @@ class AsyncThreadPool:
         out = checked_messages(await call_handler(self._compact, folded)) if folded else []
         return out + messages_for(kept)
 
+    async def _advance_cursor(self, lease: AsyncLease, seq: int) -> None:
+        """Move the thread's cursor up to ``seq`` (never back); best effort: if Redis is away,
+        the entries are sent again, which is the lesser harm."""
+        try:
+            await self._store.call("log_cursor", lease.key, lease.thread_id, seq)
+        except Exception as exc:
+            logger.warning(
+                "pool %r: could not move the cursor of %s: %s", lease.key, lease.thread_id, exc
+            )
+
     async def _log_turn(
         self, lease: AsyncLease, turn_id: str, seen: int, message: str, turn: Turn
     ) -> None:

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from thread_pool._acompat import Background
+from thread_pool._acompat import Background, shield
 from thread_pool._async.backend import AsyncBackend, ToolHandler
 from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
 from thread_pool.turns import FENCE_KEY, Turn, validate_message, validate_metadata
@@ -31,6 +31,7 @@ class AsyncTurnGuard:
         self.fence = lease.fence
         self.lost: str | None = None
         self.wrote = False
+        self.context_delivered = False
 
     async def write(self) -> dict[str, str]:
         """Fence check (renewing if short); the metadata to stamp on the write."""
@@ -48,6 +49,10 @@ class AsyncTurnGuard:
                 f"lease on thread {self._lease.thread_id!r} of pool {self._lease.key!r} "
                 f"(fence {self.fence}) was lost during a turn: {self.lost}"
             )
+
+    def delivered(self) -> None:
+        """Note that upstream took in the turn's context (see ``AsyncGuard.delivered``)."""
+        self.context_delivered = True
 
     async def started(self, request_id: str) -> None:
         """Record the request in flight; a holder that lost the lease may not."""
@@ -93,13 +98,39 @@ async def run_turn(
     message = validate_message(message)
     checked = validate_metadata(metadata)
     guard = AsyncTurnGuard(pool, lease)
-    # Until the turn ends cleanly its run may still be active upstream: if we leave early, the
-    # release sends the thread to be settled instead of straight back to use.
-    lease.dirty = True
     # What the thread is missing from the pool's log rides in the turn's own request.
     missing = await pool._missing(lease)
     context = await pool._context(missing.entries)
     turn_id = secrets.token_hex(12)
+    # Until the turn ends cleanly its run may still be active upstream: if we leave early, the
+    # release sends the thread to be settled instead of straight back to use.
+    lease.dirty = True
+    try:
+        turn = await _guarded(
+            pool, backend, lease, message, guard, tool_handler, checked, params, context
+        )
+    except BaseException:
+        if guard.context_delivered and missing.last_seq > missing.cursor:
+            # The turn failed, but its context reached the thread: sending it again next time
+            # would give the thread those entries twice.
+            await shield(pool._advance_cursor(lease, missing.last_seq))
+        raise
+    await pool._log_turn(lease, turn_id, missing.last_seq, message, turn)
+    return turn
+
+
+async def _guarded(
+    pool: AsyncThreadPool,
+    backend: AsyncBackend,
+    lease: AsyncLease,
+    message: str,
+    guard: AsyncTurnGuard,
+    tool_handler: ToolHandler | None,
+    checked: Mapping[str, str],
+    params: Mapping[str, Any],
+    context: Sequence[Mapping[str, str]],
+) -> Turn:
+    """The turn under its renewer, with the lock-error fallback and the dirty flag kept."""
     async with Background(guard.renew_step, f"renew {lease.thread_id}"):
         try:
             turn = await _turn(
@@ -123,7 +154,6 @@ async def run_turn(
                 lease.dirty = False  # refused before any request: nothing to settle
             raise
     lease.dirty = False
-    await pool._log_turn(lease, turn_id, missing.last_seq, message, turn)
     return turn
 
 

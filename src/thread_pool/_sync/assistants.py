@@ -205,6 +205,7 @@ class AssistantsBackend:
             return raw.parse(), poll_hint(raw.headers, self.poll_interval), raw.request_id
 
         run, hint, request_id = request(self.retry, f"start a run on {thread_id}", start)
+        guard.delivered()  # a created run has added its additional_messages to the thread
         usage: dict[str, int] = {}
         answered = 0
         while True:

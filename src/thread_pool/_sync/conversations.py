@@ -216,6 +216,7 @@ class ConversationsBackend:
                     code=(error_of(resp) or {}).get("code"),
                     request_id=request_id,
                 )
+            guard.delivered()  # a completed response added its input items to the conversation
             calls = [
                 ToolCall(item.call_id, item.name, item.arguments)
                 for item in resp.output

@@ -634,6 +634,16 @@ class ThreadPool:
         out = checked_messages(call_handler(self._compact, folded)) if folded else []
         return out + messages_for(kept)
 
+    def _advance_cursor(self, lease: Lease, seq: int) -> None:
+        """Move the thread's cursor up to ``seq`` (never back); best effort: if Redis is away,
+        the entries are sent again, which is the lesser harm."""
+        try:
+            self._store.call("log_cursor", lease.key, lease.thread_id, seq)
+        except Exception as exc:
+            logger.warning(
+                "pool %r: could not move the cursor of %s: %s", lease.key, lease.thread_id, exc
+            )
+
     def _log_turn(self, lease: Lease, turn_id: str, seen: int, message: str, turn: Turn) -> None:
         """Append a completed turn (its user message and reply) to the log and move the thread's
         cursor. A lost reply is retried: the turn id makes the append happen once."""

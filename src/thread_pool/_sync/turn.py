@@ -34,6 +34,7 @@ class TurnGuard:
         self.fence = lease.fence
         self.lost: str | None = None
         self.wrote = False
+        self.context_delivered = False
 
     def write(self) -> dict[str, str]:
         """Fence check (renewing if short); the metadata to stamp on the write."""
@@ -51,6 +52,10 @@ class TurnGuard:
                 f"lease on thread {self._lease.thread_id!r} of pool {self._lease.key!r} "
                 f"(fence {self.fence}) was lost during a turn: {self.lost}"
             )
+
+    def delivered(self) -> None:
+        """Note that upstream took in the turn's context (see ``Guard.delivered``)."""
+        self.context_delivered = True
 
     def started(self, request_id: str) -> None:
         """Record the request in flight; a holder that lost the lease may not."""
@@ -96,13 +101,39 @@ def run_turn(
     message = validate_message(message)
     checked = validate_metadata(metadata)
     guard = TurnGuard(pool, lease)
-    # Until the turn ends cleanly its run may still be active upstream: if we leave early, the
-    # release sends the thread to be settled instead of straight back to use.
-    lease.dirty = True
     # What the thread is missing from the pool's log rides in the turn's own request.
     missing = pool._missing(lease)
     context = pool._context(missing.entries)
     turn_id = secrets.token_hex(12)
+    # Until the turn ends cleanly its run may still be active upstream: if we leave early, the
+    # release sends the thread to be settled instead of straight back to use.
+    lease.dirty = True
+    try:
+        turn = _guarded(
+            pool, backend, lease, message, guard, tool_handler, checked, params, context
+        )
+    except BaseException:
+        if guard.context_delivered and missing.last_seq > missing.cursor:
+            # The turn failed, but its context reached the thread: sending it again next time
+            # would give the thread those entries twice.
+            pool._advance_cursor(lease, missing.last_seq)
+        raise
+    pool._log_turn(lease, turn_id, missing.last_seq, message, turn)
+    return turn
+
+
+def _guarded(
+    pool: ThreadPool,
+    backend: Backend,
+    lease: Lease,
+    message: str,
+    guard: TurnGuard,
+    tool_handler: ToolHandler | None,
+    checked: Mapping[str, str],
+    params: Mapping[str, Any],
+    context: Sequence[Mapping[str, str]],
+) -> Turn:
+    """The turn under its renewer, with the lock-error fallback and the dirty flag kept."""
     with Background(guard.renew_step, f"renew {lease.thread_id}"):
         try:
             turn = _turn(backend, lease, message, guard, tool_handler, checked, params, context)
@@ -122,7 +153,6 @@ def run_turn(
                 lease.dirty = False  # refused before any request: nothing to settle
             raise
     lease.dirty = False
-    pool._log_turn(lease, turn_id, missing.last_seq, message, turn)
     return turn
 
 

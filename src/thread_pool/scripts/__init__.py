@@ -18,6 +18,7 @@ NAMES = (
     "count",
     "inflight",
     "log_append",
+    "log_cursor",
     "log_missing",
     "reap",
     "register",

@@ -102,8 +102,10 @@ local function unlease(thread)
   redis.call('HDEL', K_HOLDS, thread)
 end
 
--- A free thread goes to the oldest live waiter, else back to the idle set. A pool that was shrunk
--- below its thread count retires the thread instead (it may still exist upstream).
+-- A free thread goes to the oldest live waiter, else back to the idle set, scored by its log
+-- cursor (``score`` only for a thread without one), so the thread with least to catch up is
+-- handed out first. A pool that was shrunk below its thread count retires the thread instead (it
+-- may still exist upstream).
 local function handoff(thread, score)
   if redis.call('HLEN', K_THREADS) > meta_number('max_size') then
     redis.call('HDEL', K_THREADS, thread)
@@ -129,7 +131,7 @@ local function handoff(thread, score)
     end
     -- A waiter whose deadline passed has given up (or died): skip it.
   end
-  redis.call('ZADD', K_IDLE, score, thread)
+  redis.call('ZADD', K_IDLE, tonumber(redis.call('HGET', K_CURSORS, thread)) or score, thread)
   return 'IDLE'
 end
 

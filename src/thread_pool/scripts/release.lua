@@ -2,8 +2,8 @@
 -- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] thread
 -- ARGV[2] token   the holder's token; a release by anyone else changes nothing
--- ARGV[3] score   idle score for a thread with no log cursor yet (the cursor, the seq of the last
---                 log entry the thread holds, is its score: least to catch up is handed out first)
+-- ARGV[3] score   idle score for a thread with no log cursor yet (a thread's score is its cursor,
+--                 the seq of the last log entry it holds: see handoff)
 -- ARGV[4] settle  "1": the holder may have left an upstream run active (a turn cut short), so the
 --                 thread goes to be settled by the next caller instead of straight back to use
 -- Returns "IDLE" | "HANDED" | "RETIRED" | "SETTLE" | "NOTOWNED" | "LOST" (a string: the hot path)
@@ -23,4 +23,4 @@ if ARGV[4] == '1' then
   redis.call('ZADD', K_SETTLING, NOW, thread)
   return 'SETTLE'
 end
-return handoff(thread, tonumber(redis.call('HGET', K_CURSORS, thread) or ARGV[3]))
+return handoff(thread, tonumber(ARGV[3]))
