@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from thread_pool.emulator import EmulatorServer
 from thread_pool.stress import Sample, summarise
 
 _SCRIPT = Path(sys.executable).with_name("thread-pool")
@@ -29,10 +30,10 @@ def stress(thread_pool_redis_url: str, tmp_path: Path) -> Stress:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("THREAD_POOL_", "OPENAI_"))}
     env["THREAD_POOL_REDIS_URL"] = thread_pool_redis_url
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*COMMAND, "stress", *args],
-            env=env,
+            env={**env, **extra},
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -103,6 +104,32 @@ def test_bad_flags_exit_2(stress: Stress, args: list[str]) -> None:
     done = stress(*args)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert done.stderr.startswith("error: ")
+
+
+def test_base_url_lock_errors_match_upstream_and_nothing_is_left_there(
+    stress: Stress, thread_pool_emulator: EmulatorServer
+) -> None:
+    """Against an endpoint it did not start: the lock errors it counts are the ones upstream
+    refused, and the threads and assistant it created upstream are deleted."""
+    admin = thread_pool_emulator.admin
+    before = admin.stats()
+    out = rows(
+        stress(
+            *("--base-url", thread_pool_emulator.base_url, "--json"),
+            *("--workers", "4", "--iterations", "3"),
+            OPENAI_API_KEY=thread_pool_emulator.api_key,
+        )
+    )
+    after = admin.stats()
+    refused = after["lock_errors"]["total"] - before["lock_errors"]["total"]
+    assert refused == sum(row["lock_errors"] for row in out.values()) > 0
+    assert out["pool"]["succeeded"] == out["lock"]["succeeded"] == 12
+
+    def deletes(stats: dict[str, Any]) -> int:
+        return sum(n for name, n in stats["requests"].items() if name.startswith("DELETE"))
+
+    # Two shared threads (naive, lock), the pool's threads, the assistant.
+    assert deletes(after) - deletes(before) >= 4
 
 
 def test_base_url_needs_a_key(stress: Stress) -> None:

@@ -385,6 +385,25 @@ def _pool_lock_errors(target: Target) -> int:
         return pool.stats(POOL_KEY).lock_errors
 
 
+def _delete_upstream(client: openai.OpenAI, target: Target, strategy: Strategy) -> None:
+    """Delete the threads (conversations) this strategy created upstream: on a real endpoint
+    they would otherwise stay. A failed delete is left for upstream's own expiry."""
+    from thread_pool import AssistantsBackend, Backend, ConversationsBackend
+    from thread_pool.admin import PoolAdmin
+
+    backend: Backend = (
+        AssistantsBackend(client, assistant_id=target.assistant_id)
+        if target.backend == "assistants"
+        else ConversationsBackend(client, model=target.model)
+    )
+    with contextlib.suppress(openai.APIError):
+        if strategy != "pool":
+            backend.delete_thread(target.shared_thread)
+            return
+        with PoolAdmin(redis_url=target.redis_url, key_prefix=target.prefix) as admin:
+            admin.delete(POOL_KEY, backend, force=True)
+
+
 def _run_one(strategy: Strategy, base: Target, options: StressOptions) -> StressResult:
     client = _client(base)
     try:
@@ -400,6 +419,7 @@ def _run_one(strategy: Strategy, base: Target, options: StressOptions) -> Stress
             strategy, target, options.workers, options.iterations, options.processes
         )
         extra = _pool_lock_errors(target) if strategy == "pool" else 0
+        _delete_upstream(client, target, strategy)
         return summarise(strategy, samples, extra)
     finally:
         client.close()
@@ -432,4 +452,7 @@ def run_stress(options: StressOptions, redis_url: str | None = None) -> list[Str
                 base = Target(**{**asdict(base), "assistant_id": assistant.id})
             return [_run_one(strategy, base, options) for strategy in options.strategies]
         finally:
+            if base.assistant_id:
+                with _client(base) as client, contextlib.suppress(openai.APIError):
+                    client.beta.assistants.delete(base.assistant_id)
             _drop_keys(url, base.prefix)
