@@ -15,7 +15,15 @@ import redis
 from tests.checks import assert_quiet
 from tests.test_turns_async import make_backend
 from thread_pool import AsyncThreadPool, InvalidArgument, LogEntry, TurnFailed
-from thread_pool.context import default_compact, fold, split_content
+from thread_pool._compat import call_handler
+from thread_pool.context import (
+    Missing,
+    default_compact,
+    fold,
+    parse_missing,
+    retention_marker,
+    split_content,
+)
 from thread_pool.emulator import EmulatorServer, parse_reply
 from thread_pool.keys import PoolKeys
 from thread_pool.turns import MAX_MESSAGE_CHARS
@@ -167,7 +175,7 @@ async def test_append_is_idempotent_under_retry(
     # A turn's append retried (its reply lost) by the same turn id adds nothing.
     entry = (await pool.history("doc"))[-1]
     store = pool._store
-    args = ("doc", entry.turn_id, turn.thread_id, 1, turn.run_id, "user", "question")
+    args = ("doc", entry.turn_id, turn.thread_id, 1, turn.run_id, 0, "user", "question")
     assert await store.call("log_append", *args) == "DUP|3"
     assert [e.content for e in await pool.history("doc")] == ["once", "question", turn.reply]
     assert redis_client.xlen(PoolKeys.of(thread_pool_prefix, "doc").log) == 3
@@ -347,3 +355,108 @@ async def test_a_failed_turn_whose_context_arrived_does_not_send_it_twice(
     # Assistants added the failed run's messages to the thread; Conversations did not.
     users = [t for r, t in held if r == "user"]
     assert users == (["on a", "fails", "works"] if kind == "assistants" else ["on a", "works"])
+
+
+def test_a_thread_behind_the_first_retained_entry_is_told_how_many_it_lost() -> None:
+    assert Missing(last_seq=9, cursor=4, entries=(), first_seq=5).dropped is None
+    assert Missing(last_seq=9, cursor=2, entries=(), first_seq=6).dropped == (3, 5)
+    assert Missing(last_seq=9, cursor=0, entries=(), first_seq=7).dropped == (1, 6)
+    assert Missing(last_seq=0, cursor=0, entries=(), first_seq=0).dropped is None
+    missing = parse_missing([7, 0, 6, 6, "user", "hi", "t", "5", 7, "assistant", "yo", "t", "6"])
+    assert missing.dropped == (1, 5)
+    assert [e.content for e in missing.entries] == ["hi", "yo"]
+    marker = retention_marker((1, 5))
+    assert marker["role"] == "user"
+    assert marker["content"].startswith("[context gap: 5 earlier messages of this conversation")
+    assert "(seq 1-5) were dropped by the log's retention limit" in marker["content"]
+    assert "1 earlier message of" in retention_marker((3, 3))["content"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_retention_trims_the_log_and_a_thread_behind_it_gets_a_marked_gap(
+    make_pool: MakePool,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    kind: str,
+) -> None:
+    pool = make_pool(kind, max_size=2, log_max_entries=4)
+    k = PoolKeys.of(thread_pool_prefix, "doc")
+    async with pool.lease("doc") as a, pool.lease("doc") as b:
+        for i in range(3):
+            await a.run(f"on a {i}")
+        retained = await pool.history("doc")
+        assert [e.seq for e in retained] == [3, 4, 5, 6]
+        assert redis_client.xlen(k.log) == 4
+        await b.run("on b")
+        held = await held_by(thread_pool_async_openai_client, kind, b.thread_id)
+    # b held nothing of the log: seq 1-2 are gone, so a marked gap comes first, then the rest.
+    assert held[0] == ("user", retention_marker((1, 2))["content"])
+    assert held[1:5] == [(e.role, e.content) for e in retained]
+    assert held[5] == ("user", "on b")
+    assert len(held) == 7
+    assert [e.seq for e in await pool.history("doc")] == [5, 6, 7, 8]
+    with pytest.raises(InvalidArgument):
+        make_pool(kind, log_max_entries=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_new_thread_seeded_from_a_trimmed_log_starts_with_the_gap(
+    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+) -> None:
+    pool = make_pool(kind, log_max_entries=3)
+    for i in range(5):
+        await pool.append("doc", "user", f"earlier {i}")
+    turn = await pool.run("doc", "question")  # the pool's first thread is created now
+    held = await held_by(thread_pool_async_openai_client, kind, turn.thread_id)
+    assert held == [
+        ("user", retention_marker((1, 2))["content"]),
+        *(("user", f"earlier {i}") for i in range(2, 5)),
+        ("user", "question"),
+        ("assistant", turn.reply),
+    ]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_callable_merge_policy_decides_everything_a_thread_receives(
+    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+) -> None:
+    seen: list[list[int]] = []
+
+    async def recap(entries: Sequence[LogEntry]) -> list[dict[str, str]]:
+        seen.append([e.seq for e in entries])
+        text = " | ".join(f"{e.role}: {e.content}" for e in entries)
+        return [{"role": "user", "content": f"(recap) {text}"}]
+
+    # The merge limits apply only to the built-in policy: the callable gets all missing entries.
+    pool = make_pool(kind, max_size=2, merge=recap, merge_max_entries=1)
+    async with pool.lease("doc") as a, pool.lease("doc") as b:
+        await a.run("on a")
+        await pool.append("doc", "user", "appended")
+        await b.run("on b")
+        held = await held_by(thread_pool_async_openai_client, kind, b.thread_id)
+    log = await pool.history("doc")
+    assert seen == [[1, 2, 3]]  # a had nothing missing: the policy is not called for nothing
+    assert held[0] == (
+        "user",
+        f"(recap) user: on a | assistant: {log[1].content} | user: appended",
+    )
+    assert held[1] == ("user", "on b")
+    assert len(held) == 3
+
+    def bad(entries: Sequence[LogEntry]) -> str:
+        return "not a list"
+
+    pool = make_pool(kind, merge=bad)
+    await pool.append("other", "user", "x")
+    with pytest.raises(InvalidArgument, match="merge must return a list of messages"):
+        await pool.run("other", "question")
+
+
+def test_an_async_callback_given_to_the_sync_pool_is_named_in_the_error() -> None:
+    async def summarise(entries: Sequence[LogEntry]) -> list[dict[str, str]]:
+        return []
+
+    for name in ("compact", "merge", "tool_handler"):
+        with pytest.raises(InvalidArgument, match=f"^an async {name} needs AsyncThreadPool"):
+            call_handler(summarise, [], name=name)

@@ -60,8 +60,9 @@ async def sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-async def call_handler(handler: Callable[..., Any], *args: Any) -> Any:
-    """Call a user callback that may be a plain function or a coroutine function."""
+async def call_handler(handler: Callable[..., Any], *args: Any, name: str = "tool_handler") -> Any:
+    """Call a user callback that may be a plain function or a coroutine function (``name``: the
+    argument it was given as, for the sync pool's error)."""
     result = handler(*args)
     if inspect.isawaitable(result):
         result = await result

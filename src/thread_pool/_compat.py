@@ -34,15 +34,16 @@ def sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def call_handler(handler: Callable[..., Any], *args: Any) -> Any:
-    """Call a user callback; a coroutine function needs the asyncio pool."""
+def call_handler(handler: Callable[..., Any], *args: Any, name: str = "tool_handler") -> Any:
+    """Call a user callback (the ``name`` argument it was given as); a coroutine function needs
+    the asyncio pool."""
     result = handler(*args)
     if inspect.isawaitable(result):
         close = getattr(result, "close", None)
         if close is not None:
             close()
         raise InvalidArgument(
-            "an async tool_handler needs AsyncThreadPool; give ThreadPool a function"
+            f"an async {name} needs AsyncThreadPool; give ThreadPool a plain function as {name}"
         )
     return result
 

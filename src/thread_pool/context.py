@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from thread_pool.errors import CorruptState, InvalidArgument
 from thread_pool.turns import MAX_MESSAGE_CHARS
 
 MERGE_POLICIES = ("full", "none")
 """``full``: every thread receives the whole conversation. ``none``: isolated shards, each thread
-keeps only its own turns (the log is still written, for ``history``)."""
+keeps only its own turns (the log is still written, for ``history``). A callable
+(``MergePolicy``) is a third kind: it decides what a thread receives of what it is missing."""
 
 DIGEST_EXCERPT = 300
 """Characters of each folded entry that the default digest quotes."""
@@ -54,12 +55,26 @@ class Missing:
     cursor: int
     """The thread's cursor when it was read."""
     entries: tuple[LogEntry, ...]
+    first_seq: int = 0
+    """Seq of the log's first retained entry when it was read (0: the log is empty)."""
+
+    @property
+    def dropped(self) -> tuple[int, int] | None:
+        """The seq range the thread lacks but the log no longer holds (trimmed by retention
+        before the thread received it), or None."""
+        if self.first_seq > self.cursor + 1:
+            return self.cursor + 1, self.first_seq - 1
+        return None
 
 
-def validate_merge(policy: object) -> str:
-    """Return ``policy`` if it names a merge policy, else raise ``InvalidArgument``."""
+def validate_merge(policy: object) -> str | MergePolicy:
+    """Return ``policy`` if it names a merge policy or is callable, else raise."""
+    if callable(policy):
+        return cast("MergePolicy", policy)
     if policy not in MERGE_POLICIES:
-        raise InvalidArgument(f"merge must be one of {', '.join(MERGE_POLICIES)}, not {policy!r}")
+        raise InvalidArgument(
+            f"merge must be one of {', '.join(MERGE_POLICIES)} or a callable, not {policy!r}"
+        )
     assert isinstance(policy, str)
     return policy
 
@@ -77,8 +92,8 @@ def _text(value: Any) -> str:
 
 
 def parse_missing(reply: Any) -> Missing:
-    """The reply of ``log_missing.lua``: last seq, cursor, then 5 fields per entry."""
-    if not isinstance(reply, list) or len(reply) < 2 or (len(reply) - 2) % 5:
+    """The reply of ``log_missing.lua``: last seq, cursor, first seq, then 5 fields per entry."""
+    if not isinstance(reply, list) or len(reply) < 3 or (len(reply) - 3) % 5:
         raise CorruptState(f"log_missing answered {reply!r:.200}")
     entries = tuple(
         LogEntry(
@@ -88,9 +103,11 @@ def parse_missing(reply: Any) -> Missing:
             origin=_text(reply[i + 3]),
             time_ms=int(_text(reply[i + 4])),
         )
-        for i in range(2, len(reply), 5)
+        for i in range(3, len(reply), 5)
     )
-    return Missing(last_seq=int(reply[0]), cursor=int(reply[1]), entries=entries)
+    return Missing(
+        last_seq=int(reply[0]), cursor=int(reply[1]), entries=entries, first_seq=int(reply[2])
+    )
 
 
 def entry_of(stream_id: Any, fields: dict[Any, Any]) -> LogEntry:
@@ -141,6 +158,27 @@ Compactor = Callable[
 """``compact(entries) -> messages``: what to send instead of the oldest missing entries when
 they do not fit the merge limits (``{"role", "content"}`` each; may be a coroutine function with
 the asyncio pool, e.g. one that summarises with a model)."""
+
+
+MergePolicy = Compactor
+"""``merge=policy(entries) -> messages``: what a thread receives for *all* the entries it is
+missing (``compact`` only replaces the oldest ones, and only beyond the merge limits). Sync, or a
+coroutine function with the asyncio pool."""
+
+
+def retention_marker(dropped: tuple[int, int]) -> dict[str, str]:
+    """The clearly marked message that stands for log entries trimmed by retention (seq range
+    ``dropped``) before a thread received them: the gap is said, never silent."""
+    first, last = dropped
+    count = last - first + 1
+    return {
+        "role": "user",
+        "content": (
+            f"[context gap: {count} earlier message{'s' if count != 1 else ''} of this "
+            f"conversation (seq {first}-{last}) were dropped by the log's retention limit "
+            "before this thread received them; they are not included]"
+        ),
+    }
 
 
 def check_cap(name: str, value: object) -> int | None:
@@ -194,14 +232,15 @@ def default_compact(entries: Sequence[LogEntry]) -> list[dict[str, str]]:
     return [{"role": "user", "content": body}]
 
 
-def checked_messages(messages: object) -> list[dict[str, str]]:
-    """A compactor's output as messages upstream accepts (long content split), else raise."""
+def checked_messages(messages: object, name: str = "compact") -> list[dict[str, str]]:
+    """A compactor's (or merge policy's, ``name``) output as messages upstream accepts (long
+    content split), else raise."""
     if not isinstance(messages, Sequence) or isinstance(messages, str):
-        raise InvalidArgument(f"compact must return a list of messages, not {messages!r:.80}")
+        raise InvalidArgument(f"{name} must return a list of messages, not {messages!r:.80}")
     out: list[dict[str, str]] = []
     for m in messages:
         if not isinstance(m, Mapping) or not isinstance(m.get("content"), str):
-            raise InvalidArgument(f"compact returned {m!r:.80}; expected {{'role', 'content'}}")
+            raise InvalidArgument(f"{name} returned {m!r:.80}; expected {{'role', 'content'}}")
         role = validate_role(m.get("role"))
         out += [{"role": role, "content": piece} for piece in split_content(m["content"])]
     return out

@@ -22,6 +22,7 @@ from thread_pool._async.turn import run_turn
 from thread_pool.context import (
     Compactor,
     LogEntry,
+    MergePolicy,
     Missing,
     check_cap,
     checked_messages,
@@ -31,6 +32,7 @@ from thread_pool.context import (
     log_pairs,
     messages_for,
     parse_missing,
+    retention_marker,
     validate_merge,
     validate_role,
 )
@@ -93,6 +95,10 @@ class AsyncThreadPool:
     only its own turns (the log is still written, for ``history``). When a thread misses more
     than ``merge_max_entries`` entries or ``merge_max_chars`` characters, the oldest of them are
     folded by ``compact(entries) -> messages`` (default: one clearly marked digest message).
+    ``merge`` may also be a callable ``policy(entries) -> messages``: it is given all the entries
+    a thread is missing and its messages are sent instead (the merge limits and ``compact`` do
+    not apply then). ``log_max_entries`` caps the log: each append trims it to its newest
+    entries, and a thread that lost entries to the trim first receives a marked gap message.
     """
 
     def __init__(
@@ -103,10 +109,11 @@ class AsyncThreadPool:
         backend: AsyncBackend | None = None,
         thread_factory: AsyncThreadFactory | None = None,
         settler: AsyncSettler | None = None,
-        merge: str = "full",
+        merge: str | MergePolicy = "full",
         merge_max_entries: int | None = None,
         merge_max_chars: int | None = None,
         compact: Compactor | None = None,
+        log_max_entries: int | None = None,
         **overrides: Any,
     ) -> None:
         if settings is not None and overrides:
@@ -136,6 +143,7 @@ class AsyncThreadPool:
         if compact is not None and not callable(compact):
             raise InvalidArgument(f"compact must be callable, not {compact!r}")
         self._compact: Compactor = compact if compact is not None else default_compact
+        self.log_max_entries = check_cap("log_max_entries", log_max_entries)
         self._registered: set[str] = set()
         self._closed = False
 
@@ -556,11 +564,11 @@ class AsyncThreadPool:
         the reservation lapsed and the pool filled up meanwhile (then ask again)."""
         assert self._factory is not None
         seeded: Missing | None = None
-        if self._backend is not None and self._factory is self._backend and self.merge == "full":
+        if self._backend is not None and self._factory is self._backend and self.merge != "none":
             # A new thread starts out knowing the conversation: the log so far is its initial
             # messages (within the merge limits), and its cursor is where that read ended.
             seeded = parse_missing(await self._store.call("log_missing", key, _NEW_THREAD))
-            context = await self._context(seeded.entries)
+            context = await self._context(seeded)
             created = await self._backend.create_thread(key, context)
         else:
             created = await self._factory.create_thread(key)
@@ -629,11 +637,25 @@ class AsyncThreadPool:
             return Missing(last_seq=0, cursor=0, entries=())
         return parse_missing(await self._store.call("log_missing", lease.key, lease.thread_id))
 
-    async def _context(self, entries: tuple[LogEntry, ...]) -> list[dict[str, str]]:
-        """The messages that bring a thread up to date with ``entries`` within the limits."""
+    async def _context(self, missing: Missing) -> list[dict[str, str]]:
+        """The messages that bring a thread up to date with ``missing`` within the limits,
+        after a marked gap message if retention trimmed entries the thread never received."""
+        dropped = missing.dropped
+        gap = [retention_marker(dropped)] if dropped is not None else []
+        entries = missing.entries
+        if callable(self.merge):
+            if not entries:
+                return gap
+            return gap + checked_messages(
+                await call_handler(self.merge, entries, name="merge"), "merge"
+            )
         folded, kept = fold(entries, self.merge_max_entries, self.merge_max_chars)
-        out = checked_messages(await call_handler(self._compact, folded)) if folded else []
-        return out + messages_for(kept)
+        out = (
+            checked_messages(await call_handler(self._compact, folded, name="compact"))
+            if folded
+            else []
+        )
+        return gap + out + messages_for(kept)
 
     async def _advance_cursor(self, lease: AsyncLease, seq: int) -> None:
         """Move the thread's cursor up to ``seq`` (never back); best effort: if Redis is away,
@@ -667,7 +689,14 @@ class AsyncThreadPool:
             try:
                 _, rest = outcome(
                     await self._store.call(
-                        "log_append", key, entry_id, origin, seen, run_id, *log_pairs(pairs)
+                        "log_append",
+                        key,
+                        entry_id,
+                        origin,
+                        seen,
+                        run_id,
+                        self.log_max_entries or 0,
+                        *log_pairs(pairs),
                     )
                 )
                 return integers(rest)[0]

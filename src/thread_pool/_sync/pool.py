@@ -25,6 +25,7 @@ from thread_pool._sync.turn import run_turn
 from thread_pool.context import (
     Compactor,
     LogEntry,
+    MergePolicy,
     Missing,
     check_cap,
     checked_messages,
@@ -34,6 +35,7 @@ from thread_pool.context import (
     log_pairs,
     messages_for,
     parse_missing,
+    retention_marker,
     validate_merge,
     validate_role,
 )
@@ -96,6 +98,10 @@ class ThreadPool:
     only its own turns (the log is still written, for ``history``). When a thread misses more
     than ``merge_max_entries`` entries or ``merge_max_chars`` characters, the oldest of them are
     folded by ``compact(entries) -> messages`` (default: one clearly marked digest message).
+    ``merge`` may also be a callable ``policy(entries) -> messages``: it is given all the entries
+    a thread is missing and its messages are sent instead (the merge limits and ``compact`` do
+    not apply then). ``log_max_entries`` caps the log: each append trims it to its newest
+    entries, and a thread that lost entries to the trim first receives a marked gap message.
     """
 
     def __init__(
@@ -106,10 +112,11 @@ class ThreadPool:
         backend: Backend | None = None,
         thread_factory: ThreadFactory | None = None,
         settler: Settler | None = None,
-        merge: str = "full",
+        merge: str | MergePolicy = "full",
         merge_max_entries: int | None = None,
         merge_max_chars: int | None = None,
         compact: Compactor | None = None,
+        log_max_entries: int | None = None,
         **overrides: Any,
     ) -> None:
         if settings is not None and overrides:
@@ -139,6 +146,7 @@ class ThreadPool:
         if compact is not None and not callable(compact):
             raise InvalidArgument(f"compact must be callable, not {compact!r}")
         self._compact: Compactor = compact if compact is not None else default_compact
+        self.log_max_entries = check_cap("log_max_entries", log_max_entries)
         self._registered: set[str] = set()
         self._closed = False
 
@@ -555,11 +563,11 @@ class ThreadPool:
         the reservation lapsed and the pool filled up meanwhile (then ask again)."""
         assert self._factory is not None
         seeded: Missing | None = None
-        if self._backend is not None and self._factory is self._backend and self.merge == "full":
+        if self._backend is not None and self._factory is self._backend and self.merge != "none":
             # A new thread starts out knowing the conversation: the log so far is its initial
             # messages (within the merge limits), and its cursor is where that read ended.
             seeded = parse_missing(self._store.call("log_missing", key, _NEW_THREAD))
-            context = self._context(seeded.entries)
+            context = self._context(seeded)
             created = self._backend.create_thread(key, context)
         else:
             created = self._factory.create_thread(key)
@@ -628,11 +636,21 @@ class ThreadPool:
             return Missing(last_seq=0, cursor=0, entries=())
         return parse_missing(self._store.call("log_missing", lease.key, lease.thread_id))
 
-    def _context(self, entries: tuple[LogEntry, ...]) -> list[dict[str, str]]:
-        """The messages that bring a thread up to date with ``entries`` within the limits."""
+    def _context(self, missing: Missing) -> list[dict[str, str]]:
+        """The messages that bring a thread up to date with ``missing`` within the limits,
+        after a marked gap message if retention trimmed entries the thread never received."""
+        dropped = missing.dropped
+        gap = [retention_marker(dropped)] if dropped is not None else []
+        entries = missing.entries
+        if callable(self.merge):
+            if not entries:
+                return gap
+            return gap + checked_messages(call_handler(self.merge, entries, name="merge"), "merge")
         folded, kept = fold(entries, self.merge_max_entries, self.merge_max_chars)
-        out = checked_messages(call_handler(self._compact, folded)) if folded else []
-        return out + messages_for(kept)
+        out = (
+            checked_messages(call_handler(self._compact, folded, name="compact")) if folded else []
+        )
+        return gap + out + messages_for(kept)
 
     def _advance_cursor(self, lease: Lease, seq: int) -> None:
         """Move the thread's cursor up to ``seq`` (never back); best effort: if Redis is away,
@@ -664,7 +682,14 @@ class ThreadPool:
             try:
                 _, rest = outcome(
                     self._store.call(
-                        "log_append", key, entry_id, origin, seen, run_id, *log_pairs(pairs)
+                        "log_append",
+                        key,
+                        entry_id,
+                        origin,
+                        seen,
+                        run_id,
+                        self.log_max_entries or 0,
+                        *log_pairs(pairs),
                     )
                 )
                 return integers(rest)[0]

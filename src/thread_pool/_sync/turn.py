@@ -103,7 +103,7 @@ def run_turn(
     guard = TurnGuard(pool, lease)
     # What the thread is missing from the pool's log rides in the turn's own request.
     missing = pool._missing(lease)
-    context = pool._context(missing.entries)
+    context = pool._context(missing)
     turn_id = secrets.token_hex(12)
     # Until the turn ends cleanly its run may still be active upstream: if we leave early, the
     # release sends the thread to be settled instead of straight back to use.

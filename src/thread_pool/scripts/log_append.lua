@@ -4,9 +4,12 @@
 -- ARGV[2] origin  the thread the turn ran on ("" for context appended by a caller)
 -- ARGV[3] seen    seq of the log's last entry when the turn read what its thread was missing
 -- ARGV[4] run     the run (response) id that produced the reply ("" for appended context)
--- ARGV[5..] role, content pairs, in order
+-- ARGV[5] keep    retention: the log keeps only its newest <keep> entries ("0": no limit); the
+--                 older ones are trimmed here, in the same call (XTRIM MINID on the <seq>-0 ids)
+-- ARGV[6..] role, content pairs, in order
 -- Returns "OK|<last seq>" | "DUP|<last seq of the earlier append>"
 local id, origin, seen, run = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local keep = tonumber(ARGV[5])
 local done = redis.call('HGET', K_LOGGED, id)
 if done then
   return 'DUP|' .. done
@@ -18,12 +21,17 @@ if tail[1] then
   last = tonumber(string.match(tail[1][1], '^(%d+)'))
 end
 local before = last
-for i = 5, #ARGV - 1, 2 do
+for i = 6, #ARGV - 1, 2 do
   last = last + 1
   redis.call('XADD', K_LOG, last .. '-0', 'role', ARGV[i], 'content', ARGV[i + 1],
     'origin', origin, 'run', run, 'turn', id, 'time', NOW)
 end
 redis.call('HSET', K_LOGGED, id, last)
+if keep > 0 and last > keep then
+  -- A thread whose cursor falls before the first kept entry is told how many it lost
+  -- (see log_missing.lua and context.retention_marker), never left with a silent gap.
+  redis.call('XTRIM', K_LOG, 'MINID', (last - keep + 1) .. '-0')
+end
 if origin ~= '' then
   -- The thread now holds everything up to what it read, plus its own entries. If nobody
   -- appended while the turn ran, that is the whole log; else the others' entries stay due.
