@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 import redis
@@ -19,13 +19,15 @@ class FakeUpstream:
 
     def __init__(self) -> None:
         self.threads: set[str] = set()
+        self.seeded: dict[str, list[dict[str, str]]] = {}
         self._ids = itertools.count(1)
         self.fail_create: BaseException | None = None
         self.fail_delete = False
 
-    def create_thread(self, key: str) -> str:
+    def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
         thread_id = f"thread_{next(self._ids)}"
         self.threads.add(thread_id)
+        self.seeded[thread_id] = [dict(m) for m in messages]
         if self.fail_create is not None:
             raise self.fail_create  # created upstream, but the answer never arrives
         return thread_id
@@ -59,6 +61,28 @@ def test_grow_one_stops_at_the_target_and_at_max_size(admin: PoolAdmin, pool: Th
     stats = pool.stats("doc")
     assert (stats.threads, stats.idle, stats.reserved) == (3, 3, 0)
     assert upstream.threads == {t.thread_id for t in admin.status("doc").threads}
+
+
+def test_grown_threads_are_seeded_from_the_log_with_their_cursor_at_its_end(
+    admin: PoolAdmin, pool: ThreadPool, thread_pool_prefix: str
+) -> None:
+    upstream = FakeUpstream()
+    assert admin.grow_one("doc", 1, upstream).outcome == "grown"  # empty log: nothing to seed
+    pool.append("doc", "user", "The document: lorem ipsum.")
+    pool.append("doc", "assistant", "Noted.")
+    assert admin.grow_one("doc", 2, upstream).outcome == "grown"
+    assert upstream.seeded == {
+        "thread_1": [],
+        "thread_2": [
+            {"role": "user", "content": "The document: lorem ipsum."},
+            {"role": "assistant", "content": "Noted."},
+        ],
+    }
+    cursors = admin.client.hgetall(PoolKeys.of(thread_pool_prefix, "doc").cursors)
+    assert cursors == {"thread_2": "2"}
+    status = admin.status("doc")
+    assert (status.log_length, status.log_seq) == (2, 2)
+    assert {t.thread_id: t.lag for t in status.threads} == {"thread_1": 2, "thread_2": 0}
 
 
 def test_an_interrupted_creation_leaves_no_reservation(admin: PoolAdmin, pool: ThreadPool) -> None:

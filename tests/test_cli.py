@@ -14,10 +14,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 import redis
 
-from thread_pool import ThreadPool
+from thread_pool import ConversationsBackend, ThreadPool
 from thread_pool.emulator import EmulatorServer
 from thread_pool.keys import PoolKeys
 from thread_pool.redis_server import free_port
@@ -212,6 +213,57 @@ def test_status_text_and_json_agree_with_stats(cli: Cli, pool: ThreadPool) -> No
         assert _numbers(row)[1:3] == ["leased", str(held.fence)]
     finally:
         pool.release(held)
+
+
+def _held(client: openai.OpenAI, thread_id: str) -> list[tuple[str, str]]:
+    """``(role, text)`` of every message a conversation holds upstream, oldest first."""
+    out = []
+    for item in client.conversations.items.list(thread_id, order="asc", limit=100):
+        if getattr(item, "type", None) == "message":
+            parts: list[Any] = list(getattr(item, "content", []))
+            out.append((getattr(item, "role", ""), "".join(p.text for p in parts)))
+    return out
+
+
+@pytest.mark.filterwarnings(r"ignore:deprecated$:DeprecationWarning")
+def test_status_shows_log_and_lags_and_prewarm_seeds_new_threads_from_the_log(
+    cli: Cli,
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_openai_client: openai.OpenAI,
+) -> None:
+    backend = ConversationsBackend(thread_pool_openai_client, model="emulated")
+    with ThreadPool(
+        backend=backend, redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
+    ) as pool:
+        pool.configure("doc", max_size=3)
+        first = pool.run("doc", "What is the plan?")  # grows a thread; logs seq 1-2
+        pool.run("doc", "And the budget?")  # the same idle thread; seq 3-4
+        pool.append("doc", "user", "Note: the deadline moved.")  # seq 5, no thread has it
+        pool.add_threads("doc", ["conv_added"])  # registered by hand: no cursor, holds nothing
+        log = pool.history("doc")
+    assert [e.seq for e in log] == [1, 2, 3, 4, 5]
+
+    one = json.loads(ok(cli("status", "doc", "--json")))
+    assert (one["log_length"], one["log_seq"]) == (5, 5)
+    lags = {t["thread_id"]: t["lag"] for t in one["threads"]}
+    assert lags == {first.thread_id: 1, "conv_added": 5}
+    table = ok(cli("status")).splitlines()
+    assert _numbers(table[0])[12] == "log"
+    assert _numbers(table[1])[12] == "5"
+    detail = ok(cli("status", "doc"))
+    assert "log 5 entries, last seq 5" in detail
+    for thread_id, lag in lags.items():
+        row = next(r for r in detail.splitlines() if r.startswith(thread_id))
+        assert _numbers(row)[-1] == str(lag)
+
+    ok(cli("prewarm", "doc", "--size", "3", "--backend", "conversations", "--json"))
+    after = json.loads(ok(cli("status", "doc", "--json")))
+    [new] = [t for t in after["threads"] if t["thread_id"] not in lags]
+    assert new["lag"] == 0  # registered with its cursor at the log's end
+    assert {t["thread_id"]: t["lag"] for t in after["threads"] if t is not new} == lags
+    # Read back upstream: the pre-warmed thread holds the whole log, in order.
+    assert _held(thread_pool_openai_client, new["thread_id"]) == [(e.role, e.content) for e in log]
 
 
 def test_status_of_an_unknown_pool_fails_on_one_line(cli: Cli) -> None:

@@ -45,7 +45,8 @@ class ThreadInfo:
     in_flight: str | None = None
     """``fence|id`` of an upstream request a turn started and has not seen end."""
     lag: int | None = None
-    """Log entries the thread has not seen yet; None until pools keep a context log."""
+    """Log entries the thread has not received yet: the log's last seq minus the thread's
+    cursor (0 for a thread without a cursor). None only in a status built by hand."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,9 @@ class PoolStatus:
     waiters: list[WaiterInfo] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
     log_length: int | None = None
-    """Entries in the pool's context log; None until pools keep one (slot kept for it)."""
+    """Entries in the pool's context log (its XLEN)."""
+    log_seq: int | None = None
+    """Seq of the log's newest entry (0: nothing logged); lags are counted from it."""
 
     @property
     def key(self) -> str:
@@ -76,6 +79,7 @@ class PoolStatus:
             "draining": self.draining,
             "now": self.now,
             "log_length": self.log_length,
+            "log_seq": self.log_seq,
             "threads": [dataclasses.asdict(t) for t in self.threads],
             "leases": [dataclasses.asdict(lease) for lease in self.leases],
             "waiters": [dataclasses.asdict(w) for w in self.waiters],
@@ -121,12 +125,15 @@ def decode_status(key: str, reply: Any) -> PoolStatus | None:
             waiters.append(WaiterInfo(holder=holder, remaining=(int(deadline) - now_ms) / 1000))
     in_flight = dict(_pairs(reply[9]))
     leased = {lease.thread_id for lease in leases}
+    log_length, log_seq = integers(reply[10:12])
+    cursors = {t: int(seq) for t, seq in _pairs(reply[12])}
     threads = [
         ThreadInfo(
             thread_id=t,
             fence=fence,
             state="leased" if t in leased else "settling" if t in settling else "idle",
             in_flight=in_flight.get(t),
+            lag=max(0, log_seq - cursors.get(t, 0)),
         )
         for t, fence in sorted(fences.items())
     ]
@@ -138,4 +145,6 @@ def decode_status(key: str, reply: Any) -> PoolStatus | None:
         leases=leases,
         waiters=waiters,
         retired=strings(reply[8]),
+        log_length=log_length,
+        log_seq=log_seq,
     )

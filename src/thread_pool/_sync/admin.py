@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ from thread_pool import admin_scripts
 from thread_pool._compat import keep_cancellation, sleep
 from thread_pool.admin_errors import PoolBusy, PoolExists
 from thread_pool.backup import check_document, decode_export, document, flat_keys
+from thread_pool.context import entry_of, messages_for
 from thread_pool.errors import CorruptState, UnknownPool
 from thread_pool.keys import PoolKeys, registry_key
 from thread_pool.pool_status import PoolStatus, decode_status
@@ -34,8 +36,9 @@ from thread_pool.validation import validate_key, validate_thread_id
 class ThreadMaker(Protocol):
     """Creates and deletes upstream threads (both backends are one)."""
 
-    def create_thread(self, key: str) -> str:
-        """Create one upstream thread for pool ``key`` and return its id."""
+    def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
+        """Create one upstream thread for pool ``key`` holding ``messages`` (``{"role",
+        "content"}``, the pool's log so far) and return its id."""
         ...
 
     def delete_thread(self, thread_id: str) -> bool:
@@ -276,8 +279,14 @@ class PoolAdmin:
     def _fill(self, key: str, ticket: str, maker: ThreadMaker, cap: int) -> Growth:
         thread_id: str | None = None
         try:
-            thread_id = validate_thread_id(maker.create_thread(key))
-            word, _ = outcome(self._call("admin_register", key, ticket, thread_id))
+            # Like a thread the pool grows: it starts out holding the log so far, and its cursor
+            # is where that read ended (entries logged meanwhile reach it with its next turn).
+            with mapped(f"read the log of pool {key!r}"):
+                read: Any = self.client.xrange(self._log_key(key))
+            log = [entry_of(i, f) for i, f in read or []]
+            seq = log[-1].seq if log else 0
+            thread_id = validate_thread_id(maker.create_thread(key, messages_for(log)))
+            word, _ = outcome(self._call("admin_register", key, ticket, thread_id, seq))
         except BaseException:
             self._undo(key, ticket, thread_id, maker)
             raise
@@ -300,6 +309,9 @@ class PoolAdmin:
             registered = self.client.hexists(PoolKeys.of(self.prefix, key).threads, thread_id)
         if not registered:
             maker.delete_thread(thread_id)
+
+    def _log_key(self, key: str) -> str:
+        return PoolKeys.of(self.prefix, key).log
 
     def _unreserve(self, key: str, ticket: str) -> None:
         self._call("admin_unreserve", key, ticket)

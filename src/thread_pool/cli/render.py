@@ -43,6 +43,12 @@ def _state(status: PoolStatus) -> Text:
     return Text("ok", style="green")
 
 
+def _log(status: PoolStatus) -> str:
+    if status.log_length is None:
+        return "-"
+    return f"{status.log_length} entries, last seq {status.log_seq}"
+
+
 def pools_table(statuses: list[PoolStatus]) -> Table:
     """One line per pool, the counts of ``stats()``."""
     table = Table(title=None, box=None, header_style="bold", pad_edge=False)
@@ -50,7 +56,7 @@ def pools_table(statuses: list[PoolStatus]) -> Table:
         table.add_column(name, justify="left" if name == "pool" else "right", no_wrap=True)
     for name in ("retired", "min", "max", "ttl", "granted"):
         table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("log", justify="right")  # the context log's length, once pools keep one
+    table.add_column("log", justify="right")  # entries in the pool's context log
     table.add_column("state")
     for st in statuses:
         s = st.stats
@@ -79,11 +85,12 @@ def pool_detail(status: PoolStatus) -> Group:
         f"\nsizes min {s.min_size} max {s.max_size}  lease ttl {_seconds(s.lease_ttl)}"
         f"\ncounters granted {s.granted}  timeouts {s.timeouts}  lost {s.lost}  "
         f"reaped {s.reaped}  lock errors {s.lock_errors}"
-        f"\nlog {'-' if status.log_length is None else status.log_length}",
+        f"\nlog {_log(status)}",
     )
     threads = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("thread", "state", "fence", "holder", "age", "left", "lag"):
-        threads.add_column(name, justify="right" if name in ("fence", "age", "left") else "left")
+        right = name in ("fence", "age", "left", "lag")
+        threads.add_column(name, justify="right" if right else "left")
     leases = {lease.thread_id: lease for lease in status.leases}
     styles = {"idle": "green", "leased": "yellow", "settling": "magenta"}
     for t in status.threads:

@@ -2,6 +2,7 @@
 -- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] ticket   the reservation (from admin_reserve)
 -- ARGV[2] thread   the new upstream thread id
+-- ARGV[3] seq      the log seq the thread was created holding (0: none); becomes its cursor
 -- Returns {"OK", "IDLE"|"HANDED"|"RETIRED"} | {"DUPLICATE"} | {"FULL"} | {"NOPOOL"}
 --   FULL: the reservation lapsed and the pool filled up meanwhile; nothing is recorded, and the
 --   caller deletes the thread upstream. NOPOOL: the pool was deleted meanwhile (likewise).
@@ -20,4 +21,8 @@ if not had_slot then
   end
 end
 redis.call('HSET', K_THREADS, thread, 0)
+local seq = tonumber(ARGV[3] or '0') or 0
+if seq > 0 then
+  redis.call('HSET', K_CURSORS, thread, seq)
+end
 return {'OK', handoff(thread, 0)}
