@@ -85,6 +85,21 @@ def test_grown_threads_are_seeded_from_the_log_with_their_cursor_at_its_end(
     assert {t.thread_id: t.lag for t in status.threads} == {"thread_1": 2, "thread_2": 0}
 
 
+def test_a_grown_thread_is_told_of_entries_trimmed_from_the_log(
+    admin: PoolAdmin, pool: ThreadPool, thread_pool_prefix: str
+) -> None:
+    upstream = FakeUpstream()
+    for n in range(1, 4):
+        pool.append("doc", "user", f"message {n}")
+    admin.client.xtrim(PoolKeys.of(thread_pool_prefix, "doc").log, maxlen=1, approximate=False)
+    assert admin.grow_one("doc", 1, upstream).outcome == "grown"
+    [gap, kept] = upstream.seeded["thread_1"]
+    assert gap["content"].startswith("[context gap: 2 earlier messages of this conversation")
+    assert "(seq 1-2)" in gap["content"]
+    assert kept == {"role": "user", "content": "message 3"}
+    assert [t.lag for t in admin.status("doc").threads] == [0]
+
+
 def test_an_interrupted_creation_leaves_no_reservation(admin: PoolAdmin, pool: ThreadPool) -> None:
     # (A creation cut off before its answer arrives cannot know the new thread's id; the
     # asyncio pre-warm avoids that by letting a started creation finish before it stops.)

@@ -20,7 +20,7 @@ from thread_pool import admin_scripts
 from thread_pool._acompat import keep_cancellation, shield, sleep
 from thread_pool.admin_errors import PoolBusy, PoolExists
 from thread_pool.backup import check_document, decode_export, document, flat_keys
-from thread_pool.context import entry_of, messages_for
+from thread_pool.context import entry_of, messages_for, retention_marker
 from thread_pool.errors import CorruptState, UnknownPool
 from thread_pool.keys import PoolKeys, registry_key
 from thread_pool.pool_status import PoolStatus, decode_status
@@ -282,7 +282,10 @@ class AsyncPoolAdmin:
                 read: Any = await self.client.xrange(self._log_key(key))
             log = [entry_of(i, f) for i, f in read or []]
             seq = log[-1].seq if log else 0
-            thread_id = validate_thread_id(await maker.create_thread(key, messages_for(log)))
+            # Entries trimmed by retention are stood for by a marked gap, as the pool does.
+            gap = [retention_marker((1, log[0].seq - 1))] if log and log[0].seq > 1 else []
+            messages = gap + messages_for(log)
+            thread_id = validate_thread_id(await maker.create_thread(key, messages))
             word, _ = outcome(await self._call("admin_register", key, ticket, thread_id, seq))
         except BaseException:
             await self._undo(key, ticket, thread_id, maker)
