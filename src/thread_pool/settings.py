@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         return self
 
     @classmethod
+    def resolve(cls, settings: Settings | None, overrides: dict[str, Any]) -> Settings:
+        """What a pool object runs with: ``settings`` if given (else the environment), with
+        ``overrides`` on top, validated again."""
+        if settings is None:
+            return cls.load(**overrides)
+        return cls.load(**{**settings.model_dump(), **overrides}) if overrides else settings
+
+    @classmethod
     def load(cls, **overrides: Any) -> Settings:
         """Settings from the environment and ``.env``, with ``overrides`` on top."""
         try:

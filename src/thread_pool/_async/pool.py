@@ -17,7 +17,7 @@ from thread_pool._acompat import call_handler, holder_name, shield, sleep
 from thread_pool._async.backend import AsyncBackend, ToolHandler
 from thread_pool._async.factory import AsyncSettler, AsyncThreadFactory
 from thread_pool._async.lease import AsyncLease
-from thread_pool._async.store import AsyncStore
+from thread_pool._async.store import AsyncStore, open_client
 from thread_pool._async.turn import run_turn
 from thread_pool.context import (
     Compactor,
@@ -116,17 +116,11 @@ class AsyncThreadPool:
         log_max_entries: int | None = None,
         **overrides: Any,
     ) -> None:
-        if settings is not None and overrides:
-            settings = Settings.load(**{**settings.model_dump(), **overrides})
-        self.settings = settings if settings is not None else Settings.load(**overrides)
+        self.settings = Settings.resolve(settings, overrides)
         self._own_client = client is None
-        if client is None:
-            client = redis.Redis.from_url(
-                self.settings.redis_url,
-                decode_responses=True,
-                max_connections=self.settings.max_connections,
-            )
-        self._store = AsyncStore(client, self.settings.key_prefix)
+        self._store = AsyncStore(
+            client if client is not None else open_client(self.settings), self.settings.key_prefix
+        )
         self._backend = backend
         self._factory = thread_factory if thread_factory is not None else backend
         self._settler = settler if settler is not None else backend

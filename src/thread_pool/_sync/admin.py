@@ -21,6 +21,7 @@ from redis.commands.core import Script
 
 from thread_pool import admin_scripts
 from thread_pool._compat import keep_cancellation, sleep
+from thread_pool._sync.store import open_client
 from thread_pool.admin_errors import PoolBusy, PoolExists
 from thread_pool.backup import check_document, decode_export, document, flat_keys
 from thread_pool.context import entry_of, messages_for, retention_marker
@@ -98,15 +99,9 @@ class PoolAdmin:
         settings: Settings | None = None,
         **overrides: Any,
     ) -> None:
-        if settings is not None and overrides:
-            settings = Settings.load(**{**settings.model_dump(), **overrides})
-        self.settings = settings if settings is not None else Settings.load(**overrides)
+        self.settings = Settings.resolve(settings, overrides)
         self._own_client = client is None
-        if client is None:
-            client = redis.Redis.from_url(
-                self.settings.redis_url, decode_responses=True, socket_connect_timeout=5
-            )
-        self.client = client
+        self.client = client = client if client is not None else open_client(self.settings)
         self.prefix = self.settings.key_prefix
         self._scripts: dict[str, Script] = {
             name: client.register_script(admin_scripts.source(name)) for name in admin_scripts.NAMES

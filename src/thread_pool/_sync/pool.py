@@ -20,7 +20,7 @@ from thread_pool._compat import call_handler, holder_name, sleep
 from thread_pool._sync.backend import Backend, ToolHandler
 from thread_pool._sync.factory import Settler, ThreadFactory
 from thread_pool._sync.lease import Lease
-from thread_pool._sync.store import Store
+from thread_pool._sync.store import Store, open_client
 from thread_pool._sync.turn import run_turn
 from thread_pool.context import (
     Compactor,
@@ -119,17 +119,11 @@ class ThreadPool:
         log_max_entries: int | None = None,
         **overrides: Any,
     ) -> None:
-        if settings is not None and overrides:
-            settings = Settings.load(**{**settings.model_dump(), **overrides})
-        self.settings = settings if settings is not None else Settings.load(**overrides)
+        self.settings = Settings.resolve(settings, overrides)
         self._own_client = client is None
-        if client is None:
-            client = redis.Redis.from_url(
-                self.settings.redis_url,
-                decode_responses=True,
-                max_connections=self.settings.max_connections,
-            )
-        self._store = Store(client, self.settings.key_prefix)
+        self._store = Store(
+            client if client is not None else open_client(self.settings), self.settings.key_prefix
+        )
         self._backend = backend
         self._factory = thread_factory if thread_factory is not None else backend
         self._settler = settler if settler is not None else backend

@@ -15,7 +15,19 @@ from redis.commands.core import Script
 from thread_pool import scripts
 from thread_pool._compat import keep_cancellation
 from thread_pool.keys import PoolKeys, registry_key
+from thread_pool.settings import Settings
 from thread_pool.store_errors import mapped
+
+
+def open_client(settings: Settings) -> redis.Redis:
+    """The Redis client a pool (or admin) object opens for itself when given none. Its connection
+    bound is ``max_connections``: each caller waiting for a thread holds one while it blocks."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=5,
+        max_connections=settings.max_connections,
+    )
 
 
 class Store:
