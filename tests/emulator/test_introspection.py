@@ -51,6 +51,22 @@ def test_writes_carry_metadata_in_order(
         ("conversation.create", {"tp_fence": "9"}),
         ("response.create", {"tp_fence": "10"}),
     ]
+    everything = thread_pool_emulator.admin.all_writes()
+    assert everything == {thread.id: writes, conversation.id: conversation_writes}
+
+
+def test_objects_lists_what_exists_with_its_metadata(
+    thread_pool_openai_client: openai.OpenAI, thread_pool_emulator: EmulatorServer
+) -> None:
+    client = thread_pool_openai_client
+    kept = client.beta.threads.create(metadata={"tp_pool": "doc"})
+    gone = client.beta.threads.create()
+    conversation = client.conversations.create(metadata={"tp_pool": "user:1"})
+    client.beta.threads.delete(gone.id)
+    assert thread_pool_emulator.admin.objects() == {
+        "threads": {kept.id: {"tp_pool": "doc"}},
+        "conversations": {conversation.id: {"tp_pool": "user:1"}},
+    }
 
 
 async def test_stats_count_requests_and_concurrency(

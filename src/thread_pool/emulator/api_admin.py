@@ -5,6 +5,9 @@
 ``GET  /_emulator/peaks``             → ``{"peaks": {owner_id: peak_active}}``
 ``GET  /_emulator/writes/{owner_id}`` → ``{"id": owner_id, "writes": [{seq, at, op, object_id,
 metadata}]}``
+``GET  /_emulator/writes``            → ``{"writes": {owner_id: [...]}}``, every write log at once
+``GET  /_emulator/objects``           → ``{"threads": {id: metadata}, "conversations": {id:
+metadata}}``, every thread and conversation not deleted
 ``GET  /_emulator/config``            → the configuration
 ``POST /_emulator/config``            → change it (JSON fields of ``EmulatorConfig``, plus
 ``latency`` and ``fault_rate`` shorthands); returns it
@@ -51,6 +54,12 @@ def routes(emulator: Emulator) -> list[Route]:
         owner = request.path_params["owner_id"]
         return json_response({"id": owner, "writes": emulator.writes(owner)})
 
+    async def all_writes(request: Request) -> Response:
+        return json_response({"writes": emulator.all_writes()})
+
+    async def objects(request: Request) -> Response:
+        return json_response(emulator.objects())
+
     async def get_config(request: Request) -> Response:
         return json_response(emulator.config.to_dict())
 
@@ -72,7 +81,9 @@ def routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/health", health, methods=["GET"]),
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/peaks", peaks, methods=["GET"]),
+        Route("/_emulator/writes", all_writes, methods=["GET"]),
         Route("/_emulator/writes/{owner_id}", writes, methods=["GET"]),
+        Route("/_emulator/objects", objects, methods=["GET"]),
         Route("/_emulator/config", get_config, methods=["GET"]),
         Route("/_emulator/config", set_config, methods=["POST"]),
         Route("/_emulator/reset", reset, methods=["POST"]),

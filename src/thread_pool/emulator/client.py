@@ -54,6 +54,14 @@ class IntrospectionClient:
         path = "writes/" + urllib.parse.quote(owner_id, safe="")
         return cast(list[dict[str, Any]], self._call("GET", path)["writes"])
 
+    def all_writes(self) -> dict[str, list[dict[str, Any]]]:
+        """Every thread's and conversation's write log, by id."""
+        return cast(dict[str, list[dict[str, Any]]], self._call("GET", "writes")["writes"])
+
+    def objects(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Every thread and conversation not deleted, with its metadata, by kind and id."""
+        return cast(dict[str, dict[str, dict[str, str]]], self._call("GET", "objects"))
+
     def config(self) -> dict[str, Any]:
         """The configuration in force."""
         return cast(dict[str, Any], self._call("GET", "config"))

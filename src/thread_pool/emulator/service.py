@@ -73,6 +73,21 @@ class Emulator:
             )
         return data
 
+    def objects(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Every thread and conversation that exists (not deleted), with its metadata: what a
+        test compares with a pool's threads to find ones leaked upstream."""
+        with self.core.lock:
+            return {
+                "threads": {i: dict(t.metadata) for i, t in self.threads.threads.items()},
+                "conversations": {
+                    i: dict(c.metadata) for i, c in self.conversations.conversations.items()
+                },
+            }
+
+    def all_writes(self) -> dict[str, list[dict[str, Any]]]:
+        """The write logs of every thread and conversation, by id."""
+        return self.core.stats.all_writes()
+
     def peaks(self) -> dict[str, int]:
         """Peak active runs (responses) per thread (conversation) id."""
         return self.core.stats.peaks_copy()

@@ -85,6 +85,11 @@ class Stats:
         with self._lock:
             return [dict(entry) for entry in self.writes.get(owner, [])]
 
+    def all_writes(self) -> dict[str, list[dict[str, Any]]]:
+        """The write logs of every thread and conversation ever written to (a copy)."""
+        with self._lock:
+            return {owner: [dict(e) for e in entries] for owner, entries in self.writes.items()}
+
     def peaks_copy(self) -> dict[str, int]:
         """Peak active runs per thread/conversation (a copy)."""
         with self._lock:
