@@ -23,6 +23,7 @@ from thread_pool import (
     ThreadPool,
     ThreadPoolError,
     Turn,
+    TurnFailed,
 )
 from thread_pool.emulator import EmulatorServer
 
@@ -31,14 +32,16 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-def _backend(kind: str, client: openai.AsyncOpenAI, server: EmulatorServer) -> AsyncBackend:
+def _backend(
+    kind: str, client: openai.AsyncOpenAI, server: EmulatorServer, **options: Any
+) -> AsyncBackend:
     retry = RetryPolicy(attempts=6, deadline=20, base_delay=0.01, max_delay=0.1)
     if kind == "assistants":
         return AsyncAssistantsBackend(
-            client, assistant_id=make_assistant(server), retry=retry, settle_wait=0.2
+            client, assistant_id=make_assistant(server), retry=retry, settle_wait=0.2, **options
         )
     return AsyncConversationsBackend(
-        client, model="emulated", background=True, retry=retry, settle_wait=0.2
+        client, model="emulated", background=True, retry=retry, settle_wait=0.2, **options
     )
 
 
@@ -51,8 +54,15 @@ async def pool_for(
 ) -> AsyncIterator[Any]:
     pools: list[AsyncThreadPool] = []
 
-    def make(kind: str, **overrides: Any) -> AsyncThreadPool:
-        backend = _backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
+    def make(
+        kind: str, backend_options: dict[str, Any] | None = None, **overrides: Any
+    ) -> AsyncThreadPool:
+        backend = _backend(
+            kind,
+            thread_pool_async_openai_client,
+            thread_pool_emulator,
+            **(backend_options or {}),
+        )
         pool = AsyncThreadPool(
             backend=backend,
             redis_url=thread_pool_redis_url,
@@ -102,6 +112,39 @@ async def test_in_a_fault_storm_every_turn_completes_or_fails_typed(
     assert lock_errors(thread_pool_emulator) == 0
     assert (await pool.stats("storm")).lock_errors == 0
     assert_quiet(redis_client, thread_pool_prefix, "storm", threads=4)
+
+
+@pytest.mark.thread_pool_emulator(latency=0.02, run_stuck=1.0)
+@pytest.mark.parametrize("kind", ["assistants", "conversations"])
+async def test_a_run_stuck_upstream_fails_its_turn_at_turn_timeout_and_is_cancelled(
+    pool_for: Any,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    kind: str,
+) -> None:
+    pool = pool_for(kind, backend_options={"turn_timeout": 0.5})
+    with pytest.raises(TurnFailed) as caught:
+        await pool.run("doc", "never answered")
+    assert caught.value.status == "timed_out"
+    assert "turn_timeout" in str(caught.value)
+    # The release settled the thread: the stuck run was cancelled before anyone reused it.
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+    (thread_id,) = redis_client.zrange(f"{thread_pool_prefix}:{{doc}}:idle", 0, -1)
+    ops = [w["op"] for w in thread_pool_emulator.admin.writes(str(thread_id))]
+    assert ops[-1].endswith("cancel"), ops
+    thread_pool_emulator.admin.configure(run_stuck=0.0)
+    turn = await pool.run("doc", "next")
+    assert turn.fence == 2
+    assert lock_errors(thread_pool_emulator) == 0
+
+
+async def test_turn_timeout_is_validated(
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+) -> None:
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(InvalidArgument, match="turn_timeout"):
+            AsyncConversationsBackend(thread_pool_async_openai_client, turn_timeout=bad)
 
 
 @pytest.mark.thread_pool_emulator(latency=5.0)

@@ -6,11 +6,12 @@ No I/O here; the backends (``_async/assistants.py``, ``_async/conversations.py``
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from thread_pool.errors import InvalidArgument
+from thread_pool.errors import InvalidArgument, TurnFailed
 
 MAX_MESSAGE_CHARS = 256_000
 """Upstream refuses longer message content with a 400."""
@@ -131,3 +132,17 @@ def error_of(obj: Any) -> dict[str, str] | None:
             dumped = value.model_dump() if hasattr(value, "model_dump") else dict(value)
             return {k: str(v) for k, v in dumped.items() if v is not None}
     return None
+
+
+def check_turn_time(started: float, limit: float, thread_id: str, run_id: str) -> None:
+    """Raise ``TurnFailed`` (status ``timed_out``) once a turn has waited ``limit`` seconds for
+    its run: a run stuck upstream must not hold a thread (and renew its lease) forever. The run
+    is still active, so the lease's release sends the thread to be settled (the run cancelled)."""
+    if time.monotonic() - started > limit:
+        raise TurnFailed(
+            f"run {run_id} on {thread_id} did not end within {limit:g} s (turn_timeout); "
+            "the thread is settled (the run cancelled) before anyone uses it again",
+            status="timed_out",
+            thread_id=thread_id,
+            run_id=run_id,
+        )

@@ -14,7 +14,16 @@ from thread_pool._async.backend import AsyncGuard, ToolHandler
 from thread_pool._async.upstream import request
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 from thread_pool.retry_policy import RetryPolicy
-from thread_pool.turns import POOL_KEY, ToolCall, Turn, add_usage, error_of, usage_of
+from thread_pool.turns import (
+    POOL_KEY,
+    ToolCall,
+    Turn,
+    add_usage,
+    check_turn_time,
+    error_of,
+    usage_of,
+)
+from thread_pool.validation import check_positive
 
 MAX_ITEMS = 20
 """Upstream takes at most this many items per ``conversations.create`` / ``items.create``."""
@@ -33,7 +42,10 @@ class AsyncConversationsBackend:
     find and cancel a dead holder's response (the pool records its id in Redis).
 
     ``client`` is an ``openai.AsyncOpenAI``; its own retries are turned off and ``retry``
-    applies. ``model`` and ``instructions`` may also be given per turn.
+    applies. ``model`` and ``instructions`` may also be given per turn. A response that has not
+    ended after ``turn_timeout`` seconds (a background response can stay ``in_progress`` for
+    good) fails the turn (``TurnFailed``, status ``timed_out``) and is cancelled when its thread
+    is settled.
     """
 
     def __init__(
@@ -47,6 +59,7 @@ class AsyncConversationsBackend:
         poll_interval: float = 0.5,
         settle_wait: float = 2.0,
         settle_timeout: float = 30.0,
+        turn_timeout: float = 600.0,
     ) -> None:
         self.client = client.with_options(max_retries=0)
         self.model = model
@@ -56,6 +69,10 @@ class AsyncConversationsBackend:
         self.poll_interval = poll_interval
         self.settle_wait = settle_wait
         self.settle_timeout = settle_timeout
+        # Upstream expires an Assistants run after 10 minutes; a background response has no
+        # such bound, and a stuck one would otherwise keep its thread (and lease) forever.
+        check_positive("turn_timeout", turn_timeout)
+        self.turn_timeout = turn_timeout
 
     # -- threads (conversations) -------------------------------------------------------------
 
@@ -199,9 +216,10 @@ class AsyncConversationsBackend:
         usage: dict[str, int] = {}
         answered = 0
         request_id: str | None = None
+        started = time.monotonic()
         while True:
             resp, rid = await self._respond(
-                thread_id, model, items, metadata, options, background, guard
+                thread_id, model, items, metadata, options, background, guard, started
             )
             request_id = request_id or rid
             usage = add_usage(usage, usage_of(resp))
@@ -261,8 +279,9 @@ class AsyncConversationsBackend:
         options: Mapping[str, Any],
         background: bool,
         guard: AsyncGuard,
+        started: float,
     ) -> tuple[Any, str | None]:
-        """One response on the conversation, waited for to its end."""
+        """One response on the conversation, waited for to its end (or ``turn_timeout``)."""
 
         async def start() -> Any:
             stamp = await guard.write()
@@ -283,6 +302,7 @@ class AsyncConversationsBackend:
         await guard.started(response_id)
         while resp.status in BUSY:
             guard.alive()
+            check_turn_time(started, self.turn_timeout, thread_id, response_id)
             await sleep(hint)
             guard.alive()
             polled = await request(

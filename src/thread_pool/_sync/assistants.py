@@ -19,7 +19,17 @@ from thread_pool._sync.backend import Guard, ToolHandler
 from thread_pool._sync.upstream import request
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 from thread_pool.retry_policy import RetryPolicy
-from thread_pool.turns import POOL_KEY, TURN_KEY, ToolCall, Turn, add_usage, error_of, usage_of
+from thread_pool.turns import (
+    POOL_KEY,
+    TURN_KEY,
+    ToolCall,
+    Turn,
+    add_usage,
+    check_turn_time,
+    error_of,
+    usage_of,
+)
+from thread_pool.validation import check_positive
 
 if TYPE_CHECKING:
     from openai.types.beta.threads.run_submit_tool_outputs_params import ToolOutput
@@ -60,7 +70,9 @@ class AssistantsBackend:
 
     ``client`` is an ``openai.OpenAI`` (any ``base_url``); its own retries are turned off
     here and ``retry`` applies instead, so retries never multiply. ``assistant_id`` may also be
-    given per turn (``run(..., assistant_id=...)``).
+    given per turn (``run(..., assistant_id=...)``). A run that has not ended after
+    ``turn_timeout`` seconds fails the turn (``TurnFailed``, status ``timed_out``) and is cancelled
+    when its thread is settled.
     """
 
     def __init__(
@@ -72,6 +84,7 @@ class AssistantsBackend:
         poll_interval: float = 0.5,
         settle_wait: float = 2.0,
         settle_timeout: float = 30.0,
+        turn_timeout: float = 600.0,
     ) -> None:
         self.client = client.with_options(max_retries=0)
         self.assistant_id = assistant_id
@@ -79,6 +92,10 @@ class AssistantsBackend:
         self.poll_interval = poll_interval
         self.settle_wait = settle_wait
         self.settle_timeout = settle_timeout
+        # Upstream expires an Assistants run after 10 minutes; a background response has no
+        # such bound, and a stuck one would otherwise keep its thread (and lease) forever.
+        check_positive("turn_timeout", turn_timeout)
+        self.turn_timeout = turn_timeout
         self._runs = self.client.beta.threads.runs
 
     # -- threads -----------------------------------------------------------------------------
@@ -178,7 +195,7 @@ class AssistantsBackend:
         if not assistant_id:
             raise InvalidArgument("no assistant_id: give it to AssistantsBackend or to run()")
         nonce = secrets.token_hex(8)
-
+        started = time.monotonic()
         tried = False
 
         def start() -> tuple[Any, float, str | None]:
@@ -209,7 +226,7 @@ class AssistantsBackend:
         usage: dict[str, int] = {}
         answered = 0
         while True:
-            run, hint = self._wait(thread_id, run, hint, guard)
+            run, hint = self._wait(thread_id, run, hint, guard, started)
             if run.status != "requires_action" or tool_handler is None:
                 break
             action = run.required_action
@@ -274,11 +291,15 @@ class AssistantsBackend:
 
         return request(self.retry, f"submit tool outputs to {run_id}", submit)
 
-    def _wait(self, thread_id: str, run: Any, hint: float, guard: Guard) -> tuple[Any, float]:
-        """Poll until the run needs us or ended; stop at once if the lease is lost."""
+    def _wait(
+        self, thread_id: str, run: Any, hint: float, guard: Guard, started: float
+    ) -> tuple[Any, float]:
+        """Poll until the run needs us or ended; stop at once if the lease is lost or the turn
+        ran past ``turn_timeout``."""
         run_id = run.id
         while run.status in ("queued", "in_progress", "cancelling"):
             guard.alive()
+            check_turn_time(started, self.turn_timeout, thread_id, run_id)
             sleep(hint)
             guard.alive()
             raw = request(

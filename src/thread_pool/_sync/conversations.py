@@ -17,7 +17,16 @@ from thread_pool._sync.backend import Guard, ToolHandler
 from thread_pool._sync.upstream import request
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 from thread_pool.retry_policy import RetryPolicy
-from thread_pool.turns import POOL_KEY, ToolCall, Turn, add_usage, error_of, usage_of
+from thread_pool.turns import (
+    POOL_KEY,
+    ToolCall,
+    Turn,
+    add_usage,
+    check_turn_time,
+    error_of,
+    usage_of,
+)
+from thread_pool.validation import check_positive
 
 MAX_ITEMS = 20
 """Upstream takes at most this many items per ``conversations.create`` / ``items.create``."""
@@ -36,7 +45,10 @@ class ConversationsBackend:
     find and cancel a dead holder's response (the pool records its id in Redis).
 
     ``client`` is an ``openai.OpenAI``; its own retries are turned off and ``retry``
-    applies. ``model`` and ``instructions`` may also be given per turn.
+    applies. ``model`` and ``instructions`` may also be given per turn. A response that has not
+    ended after ``turn_timeout`` seconds (a background response can stay ``in_progress`` for
+    good) fails the turn (``TurnFailed``, status ``timed_out``) and is cancelled when its thread
+    is settled.
     """
 
     def __init__(
@@ -50,6 +62,7 @@ class ConversationsBackend:
         poll_interval: float = 0.5,
         settle_wait: float = 2.0,
         settle_timeout: float = 30.0,
+        turn_timeout: float = 600.0,
     ) -> None:
         self.client = client.with_options(max_retries=0)
         self.model = model
@@ -59,6 +72,10 @@ class ConversationsBackend:
         self.poll_interval = poll_interval
         self.settle_wait = settle_wait
         self.settle_timeout = settle_timeout
+        # Upstream expires an Assistants run after 10 minutes; a background response has no
+        # such bound, and a stuck one would otherwise keep its thread (and lease) forever.
+        check_positive("turn_timeout", turn_timeout)
+        self.turn_timeout = turn_timeout
 
     # -- threads (conversations) -------------------------------------------------------------
 
@@ -202,8 +219,11 @@ class ConversationsBackend:
         usage: dict[str, int] = {}
         answered = 0
         request_id: str | None = None
+        started = time.monotonic()
         while True:
-            resp, rid = self._respond(thread_id, model, items, metadata, options, background, guard)
+            resp, rid = self._respond(
+                thread_id, model, items, metadata, options, background, guard, started
+            )
             request_id = request_id or rid
             usage = add_usage(usage, usage_of(resp))
             if resp.status != "completed":
@@ -262,8 +282,9 @@ class ConversationsBackend:
         options: Mapping[str, Any],
         background: bool,
         guard: Guard,
+        started: float,
     ) -> tuple[Any, str | None]:
-        """One response on the conversation, waited for to its end."""
+        """One response on the conversation, waited for to its end (or ``turn_timeout``)."""
 
         def start() -> Any:
             stamp = guard.write()
@@ -284,6 +305,7 @@ class ConversationsBackend:
         guard.started(response_id)
         while resp.status in BUSY:
             guard.alive()
+            check_turn_time(started, self.turn_timeout, thread_id, response_id)
             sleep(hint)
             guard.alive()
             polled = request(
