@@ -10,7 +10,11 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+
+import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
+from redis.typing import EncodableT
 
 T = TypeVar("T")
 
@@ -53,6 +57,25 @@ def holder_name() -> str:
     task = asyncio.current_task()
     name = task.get_name() if task is not None else "main"
     return f"{_HOST}:{os.getpid()}:{name}".replace("|", "/")
+
+
+class _RedisCluster(RedisCluster):
+    """redis-py's asyncio cluster client, made safe to share before its first command.
+
+    With redis-py 8.1, tasks that send their first commands at once through a new client can
+    find a connection disconnected under them while they set it up ("'NoneType' object has no
+    attribute 'writelines'"). Awaiting ``initialize()`` first is safe however many tasks do it (it
+    runs once, under a lock, and is a flag test afterwards), and the race is then gone."""
+
+    async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
+        await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
+def cluster_client(url: str, **options: Any) -> redis.Redis:
+    """A Redis Cluster client of ``url`` (any node). Typed as ``redis.Redis``: it has the command
+    methods the library uses, though it is not a subclass."""
+    return cast(redis.Redis, _RedisCluster.from_url(url, **options))
 
 
 async def sleep(seconds: float) -> None:

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", min_length=1)
     """Where the pools live; any redis-py URL (``redis://``, ``rediss://``, ``unix://``)."""
 
+    redis_cluster: bool = False
+    """``redis_url`` names a node of a Redis Cluster: open cluster clients (they find the other
+    nodes from it and send each pool's commands to the node serving its slot)."""
+
     key_prefix: str = Field(default="tp", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     """Prefix of every Redis key the library writes (no ``:``, ``{`` or ``}``)."""
 

@@ -13,7 +13,7 @@ import redis
 from redis.commands.core import Script
 
 from thread_pool import scripts
-from thread_pool._compat import keep_cancellation
+from thread_pool._compat import cluster_client, keep_cancellation
 from thread_pool.keys import PoolKeys, registry_key
 from thread_pool.settings import Settings
 from thread_pool.store_errors import mapped
@@ -21,13 +21,21 @@ from thread_pool.store_errors import mapped
 
 def open_client(settings: Settings) -> redis.Redis:
     """The Redis client a pool (or admin) object opens for itself when given none. Its connection
-    bound is ``max_connections``: each caller waiting for a thread holds one while it blocks."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_connect_timeout=5,
-        max_connections=settings.max_connections,
-    )
+    bound is ``max_connections``: each caller waiting for a thread holds one while it blocks.
+
+    With ``redis_cluster`` it is a cluster client (the bound then holds per node): every key one
+    call names is in one pool's slot, and the registry of pools is one key of its own."""
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_connect_timeout": 5,
+        "max_connections": settings.max_connections,
+    }
+    if settings.redis_cluster:
+        # The blocking cluster client asks a node for the slot map at once (the asyncio one on
+        # its first command): an unreachable cluster is StoreUnavailable here already.
+        with mapped(f"connect to the redis cluster at {settings.redis_url}"):
+            return cluster_client(settings.redis_url, **options)
+    return redis.Redis.from_url(settings.redis_url, **options)
 
 
 class Store:
