@@ -26,11 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import openai
 import redis
 from openai.types.responses import EasyInputMessageParam
+
+from thread_pool.redis_clients import connect
+from thread_pool.settings import Settings
 
 STRATEGIES = ("naive", "lock", "pool")
 BACKENDS = ("assistants", "conversations")
@@ -61,6 +64,7 @@ class Target:
     pool_size: int
     assistant_id: str = ""
     shared_thread: str = ""  # the naive and lock strategies' one thread (or conversation)
+    redis_cluster: bool = False  # redis_url is a node of a cluster (setting redis_cluster)
 
 
 @dataclass(frozen=True)
@@ -225,7 +229,7 @@ def run_worker(
             _start(barrier)
             return [_timed(partial(_naive_turn, client, target, t)) for t in texts]
         if strategy == "lock":
-            with redis.Redis.from_url(target.redis_url) as store:
+            with connect(target.redis_url, cluster=target.redis_cluster) as store:
                 store.ping()
                 _start(barrier)
                 return [_timed(partial(_locked_turn, client, store, target, t)) for t in texts]
@@ -256,6 +260,7 @@ def _pool_worker(
     with ThreadPool(
         backend=backend,
         redis_url=target.redis_url,
+        redis_cluster=target.redis_cluster,
         key_prefix=target.prefix,
         max_size=target.pool_size,
         acquire_timeout=WAIT_LIMIT,
@@ -369,19 +374,29 @@ def _upstream(options: StressOptions) -> Iterator[tuple[str, str]]:
         yield server.base_url, server.api_key
 
 
-def _drop_keys(redis_url: str, prefix: str) -> None:
-    """Delete this run's own keys (the Redis may be shared: never anything else)."""
-    with redis.Redis.from_url(redis_url) as client:
-        names = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+def _drop_keys(target: Target) -> None:
+    """Delete this run's own keys (the Redis may be shared: never anything else). A cluster
+    client scans every master and deletes the keys slot by slot."""
+    with connect(target.redis_url, cluster=target.redis_cluster) as client:
+        names = list(client.scan_iter(match=f"{target.prefix}:*", count=1000))
         if names:
             client.delete(*names)
+
+
+def _redis_settings(target: Target) -> dict[str, Any]:
+    """The settings of the pool and admin objects that look at the run's pool afterwards."""
+    return {
+        "redis_url": target.redis_url,
+        "redis_cluster": target.redis_cluster,
+        "key_prefix": target.prefix,
+    }
 
 
 def _pool_lock_errors(target: Target) -> int:
     """Busy-thread refusals the pool met and absorbed (it retries them), from its counters."""
     from thread_pool import ThreadPool
 
-    with ThreadPool(redis_url=target.redis_url, key_prefix=target.prefix) as pool:
+    with ThreadPool(**_redis_settings(target)) as pool:
         return pool.stats(POOL_KEY).lock_errors
 
 
@@ -400,7 +415,7 @@ def _delete_upstream(client: openai.OpenAI, target: Target, strategy: Strategy) 
         if strategy != "pool":
             backend.delete_thread(target.shared_thread)
             return
-        with PoolAdmin(redis_url=target.redis_url, key_prefix=target.prefix) as admin:
+        with PoolAdmin(**_redis_settings(target)) as admin:
             admin.delete(POOL_KEY, backend, force=True)
 
 
@@ -444,6 +459,7 @@ def run_stress(options: StressOptions, redis_url: str | None = None) -> list[Str
             redis_url=url,
             prefix=f"stress-{uuid.uuid4().hex[:10]}",
             pool_size=options.pool_size,
+            redis_cluster=Settings.load().redis_cluster,
         )
         try:
             if options.backend == "assistants":
@@ -455,4 +471,4 @@ def run_stress(options: StressOptions, redis_url: str | None = None) -> list[Str
             if base.assistant_id:
                 with _client(base) as client, contextlib.suppress(openai.APIError):
                     client.beta.assistants.delete(base.assistant_id)
-            _drop_keys(url, base.prefix)
+            _drop_keys(base)

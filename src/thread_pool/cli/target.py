@@ -30,10 +30,13 @@ class Target:
     key_prefix: str | None = None
     backend: str | None = None
     base_url: str | None = None
+    redis_cluster: bool | None = None
 
     def settings(self) -> Settings:
         """The library's settings (``THREAD_POOL_*``, ``.env``) with the flags on top."""
-        return Settings.load(redis_url=self.redis_url, key_prefix=self.key_prefix)
+        return Settings.load(
+            redis_url=self.redis_url, key_prefix=self.key_prefix, redis_cluster=self.redis_cluster
+        )
 
     def admin(self) -> AsyncPoolAdmin:
         """The admin object of these settings."""
@@ -86,6 +89,11 @@ def target_options(command: F) -> F:
     """Add the shared flags; the command receives them as ``target: Target``."""
 
     @click.option("--redis-url", help="Redis URL [env THREAD_POOL_REDIS_URL]")
+    @click.option(
+        "--redis-cluster/--no-redis-cluster",
+        default=None,
+        help="the Redis URL names a node of a Redis Cluster [env THREAD_POOL_REDIS_CLUSTER]",
+    )
     @click.option("--key-prefix", help="key prefix of the pools [env THREAD_POOL_KEY_PREFIX]")
     @click.option(
         "--backend",
@@ -97,13 +105,14 @@ def target_options(command: F) -> F:
     @functools.wraps(command)
     def wrapper(
         redis_url: str | None,
+        redis_cluster: bool | None,
         key_prefix: str | None,
         backend: str | None,
         base_url: str | None,
         debug: bool,
         **kwargs: Any,
     ) -> Any:
-        target = Target(redis_url, key_prefix, backend, base_url)
+        target = Target(redis_url, key_prefix, backend, base_url, redis_cluster)
         return command(target=target, **kwargs)
 
     return wrapper  # type: ignore[return-value]
