@@ -7,10 +7,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from thread_pool.redis_clients import connect
+
 
 @pytest.fixture
 def redis_client(thread_pool_redis_url: str) -> Iterator[redis.Redis]:
-    """A plain blocking client, for looking at the keys a test's pools wrote."""
-    client = redis.Redis.from_url(thread_pool_redis_url, decode_responses=True)
+    """A plain blocking client, for looking at the keys a test's pools wrote (a cluster client
+    when the suite runs on a cluster)."""
+    client = connect(thread_pool_redis_url, decode_responses=True)
     yield client
     client.close()

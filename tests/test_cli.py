@@ -18,6 +18,7 @@ import openai
 import pytest
 import redis
 
+from tests.environment import clean_environment
 from thread_pool import ConversationsBackend, ThreadPool
 from thread_pool.emulator import EmulatorServer
 from thread_pool.keys import PoolKeys
@@ -36,9 +37,8 @@ def env(
     thread_pool_emulator: EmulatorServer,
 ) -> dict[str, str]:
     """The environment an operator would have: Redis and the upstream from the environment."""
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("THREAD_POOL_", "OPENAI_"))}
     return {
-        **keep,
+        **clean_environment(),
         "THREAD_POOL_REDIS_URL": thread_pool_redis_url,
         "THREAD_POOL_KEY_PREFIX": thread_pool_prefix,
         "OPENAI_API_KEY": thread_pool_emulator.api_key,

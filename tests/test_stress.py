@@ -4,7 +4,6 @@ the real Redis of the test session, small sizes."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.environment import clean_environment
 from thread_pool.emulator import EmulatorServer
 from thread_pool.stress import Sample, summarise
 
@@ -27,7 +27,7 @@ Stress = Callable[..., subprocess.CompletedProcess[str]]
 @pytest.fixture
 def stress(thread_pool_redis_url: str, tmp_path: Path) -> Stress:
     """Run ``thread-pool stress ARGS`` with the session's Redis; returns the finished process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("THREAD_POOL_", "OPENAI_"))}
+    env = clean_environment()
     env["THREAD_POOL_REDIS_URL"] = thread_pool_redis_url
 
     def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:

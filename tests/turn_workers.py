@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import openai
-import redis
 
 from thread_pool import (
     AssistantsBackend,
@@ -19,6 +18,7 @@ from thread_pool import (
     ThreadPoolError,
     ToolCall,
 )
+from thread_pool.redis_clients import connect
 
 TOOLS = {
     "assistants": [
@@ -55,7 +55,7 @@ def run_turns(
     settings: dict[str, Any],
 ) -> None:
     """``iterations`` turns back to back on pool ``key``, no delays."""
-    log = redis.Redis.from_url(redis_url)
+    log = connect(redis_url)
     backend = _backend(kind, base_url, api_key, assistant_id)
     with ThreadPool(backend=backend, redis_url=redis_url, key_prefix=prefix, **settings) as pool:
         for i in range(iterations):
@@ -81,7 +81,7 @@ def stall_in_tool_call(
 ) -> None:
     """One turn whose tool call says ``ready`` (``thread fence``), then stalls ``stall`` seconds
     (the test kills or pauses this process meanwhile); the outcome goes to the results list."""
-    log = redis.Redis.from_url(redis_url)
+    log = connect(redis_url)
     backend = _backend(kind, base_url, api_key, assistant_id)
     with ThreadPool(backend=backend, redis_url=redis_url, key_prefix=prefix, **settings) as pool:
         try:

@@ -13,10 +13,9 @@ import threading
 import time
 import uuid
 
-import redis
-
 from tests.checker import Hold
 from thread_pool import AsyncThreadPool, ThreadPool
+from thread_pool.redis_clients import connect
 
 
 def evidence_key(prefix: str) -> str:
@@ -36,7 +35,7 @@ def overlap_key(prefix: str) -> str:
 
 class _Evidence:
     def __init__(self, url: str, prefix: str) -> None:
-        self.client = redis.Redis.from_url(url, decode_responses=True)
+        self.client = connect(url, decode_responses=True)
         self.prefix = prefix
 
     def create_thread(self) -> str:
@@ -130,7 +129,7 @@ def hold_forever(url: str, prefix: str, key: str, ready: str) -> None:
     """Lease a thread, say so, and never release it (the test kills this process)."""
     with ThreadPool(redis_url=url, key_prefix=prefix) as pool:
         lease = pool.acquire(key)
-        redis.Redis.from_url(url).set(ready, f"{lease.thread_id} {lease.fence}")
+        connect(url).set(ready, f"{lease.thread_id} {lease.fence}")
         time.sleep(600)
 
 

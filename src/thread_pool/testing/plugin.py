@@ -4,18 +4,22 @@ Installed with the package (entry point ``pytest11``), so a user's own tests can
 ``thread_pool_redis_url`` or ``thread_pool_prefix`` without any conftest, and, with the
 ``emulator`` extra, for ``thread_pool_emulator`` (a reset in-process emulator),
 ``thread_pool_openai_client`` and ``thread_pool_async_openai_client`` (SDK clients of it).
+
+With ``THREAD_POOL_TEST_REDIS=cluster`` the session runs on a private Redis Cluster of three
+masters instead (see ``thread_pool_redis_url``).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import redis
 
-from thread_pool.redis_server import local_redis
+from thread_pool.redis_clients import connect
+from thread_pool.redis_server import URL_ENV, LocalCluster, local_redis
 
 if TYPE_CHECKING:
     import openai
@@ -23,19 +27,50 @@ if TYPE_CHECKING:
     from thread_pool.emulator import EmulatorServer
 
 
+TEST_REDIS_ENV = "THREAD_POOL_TEST_REDIS"
+CLUSTER_ENV = "THREAD_POOL_REDIS_CLUSTER"
+
+
+def cluster_mode() -> bool:
+    """True when the session is asked to run on a Redis Cluster (``THREAD_POOL_TEST_REDIS``)."""
+    mode = os.environ.get(TEST_REDIS_ENV, "").strip().lower()
+    if mode not in ("", "single", "cluster"):
+        raise pytest.UsageError(f"{TEST_REDIS_ENV} must be 'single' or 'cluster', not {mode!r}")
+    return mode == "cluster"
+
+
 @pytest.fixture(scope="session")
 def thread_pool_redis_url() -> Iterator[str]:
-    """URL of a Redis for the test session (env, else 127.0.0.1:6379, else a private server)."""
-    with local_redis() as url:
-        yield url
+    """URL of a Redis for the test session (env, else 127.0.0.1:6379, else a private server).
+
+    With ``THREAD_POOL_TEST_REDIS=cluster``: a private cluster of three masters, started for the
+    session; ``THREAD_POOL_REDIS_CLUSTER=1`` and ``THREAD_POOL_REDIS_URL`` (its first node) are
+    exported meanwhile, so pools and admin objects built from the environment, CLI commands and
+    worker processes the tests start all open cluster clients of it."""
+    if not cluster_mode():
+        with local_redis() as url:
+            yield url
+        return
+    saved = {name: os.environ.get(name) for name in (CLUSTER_ENV, URL_ENV)}
+    with LocalCluster(masters=3) as cluster:
+        os.environ.update({CLUSTER_ENV: "1", URL_ENV: cluster.url})
+        try:
+            yield cluster.url
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 @pytest.fixture
 def thread_pool_prefix(thread_pool_redis_url: str) -> Iterator[str]:
-    """A key prefix of this test's own; its keys (and only its keys) are deleted afterwards."""
+    """A key prefix of this test's own; its keys (and only its keys) are deleted afterwards
+    (on every node of a cluster: its client scans each master and deletes slot by slot)."""
     prefix = f"tpt-{uuid.uuid4().hex[:12]}"
     yield prefix
-    client = redis.Redis.from_url(thread_pool_redis_url)
+    client = connect(thread_pool_redis_url)
     try:
         batch: list[bytes] = []
         for name in client.scan_iter(match=f"{prefix}:*", count=1000):
