@@ -519,10 +519,13 @@ def test_invalid_settings_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_unreachable_redis_is_a_clear_error(make_pool: MakePool) -> None:
-    with pytest.raises(StoreUnavailable, match="redis unavailable"):
-        # On a cluster the blocking pool asks for the slot map, and fails, as it is built.
+    def build_and_use() -> None:
+        # On a cluster the blocking pool reads the slot map, and so fails, as it is built.
         pool = make_pool(redis_url=f"redis://127.0.0.1:{free_port()}/0")
         pool.add_threads("doc", ["thread_a"])
+
+    with pytest.raises(StoreUnavailable, match="redis unavailable"):
+        build_and_use()
 
 
 def test_corrupt_state_is_a_clear_error(
