@@ -20,7 +20,6 @@ import uuid
 import warnings
 
 import openai
-import redis
 
 from thread_pool import (
     AssistantsBackend,
@@ -31,6 +30,7 @@ from thread_pool import (
     ThreadPoolError,
 )
 from thread_pool.emulator import start_emulator
+from thread_pool.redis_clients import connect
 
 # Creating the assistant below speaks the Assistants API on purpose.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -80,7 +80,7 @@ def main() -> None:
             threads = pool.stats("doc-42").threads
     finally:
         server.stop()
-        r = redis.Redis.from_url(Settings.load().redis_url)
+        r = connect(Settings.load().redis_url)  # a cluster client when the setting says so
         stale = list(r.scan_iter(match=f"{prefix}:*"))
         if stale:
             r.delete(*stale)
