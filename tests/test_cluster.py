@@ -14,7 +14,7 @@ import redis
 import redis.asyncio.cluster as acluster
 from redis.cluster import RedisCluster
 
-from thread_pool import AsyncThreadPool, ThreadPool
+from thread_pool import AsyncThreadPool, InvalidSettings, ThreadPool
 from thread_pool.redis_server import LocalCluster
 
 
@@ -116,3 +116,44 @@ async def test_asyncio_pool_on_the_cluster(cluster: LocalCluster, prefix: str) -
         stats = await pool.stats("user:7")
         assert (stats.granted, stats.idle, stats.leased, stats.waiting) == (50, 3, 0, 0)
     await client.aclose()
+
+
+async def test_the_setting_opens_cluster_clients_that_many_tasks_can_share_from_the_start(
+    cluster: LocalCluster, prefix: str
+) -> None:
+    # No client given: redis_cluster makes the pool open its own cluster client. 25 tasks send
+    # their first commands at once through it, before it has read the slot map (with redis-py
+    # 8.1 as it comes, some of them failed with "'NoneType' object has no attribute ...").
+    async with AsyncThreadPool(
+        redis_url=cluster.url, redis_cluster=True, key_prefix=prefix, max_size=4
+    ) as pool:
+        await pool.add_threads("doc", ["thread_a", "thread_b", "thread_c", "thread_d"])
+
+    async with AsyncThreadPool(
+        redis_url=cluster.url, redis_cluster=True, key_prefix=prefix, acquire_timeout=30
+    ) as pool:
+
+        async def task() -> None:
+            for _ in range(3):
+                async with pool.lease("doc"):
+                    await asyncio.sleep(0.001)
+
+        await asyncio.gather(*(task() for _ in range(25)))
+        assert (await pool.stats("doc")).granted == 75
+
+
+def test_a_plain_client_on_a_cluster_names_the_setting(cluster: LocalCluster, prefix: str) -> None:
+    keys = [f"doc-{i}" for i in range(8)]  # some of them live on another node than the URL's
+    with ThreadPool(redis_url=cluster.url, redis_cluster=False, key_prefix=prefix) as pool:
+        errors = {}
+        for key in keys:
+            try:
+                pool.add_threads(key, [f"thread_{key}"])
+            except InvalidSettings as exc:
+                errors[key] = str(exc)
+    assert errors, "every pool (and the registry) landed on the URL's node"
+    assert all("THREAD_POOL_REDIS_CLUSTER=1" in e for e in errors.values()), errors
+    with ThreadPool(redis_url=cluster.url, redis_cluster=True, key_prefix=prefix) as pool:
+        for key in errors:
+            pool.add_threads(key, [f"thread_{key}"])  # the ones refused above go in now
+        assert all(pool.stats(key).threads == 1 for key in keys)
