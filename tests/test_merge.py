@@ -175,7 +175,8 @@ async def test_append_is_idempotent_under_retry(
     # A turn's append retried (its reply lost) by the same turn id adds nothing.
     entry = (await pool.history("doc"))[-1]
     store = pool._store
-    args = ("doc", entry.turn_id, turn.thread_id, 1, turn.run_id, 0, "user", "question")
+    epoch = pool._epochs["doc"]  # the pool's epoch as this object knows it (see lost_state)
+    args = ("doc", entry.turn_id, turn.thread_id, 1, turn.run_id, 0, epoch, "user", "question")
     assert await store.call("log_append", *args) == "DUP|3"
     assert [e.content for e in await pool.history("doc")] == ["once", "question", turn.reply]
     assert redis_client.xlen(PoolKeys.of(thread_pool_prefix, "doc").log) == 3

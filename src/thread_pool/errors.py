@@ -58,6 +58,16 @@ class StoreUnavailable(ThreadPoolError, ConnectionError):
     """Redis could not be reached or did not answer in time."""
 
 
+class PoolStateLost(StoreUnavailable):
+    """The pool's state is gone from Redis (a restart without persistence, a failover to an empty
+    replica): a caller that knew the pool found it missing or re-created, and marked it lost.
+
+    Every caller gets this until an operator restores the pool (``thread-pool import`` of a
+    backup) or re-creates it (``thread-pool prewarm``); nothing grows meanwhile, so the threads
+    the pool had upstream are not silently replaced by new ones.
+    """
+
+
 class CorruptState(ThreadPoolError):
     """A pool's keys in Redis hold something thread_pool did not write (wrong type or shape)."""
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from thread_pool._async.admin import AsyncPoolAdmin, AsyncThreadMaker
-from thread_pool.errors import UnknownPool
+from thread_pool.errors import PoolStateLost, UnknownPool
 
 
 @dataclass
@@ -57,7 +57,8 @@ async def targets(admin: AsyncPoolAdmin, keys: list[str], size: int | None) -> l
         try:
             stats = (await admin.status(key)).stats
             threads, low, high = stats.threads, stats.min_size, stats.max_size
-        except UnknownPool:
+        except (UnknownPool, PoolStateLost):
+            # A lost pool is re-created by the pre-warm (its first reservation clears the mark).
             threads, low, high = 0, admin.settings.min_size, admin.settings.max_size
         out.append(PoolProgress(key, threads, min(low if size is None else size, high)))
     return out

@@ -22,7 +22,7 @@ from thread_pool._async.store import open_client
 from thread_pool.admin_errors import PoolBusy, PoolExists
 from thread_pool.backup import check_document, decode_export, document, flat_keys
 from thread_pool.context import entry_of, messages_for, retention_marker
-from thread_pool.errors import CorruptState, UnknownPool
+from thread_pool.errors import CorruptState, PoolStateLost, UnknownPool
 from thread_pool.keys import PoolKeys, registry_key
 from thread_pool.pool_status import PoolStatus, decode_status
 from thread_pool.protocol import integers, outcome, strings
@@ -82,6 +82,16 @@ def _ms(seconds: float) -> int:
     return max(0, round(seconds * 1000))
 
 
+def _raise_if_lost(key: str, reply: Any) -> None:
+    """``PoolStateLost`` when an admin script found pool ``key`` marked lost."""
+    if isinstance(reply, list) and reply and strings(reply[:1]) == ["LOSTSTATE"]:
+        raise PoolStateLost(
+            f"the state of pool {key!r} is gone from redis (a restart without persistence?); "
+            f"restore it with 'thread-pool import <backup>', or re-create its threads with "
+            f"'thread-pool prewarm {key}'"
+        )
+
+
 class AsyncPoolAdmin:
     """Operator's view and controls of the pools under one key prefix.
 
@@ -124,7 +134,9 @@ class AsyncPoolAdmin:
     async def status(self, key: str) -> PoolStatus:
         """One consistent snapshot of pool ``key``: ``stats()``, threads, leases, waiters."""
         key = validate_key(key)
-        found = decode_status(key, await self._call("admin_inspect", key))
+        reply = await self._call("admin_inspect", key)
+        _raise_if_lost(key, reply)
+        found = decode_status(key, reply)
         if found is None:
             raise UnknownPool(f"unknown pool {key!r}")
         return found
@@ -157,7 +169,9 @@ class AsyncPoolAdmin:
         chosen = [validate_key(k) for k in keys] if keys is not None else await self.pools()
         entries = []
         for key in chosen:
-            entry = decode_export(key, await self._call("admin_export", key, *self.key_names))
+            reply = await self._call("admin_export", key, *self.key_names)
+            _raise_if_lost(key, reply)
+            entry = decode_export(key, reply)
             if entry is None:
                 if keys is not None:
                     raise UnknownPool(f"unknown pool {key!r}")
@@ -165,10 +179,19 @@ class AsyncPoolAdmin:
             entries.append(entry)
         return document(self.prefix, entries)
 
-    async def restore(self, doc: Any, keys: list[str] | None = None) -> list[str]:
+    async def restore(
+        self, doc: Any, keys: list[str] | None = None, *, exact: bool = False
+    ) -> list[str]:
         """Write back the pools of backup ``doc`` (or only ``keys`` of them). The file is checked
         whole first; a pool is written all at once. ``PoolExists`` (naming them) if any pool is
-        there already; the others are restored. Returns the keys restored."""
+        there already; the others are restored. Returns the keys restored.
+
+        A pool marked lost (``PoolStateLost``) is replaced, and the threads it had gained since
+        are kept on its retired list. By default the backup is taken for an old picture of pools
+        that lived on after it: fences jump above any the pool can have granted since the
+        export, and the backup's leases are void — every thread is settled before its next
+        lease (see admin_import.lua). ``exact=True`` writes it verbatim, leases included: only
+        for pools nobody used since the export."""
         entries = check_document(doc, set(self.key_names))
         if keys is not None:
             entries = [e for e in entries if e["key"] in set(keys)]
@@ -176,7 +199,9 @@ class AsyncPoolAdmin:
         for entry in entries:
             key = entry["key"]
             payload = json.dumps(flat_keys(entry))
-            word, _ = outcome(await self._call("admin_import", key, payload))
+            mode = "exact" if exact else "recover"
+            exported_ms = _ms(float(entry.get("exported_at", 0)))
+            word, _ = outcome(await self._call("admin_import", key, payload, mode, exported_ms))
             if word == "EXISTS":
                 existing.append(key)
                 continue

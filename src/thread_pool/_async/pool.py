@@ -44,6 +44,7 @@ from thread_pool.errors import (
     PoolClosed,
     PoolDraining,
     PoolFull,
+    PoolStateLost,
     PoolTimeout,
     StoreUnavailable,
     TooManyWaiters,
@@ -61,6 +62,7 @@ from thread_pool.protocol import (
     text,
 )
 from thread_pool.settings import Settings
+from thread_pool.store_errors import mapped
 from thread_pool.turns import Turn, validate_message, validate_metadata
 from thread_pool.validation import MAX_SIZE, check_positive, validate_key, validate_thread_id
 
@@ -72,6 +74,13 @@ _NEW_THREAD = "new thread"
 
 # Outcomes after which a failed acquire holds nothing, so there is nothing to abandon.
 _NOTHING_HELD = (PoolTimeout, TooManyWaiters, UnknownPool, PoolClosed, PoolDraining)
+
+
+# How long a grower whose thread could not be registered keeps asking Redis whether it was.
+_CONFIRM_S = 3.0
+
+# Clean-ups kept for a retry when Redis is away (beyond this, leases expire by their TTL).
+_MAX_PENDING = 10_000
 
 
 def _ms(seconds: float) -> int:
@@ -139,6 +148,15 @@ class AsyncThreadPool:
         self._compact: Compactor = compact if compact is not None else default_compact
         self.log_max_entries = check_cap("log_max_entries", log_max_entries)
         self._registered: set[str] = set()
+        # The epoch (see lost_state in _common.lua) of every pool this object has used: sent with
+        # each acquire and log append, so that a pool Redis forgot is noticed and marked lost
+        # instead of being silently re-created empty. Learned once per key, after the first grant.
+        self._epochs: dict[str, str] = {}
+        # Clean-ups (an abandon, a release) that failed because Redis was away, as (script, key,
+        # args): run again before the next acquire, so that a Redis that comes back with its data
+        # (AOF, a replica) does not keep a queue entry, a lease or a hand-off for a caller that
+        # has gone, until its deadline. Each is safe to run late (they act by token only).
+        self._pending: list[tuple[str, str, tuple[str | int, ...]]] = []
         self._closed = False
 
     # -- leases ------------------------------------------------------------------------------
@@ -171,30 +189,40 @@ class AsyncThreadPool:
         holder = holder_name()
         if self._factory is not None:
             await self._register(key)
+        if self._pending:
+            await self._retry_pending()
         try:
             while True:
                 asked_at = time.monotonic()
                 word, rest = outcome(
                     await self._store.call(
-                        "acquire", key, token, holder, _ms(give_up - asked_at), self._config
+                        "acquire",
+                        key,
+                        token,
+                        holder,
+                        _ms(give_up - asked_at),
+                        self._config,
+                        self._epochs.get(key, ""),
                     )
                 )
                 if word == "GRANTED":
-                    return self._lease(key, token, rest, asked_at)
+                    return await self._learned(self._lease(key, token, rest, asked_at))
                 if word == "SETTLE":
                     await self._settle(key, strings(rest))
                     continue
                 if word == "GROW":
                     grown = await self._grow(key, token, holder)
                     if grown is not None:
-                        return grown
+                        return await self._learned(grown)
                     continue
                 if word == "WAIT":
                     queued = text(rest[1])
                     waited = await self._wait(key, token, queued, give_up, integers(rest[2:])[0])
                     if waited is not None:
-                        return waited
+                        return await self._learned(waited)
                     continue
+                if word == "LOSTSTATE":
+                    raise await self._state_lost(key, rest)
                 if word == "TIMEOUT":
                     raise PoolTimeout(f"no thread of pool {key!r} became free within {wait}s")
                 if word == "FULL":
@@ -226,12 +254,12 @@ class AsyncThreadPool:
         Raises ``LeaseNotOwned`` if the lease is not held by this token any more (released
         already, or reaped and granted again), ``LeaseLost`` if it expired before the release; in
         both cases nothing is changed."""
-        dirty = lease.dirty
-        word, _ = outcome(
-            await self._store.call(
-                "release", lease.key, lease.thread_id, lease.token, 0, int(dirty)
-            )
-        )
+        args = (lease.thread_id, lease.token, 0, int(lease.dirty))
+        try:
+            word, _ = outcome(await self._store.call("release", lease.key, *args))
+        except StoreUnavailable:
+            self._later("release", lease.key, args)
+            raise
         lease.released = True
         if word == "SETTLE":
             # A turn was cut short and its run may still be active: settle the thread now, so
@@ -460,6 +488,8 @@ class AsyncThreadPool:
         word, rest = outcome(await self._store.call("stats", key))
         if word == "NOPOOL":
             raise UnknownPool(f"unknown pool {key!r}")
+        if word == "LOSTSTATE":
+            raise await self._state_lost(key, rest)
         return pool_stats(key, rest)
 
     async def pools(self) -> list[str]:
@@ -470,6 +500,8 @@ class AsyncThreadPool:
         """Reclaim expired leases (of pool ``key``, or of every pool) now, settle their threads
         and hand them out again. Returns how many threads were reclaimed."""
         keys = [validate_key(key)] if key is not None else await self.pools()
+        if self._pending:
+            await self._retry_pending()
         total = 0
         for pool_key in keys:
             while True:
@@ -485,6 +517,9 @@ class AsyncThreadPool:
     async def aclose(self) -> None:
         """Stop granting leases and close the Redis connections this pool opened."""
         self._closed = True
+        if self._pending:
+            with contextlib.suppress(Exception):
+                await self._retry_pending()
         if self._own_client:
             await self._store.aclose()
 
@@ -509,6 +544,37 @@ class AsyncThreadPool:
         if key not in self._registered:
             await self._store.register_pool(key)
             self._registered.add(key)
+
+    async def _learned(self, lease: AsyncLease) -> AsyncLease:
+        """Remember the epoch of ``lease``'s pool the first time this object gets a lease on it
+        (one read per key and pool object; best effort: unknown, it is learned next time)."""
+        if not self._epochs.get(lease.key):
+            await self._learn_epoch(lease.key)
+        return lease
+
+    async def _learn_epoch(self, key: str) -> None:
+        try:
+            with mapped(f"read the epoch of pool {key!r}"):
+                epoch: Any = await self._store.client.hget(self._store.keys(key).meta, "epoch")
+        except StoreUnavailable:
+            return
+        self._epochs[key] = text(epoch) if epoch is not None else ""
+
+    async def _state_lost(self, key: str, rest: list[Any]) -> PoolStateLost:
+        """The error for a pool marked lost. The epoch this object knew is forgotten: once an
+        operator has restored or re-created the pool, it is learned afresh. The pool goes back
+        into the registry (lost with the rest of Redis), so ``thread-pool status`` names it."""
+        self._epochs.pop(key, None)
+        self._registered.discard(key)
+        with contextlib.suppress(StoreUnavailable):
+            await self._store.register_pool(key)
+        found = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(integers(rest[:1])[0] / 1000))
+        return PoolStateLost(
+            f"the state of pool {key!r} is gone from redis (found lost at {found} UTC: redis "
+            "restarted without persistence, or the pool's keys were removed while in use); "
+            f"restore it with 'thread-pool import <backup>', or re-create its threads with "
+            f"'thread-pool prewarm {key}'"
+        )
 
     def _lease(self, key: str, token: str, rest: list[Any], asked_at: float) -> AsyncLease:
         return self._leased(key, token, grant(rest), asked_at)
@@ -568,7 +634,13 @@ class AsyncThreadPool:
             created = await self._factory.create_thread(key)
         thread_id = validate_thread_id(created)
         asked_at = time.monotonic()
-        word, rest = outcome(await self._store.call("register", key, token, thread_id, holder))
+        try:
+            word, rest = outcome(await self._store.call("register", key, token, thread_id, holder))
+        except BaseException:
+            # Redis went away (or we were cancelled) between creating the thread upstream and
+            # registering it: nobody else knows its id, and the upstream API cannot list threads.
+            await shield(self._unregistered(key, thread_id))
+            raise
         if word == "GRANTED":
             logger.info("pool %r grew by thread %s", key, thread_id)
             if seeded is not None and seeded.last_seq:
@@ -587,6 +659,49 @@ class AsyncThreadPool:
             thread_id,
         )
         return None
+
+    async def _unregistered(self, key: str, thread_id: str) -> None:
+        """A grown thread whose registration failed: keep it if the register script ran after
+        all (its reply was lost), else delete it upstream so that it does not leak. Redis may be
+        restarting, so the look-up is retried for up to ``_CONFIRM_S``; still unknown after that,
+        the thread is deleted (the lesser harm: were it registered, the pool drops it as gone at
+        its next settling, and a turn on it fails with upstream's 404)."""
+        registered: bool | None = None
+        give_up = time.monotonic() + _CONFIRM_S
+        while registered is None:
+            try:
+                with mapped(f"look up thread of pool {key!r}"):
+                    registered = bool(
+                        await self._store.client.hexists(self._store.keys(key).threads, thread_id)
+                    )
+            except StoreUnavailable:
+                if time.monotonic() >= give_up:
+                    break
+                await sleep(0.1)
+        if registered:
+            return
+        deleter = getattr(self._factory, "delete_thread", None)
+        if deleter is None:
+            logger.error(
+                "pool %r: thread %s was created upstream but could not be registered, and the "
+                "thread factory cannot delete threads: delete it upstream by hand",
+                key,
+                thread_id,
+            )
+            return
+        try:
+            await deleter(thread_id)
+            logger.warning(
+                "pool %r: thread %s could not be registered; deleted it upstream", key, thread_id
+            )
+        except Exception as exc:
+            logger.error(
+                "pool %r: thread %s could not be registered nor deleted upstream (%s): delete it "
+                "by hand",
+                key,
+                thread_id,
+                exc,
+            )
 
     async def _settle(self, key: str, thread_ids: list[str]) -> None:
         """Settle claimed threads through the settler (if any) and hand them out again."""
@@ -681,7 +796,7 @@ class AsyncThreadPool:
         delay = 0.05
         for attempt in range(5):
             try:
-                _, rest = outcome(
+                word, rest = outcome(
                     await self._store.call(
                         "log_append",
                         key,
@@ -690,15 +805,21 @@ class AsyncThreadPool:
                         seen,
                         run_id,
                         self.log_max_entries or 0,
+                        self._epochs.get(key, ""),
                         *log_pairs(pairs),
                     )
                 )
-                return integers(rest)[0]
             except StoreUnavailable:
                 if attempt == 4:
                     raise
                 await sleep(delay)
                 delay *= 2
+                continue
+            if word == "LOSTSTATE":
+                raise await self._state_lost(key, rest)
+            if key not in self._epochs:
+                await self._learn_epoch(key)
+            return integers(rest)[0]
         raise AssertionError("unreachable")
 
     async def _count(self, key: str, counter: str) -> None:
@@ -717,8 +838,30 @@ class AsyncThreadPool:
         try:
             await self._store.call("abandon", key, token)
         except Exception as exc:
-            # The lease (if any) expires and is reaped; a reservation lapses after grow_timeout.
+            # Tried again before the next acquire; else the lease (if any) expires and is reaped,
+            # and a reservation lapses after grow_timeout.
+            if isinstance(exc, StoreUnavailable):
+                self._later("abandon", key, (token,))
             logger.warning("pool %r: could not undo an interrupted acquire: %s", key, exc)
+
+    def _later(self, script: str, key: str, args: tuple[str | int, ...]) -> None:
+        if len(self._pending) < _MAX_PENDING:
+            self._pending.append((script, key, args))
+
+    async def _retry_pending(self) -> None:
+        """Run the clean-ups that failed while Redis was away; those that fail again stay."""
+        pending, self._pending = self._pending, []
+        for n, (script, key, args) in enumerate(pending):
+            try:
+                reply = await self._store.call(script, key, *args)
+            except StoreUnavailable:
+                self._pending.extend(pending[n:])
+                return
+            except Exception as exc:
+                logger.warning("pool %r: a late %s failed: %s", key, script, exc)
+                continue
+            # A late dirty release leaves the thread to be settled: the next acquire claims it.
+            logger.info("pool %r: a late %s answered %r", key, script, outcome(reply)[0])
 
     async def _release_quietly(self, lease: AsyncLease) -> None:
         try:

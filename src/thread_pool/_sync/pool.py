@@ -47,6 +47,7 @@ from thread_pool.errors import (
     PoolClosed,
     PoolDraining,
     PoolFull,
+    PoolStateLost,
     PoolTimeout,
     StoreUnavailable,
     TooManyWaiters,
@@ -64,6 +65,7 @@ from thread_pool.protocol import (
     text,
 )
 from thread_pool.settings import Settings
+from thread_pool.store_errors import mapped
 from thread_pool.turns import Turn, validate_message, validate_metadata
 from thread_pool.validation import MAX_SIZE, check_positive, validate_key, validate_thread_id
 
@@ -75,6 +77,13 @@ _NEW_THREAD = "new thread"
 
 # Outcomes after which a failed acquire holds nothing, so there is nothing to abandon.
 _NOTHING_HELD = (PoolTimeout, TooManyWaiters, UnknownPool, PoolClosed, PoolDraining)
+
+
+# How long a grower whose thread could not be registered keeps asking Redis whether it was.
+_CONFIRM_S = 3.0
+
+# Clean-ups kept for a retry when Redis is away (beyond this, leases expire by their TTL).
+_MAX_PENDING = 10_000
 
 
 def _ms(seconds: float) -> int:
@@ -142,6 +151,15 @@ class ThreadPool:
         self._compact: Compactor = compact if compact is not None else default_compact
         self.log_max_entries = check_cap("log_max_entries", log_max_entries)
         self._registered: set[str] = set()
+        # The epoch (see lost_state in _common.lua) of every pool this object has used: sent with
+        # each acquire and log append, so that a pool Redis forgot is noticed and marked lost
+        # instead of being silently re-created empty. Learned once per key, after the first grant.
+        self._epochs: dict[str, str] = {}
+        # Clean-ups (an abandon, a release) that failed because Redis was away, as (script, key,
+        # args): run again before the next acquire, so that a Redis that comes back with its data
+        # (AOF, a replica) does not keep a queue entry, a lease or a hand-off for a caller that
+        # has gone, until its deadline. Each is safe to run late (they act by token only).
+        self._pending: list[tuple[str, str, tuple[str | int, ...]]] = []
         self._closed = False
 
     # -- leases ------------------------------------------------------------------------------
@@ -174,30 +192,40 @@ class ThreadPool:
         holder = holder_name()
         if self._factory is not None:
             self._register(key)
+        if self._pending:
+            self._retry_pending()
         try:
             while True:
                 asked_at = time.monotonic()
                 word, rest = outcome(
                     self._store.call(
-                        "acquire", key, token, holder, _ms(give_up - asked_at), self._config
+                        "acquire",
+                        key,
+                        token,
+                        holder,
+                        _ms(give_up - asked_at),
+                        self._config,
+                        self._epochs.get(key, ""),
                     )
                 )
                 if word == "GRANTED":
-                    return self._lease(key, token, rest, asked_at)
+                    return self._learned(self._lease(key, token, rest, asked_at))
                 if word == "SETTLE":
                     self._settle(key, strings(rest))
                     continue
                 if word == "GROW":
                     grown = self._grow(key, token, holder)
                     if grown is not None:
-                        return grown
+                        return self._learned(grown)
                     continue
                 if word == "WAIT":
                     queued = text(rest[1])
                     waited = self._wait(key, token, queued, give_up, integers(rest[2:])[0])
                     if waited is not None:
-                        return waited
+                        return self._learned(waited)
                     continue
+                if word == "LOSTSTATE":
+                    raise self._state_lost(key, rest)
                 if word == "TIMEOUT":
                     raise PoolTimeout(f"no thread of pool {key!r} became free within {wait}s")
                 if word == "FULL":
@@ -229,10 +257,12 @@ class ThreadPool:
         Raises ``LeaseNotOwned`` if the lease is not held by this token any more (released
         already, or reaped and granted again), ``LeaseLost`` if it expired before the release; in
         both cases nothing is changed."""
-        dirty = lease.dirty
-        word, _ = outcome(
-            self._store.call("release", lease.key, lease.thread_id, lease.token, 0, int(dirty))
-        )
+        args = (lease.thread_id, lease.token, 0, int(lease.dirty))
+        try:
+            word, _ = outcome(self._store.call("release", lease.key, *args))
+        except StoreUnavailable:
+            self._later("release", lease.key, args)
+            raise
         lease.released = True
         if word == "SETTLE":
             # A turn was cut short and its run may still be active: settle the thread now, so
@@ -459,6 +489,8 @@ class ThreadPool:
         word, rest = outcome(self._store.call("stats", key))
         if word == "NOPOOL":
             raise UnknownPool(f"unknown pool {key!r}")
+        if word == "LOSTSTATE":
+            raise self._state_lost(key, rest)
         return pool_stats(key, rest)
 
     def pools(self) -> list[str]:
@@ -469,6 +501,8 @@ class ThreadPool:
         """Reclaim expired leases (of pool ``key``, or of every pool) now, settle their threads
         and hand them out again. Returns how many threads were reclaimed."""
         keys = [validate_key(key)] if key is not None else self.pools()
+        if self._pending:
+            self._retry_pending()
         total = 0
         for pool_key in keys:
             while True:
@@ -484,6 +518,9 @@ class ThreadPool:
     def close(self) -> None:
         """Stop granting leases and close the Redis connections this pool opened."""
         self._closed = True
+        if self._pending:
+            with contextlib.suppress(Exception):
+                self._retry_pending()
         if self._own_client:
             self._store.close()
 
@@ -508,6 +545,37 @@ class ThreadPool:
         if key not in self._registered:
             self._store.register_pool(key)
             self._registered.add(key)
+
+    def _learned(self, lease: Lease) -> Lease:
+        """Remember the epoch of ``lease``'s pool the first time this object gets a lease on it
+        (one read per key and pool object; best effort: unknown, it is learned next time)."""
+        if not self._epochs.get(lease.key):
+            self._learn_epoch(lease.key)
+        return lease
+
+    def _learn_epoch(self, key: str) -> None:
+        try:
+            with mapped(f"read the epoch of pool {key!r}"):
+                epoch: Any = self._store.client.hget(self._store.keys(key).meta, "epoch")
+        except StoreUnavailable:
+            return
+        self._epochs[key] = text(epoch) if epoch is not None else ""
+
+    def _state_lost(self, key: str, rest: list[Any]) -> PoolStateLost:
+        """The error for a pool marked lost. The epoch this object knew is forgotten: once an
+        operator has restored or re-created the pool, it is learned afresh. The pool goes back
+        into the registry (lost with the rest of Redis), so ``thread-pool status`` names it."""
+        self._epochs.pop(key, None)
+        self._registered.discard(key)
+        with contextlib.suppress(StoreUnavailable):
+            self._store.register_pool(key)
+        found = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(integers(rest[:1])[0] / 1000))
+        return PoolStateLost(
+            f"the state of pool {key!r} is gone from redis (found lost at {found} UTC: redis "
+            "restarted without persistence, or the pool's keys were removed while in use); "
+            f"restore it with 'thread-pool import <backup>', or re-create its threads with "
+            f"'thread-pool prewarm {key}'"
+        )
 
     def _lease(self, key: str, token: str, rest: list[Any], asked_at: float) -> Lease:
         return self._leased(key, token, grant(rest), asked_at)
@@ -567,7 +635,13 @@ class ThreadPool:
             created = self._factory.create_thread(key)
         thread_id = validate_thread_id(created)
         asked_at = time.monotonic()
-        word, rest = outcome(self._store.call("register", key, token, thread_id, holder))
+        try:
+            word, rest = outcome(self._store.call("register", key, token, thread_id, holder))
+        except BaseException:
+            # Redis went away (or we were cancelled) between creating the thread upstream and
+            # registering it: nobody else knows its id, and the upstream API cannot list threads.
+            self._unregistered(key, thread_id)
+            raise
         if word == "GRANTED":
             logger.info("pool %r grew by thread %s", key, thread_id)
             if seeded is not None and seeded.last_seq:
@@ -586,6 +660,49 @@ class ThreadPool:
             thread_id,
         )
         return None
+
+    def _unregistered(self, key: str, thread_id: str) -> None:
+        """A grown thread whose registration failed: keep it if the register script ran after
+        all (its reply was lost), else delete it upstream so that it does not leak. Redis may be
+        restarting, so the look-up is retried for up to ``_CONFIRM_S``; still unknown after that,
+        the thread is deleted (the lesser harm: were it registered, the pool drops it as gone at
+        its next settling, and a turn on it fails with upstream's 404)."""
+        registered: bool | None = None
+        give_up = time.monotonic() + _CONFIRM_S
+        while registered is None:
+            try:
+                with mapped(f"look up thread of pool {key!r}"):
+                    registered = bool(
+                        self._store.client.hexists(self._store.keys(key).threads, thread_id)
+                    )
+            except StoreUnavailable:
+                if time.monotonic() >= give_up:
+                    break
+                sleep(0.1)
+        if registered:
+            return
+        deleter = getattr(self._factory, "delete_thread", None)
+        if deleter is None:
+            logger.error(
+                "pool %r: thread %s was created upstream but could not be registered, and the "
+                "thread factory cannot delete threads: delete it upstream by hand",
+                key,
+                thread_id,
+            )
+            return
+        try:
+            deleter(thread_id)
+            logger.warning(
+                "pool %r: thread %s could not be registered; deleted it upstream", key, thread_id
+            )
+        except Exception as exc:
+            logger.error(
+                "pool %r: thread %s could not be registered nor deleted upstream (%s): delete it "
+                "by hand",
+                key,
+                thread_id,
+                exc,
+            )
 
     def _settle(self, key: str, thread_ids: list[str]) -> None:
         """Settle claimed threads through the settler (if any) and hand them out again."""
@@ -674,7 +791,7 @@ class ThreadPool:
         delay = 0.05
         for attempt in range(5):
             try:
-                _, rest = outcome(
+                word, rest = outcome(
                     self._store.call(
                         "log_append",
                         key,
@@ -683,15 +800,21 @@ class ThreadPool:
                         seen,
                         run_id,
                         self.log_max_entries or 0,
+                        self._epochs.get(key, ""),
                         *log_pairs(pairs),
                     )
                 )
-                return integers(rest)[0]
             except StoreUnavailable:
                 if attempt == 4:
                     raise
                 sleep(delay)
                 delay *= 2
+                continue
+            if word == "LOSTSTATE":
+                raise self._state_lost(key, rest)
+            if key not in self._epochs:
+                self._learn_epoch(key)
+            return integers(rest)[0]
         raise AssertionError("unreachable")
 
     def _count(self, key: str, counter: str) -> None:
@@ -710,8 +833,30 @@ class ThreadPool:
         try:
             self._store.call("abandon", key, token)
         except Exception as exc:
-            # The lease (if any) expires and is reaped; a reservation lapses after grow_timeout.
+            # Tried again before the next acquire; else the lease (if any) expires and is reaped,
+            # and a reservation lapses after grow_timeout.
+            if isinstance(exc, StoreUnavailable):
+                self._later("abandon", key, (token,))
             logger.warning("pool %r: could not undo an interrupted acquire: %s", key, exc)
+
+    def _later(self, script: str, key: str, args: tuple[str | int, ...]) -> None:
+        if len(self._pending) < _MAX_PENDING:
+            self._pending.append((script, key, args))
+
+    def _retry_pending(self) -> None:
+        """Run the clean-ups that failed while Redis was away; those that fail again stay."""
+        pending, self._pending = self._pending, []
+        for n, (script, key, args) in enumerate(pending):
+            try:
+                reply = self._store.call(script, key, *args)
+            except StoreUnavailable:
+                self._pending.extend(pending[n:])
+                return
+            except Exception as exc:
+                logger.warning("pool %r: a late %s failed: %s", key, script, exc)
+                continue
+            # A late dirty release leaves the thread to be settled: the next acquire claims it.
+            logger.info("pool %r: a late %s answered %r", key, script, outcome(reply)[0])
 
     def _release_quietly(self, lease: Lease) -> None:
         try:

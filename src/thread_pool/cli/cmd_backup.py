@@ -43,24 +43,31 @@ def export_(target: Target, keys: tuple[str, ...], output: str) -> None:
     console(stderr=True).print(f"exported {len(doc['pools'])} pool(s) to {output}")
 
 
-async def _import(target: Target, doc: Any, keys: list[str] | None) -> list[str]:
+async def _import(target: Target, doc: Any, keys: list[str] | None, exact: bool) -> list[str]:
     async with target.admin() as admin:
-        return await admin.restore(doc, keys)
+        return await admin.restore(doc, keys, exact=exact)
 
 
 @click.command(name="import")
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option("--key", "keys", multiple=True, help="restore only this pool (repeatable)")
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="write the backup verbatim, leases included (only if nobody used the pools since)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @target_options
-def import_(target: Target, file: Any, keys: tuple[str, ...], as_json: bool) -> None:
+def import_(target: Target, file: Any, keys: tuple[str, ...], exact: bool, as_json: bool) -> None:
     """Restore the pools of an export FILE ('-': stdin). A pool that exists is left alone and
-    reported (delete it first); the others are restored, each at once."""
+    reported (delete it first); a pool marked lost is replaced; the others are restored, each at
+    once. Unless --exact, fences jump above any granted since the export, and every thread is
+    settled before its next lease (the backup's leases are void)."""
     try:
         doc = json.load(file)
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"{file.name} is not JSON: {exc}") from None
-    restored = run(_import(target, doc, list(keys) or None))
+    restored = run(_import(target, doc, list(keys) or None, exact))
     if as_json:
         print_json({"restored": restored})
     else:

@@ -4,7 +4,9 @@
 -- keys of the pool are named from it here. All of them carry the pool's hash tag, so they live in
 -- the same cluster slot, and passing one key instead of ten halves what the client packs and
 -- sends per call (the client, not Redis, is the bottleneck of a lease).
---   meta      hash    min_size, max_size, ttl_ms, created_ms and counters
+--   meta      hash    min_size, max_size, ttl_ms, created_ms, epoch and counters; a pool whose
+--                     state was found lost carries `state_lost` (ms) until an import or a pre-warm
+--                     clears it and sets `recovered` (see lost_state)
 --   threads   hash    thread id -> fence (number of grants so far)
 --   idle      zset    idle thread id -> score (highest is handed out first)
 --   leases    zset    leased thread id -> deadline (ms, Redis time)
@@ -64,18 +66,56 @@ local function meta_number(field)
   return tonumber(redis.call('HGET', K_META, field))
 end
 
+-- The pool's epoch: Redis time in microseconds when its meta was created, as a decimal string.
+-- A caller remembers the epoch it saw; finding another (or none) later means the pool it knew is
+-- gone from Redis, see lost_state.
+local function new_epoch()
+  return t[1] .. string.format('%06d', tonumber(t[2]))
+end
+
 -- Create the pool's meta hash if it is missing and creation is allowed; false if the pool is
--- unknown. Counters start at zero so every field always exists.
+-- unknown. Counters start at zero so every field always exists. A pool created before epochs
+-- existed gets one here.
 local function ensure_pool(create, min_size, max_size, ttl_ms)
   if redis.call('EXISTS', K_META) == 1 then
+    redis.call('HSETNX', K_META, 'epoch', new_epoch())
     return true
   end
   if create ~= '1' then
     return false
   end
   redis.call('HSET', K_META, 'min_size', min_size, 'max_size', max_size, 'ttl_ms', ttl_ms,
-    'created_ms', NOW, 'granted', 0, 'timeouts', 0, 'lost', 0, 'reaped', 0)
+    'created_ms', NOW, 'granted', 0, 'timeouts', 0, 'lost', 0, 'reaped', 0, 'epoch', new_epoch())
   return true
+end
+
+-- Is the pool's state lost? `m` is HMGET meta epoch, state_lost, recovered (read by the caller,
+-- who may want more fields in the same call); `known` the epoch the caller saw before ('' none).
+-- A caller that knew epoch E and finds no meta, or another epoch not set by a recovery after E,
+-- is looking at a pool Redis forgot (a restart without persistence, a failover to an empty
+-- replica): it marks the pool lost, in Redis, so that every caller from then on is refused too,
+-- new processes included, until an operator restores it (import) or re-creates it (pre-warm).
+-- Returns the ms the loss was found (a string), or nil when the caller may go on.
+local function lost_state(m, known)
+  known = known or ''
+  if m[2] then
+    return m[2]
+  end
+  if known == '' or m[1] == known then
+    return nil
+  end
+  if m[3] and tonumber(known) and tonumber(known) < tonumber(m[3]) then
+    return nil -- the epoch the caller knew was superseded by an operator's recovery
+  end
+  redis.call('HSET', K_META, 'state_lost', NOW, 'lost_epoch', known)
+  return tostring(NOW)
+end
+
+-- A pool that was found lost is usable again (import or pre-warm did it): epochs seen before now
+-- are accepted from here on (their leases are void: the recovery dropped them).
+local function mark_recovered()
+  redis.call('HDEL', K_META, 'state_lost', 'lost_epoch')
+  redis.call('HSET', K_META, 'recovered', new_epoch())
 end
 
 -- Hand `thread` to `token`: the fence goes up by one with every grant. Returns the fence, the

@@ -10,6 +10,7 @@
 --   max_waiters  callers allowed to wait at once
 --   grow_ms      how long a growth reservation is kept
 --   settle_ms    how long a settler's claim on an expired thread lasts
+-- ARGV[5] epoch        the pool's epoch as this caller saw it before ("": never seen it)
 -- Returns one of:
 --   "G|thread|fence|deadline_ms|ttl_ms"  granted (a string, see granted() in _common.lua)
 --   {"SETTLE", thread...}      expired threads claimed for the caller to settle; then ask again
@@ -21,16 +22,23 @@
 --   {"NOPOOL"}                 unknown pool and create is "0"
 --   {"ABANDONED"}              this token was abandoned: its caller is gone
 --   {"DRAINING"}               the pool is being drained: no new leases
+--   {"LOSTSTATE", ms}          the pool's state is gone from Redis (see lost_state)
 local token, holder = ARGV[1], ARGV[2]
 local can_grow, create, min_size, max_size, ttl_ms, max_waiters, grow_ms, settle_ms =
   string.match(ARGV[4], '^([01])|([01])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)$')
 if abandoned(token) then
   return {'ABANDONED'}
 end
-if not ensure_pool(create, min_size, max_size, ttl_ms) then
+-- One read of the meta serves the loss check, the existence check and the drain check.
+local m = redis.call('HMGET', K_META, 'epoch', 'state_lost', 'recovered', 'draining')
+local lost = lost_state(m, ARGV[5])
+if lost then
+  return {'LOSTSTATE', lost}
+end
+if not m[1] and not ensure_pool(create, min_size, max_size, ttl_ms) then
   return {'NOPOOL'}
 end
-if redis.call('HEXISTS', K_META, 'draining') == 1 then
+if m[4] then
   return {'DRAINING'}
 end
 

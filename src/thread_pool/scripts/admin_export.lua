@@ -1,13 +1,17 @@
 -- admin_export: read every key of one pool at once, whatever its type, for a backup.
 -- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1..] the names of the pool's keys after its base ("meta", "threads", ... from keys.py)
--- Returns {"NOPOOL"} or {"OK", now_ms, {name, type, data}...} for the keys that exist, with data
+-- Returns {"NOPOOL"}, {"LOSTSTATE", ms} (a lost pool is not backed up: see lost_state), or {"OK", now_ms, {name, type, data}...} for the keys that exist, with data
 --   hash    flat field, value, ...         zset    flat member, score, ... (scores as text)
 --   list    items in order                 set     members
 --   string  the value                      stream  {id, {field, value, ...}}, ... (XRANGE)
 -- Reading by type (not a fixed list) keeps a key added to the model later in the backup.
 if redis.call('EXISTS', K_META) == 0 then
   return {'NOPOOL'}
+end
+local lost = redis.call('HGET', K_META, 'state_lost')
+if lost then
+  return {'LOSTSTATE', lost}
 end
 local out = {'OK', NOW}
 for i = 1, #ARGV do

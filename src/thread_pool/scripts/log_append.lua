@@ -6,10 +6,17 @@
 -- ARGV[4] run     the run (response) id that produced the reply ("" for appended context)
 -- ARGV[5] keep    retention: the log keeps only its newest <keep> entries ("0": no limit); the
 --                 older ones are trimmed here, in the same call (XTRIM MINID on the <seq>-0 ids)
--- ARGV[6..] role, content pairs, in order
--- Returns "OK|<last seq>" | "DUP|<last seq of the earlier append>"
+-- ARGV[6] epoch   the pool's epoch as the caller saw it before ("": never seen it)
+-- ARGV[7..] role, content pairs, in order
+-- Returns "OK|<last seq>" | "DUP|<last seq of the earlier append>" | "LOSTSTATE|<ms>"
+--   LOSTSTATE: the pool's state is gone from Redis (see lost_state); nothing was written, so a
+--   turn finishing after a restart cannot start a fresh log that looks like the old one.
 local id, origin, seen, run = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local keep = tonumber(ARGV[5])
+local lost = lost_state(redis.call('HMGET', K_META, 'epoch', 'state_lost', 'recovered'), ARGV[6])
+if lost then
+  return 'LOSTSTATE|' .. lost
+end
 local done = redis.call('HGET', K_LOGGED, id)
 if done then
   return 'DUP|' .. done
@@ -21,7 +28,7 @@ if tail[1] then
   last = tonumber(string.match(tail[1][1], '^(%d+)'))
 end
 local before = last
-for i = 6, #ARGV - 1, 2 do
+for i = 7, #ARGV - 1, 2 do
   last = last + 1
   redis.call('XADD', K_LOG, last .. '-0', 'role', ARGV[i], 'content', ARGV[i + 1],
     'origin', origin, 'run', run, 'turn', id, 'time', NOW)

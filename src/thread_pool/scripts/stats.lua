@@ -1,9 +1,14 @@
 -- stats: one consistent snapshot of a pool's counts, sizes and counters.
 -- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
--- Returns {"NOPOOL"} or {"OK", threads, idle, leased, settling, reserved, waiting, retired,
---   min_size, max_size, ttl_ms, granted, timeouts, lost, reaped, created_ms, lock_errors}
+-- Returns {"NOPOOL"}, {"LOSTSTATE", ms} (see lost_state) or {"OK", threads, idle, leased,
+--   settling, reserved, waiting, retired, min_size, max_size, ttl_ms, granted, timeouts, lost,
+--   reaped, created_ms, lock_errors}
 if redis.call('EXISTS', K_META) == 0 then
   return {'NOPOOL'}
+end
+local lost = redis.call('HGET', K_META, 'state_lost')
+if lost then
+  return {'LOSTSTATE', lost}
 end
 local m = redis.call('HMGET', K_META, 'min_size', 'max_size', 'ttl_ms', 'granted', 'timeouts',
   'lost', 'reaped', 'created_ms', 'lock_errors')
