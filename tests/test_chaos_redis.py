@@ -44,6 +44,7 @@ pytestmark = [
 T = TypeVar("T")
 KEY = "doc-chaos"
 PREFIX = "chaos"
+# Every test runs on a private single Redis of its own (also when the session runs on a cluster).
 WORKERS = 6
 SIZE = 3
 FAST_RETRY = RetryPolicy(attempts=8, deadline=20, base_delay=0.01, max_delay=0.1)
@@ -97,7 +98,11 @@ class Rig:
     def new_pool(self) -> AsyncThreadPool:
         """A pool object as a process arriving later would have (it knows no epoch)."""
         return AsyncThreadPool(
-            backend=self.backend, redis_url=self.server.url, key_prefix=PREFIX, max_size=SIZE
+            backend=self.backend,
+            redis_url=self.server.url,
+            key_prefix=PREFIX,
+            redis_cluster=False,
+            max_size=SIZE,
         )
 
 
@@ -116,8 +121,12 @@ async def rig(
         poll_interval=0.02,
         settle_wait=0.2,
     )
-    pool = AsyncThreadPool(backend=backend, redis_url=server.url, key_prefix=PREFIX, max_size=SIZE)
-    admin = AsyncPoolAdmin(redis_url=server.url, key_prefix=PREFIX, max_size=SIZE)
+    pool = AsyncThreadPool(
+        backend=backend, redis_url=server.url, key_prefix=PREFIX, redis_cluster=False, max_size=SIZE
+    )
+    admin = AsyncPoolAdmin(
+        redis_url=server.url, key_prefix=PREFIX, redis_cluster=False, max_size=SIZE
+    )
     try:
         yield Rig(server, thread_pool_emulator, backend, pool, admin)
     finally:
@@ -267,7 +276,11 @@ async def test_a_thread_grown_while_redis_dies_is_deleted_upstream(
 ) -> None:
     factory = _KillAfterCreate(rig.backend, rig.server)
     pool = AsyncThreadPool(
-        backend=rig.backend, thread_factory=factory, redis_url=rig.server.url, key_prefix=PREFIX
+        backend=rig.backend,
+        thread_factory=factory,
+        redis_url=rig.server.url,
+        key_prefix=PREFIX,
+        redis_cluster=False,
     )
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="thread_pool"):
