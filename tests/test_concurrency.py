@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -16,6 +17,7 @@ from tests import workers
 from tests.checker import Hold, violations
 from tests.checks import assert_quiet
 from thread_pool import ThreadPool
+from thread_pool.keys import PoolKeys
 
 PROCESSES = 8
 TASKS = 25
@@ -146,4 +148,53 @@ def test_a_thread_handed_to_a_waiter_that_died_comes_back(
     # ...and once that lease runs out, the thread comes back to the living.
     with pool.lease(key, timeout=5) as lease:
         assert (lease.thread_id, lease.fence) == ("thread_only", 3)
+    assert_quiet(redis_client, thread_pool_prefix, key, threads=1)
+
+
+@pytest.mark.slow
+def test_a_dead_waiters_place_in_the_queue_lapses_and_costs_no_thread(
+    thread_pool_redis_url: str, thread_pool_prefix: str, redis_client: redis.Redis
+) -> None:
+    key = "lapsed"
+    pool = ThreadPool(
+        redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix, lease_ttl=4, renew_margin=1
+    )
+    pool.add_threads(key, ["thread_only"])
+    held = pool.acquire(key)
+
+    def holding_until(condition: Any, timeout: float = 15.0) -> None:
+        end = time.monotonic() + timeout
+        while not condition():
+            held.renew()
+            assert time.monotonic() < end, "condition not reached in time"
+            time.sleep(0.1)
+
+    procs = [
+        spawn.Process(
+            target=workers.wait_forever, args=(thread_pool_redis_url, thread_pool_prefix, key)
+        )
+        for _ in range(2)
+    ]
+    procs[0].start()
+    holding_until(lambda: pool.stats(key).waiting == 1)
+    procs[1].start()
+    holding_until(lambda: pool.stats(key).waiting == 2)
+    # Both wait past a refresh of their entries; then the first in the queue dies.
+    pause = time.monotonic() + 3
+    holding_until(lambda: time.monotonic() > pause)
+    os.kill(_pid(procs[0]), signal.SIGKILL)
+    procs[0].join()
+    # The living waiter keeps its entry live; the dead one's lapses within seconds.
+    holding_until(lambda: pool.stats(key).waiting == 1)
+    pool.release(held)
+    # The release skipped the lapsed entry: the living waiter holds the thread now.
+    holds = redis_client.hgetall(PoolKeys.of(thread_pool_prefix, key).holds)
+    assert len(holds) == 1
+    (hold,) = holds.values()
+    assert f":{_pid(procs[1])}:" in hold, hold
+    os.kill(_pid(procs[1]), signal.SIGKILL)
+    procs[1].join()
+    with pool.lease(key, timeout=20) as lease:
+        assert (lease.thread_id, lease.fence) == ("thread_only", 3)
+    pool.close()
     assert_quiet(redis_client, thread_pool_prefix, key, threads=1)

@@ -82,6 +82,12 @@ _NOTHING_HELD = (PoolTimeout, TooManyWaiters, UnknownPool, PoolClosed, PoolDrain
 # How long a grower whose thread could not be registered keeps asking Redis whether it was.
 _CONFIRM_S = 3.0
 
+# A waiter's queue entry lapses this long after the waiter last said it is still there (and a
+# hand-off skips a lapsed entry), so a waiter that died costs no thread more than this; a live
+# waiter says so every _WAIT_REFRESH_S.
+_WAIT_LIVE_S = 5.0
+_WAIT_REFRESH_S = 2.0
+
 # Clean-ups kept for a retry when Redis is away (beyond this, leases expire by their TTL).
 _MAX_PENDING = 10_000
 
@@ -203,7 +209,7 @@ class ThreadPool:
                         key,
                         token,
                         holder,
-                        _ms(give_up - asked_at),
+                        _ms(min(give_up - asked_at, _WAIT_LIVE_S)),
                         self._config,
                         self._epochs.get(key, ""),
                     )
@@ -588,11 +594,13 @@ class ThreadPool:
     ) -> Lease | None:
         """Block on our mailbox until a thread is handed to us (a lease), a growth slot came free
         (None: ask again), or time runs out (``PoolTimeout``). While waiting, wake when a lease
-        is due to expire and reclaim it: its holder may be dead, and nobody else may be asking."""
+        is due to expire and reclaim it (its holder may be dead, and nobody else may be asking),
+        and every ``_WAIT_REFRESH_S`` to keep our queue entry live."""
+        refresh_at = time.monotonic() + _WAIT_REFRESH_S
+        due_at = None if next_ms < 0 else time.monotonic() + next_ms / 1000 + 0.001
         while True:
-            left = give_up - time.monotonic()
-            step = left if next_ms < 0 else min(left, next_ms / 1000 + 0.001)
-            message = self._store.wait_mailbox(key, token, step)
+            wake = min(give_up, refresh_at, give_up if due_at is None else due_at)
+            message = self._store.wait_mailbox(key, token, wake - time.monotonic())
             received_at = time.monotonic()
             if message == "R":
                 return None
@@ -600,19 +608,29 @@ class ThreadPool:
                 # Granted when the releaser ran, a moment before we read it: the hand-off takes
                 # well under a millisecond, so the receipt time stands in for the grant time.
                 return self._leased(key, token, mailbox_grant(message), received_at)
-            if received_at < give_up:
+            if received_at >= give_up:
+                # Out of time; a hand-off may still have raced in, and then it is ours.
+                word, rest = outcome(self._store.call("take_wait", key, token, queued))
+                if word == "GRANTED":
+                    return self._lease(key, token, rest, received_at)
+                if word == "RETRY":
+                    return None
+                raise PoolTimeout(f"no thread of pool {key!r} became free in time")
+            if due_at is not None and received_at >= due_at:
                 # A lease is due: reclaim it; settled, it goes to the oldest waiter (maybe us).
                 next_ms, claimed = self._reap_once(key)
                 if claimed:
                     self._settle(key, claimed)
-                continue
-            # Out of time; a hand-off may still have raced in, and then it is ours.
-            word, rest = outcome(self._store.call("take_wait", key, token, queued))
-            if word == "GRANTED":
-                return self._lease(key, token, rest, received_at)
-            if word == "RETRY":
-                return None
-            raise PoolTimeout(f"no thread of pool {key!r} became free in time")
+                due_at = None if next_ms < 0 else time.monotonic() + next_ms / 1000 + 0.001
+            if received_at >= refresh_at:
+                live = _ms(min(give_up - received_at, _WAIT_LIVE_S))
+                word, rest = outcome(self._store.call("wait_alive", key, token, queued, live))
+                if word == "GRANTED":
+                    return self._lease(key, token, rest, received_at)
+                if word in ("RETRY", "GONE"):
+                    return None  # ask again: a slot came free, or we were dropped as gone
+                queued = text(rest[0])
+                refresh_at = time.monotonic() + _WAIT_REFRESH_S
 
     def _reap_once(self, key: str) -> tuple[int, list[str]]:
         """Claim up to 100 expired leases of pool ``key``; also the ms until the next is due."""

@@ -27,6 +27,7 @@ NAMES = (
     "settled",
     "stats",
     "take_wait",
+    "wait_alive",
 )
 
 
