@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -480,3 +482,22 @@ def test_body_that_is_not_json(thread_pool_emulator: EmulatorServer) -> None:
         "We could not parse the JSON body of your request."
     )
     assert answer.body["error"]["type"] == "invalid_request_error"
+
+
+def test_a_client_that_goes_away_mid_body_is_no_server_error(
+    thread_pool_emulator: EmulatorServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A killed worker leaves a request whose body never arrives: the emulator drops it quietly
+    # (499 in its counters, like nginx's "client closed request") and creates nothing.
+    host, port = thread_pool_emulator.root.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/threads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"metadata": '
+        )
+    end = time.monotonic() + 5
+    while thread_pool_emulator.admin.stats()["statuses"].get("499") != 1:
+        assert time.monotonic() < end, thread_pool_emulator.admin.stats()["statuses"]
+        time.sleep(0.01)
+    assert thread_pool_emulator.admin.stats()["objects"]["threads"] == 0
+    assert "Traceback" not in capfd.readouterr().err

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from thread_pool.emulator import errors
@@ -91,6 +91,11 @@ def endpoint(emulator: Emulator, name: str, handler: Handler) -> Endpoint:
                 stats.lock_error(error.kind)
             status = error.status
             return json_response(error.body(), error.status, {**headers, **error.headers})
+        except ClientDisconnect:
+            # The client went away before its body arrived (killed, or it gave up): nothing
+            # was done and nobody is listening, which is no server error worth a traceback.
+            status = 499
+            return Response(status_code=499)
         finally:
             stats.end(status)
 
