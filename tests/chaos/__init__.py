@@ -1,0 +1,1 @@
+"""The chaos run: a load driver with fault injection, and an independent checker of its evidence."""

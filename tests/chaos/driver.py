@@ -1,0 +1,426 @@
+"""The chaos run: many worker processes x asyncio tasks run turns through pools against the
+emulator while faults are injected, then the evidence is collected and checked.
+
+Faults, all during one run: SIGKILL of workers (a new worker takes each one's place), SIGSTOP of
+workers past the lease TTL then SIGCONT, cancellation of turns at random moments (inside the
+workers), upstream storms of 500/503/429 with stuck, failed and expired runs, and restarts of the
+pools' Redis (killed, restarted from its append-only file).
+
+``python -m tests.chaos --help`` runs it from the command line with larger figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import openai
+import redis
+
+from tests.chaos import worker
+from tests.chaos.evidence import LoggedTurn, PoolLeftovers, Records, Write, violations
+from thread_pool import AssistantsBackend, ConversationsBackend, RetryPolicy, ThreadPool
+from thread_pool.emulator.client import IntrospectionClient
+from thread_pool.keys import PoolKeys
+from thread_pool.redis_server import RedisServer
+from thread_pool.turns import FENCE_KEY, POOL_KEY
+
+_ctx = multiprocessing.get_context("forkserver")
+_ctx.set_forkserver_preload(["tests.chaos.worker"])
+
+#: The emulator's calm and storm configurations (the storm's HTTP faults are retried by the
+#: backends; its failed, expired and stuck runs end turns with TurnFailed).
+CALM = {"http_500": 0.0, "http_503": 0.0, "http_429": 0.0, "run_failed": 0.0, "run_stuck": 0.0}
+STORM = {
+    "http_500": 0.08,
+    "http_503": 0.08,
+    "http_429": 0.08,
+    "run_failed": 0.03,
+    "run_expired": 0.0,
+    "run_stuck": 0.03,
+}
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    """The size of a run and how often each fault strikes (seconds between strikes)."""
+
+    processes: int = 20
+    tasks: int = 20
+    turns: int = 10_000
+    pools_per_backend: int = 2
+    max_size: int = 8
+    lease_ttl: float = 3.0
+    renew_margin: float = 1.5
+    latency: str = "0.01-0.04"
+    run_ttl: float = 2.0  # a stuck run expires after this many seconds
+    kill_every: float = 6.0
+    stop_every: float = 7.0
+    stop_for: float = 4.5  # past the lease TTL
+    storm_every: float = 8.0
+    storm_for: float = 3.0
+    restart_every: float = 25.0
+    restart_down: float = 1.0
+    cancel_rate: float = 0.05
+    seed: int = 1
+    timeout: float = 900.0
+
+
+@dataclass
+class Report:
+    """What a run did and what the checker found."""
+
+    config: dict[str, Any]
+    seconds: float = 0.0
+    turns_completed: int = 0
+    turns_started: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
+    upstream: dict[str, Any] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """A few lines for a person."""
+        faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items()))
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+        return (
+            f"{self.turns_completed} turns completed of {self.turns_started} started in "
+            f"{self.seconds:.0f} s by {self.config['processes']} processes x "
+            f"{self.config['tasks']} tasks\n"
+            f"faults injected: {faults}\n"
+            f"turn outcomes: {outcomes}\n"
+            f"upstream: {json.dumps(self.upstream)}\n"
+            f"violations: {len(self.violations)}"
+            + "".join(f"\n  - {v}" for v in self.violations[:50])
+        )
+
+
+@contextmanager
+def emulator_process(config: ChaosConfig) -> Iterator[tuple[str, IntrospectionClient]]:
+    """The emulator in a process of its own (it gets a core's worth of time, not a thread's)."""
+    args = [sys.executable, "-m", "thread_pool.emulator", "--port", "0"]
+    args += ["--latency", config.latency, "--run-ttl", str(config.run_ttl)]
+    args += ["--retry-after", "0.05", "--poll-after-ms", "20", "--seed", str(config.seed)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if "base_url=" not in line:
+            raise RuntimeError(f"the emulator did not start: {line!r}")
+        base_url = line.strip().split("base_url=", 1)[1]
+        yield base_url, IntrospectionClient(base_url.removesuffix("/v1"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+class _Workers:
+    """The worker processes, replaced as they are killed."""
+
+    def __init__(self, config: ChaosConfig, common: dict[str, Any]) -> None:
+        self.config = config
+        self.common = common
+        self.live: dict[str, multiprocessing.process.BaseProcess] = {}
+        self.killed: set[str] = set()
+        self.spawned = 0
+        self.lock = threading.Lock()
+
+    def spawn(self, slot: int) -> None:
+        backend = "assistants" if slot % 2 == 0 else "conversations"
+        self.spawned += 1
+        name = f"w{self.spawned}"
+        keys = tuple(f"{backend}-{i}" for i in range(self.config.pools_per_backend))
+        worker_config = worker.WorkerConfig(
+            name=name,
+            backend=backend,
+            keys=keys,
+            tasks=self.config.tasks,
+            target=self.config.turns,
+            max_size=self.config.max_size,
+            lease_ttl=self.config.lease_ttl,
+            renew_margin=self.config.renew_margin,
+            cancel_rate=self.config.cancel_rate,
+            seed=self.config.seed * 1000 + self.spawned,
+            **self.common,
+        )
+        proc = _ctx.Process(target=worker.main, args=(worker_config,), name=f"{name}:{slot}")
+        proc.start()
+        with self.lock:
+            self.live[name] = proc
+
+    def pick(self, rng: random.Random) -> tuple[str, multiprocessing.process.BaseProcess] | None:
+        with self.lock:
+            running = [(n, p) for n, p in self.live.items() if p.is_alive()]
+        return rng.choice(running) if running else None
+
+    def kill(self, rng: random.Random) -> bool:
+        picked = self.pick(rng)
+        if picked is None:
+            return False
+        name, proc = picked
+        assert proc.pid is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(10)
+        with self.lock:
+            self.killed.add(name)
+            del self.live[name]
+        self.spawn(int(proc.name.rsplit(":", 1)[1]))
+        return True
+
+    def failed(self) -> list[str]:
+        """Workers that ended on their own with an error (a crash the run did not cause)."""
+        with self.lock:
+            return [
+                f"worker {n} exited with {p.exitcode}"
+                for n, p in self.live.items()
+                if p.exitcode not in (None, 0)
+            ]
+
+    def join(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        for proc in list(self.live.values()):
+            proc.join(max(0.1, end - time.monotonic()))
+            if proc.is_alive():
+                assert proc.pid is not None
+                os.kill(proc.pid, signal.SIGUSR1)  # its tasks' stacks, for the diagnosis
+                time.sleep(1)
+                proc.kill()
+                raise RuntimeError(f"worker {proc.name} did not finish in {timeout} s")
+
+
+def run(config: ChaosConfig, evidence_url: str | None = None) -> Report:
+    """One chaos run on private Redis servers and an emulator process; returns its report."""
+    report = Report(config=asdict(config))
+    with ExitStack() as stack:
+        evidence_server = None if evidence_url else stack.enter_context(RedisServer())
+        ev_url = evidence_url or (evidence_server.url if evidence_server else "")
+        # The pools' Redis keeps an append-only file synced on every write: a restart loses
+        # nothing, which the checker verifies (no lost turn, fences keep growing).
+        store = RedisServer(extra_args=["--appendonly", "yes", "--appendfsync", "always"])
+        stack.enter_context(store)
+        base_url, admin = stack.enter_context(emulator_process(config))
+        prefix = f"chaos-{random.randrange(16**8):08x}"
+        evidence = redis.Redis.from_url(ev_url, decode_responses=True)
+        stack.callback(evidence.close)
+        common = {
+            "base_url": base_url,
+            "assistant_id": _assistant(base_url),
+            "store_url": store.url,
+            "evidence_url": ev_url,
+            "prefix": prefix,
+        }
+        started = time.monotonic()
+        workers = _Workers(config, common)
+        for slot in range(config.processes):
+            workers.spawn(slot)
+        faults = _inject_faults(config, workers, store, admin, evidence, prefix)
+        report.faults = dict(faults)
+        workers.join(timeout=120)
+        report.seconds = time.monotonic() - started
+        report.faults["worker crashes (not injected)"] = len(workers.failed())
+        report.violations += workers.failed()
+        _collect(config, report, common, admin, evidence, store.url, prefix)
+    return report
+
+
+def _assistant(base_url: str) -> str:
+    with (
+        openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0) as client,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return client.beta.assistants.create(model="emulated").id
+
+
+def _inject_faults(
+    config: ChaosConfig,
+    workers: _Workers,
+    store: RedisServer,
+    admin: IntrospectionClient,
+    evidence: redis.Redis,
+    prefix: str,
+) -> Counter[str]:
+    """Strike until the run has its turns; returns the faults injected by kind."""
+    rng = random.Random(config.seed)
+    faults: Counter[str] = Counter()
+    now = time.monotonic()
+    due = {
+        "kill": now + config.kill_every,
+        "stop": now + config.stop_every,
+        "storm": now + config.storm_every,
+        "restart": now + config.restart_every,
+    }
+    storm_ends: float | None = None
+    paused: list[tuple[float, int]] = []
+    give_up = now + config.timeout
+    while int(evidence.get(worker.done_key(prefix)) or 0) < config.turns:
+        now = time.monotonic()
+        if now > give_up:
+            raise RuntimeError(f"the run did not complete {config.turns} turns in time")
+        if crashed := workers.failed():
+            raise RuntimeError("; ".join(crashed))
+        for when, pid in [p for p in paused if p[0] <= now]:
+            _resume(pid)
+            paused.remove((when, pid))
+        if storm_ends is not None and now >= storm_ends:
+            admin.configure(**CALM)
+            storm_ends = None
+        if now >= due["kill"] and workers.kill(rng):
+            faults["SIGKILL of a worker"] += 1
+            due["kill"] = now + config.kill_every
+        if now >= due["stop"]:
+            picked = workers.pick(rng)
+            if picked is not None and picked[1].pid is not None:
+                os.kill(picked[1].pid, signal.SIGSTOP)
+                paused.append((now + config.stop_for, picked[1].pid))
+                faults["SIGSTOP past the lease TTL"] += 1
+            due["stop"] = now + config.stop_every
+        if now >= due["storm"]:
+            admin.configure(**STORM)
+            storm_ends = now + config.storm_for
+            faults["upstream storm (5xx/429, stuck and failed runs)"] += 1
+            due["storm"] = now + config.storm_every + config.storm_for
+        if now >= due["restart"]:
+            store.kill()
+            time.sleep(config.restart_down)
+            store.start()
+            faults["Redis restart (AOF)"] += 1
+            due["restart"] = time.monotonic() + config.restart_every
+        time.sleep(0.05)
+    for _, pid in paused:
+        _resume(pid)
+    if storm_ends is not None:
+        admin.configure(**CALM)
+    return faults
+
+
+def _resume(pid: int) -> None:
+    """SIGCONT a paused worker, unless it was killed while paused (a fault of its own)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGCONT)
+
+
+def _collect(
+    config: ChaosConfig,
+    report: Report,
+    common: dict[str, Any],
+    admin: IntrospectionClient,
+    evidence: redis.Redis,
+    store_url: str,
+    prefix: str,
+) -> None:
+    """Reap every pool, then read the evidence and run the checker."""
+    keys = [
+        f"{backend}-{i}"
+        for backend in ("assistants", "conversations")
+        for i in range(config.pools_per_backend)
+    ]
+    # Leases of killed or paused holders run out within a TTL; reap then settles their threads.
+    time.sleep(config.lease_ttl + 0.5)
+    for backend_kind in ("assistants", "conversations"):
+        with ThreadPool(
+            backend=_settling_backend(backend_kind, common),
+            redis_url=store_url,
+            key_prefix=prefix,
+        ) as pool:
+            for key in keys:
+                if key.startswith(backend_kind):
+                    pool.reap(key)
+    outcomes = {str(k): int(v) for k, v in evidence.hgetall(worker.outcomes_key(prefix)).items()}
+    report.outcomes = outcomes
+    report.turns_started = sum(outcomes.values())
+    records = Records.parse(str(x) for x in evidence.lrange(worker.evidence_key(prefix), 0, -1))
+    report.turns_completed = len(records.done)
+    report.faults["turn cancelled at a random moment"] = outcomes.get("cancelled", 0)
+    stats = admin.stats()
+    report.faults.update({f"upstream {k}": v for k, v in stats["faults"].items()})
+    writes = [
+        Write(
+            owner,
+            int(w["seq"]),
+            int(float(w["at"]) * 1000),  # floor, as Redis TIME in ms is
+            str(w["op"]),
+            int(w["metadata"][FENCE_KEY]) if FENCE_KEY in (w.get("metadata") or {}) else None,
+        )
+        for owner, entries in admin.all_writes().items()
+        for w in entries
+    ]
+    objects = admin.objects()
+    upstream: dict[str, list[str]] = {}
+    for kind in ("threads", "conversations"):
+        for object_id, metadata in objects[kind].items():
+            upstream.setdefault(metadata.get(POOL_KEY, "(no pool)"), []).append(object_id)
+    with redis.Redis.from_url(store_url, decode_responses=True) as client:
+        log = [
+            LoggedTurn(
+                key, int(entry_id.split("-")[0]), fields["content"], fields.get("origin", "")
+            )
+            for key in keys
+            for entry_id, fields in client.xrange(PoolKeys.of(prefix, key).log)
+            if fields.get("role") == "user"
+        ]
+        leftovers = [_leftovers(client, prefix, key, config.max_size) for key in keys]
+    report.upstream = {
+        "requests": stats["requests_total"],
+        "writes": len(writes),
+        "lock_errors": stats["lock_errors"]["total"],
+        "peak_active_per_thread": stats["peak_active_per_owner"],
+        "threads": {pool: len(ids) for pool, ids in sorted(upstream.items())},
+    }
+    report.violations += violations(
+        records,
+        writes,
+        log,
+        leftovers,
+        lock_errors=int(stats["lock_errors"]["total"]),
+        peak_active_per_thread=int(stats["peak_active_per_owner"]),
+        upstream_threads=upstream,
+    )
+
+
+def _settling_backend(kind: str, common: dict[str, Any]) -> Any:
+    client = openai.OpenAI(base_url=common["base_url"], api_key="unused", max_retries=0)
+    retry = RetryPolicy(base_delay=0.02, max_delay=0.5)
+    if kind == "assistants":
+        return AssistantsBackend(
+            client, assistant_id=common["assistant_id"], retry=retry, settle_wait=0.2
+        )
+    return ConversationsBackend(
+        client, model="emulated", background=True, retry=retry, settle_wait=0.2
+    )
+
+
+def _leftovers(client: redis.Redis, prefix: str, key: str, max_size: int) -> PoolLeftovers:
+    k = PoolKeys.of(prefix, key)
+    return PoolLeftovers(
+        pool=key,
+        threads=int(client.hlen(k.threads)),
+        idle=int(client.zcard(k.idle)),
+        leases=int(client.zcard(k.leases)),
+        holds=int(client.hlen(k.holds)),
+        waiters=int(client.llen(k.waiters)),
+        reserved=int(client.zcard(k.reserved)),
+        settling=int(client.zcard(k.settling)),
+        claims=int(client.hlen(k.claims)),
+        mailboxes=sum(1 for _ in client.scan_iter(match=f"{k.base}w:*")),
+        max_size=max_size,
+    )
+
+
+def scaled(config: ChaosConfig, **changes: Any) -> ChaosConfig:
+    """``config`` with some figures changed."""
+    return replace(config, **changes)

@@ -1,0 +1,148 @@
+"""The chaos run (tracker issue 8): 20 processes x 20 asyncio tasks run turns through four pools
+against the emulator while workers are SIGKILLed and SIGSTOPped past their lease TTL, turns are
+cancelled at random moments, upstream storms 5xx/429 with stuck and failed runs, and the pools'
+Redis is killed and restarted from its append-only file. An independent checker then reads the
+evidence (tests/chaos/evidence.py) and must find nothing.
+
+``THREAD_POOL_CHAOS_TURNS`` sets how many turns the run must complete (CI: 3,000);
+``scripts/chaos.sh`` runs it longer, e.g. ``scripts/chaos.sh --turns 10000``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.chaos.driver import ChaosConfig, run
+from tests.chaos.evidence import (
+    Done,
+    End,
+    Grant,
+    LoggedTurn,
+    PoolLeftovers,
+    Records,
+    Write,
+    violations,
+)
+
+TURNS = int(os.environ.get("THREAD_POOL_CHAOS_TURNS", "3000"))
+
+
+def _quiet(pool: str = "p", threads: int = 1, **changes: int) -> PoolLeftovers:
+    fields = {"threads": threads, "idle": threads, "leases": 0, "holds": 0, "waiters": 0}
+    fields.update({"reserved": 0, "settling": 0, "claims": 0, "mailboxes": 0, "max_size": 2})
+    fields.update(changes)
+    return PoolLeftovers(pool=pool, **fields)
+
+
+def _check(
+    records: Records,
+    writes: list[Write] | None = None,
+    log: list[LoggedTurn] | None = None,
+    leftovers: list[PoolLeftovers] | None = None,
+    lock_errors: int = 0,
+    peak: int = 1,
+    upstream: dict[str, list[str]] | None = None,
+) -> list[str]:
+    return violations(
+        records,
+        writes or [],
+        log or [],
+        leftovers if leftovers is not None else [_quiet()],
+        lock_errors=lock_errors,
+        peak_active_per_thread=peak,
+        upstream_threads=upstream if upstream is not None else {"p": ["t"]},
+    )
+
+
+def _history() -> Records:
+    """Two clean leases of thread t: fence 1 in [100, 200], fence 2 from 250."""
+    return Records(
+        grants=[Grant("t", 1, 100, "a/1"), Grant("t", 2, 250, "b/1")],
+        ends=[End("t", 1, 200, 3100, "ok"), End("t", 2, 300, 3250, "ok")],
+        done=[Done("a/1", "t", 1), Done("b/1", "t", 2)],
+    )
+
+
+def _clean_writes() -> list[Write]:
+    return [Write("t", 1, 120, "run.create", 1), Write("t", 2, 260, "run.create", 2)]
+
+
+def _clean_log() -> list[LoggedTurn]:
+    return [LoggedTurn("p", 1, "a/1", "t"), LoggedTurn("p", 3, "b/1", "t")]
+
+
+def test_the_checker_accepts_clean_evidence() -> None:
+    assert _check(Records.parse(_encoded(_history())), _clean_writes(), _clean_log()) == []
+
+
+def _encoded(records: Records) -> list[str]:
+    return [
+        *(g.encode() for g in records.grants),
+        *(e.encode() for e in records.ends),
+        *(d.encode() for d in records.done),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("what", "change", "expected"),
+    [
+        ("overlap", {"grants": [Grant("t", 1, 100, "a/1"), Grant("t", 2, 150, "b/1")]}, "ended"),
+        ("fence twice", {"grants": [Grant("t", 1, 100, "a/1"), Grant("t", 1, 250, "b")]}, "twice"),
+        ("stale write", {"writes": [Write("t", 1, 270, "run.create", 1)]}, "next grant"),
+        ("late write", {"ends": [End("t", 1, 200, 110, "LeaseLost")]}, "expired"),
+        ("out of order", {"writes": [*_clean_writes(), Write("t", 3, 280, "x", 1)]}, "arrived"),
+        ("lost turn", {"log": [LoggedTurn("p", 1, "a/1", "t")]}, "not in the log"),
+        ("duplicate", {"log": [*_clean_log(), LoggedTurn("p", 5, "b/1", "t")]}, "2 times"),
+        ("wrong origin", {"log": [_clean_log()[0], LoggedTurn("p", 3, "b/1", "u")]}, "logged"),
+        ("leaked lease", {"leftovers": [_quiet(leases=1, idle=0)]}, "leases left"),
+        ("leaked reservation", {"leftovers": [_quiet(reserved=1)]}, "reservations"),
+        (
+            "above max",
+            {"leftovers": [_quiet(threads=3)], "upstream": {"p": ["t", "u", "v"]}},
+            "max",
+        ),
+        ("upstream leak", {"upstream": {"p": ["t", "orphan"]}}, "upstream holds 2"),
+        ("lock errors", {"lock_errors": 2}, "lock errors"),
+        ("two runs", {"peak": 2}, "2 active runs"),
+    ],
+)
+def test_the_checker_finds_each_kind_of_violation(
+    what: str, change: dict[str, object], expected: str
+) -> None:
+    history = _history()
+    records = Records(
+        grants=change.pop("grants", history.grants),  # type: ignore[arg-type]
+        ends=change.pop("ends", history.ends),  # type: ignore[arg-type]
+        done=history.done,
+    )
+    args: dict[str, object] = {"writes": _clean_writes(), "log": _clean_log(), **change}
+    found = _check(records, **args)  # type: ignore[arg-type]
+    assert found, what
+    assert any(expected in v for v in found), found
+
+
+@pytest.mark.chaos
+@pytest.mark.slow
+@pytest.mark.timeout(max(600, TURNS // 5))
+def test_twenty_processes_of_twenty_tasks_under_every_fault_break_no_invariant() -> None:
+    report = run(ChaosConfig(turns=TURNS))
+    print("\n" + report.summary())
+    assert report.violations == []
+    assert report.turns_completed >= TURNS
+    # Every kind of fault really struck during the run.
+    for kind in (
+        "SIGKILL of a worker",
+        "SIGSTOP past the lease TTL",
+        "turn cancelled at a random moment",
+        "upstream storm (5xx/429, stuck and failed runs)",
+        "Redis restart (AOF)",
+        "upstream run_stuck",
+        "upstream http_503",
+    ):
+        assert report.faults.get(kind, 0) > 0, (kind, report.faults)
+    # Paused holders lost their leases, and the Redis restarts were felt, typed.
+    assert report.outcomes.get("LeaseLost", 0) + report.outcomes.get("LeaseNotOwned", 0) > 0
+    assert report.outcomes.get("StoreUnavailable", 0) > 0
+    assert report.upstream["lock_errors"] == 0
