@@ -7,7 +7,21 @@ from collections.abc import Iterator
 
 import redis.exceptions as rexc
 
-from thread_pool.errors import CorruptState, InvalidSettings, StoreUnavailable
+from thread_pool.errors import CorruptState, StoreUnavailable
+
+# Redis is there but cannot serve now: a cluster slot without a master, a failover under way
+# (TRYAGAIN, a master turned replica answering READONLY), a node out of memory. Like a dropped
+# connection, these pass; the caller gets the same typed error and may try again.
+_UNAVAILABLE = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    ConnectionError,
+    rexc.ClusterError,
+    rexc.RedisClusterException,
+    rexc.TryAgainError,
+    rexc.ReadOnlyError,
+    rexc.OutOfMemoryError,
+)
 
 
 @contextlib.contextmanager
@@ -15,23 +29,8 @@ def mapped(what: str) -> Iterator[None]:
     """Re-raise Redis failures of ``what`` (an operation and its pool) as our typed errors."""
     try:
         yield
-    except (rexc.ConnectionError, rexc.TimeoutError, ConnectionError) as exc:
+    except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"redis unavailable during {what}: {exc}") from exc
-    except (rexc.ClusterDownError, rexc.SlotNotCoveredError) as exc:
-        raise StoreUnavailable(f"redis cluster unavailable during {what}: {exc}") from exc
-    except rexc.RedisClusterException as exc:
-        # A cluster client that reaches no node says so with this class (not a RedisError, not
-        # a ConnectionError); its other uses are usage errors, left as they are.
-        if "cannot be connected" not in str(exc):
-            raise
-        raise StoreUnavailable(f"redis unavailable during {what}: {exc}") from exc
-    except (rexc.MovedError, rexc.AskError) as exc:
-        # Only a plain client meets a redirection (a cluster client follows it): the URL names a
-        # cluster node and the setting is off. redis-py would say only "<slot> <host:port>".
-        raise InvalidSettings(
-            f"redis answered {what} with a cluster redirection to {exc.host}:{exc.port}: "
-            "it is a Redis Cluster; set THREAD_POOL_REDIS_CLUSTER=1"
-        ) from exc
     except rexc.ResponseError as exc:
         text = str(exc)
         if "WRONGTYPE" in text or "not a number" in text or "attempt to" in text:
