@@ -6,12 +6,15 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import openai
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.turn_fixtures import requests_made
 from thread_pool import (
+    ConversationsBackend,
     CorruptState,
     InvalidArgument,
     InvalidPoolKey,
@@ -20,6 +23,7 @@ from thread_pool import (
     ThreadPool,
     ThreadPoolError,
 )
+from thread_pool.emulator import EmulatorServer
 from thread_pool.keys import PoolKeys
 from thread_pool.validation import MAX_KEY_LENGTH
 
@@ -166,3 +170,63 @@ def test_a_missing_field_is_corrupt_state(
             pass  # a consequence of the damage (e.g. no thread came back): typed, so fine
     assert errors, f"nobody noticed that {field} is missing"
     assert all("'doc'" in e for e in errors)
+
+
+# Any text a caller may send, surrogates and control characters included, plus the edges.
+MESSAGES = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=()), max_size=300),
+    st.sampled_from(
+        ["", " ", "\n\t", "\x00", "é" * 256_000, "x" * 256_001, "🧵" * 1000, "\ud800 lone"]
+    ),
+)
+
+
+def _acceptable(message: str) -> bool:
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return bool(message.strip()) and len(message) <= 256_000
+
+
+@QUICK
+@given(message=MESSAGES)
+def test_any_message_is_either_refused_before_any_request_or_arrives_intact(
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_openai_client: openai.OpenAI,
+    message: str,
+) -> None:
+    backend = ConversationsBackend(thread_pool_openai_client, model="emulated")
+    with ThreadPool(
+        backend=backend, redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
+    ) as pool:
+        before = requests_made(thread_pool_emulator)
+        try:
+            turn = pool.run("messages", message)
+        except InvalidArgument:
+            assert not _acceptable(message)
+            assert requests_made(thread_pool_emulator) == before
+            return
+        assert _acceptable(message)
+        # Upstream holds exactly the text sent, and so does the pool's log.
+        items = thread_pool_openai_client.conversations.items.list(
+            turn.thread_id, order="desc", limit=2
+        )
+        sent = items.data[1]
+        assert sent.type == "message"
+        assert sent.role == "user"
+        assert "".join(part.text for part in sent.content) == message  # type: ignore[union-attr]
+        logged = pool.history("messages")[-2]
+        assert (logged.role, logged.content) == ("user", message)
+
+
+def test_text_that_cannot_be_sent_is_refused_wherever_it_enters(pool: ThreadPool) -> None:
+    with pytest.raises(InvalidArgument, match="content is not valid text"):
+        pool.append("doc", "user", "half a pair \udc80")
+    with pytest.raises(InvalidArgument, match="append_id is not valid text"):
+        pool.append("doc", "user", "fine", append_id="\ud800")
+    with pytest.raises(InvalidArgument, match="metadata value of 'k' is not valid text"):
+        pool.run("doc", "fine", metadata={"k": "\ud800"})
+    assert pool.pools() == []  # nothing was created for any of them

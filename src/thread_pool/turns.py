@@ -66,12 +66,26 @@ class Turn:
     """How many tool calls were answered during the turn."""
 
 
+def check_text(what: str, text: str) -> str:
+    """Return ``text`` if it can be sent (UTF-8), else raise ``InvalidArgument``: a lone
+    surrogate (from a bad decode, say) would fail deep in the SDK's JSON encoding otherwise."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(
+            f"{what} is not valid text: {exc.reason} ({text[exc.start : exc.end]!r} at "
+            f"position {exc.start})"
+        ) from None
+    return text
+
+
 def validate_message(message: object) -> str:
     """Return ``message`` if upstream would accept it as a user message, else raise."""
     if not isinstance(message, str):
         raise InvalidArgument(f"message must be a string, not {type(message).__name__}")
     if not message.strip():
         raise InvalidArgument("message must not be empty")
+    check_text("message", message)
     if len(message) > MAX_MESSAGE_CHARS:
         raise InvalidArgument(
             f"message is {len(message)} characters long; upstream accepts at most "
@@ -96,6 +110,7 @@ def validate_metadata(metadata: Mapping[str, object] | None) -> dict[str, str]:
     for key, value in metadata.items():
         if not isinstance(key, str) or not key or len(key) > MAX_METADATA_KEY:
             raise InvalidArgument(f"metadata key {key!r} must be 1-{MAX_METADATA_KEY} characters")
+        check_text("metadata key", key)
         if key in RESERVED_KEYS:
             raise InvalidArgument(f"metadata key {key!r} is reserved for the pool")
         if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE:
@@ -103,6 +118,7 @@ def validate_metadata(metadata: Mapping[str, object] | None) -> dict[str, str]:
                 f"metadata value of {key!r} must be a string of at most {MAX_METADATA_VALUE} "
                 "characters"
             )
+        check_text(f"metadata value of {key!r}", value)
         out[key] = value
     return out
 

@@ -63,7 +63,7 @@ from thread_pool.protocol import (
 )
 from thread_pool.settings import Settings
 from thread_pool.store_errors import mapped
-from thread_pool.turns import Turn, validate_message, validate_metadata
+from thread_pool.turns import Turn, check_text, validate_message, validate_metadata
 from thread_pool.validation import MAX_SIZE, check_positive, validate_key, validate_thread_id
 
 logger = logging.getLogger("thread_pool")
@@ -386,9 +386,11 @@ class AsyncThreadPool:
         role = validate_role(role)
         if not isinstance(content, str) or not content.strip():
             raise InvalidArgument("content must be a non-empty string")
+        check_text("content", content)
         entry_id = append_id if append_id is not None else "append:" + secrets.token_hex(12)
         if not isinstance(entry_id, str) or not entry_id:
             raise InvalidArgument("append_id must be a non-empty string")
+        check_text("append_id", entry_id)
         await self._register(key)
         return await self._append_log(key, entry_id, "", 0, "", [(role, content)])
 
