@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from thread_pool import (
     AsyncConversationsBackend,
     AsyncThreadPool,
     InvalidArgument,
+    LeaseLost,
     RetryPolicy,
     ThreadPool,
     ThreadPoolError,
@@ -214,5 +216,50 @@ def test_a_tool_handler_the_blocking_pool_cannot_call_fails_the_turn_and_settles
         stats = pool.stats("doc")
     assert turn.fence == 2
     assert stats.lock_errors == 0
+    assert lock_errors(thread_pool_emulator) == 0
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+async def test_a_process_paused_after_its_fence_check_does_not_send_the_write_late(
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+) -> None:
+    paused: list[str] = []
+
+    async def pause_before_the_first_start(request: Any) -> None:
+        # Blocks the whole event loop, as SIGSTOP would stop the process: after the turn's fence
+        # check succeeded in Redis, before its request is sent, longer than the lease lasts.
+        if request.method == "POST" and request.url.path.endswith("/responses") and not paused:
+            paused.append(request.url.path)
+            time.sleep(1.5)  # noqa: ASYNC251 (the point: nothing else in the process runs)
+
+    client = openai.AsyncOpenAI(
+        base_url=thread_pool_emulator.base_url,
+        api_key="unused",
+        max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(
+            event_hooks={"request": [pause_before_the_first_start]}
+        ),
+    )
+    backend = AsyncConversationsBackend(client, model="emulated", settle_wait=0.2)
+    async with AsyncThreadPool(
+        backend=backend,
+        redis_url=thread_pool_redis_url,
+        key_prefix=thread_pool_prefix,
+        lease_ttl=1.0,
+        renew_margin=0.5,
+    ) as pool:
+        with pytest.raises(LeaseLost, match="ran out before its request was sent"):
+            await pool.run("doc", "sent too late")
+        assert paused
+        (thread_id,) = redis_client.hkeys(f"{thread_pool_prefix}:{{doc}}:threads")
+        # Nothing reached upstream after the conversation was created: no late write.
+        ops = [w["op"] for w in thread_pool_emulator.admin.writes(str(thread_id))]
+        assert ops == ["conversation.create"], ops
+        turn = await pool.run("doc", "on time")
+        assert turn.fence == 2
+    await client.close()
     assert lock_errors(thread_pool_emulator) == 0
     assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)

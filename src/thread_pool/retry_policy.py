@@ -17,6 +17,8 @@ from typing import Any
 import openai
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 
+from thread_pool.errors import LeaseLost
+
 logger = logging.getLogger("thread_pool")
 
 _LOCK_MESSAGES = ("already has an active run", "while a run")
@@ -28,7 +30,8 @@ def is_transient(exc: BaseException) -> bool:
     Auth errors, bad requests and 404s are not: the same request would fail the same way.
     """
     if isinstance(exc, openai.APIConnectionError):  # timeouts included
-        return True
+        # ...but not a request the lease check stopped before it was sent (send_guard).
+        return not isinstance(exc.__cause__, LeaseLost)
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 429) or exc.status_code >= 500
     return False

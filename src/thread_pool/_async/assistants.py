@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
+from thread_pool import send_guard
 from thread_pool._acompat import call_handler, sleep
 from thread_pool._async.backend import AsyncGuard, ToolHandler
 from thread_pool._async.upstream import request
@@ -84,6 +85,7 @@ class AsyncAssistantsBackend:
         turn_timeout: float = 600.0,
     ) -> None:
         self.client = client.with_options(max_retries=0)
+        send_guard.install(self.client)
         self.assistant_id = assistant_id
         self.retry = retry if retry is not None else RetryPolicy()
         self.poll_interval = poll_interval

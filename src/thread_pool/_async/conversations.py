@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 
+from thread_pool import send_guard
 from thread_pool._acompat import call_handler, sleep
 from thread_pool._async.assistants import poll_hint, tool_output
 from thread_pool._async.backend import AsyncGuard, ToolHandler
@@ -62,6 +63,7 @@ class AsyncConversationsBackend:
         turn_timeout: float = 600.0,
     ) -> None:
         self.client = client.with_options(max_retries=0)
+        send_guard.install(self.client)
         self.model = model
         self.instructions = instructions
         self.background = background

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from thread_pool import send_guard
 from thread_pool._acompat import Background, shield
 from thread_pool._async.backend import AsyncBackend, ToolHandler
 from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
@@ -106,9 +107,10 @@ async def run_turn(
     # release sends the thread to be settled instead of straight back to use.
     lease.dirty = True
     try:
-        turn = await _guarded(
-            pool, backend, lease, message, guard, tool_handler, checked, params, context
-        )
+        with send_guard.turn_requests(lease):
+            turn = await _guarded(
+                pool, backend, lease, message, guard, tool_handler, checked, params, context
+            )
     except BaseException:
         if guard.context_delivered and missing.last_seq > missing.cursor:
             # The turn failed, but its context reached the thread: sending it again next time

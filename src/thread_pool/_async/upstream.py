@@ -8,6 +8,7 @@ from typing import TypeVar
 import openai
 from tenacity import AsyncRetrying
 
+from thread_pool import send_guard
 from thread_pool.retry_policy import RetryPolicy, upstream_error
 
 T = TypeVar("T")
@@ -22,5 +23,8 @@ async def request(policy: RetryPolicy, doing: str, send: Callable[[], Awaitable[
             with attempt:
                 return await send()
     except openai.APIError as exc:
+        lost = send_guard.stopped(exc)
+        if lost is not None:
+            raise lost from None  # the request never left: the lease ran out before
         raise upstream_error(exc, doing) from exc
     raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover

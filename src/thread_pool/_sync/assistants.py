@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
+from thread_pool import send_guard
 from thread_pool._compat import call_handler, sleep
 from thread_pool._sync.backend import Guard, ToolHandler
 from thread_pool._sync.upstream import request
@@ -87,6 +88,7 @@ class AssistantsBackend:
         turn_timeout: float = 600.0,
     ) -> None:
         self.client = client.with_options(max_retries=0)
+        send_guard.install(self.client)
         self.assistant_id = assistant_id
         self.retry = retry if retry is not None else RetryPolicy()
         self.poll_interval = poll_interval

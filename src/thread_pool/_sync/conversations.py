@@ -11,6 +11,7 @@ from typing import Any
 
 import openai
 
+from thread_pool import send_guard
 from thread_pool._compat import call_handler, sleep
 from thread_pool._sync.assistants import poll_hint, tool_output
 from thread_pool._sync.backend import Guard, ToolHandler
@@ -65,6 +66,7 @@ class ConversationsBackend:
         turn_timeout: float = 600.0,
     ) -> None:
         self.client = client.with_options(max_retries=0)
+        send_guard.install(self.client)
         self.model = model
         self.instructions = instructions
         self.background = background

@@ -11,6 +11,7 @@ from typing import TypeVar
 import openai
 from tenacity import Retrying
 
+from thread_pool import send_guard
 from thread_pool.retry_policy import RetryPolicy, upstream_error
 
 T = TypeVar("T")
@@ -25,5 +26,8 @@ def request(policy: RetryPolicy, doing: str, send: Callable[[], T]) -> T:
             with attempt:
                 return send()
     except openai.APIError as exc:
+        lost = send_guard.stopped(exc)
+        if lost is not None:
+            raise lost from None  # the request never left: the lease ran out before
         raise upstream_error(exc, doing) from exc
     raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
