@@ -195,12 +195,17 @@ class LocalCluster:
     """A Redis Cluster of ``masters`` private ``redis-server`` nodes on the loopback, slots split
     evenly, no replicas: what a test needs to show that every pool lives in one slot."""
 
-    def __init__(self, masters: int = 3, binary: str | None = None) -> None:
+    def __init__(
+        self, masters: int = 3, binary: str | None = None, extra_args: Sequence[str] = ()
+    ) -> None:
         if masters < 1:
             raise ValueError("a cluster needs at least one master")
         self.nodes: list[RedisServer] = []
         self._masters = masters
         self._binary = binary
+        # For every node, e.g. ["--appendonly", "yes"]: a node killed and started again then
+        # comes back with its data (and, from nodes.conf in its data dir, its place in the cluster).
+        self._extra_args = list(extra_args)
 
     @property
     def url(self) -> str:
@@ -216,7 +221,13 @@ class LocalCluster:
                 node = RedisServer(
                     port=port,
                     binary=self._binary,
-                    extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
+                    extra_args=[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-node-timeout",
+                        "2000",
+                        *self._extra_args,
+                    ],
                 )
                 self.nodes.append(node.start())
             per_node = 16384 // self._masters

@@ -36,7 +36,8 @@ from tests.chaos.evidence import LoggedTurn, PoolLeftovers, Records, Write, viol
 from thread_pool import AssistantsBackend, ConversationsBackend, RetryPolicy, ThreadPool
 from thread_pool.emulator.client import IntrospectionClient
 from thread_pool.keys import PoolKeys
-from thread_pool.redis_server import RedisServer
+from thread_pool.redis_clients import connect
+from thread_pool.redis_server import LocalCluster, RedisServer
 from thread_pool.turns import FENCE_KEY, POOL_KEY
 
 _ctx = multiprocessing.get_context("forkserver")
@@ -78,6 +79,7 @@ class ChaosConfig:
     cancel_rate: float = 0.05
     seed: int = 1
     timeout: float = 900.0
+    cluster: bool = False  # the pools on a Redis Cluster of 3 masters; a restart hits one of them
 
 
 @dataclass
@@ -210,8 +212,13 @@ def run(config: ChaosConfig, evidence_url: str | None = None) -> Report:
         ev_url = evidence_url or (evidence_server.url if evidence_server else "")
         # The pools' Redis keeps an append-only file synced on every write: a restart loses
         # nothing, which the checker verifies (no lost turn, fences keep growing).
-        store = RedisServer(extra_args=["--appendonly", "yes", "--appendfsync", "always"])
-        stack.enter_context(store)
+        aof = ["--appendonly", "yes", "--appendfsync", "always"]
+        if config.cluster:
+            cluster = stack.enter_context(LocalCluster(masters=3, extra_args=aof))
+            nodes, store_url = cluster.nodes, cluster.url
+        else:
+            single = stack.enter_context(RedisServer(extra_args=aof))
+            nodes, store_url = [single], single.url
         base_url, admin = stack.enter_context(emulator_process(config))
         prefix = f"chaos-{random.randrange(16**8):08x}"
         evidence = redis.Redis.from_url(ev_url, decode_responses=True)
@@ -219,7 +226,8 @@ def run(config: ChaosConfig, evidence_url: str | None = None) -> Report:
         common = {
             "base_url": base_url,
             "assistant_id": _assistant(base_url),
-            "store_url": store.url,
+            "store_url": store_url,
+            "cluster": config.cluster,
             "evidence_url": ev_url,
             "prefix": prefix,
         }
@@ -227,13 +235,13 @@ def run(config: ChaosConfig, evidence_url: str | None = None) -> Report:
         workers = _Workers(config, common)
         for slot in range(config.processes):
             workers.spawn(slot)
-        faults = _inject_faults(config, workers, store, admin, evidence, prefix)
+        faults = _inject_faults(config, workers, nodes, admin, evidence, prefix)
         report.faults = dict(faults)
         workers.join(timeout=120)
         report.seconds = time.monotonic() - started
         report.faults["worker crashes (not injected)"] = len(workers.failed())
         report.violations += workers.failed()
-        _collect(config, report, common, admin, evidence, store.url, prefix)
+        _collect(config, report, common, admin, evidence, store_url, prefix)
     return report
 
 
@@ -249,7 +257,7 @@ def _assistant(base_url: str) -> str:
 def _inject_faults(
     config: ChaosConfig,
     workers: _Workers,
-    store: RedisServer,
+    nodes: list[RedisServer],
     admin: IntrospectionClient,
     evidence: redis.Redis,
     prefix: str,
@@ -295,9 +303,10 @@ def _inject_faults(
             faults["upstream storm (5xx/429, stuck and failed runs)"] += 1
             due["storm"] = now + config.storm_every + config.storm_for
         if now >= due["restart"]:
-            store.kill()
+            node = rng.choice(nodes)  # on a cluster: one master, the pools in its slots
+            node.kill()
             time.sleep(config.restart_down)
-            store.start()
+            node.start()
             faults["Redis restart (AOF)"] += 1
             due["restart"] = time.monotonic() + config.restart_every
         time.sleep(0.05)
@@ -335,6 +344,7 @@ def _collect(
         with ThreadPool(
             backend=_settling_backend(backend_kind, common),
             redis_url=store_url,
+            redis_cluster=config.cluster,
             key_prefix=prefix,
         ) as pool:
             for key in keys:
@@ -364,7 +374,7 @@ def _collect(
     for kind in ("threads", "conversations"):
         for object_id, metadata in objects[kind].items():
             upstream.setdefault(metadata.get(POOL_KEY, "(no pool)"), []).append(object_id)
-    with redis.Redis.from_url(store_url, decode_responses=True) as client:
+    with connect(store_url, cluster=config.cluster, decode_responses=True) as client:
         log = [
             LoggedTurn(
                 key, int(entry_id.split("-")[0]), fields["content"], fields.get("origin", "")

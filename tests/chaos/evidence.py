@@ -184,7 +184,11 @@ def _exclusive_grants(records: Records) -> list[str]:
 
 def _fenced_writes(records: Records, writes: Iterable[Write]) -> list[str]:
     """Each stamped write came from a current lease: after its grant, before its last known
-    deadline, before the thread's next grant, and in fence order."""
+    deadline, before the thread's next grant, and in fence order.
+
+    A cancel is logged with the stamps of the run it cancels, and is made by whoever settles the
+    thread (often another process, after the lease expired): it must only come before the
+    thread's next grant, which is what "settled before it is handed out again" means."""
     found: list[str] = []
     grants = {(g.thread_id, g.fence): g for g in records.grants}
     deadlines = {(e.thread_id, e.fence): e.deadline_ms for e in records.ends}
@@ -201,6 +205,13 @@ def _fenced_writes(records: Records, writes: Iterable[Write]) -> list[str]:
         if write.fence is None:
             continue
         where = f"{write.thread_id}: {write.op} (fence {write.fence}, write {write.seq})"
+        successor = next_grant.get((write.thread_id, write.fence))
+        if successor is not None and write.at_ms >= successor:
+            found.append(
+                f"{where} arrived {write.at_ms - successor} ms after the thread's next grant"
+            )
+        if write.op.endswith(".cancel"):
+            continue
         previous = last_fence.get(write.thread_id, 0)
         if write.fence < previous:
             found.append(f"{where} arrived after a write of fence {previous}")
@@ -211,11 +222,6 @@ def _fenced_writes(records: Records, writes: Iterable[Write]) -> list[str]:
         deadline = deadlines.get((write.thread_id, write.fence))
         if deadline is not None and write.at_ms > deadline:
             found.append(f"{where} arrived {write.at_ms - deadline} ms after its lease expired")
-        successor = next_grant.get((write.thread_id, write.fence))
-        if successor is not None and write.at_ms >= successor:
-            found.append(
-                f"{where} arrived {write.at_ms - successor} ms after the thread's next grant"
-            )
     return found
 
 

@@ -43,6 +43,7 @@ class WorkerConfig:
     base_url: str
     assistant_id: str
     store_url: str
+    cluster: bool
     evidence_url: str
     prefix: str
     tasks: int
@@ -179,6 +180,7 @@ def main(config: WorkerConfig) -> None:
         async with AsyncThreadPool(
             backend=_backend(config),
             redis_url=config.store_url,
+            redis_cluster=config.cluster,
             key_prefix=config.prefix,
             max_size=config.max_size,
             lease_ttl=config.lease_ttl,
