@@ -11,12 +11,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, cast
-
-import redis
-from redis.cluster import RedisCluster
+from typing import Any
 
 from thread_pool.errors import InvalidArgument
+from thread_pool.redis_clients import cluster_client as cluster_client
 
 _HOST = socket.gethostname()
 
@@ -25,12 +23,6 @@ _HOST = socket.gethostname()
 def keep_cancellation() -> Iterator[None]:
     """Blocking calls lose no cancellation (see ``_acompat.keep_cancellation``)."""
     yield
-
-
-def cluster_client(url: str, **options: Any) -> redis.Redis:
-    """A Redis Cluster client of ``url`` (any node), typed as ``redis.Redis`` (see
-    ``_acompat.cluster_client``). It reads the slot map as it is built."""
-    return cast(redis.Redis, RedisCluster.from_url(url, **options))
 
 
 def holder_name() -> str:
