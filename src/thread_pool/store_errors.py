@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import redis.exceptions as rexc
 
-from thread_pool.errors import CorruptState, StoreUnavailable
+from thread_pool.errors import CorruptState, InvalidSettings, StoreUnavailable
 
 # Redis is there but cannot serve now: a cluster slot without a master, a failover under way
 # (TRYAGAIN, a master turned replica answering READONLY), a node out of memory. Like a dropped
@@ -31,6 +31,13 @@ def mapped(what: str) -> Iterator[None]:
         yield
     except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"redis unavailable during {what}: {exc}") from exc
+    except (rexc.MovedError, rexc.AskError) as exc:
+        # Only a plain client meets a redirection (a cluster client follows it): the URL names a
+        # cluster node and the setting is off. redis-py would say only "<slot> <host:port>".
+        raise InvalidSettings(
+            f"redis answered {what} with a cluster redirection to {exc.host}:{exc.port}: "
+            "it is a Redis Cluster; set THREAD_POOL_REDIS_CLUSTER=1"
+        ) from exc
     except rexc.ResponseError as exc:
         text = str(exc)
         if "WRONGTYPE" in text or "not a number" in text or "attempt to" in text:
