@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -207,7 +208,7 @@ def test_a_waiter_is_woken_when_a_growth_slot_comes_free(make_pool: MakePool) ->
     pool.configure("doc", max_size=1)
     reserving = make_pool()
     # Take the only slot by hand, as a grower still creating its thread would.
-    args = ("t" * 32, "h", 0, "1|0|0|1|60000|10|60000|60000")
+    args = ("t" * 32, "h", 0, "1|0|0|1|60000|10|60000|60000|0")
     assert (reserving._store.call("acquire", "doc", *args))[0] == "GROW"
 
     def waiter() -> int:
@@ -348,6 +349,29 @@ def test_expired_lease_is_reaped_settled_and_reused(
         stale.release()
     with pool.lease("doc") as fresh:
         assert fresh.fence == stale.fence + 1
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+def test_an_expired_lease_is_reclaimed_only_after_the_reclaim_delay(
+    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+) -> None:
+    settler = RecordingSettler()
+    pool = make_pool(settler=settler, lease_ttl=0.3, renew_margin=0.1, reclaim_delay=1.0)
+    pool.add_threads("doc", ["thread_a"])
+    stale = pool.acquire("doc")
+    pause(0.5)
+    # Expired, but within the delay: its holder may be paused with a write on its way.
+    with pytest.raises(LeaseLost):
+        stale.renew()
+    assert pool.reap("doc") == 0
+    assert settler.calls == []
+    # A waiter wakes when the delay is over, reclaims the thread and gets it, settled.
+    asked = time.monotonic()
+    with pool.lease("doc", timeout=5) as fresh:
+        waited = time.monotonic() - asked
+        assert fresh.fence == stale.fence + 1
+    assert 0.5 <= waited < 3, waited
+    assert settler.calls == ["thread_a"]
     assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
 
 

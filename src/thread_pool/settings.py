@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     settle_timeout: float = Field(default=120.0, gt=0, le=86_400)
     """Seconds a reaper may take to settle a thread before another reaper may claim it."""
 
+    reclaim_delay: float = Field(default=0.0, ge=0, le=86_400)
+    """Seconds after a lease's deadline before its thread is reclaimed (a "lock-delay", as in
+    Chubby). A holder paused (SIGSTOP, a VM stall) in the instant between its last check and a
+    write sends that write late; during the delay nobody else holds the thread, and the settling
+    that follows cancels what the late write started. Longer covers longer pauses and delays
+    recovery from a crashed holder by as much; 0 reclaims at the deadline."""
+
     @model_validator(mode="after")
     def _check_relations(self) -> Self:
         if self.min_size > self.max_size:

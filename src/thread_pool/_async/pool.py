@@ -144,7 +144,7 @@ class AsyncThreadPool:
         grows = int(self._factory is not None)
         self._config = (
             f"{grows}|{grows}|{s.min_size}|{s.max_size}|{_ms(s.lease_ttl)}|{s.max_waiters}"
-            f"|{_ms(s.grow_timeout)}|{_ms(s.settle_timeout)}"
+            f"|{_ms(s.grow_timeout)}|{_ms(s.settle_timeout)}|{_ms(s.reclaim_delay)}"
         )
         self.merge = validate_merge(merge)
         self.merge_max_entries = check_cap("merge_max_entries", merge_max_entries)
@@ -636,7 +636,10 @@ class AsyncThreadPool:
     async def _reap_once(self, key: str) -> tuple[int, list[str]]:
         """Claim up to 100 expired leases of pool ``key``; also the ms until the next is due."""
         token = secrets.token_hex(16)
-        reply = await self._store.call("reap", key, 100, _ms(self.settings.settle_timeout), token)
+        s = self.settings
+        reply = await self._store.call(
+            "reap", key, 100, _ms(s.settle_timeout), token, _ms(s.reclaim_delay)
+        )
         return integers(reply[:1])[0], strings(reply[1:])
 
     async def _grow(self, key: str, token: str, holder: str) -> AsyncLease | None:

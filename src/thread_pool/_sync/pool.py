@@ -147,7 +147,7 @@ class ThreadPool:
         grows = int(self._factory is not None)
         self._config = (
             f"{grows}|{grows}|{s.min_size}|{s.max_size}|{_ms(s.lease_ttl)}|{s.max_waiters}"
-            f"|{_ms(s.grow_timeout)}|{_ms(s.settle_timeout)}"
+            f"|{_ms(s.grow_timeout)}|{_ms(s.settle_timeout)}|{_ms(s.reclaim_delay)}"
         )
         self.merge = validate_merge(merge)
         self.merge_max_entries = check_cap("merge_max_entries", merge_max_entries)
@@ -637,7 +637,10 @@ class ThreadPool:
     def _reap_once(self, key: str) -> tuple[int, list[str]]:
         """Claim up to 100 expired leases of pool ``key``; also the ms until the next is due."""
         token = secrets.token_hex(16)
-        reply = self._store.call("reap", key, 100, _ms(self.settings.settle_timeout), token)
+        s = self.settings
+        reply = self._store.call(
+            "reap", key, 100, _ms(s.settle_timeout), token, _ms(s.reclaim_delay)
+        )
         return integers(reply[:1])[0], strings(reply[1:])
 
     def _grow(self, key: str, token: str, holder: str) -> Lease | None:

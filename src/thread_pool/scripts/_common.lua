@@ -202,9 +202,13 @@ end
 
 -- Reclaim up to `limit` expired leases and stale settling claims, claiming them for `token` to
 -- settle; drop expired growth reservations. Returns the claimed thread ids.
-local function claim_expired(limit, settle_ms, token)
+-- A lease is reclaimed `delay_ms` after its deadline, not at it (Chubby's "lock-delay"): its
+-- holder may have been paused between its last check and a write, which then arrives late; in
+-- that delay nobody else holds the thread, and the settling that follows cancels what it started.
+local function claim_expired(limit, settle_ms, token, delay_ms)
   local claimed = {}
-  local expired = redis.call('ZRANGE', K_LEASES, '-inf', NOW, 'BYSCORE', 'LIMIT', 0, limit)
+  local expired = redis.call('ZRANGE', K_LEASES, '-inf', NOW - delay_ms, 'BYSCORE', 'LIMIT', 0,
+    limit)
   for _, thread in ipairs(expired) do
     -- A thread handed to a waiter that died sits unread in its mailbox: clear that too.
     local hold = redis.call('HGET', K_HOLDS, thread)
@@ -244,14 +248,15 @@ local function live_waiters()
   return n
 end
 
--- Milliseconds until the next lease expires or settling claim lapses (-1: none). A waiter wakes
+-- Milliseconds until the next lease can be reclaimed (`delay_ms` after it expires) or settling
+-- claim lapses (-1: none). A waiter wakes
 -- then to reclaim it, since nobody else may be calling acquire to do so.
-local function next_expiry()
+local function next_expiry(delay_ms)
   local soonest = -1
-  for _, set in ipairs({K_LEASES, K_SETTLING}) do
+  for set, after in pairs({[K_LEASES] = delay_ms, [K_SETTLING] = 0}) do
     local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
     if first[1] then
-      local due = math.max(tonumber(first[2]) - NOW, 0)
+      local due = math.max(tonumber(first[2]) + after - NOW, 0)
       if soonest < 0 or due < soonest then
         soonest = due
       end

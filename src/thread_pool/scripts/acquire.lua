@@ -4,12 +4,14 @@
 -- ARGV[2] holder       who holds the lease (host:pid:task), for status
 -- ARGV[3] wait_ms      how long the caller will wait (0: do not queue)
 -- ARGV[4] config       the caller's fixed settings, packed once per pool object:
---                      "can_grow|create|min_size|max_size|ttl_ms|max_waiters|grow_ms|settle_ms"
+--                      "can_grow|create|min_size|max_size|ttl_ms|max_waiters|grow_ms|settle_ms|
+--                       delay_ms"
 --   can_grow     "1" if the caller can create upstream threads
 --   create       "1" to create the pool's meta if it is missing (with min/max/ttl as defaults)
 --   max_waiters  callers allowed to wait at once
 --   grow_ms      how long a growth reservation is kept
 --   settle_ms    how long a settler's claim on an expired thread lasts
+--   delay_ms     how long after its deadline an expired lease is reclaimed (see claim_expired)
 -- ARGV[5] epoch        the pool's epoch as this caller saw it before ("": never seen it)
 -- Returns one of:
 --   "G|thread|fence|deadline_ms|ttl_ms"  granted (a string, see granted() in _common.lua)
@@ -24,8 +26,12 @@
 --   {"DRAINING"}               the pool is being drained: no new leases
 --   {"LOSTSTATE", ms}          the pool's state is gone from Redis (see lost_state)
 local token, holder = ARGV[1], ARGV[2]
-local can_grow, create, min_size, max_size, ttl_ms, max_waiters, grow_ms, settle_ms =
-  string.match(ARGV[4], '^([01])|([01])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)$')
+local can_grow, create, min_size, max_size, ttl_ms, max_waiters, grow_ms, settle_ms, delay_ms =
+  string.match(ARGV[4], '^([01])|([01])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)$')
+if not delay_ms then
+  return redis.error_reply('ERR acquire: malformed config ' .. ARGV[4])
+end
+delay_ms = tonumber(delay_ms)
 if abandoned(token) then
   return {'ABANDONED'}
 end
@@ -48,7 +54,7 @@ if best[1] then
   return granted(best[1], fence, deadline, ttl)
 end
 
-local claimed = claim_expired(16, tonumber(settle_ms), token)
+local claimed = claim_expired(16, tonumber(settle_ms), token, delay_ms)
 if #claimed > 0 then
   return {'SETTLE', unpack(claimed)}
 end
@@ -75,4 +81,4 @@ if redis.call('LLEN', K_WAITERS) >= max_waiters then
 end
 local entry = token .. '|' .. (NOW + wait_ms) .. '|' .. holder
 redis.call('RPUSH', K_WAITERS, entry)
-return {'WAIT', token, entry, next_expiry()}
+return {'WAIT', token, entry, next_expiry(delay_ms)}
