@@ -32,7 +32,14 @@ import openai
 import redis
 
 from tests.chaos import worker
-from tests.chaos.evidence import LoggedTurn, PoolLeftovers, Records, Write, violations
+from tests.chaos.evidence import (
+    LoggedTurn,
+    PoolLeftovers,
+    Records,
+    Write,
+    late_writes,
+    violations,
+)
 from thread_pool import AssistantsBackend, ConversationsBackend, RetryPolicy, ThreadPool
 from thread_pool.emulator.client import IntrospectionClient
 from thread_pool.keys import PoolKeys
@@ -77,6 +84,8 @@ class ChaosConfig:
     restart_every: float = 25.0
     restart_down: float = 1.0
     cancel_rate: float = 0.05
+    settle_timeout: float = 10.0  # how long a settler's claim lasts (a killed settler's too)
+    reclaim_delay: float = 3.0  # the pools' lock-delay: covers stop_for - renew_margin
     seed: int = 1
     timeout: float = 900.0
     cluster: bool = False  # the pools on a Redis Cluster of 3 masters; a restart hits one of them
@@ -94,6 +103,7 @@ class Report:
     faults: dict[str, int] = field(default_factory=dict)
     upstream: dict[str, Any] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
+    late_writes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few lines for a person."""
@@ -106,6 +116,8 @@ class Report:
             f"faults injected: {faults}\n"
             f"turn outcomes: {outcomes}\n"
             f"upstream: {json.dumps(self.upstream)}\n"
+            f"writes after their lease's deadline, before anyone else held the thread: "
+            f"{len(self.late_writes)}\n"
             f"violations: {len(self.violations)}"
             + "".join(f"\n  - {v}" for v in self.violations[:50])
         )
@@ -156,6 +168,8 @@ class _Workers:
             lease_ttl=self.config.lease_ttl,
             renew_margin=self.config.renew_margin,
             cancel_rate=self.config.cancel_rate,
+            settle_timeout=self.config.settle_timeout,
+            reclaim_delay=self.config.reclaim_delay,
             seed=self.config.seed * 1000 + self.spawned,
             **self.common,
         )
@@ -339,16 +353,24 @@ def _collect(
         for i in range(config.pools_per_backend)
     ]
     # Leases of killed or paused holders run out within a TTL; reap then settles their threads.
-    time.sleep(config.lease_ttl + 0.5)
+    # A settler killed mid-settle holds its claim until settle_timeout; reap takes it over then.
+    time.sleep(config.lease_ttl + config.reclaim_delay + 0.5)
+    give_up = time.monotonic() + config.settle_timeout + 10
     for backend_kind in ("assistants", "conversations"):
         with ThreadPool(
             backend=_settling_backend(backend_kind, common),
             redis_url=store_url,
             redis_cluster=config.cluster,
             key_prefix=prefix,
+            settle_timeout=config.settle_timeout,
+            reclaim_delay=config.reclaim_delay,
         ) as pool:
             for key in keys:
-                if key.startswith(backend_kind):
+                if not key.startswith(backend_kind):
+                    continue
+                pool.reap(key)
+                while pool.stats(key).settling and time.monotonic() < give_up:
+                    time.sleep(0.5)
                     pool.reap(key)
     outcomes = {str(k): int(v) for k, v in evidence.hgetall(worker.outcomes_key(prefix)).items()}
     report.outcomes = outcomes
@@ -391,6 +413,7 @@ def _collect(
         "peak_active_per_thread": stats["peak_active_per_owner"],
         "threads": {pool: len(ids) for pool, ids in sorted(upstream.items())},
     }
+    report.late_writes = late_writes(records, writes)
     report.violations += violations(
         records,
         writes,

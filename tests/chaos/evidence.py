@@ -183,15 +183,15 @@ def _exclusive_grants(records: Records) -> list[str]:
 
 
 def _fenced_writes(records: Records, writes: Iterable[Write]) -> list[str]:
-    """Each stamped write came from a current lease: after its grant, before its last known
-    deadline, before the thread's next grant, and in fence order.
+    """Each stamped write came from a lease that nobody had taken over: after its grant, before
+    the thread's next grant, and in fence order (a write after its own deadline is counted by
+    ``late_writes``).
 
     A cancel is logged with the stamps of the run it cancels, and is made by whoever settles the
     thread (often another process, after the lease expired): it must only come before the
     thread's next grant, which is what "settled before it is handed out again" means."""
     found: list[str] = []
     grants = {(g.thread_id, g.fence): g for g in records.grants}
-    deadlines = {(e.thread_id, e.fence): e.deadline_ms for e in records.ends}
     next_grant: dict[tuple[str, int], int] = {}
     by_thread: dict[str, list[Grant]] = defaultdict(list)
     for grant in records.grants:
@@ -219,10 +219,29 @@ def _fenced_writes(records: Records, writes: Iterable[Write]) -> list[str]:
         own = grants.get((write.thread_id, write.fence))
         if own is not None and write.at_ms < own.granted_ms:
             found.append(f"{where} arrived {own.granted_ms - write.at_ms} ms before its grant")
+    return found
+
+
+def late_writes(records: Records, writes: Iterable[Write]) -> list[str]:
+    """Writes that arrived after their lease's deadline (cancels aside, which settlers make).
+
+    Not violations by themselves: a holder paused in the instant between its last check and the
+    socket write sends a request late, which no client-side lease can rule out (upstream has no
+    fence check). What must hold, and ``violations`` checks, is that such a write still lands
+    before anyone else holds the thread (the pool's reclaim delay) and is settled (cancelled)
+    before the next grant; this list is reported as a figure of its own."""
+    deadlines = {(e.thread_id, e.fence): e.deadline_ms for e in records.ends}
+    late: list[str] = []
+    for write in sorted(writes, key=lambda w: w.seq):
+        if write.fence is None or write.op.endswith(".cancel"):
+            continue
         deadline = deadlines.get((write.thread_id, write.fence))
         if deadline is not None and write.at_ms > deadline:
-            found.append(f"{where} arrived {write.at_ms - deadline} ms after its lease expired")
-    return found
+            late.append(
+                f"{write.thread_id}: {write.op} (fence {write.fence}, write {write.seq}) "
+                f"arrived {write.at_ms - deadline} ms after its lease's deadline"
+            )
+    return late
 
 
 def _log_exactly_once(records: Records, log: Iterable[LoggedTurn]) -> list[str]:

@@ -52,6 +52,8 @@ class WorkerConfig:
     lease_ttl: float
     renew_margin: float
     cancel_rate: float
+    settle_timeout: float
+    reclaim_delay: float
     seed: int
 
 
@@ -185,6 +187,8 @@ def main(config: WorkerConfig) -> None:
             max_size=config.max_size,
             lease_ttl=config.lease_ttl,
             renew_margin=config.renew_margin,
+            settle_timeout=config.settle_timeout,
+            reclaim_delay=config.reclaim_delay,
             acquire_timeout=60,
         ) as pool:
             tasks = [_Task(config, pool, log, n) for n in range(config.tasks)]
