@@ -22,12 +22,14 @@ from thread_pool import (
     InvalidArgument,
     LeaseLost,
     RetryPolicy,
+    StoreUnavailable,
     ThreadPool,
     ThreadPoolError,
     Turn,
     TurnFailed,
 )
 from thread_pool.emulator import EmulatorServer
+from thread_pool.redis_server import RedisServer
 
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"
@@ -263,3 +265,38 @@ async def test_a_process_paused_after_its_fence_check_does_not_send_the_write_la
     await client.close()
     assert lock_errors(thread_pool_emulator) == 0
     assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+@pytest.mark.thread_pool_emulator(latency=0.02, run_stuck=1.0)
+async def test_a_response_whose_id_cannot_reach_redis_is_cancelled_by_its_holder(
+    thread_pool_emulator: EmulatorServer,
+) -> None:
+    # Redis dies the moment the background response is created, so its id cannot be recorded
+    # for a settler: the holder, the only one who knows it, cancels it before giving up.
+    with RedisServer() as store:
+
+        async def redis_dies_as_the_response_starts(response: Any) -> None:
+            if response.request.method == "POST" and response.request.url.path.endswith(
+                "/responses"
+            ):
+                store.kill()
+
+        client = openai.AsyncOpenAI(
+            base_url=thread_pool_emulator.base_url,
+            api_key="unused",
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(
+                event_hooks={"response": [redis_dies_as_the_response_starts]}
+            ),
+        )
+        backend = AsyncConversationsBackend(client, model="emulated", background=True)
+        pool = AsyncThreadPool(backend=backend, redis_url=store.url, key_prefix="t")
+        with pytest.raises(StoreUnavailable):
+            await pool.run("doc", "stuck forever unless cancelled")
+        await pool.aclose()
+        await client.close()
+    stats = thread_pool_emulator.admin.stats()
+    assert stats["requests"].get("POST /v1/responses/{response_id}/cancel") == 1, stats["requests"]
+    (conversation,) = thread_pool_emulator.admin.objects()["conversations"]
+    ops = [w["op"] for w in thread_pool_emulator.admin.writes(conversation)]
+    assert ops[-2:] == ["response.create", "response.cancel"], ops

@@ -46,6 +46,17 @@ def turn_requests(lease: _Held) -> Iterator[None]:
         _HELD.reset(token)
 
 
+@contextlib.contextmanager
+def unguarded() -> Iterator[None]:
+    """Within this block requests go out whatever the lease: clean-up (cancelling what the turn
+    started) must reach upstream even when the lease has run out."""
+    token = _HELD.set(None)
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+
+
 def _check(request: Any) -> None:
     lease = _HELD.get()
     if lease is not None and lease.remaining() <= 0:

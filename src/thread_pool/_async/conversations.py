@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import openai
 
 from thread_pool import send_guard
-from thread_pool._acompat import call_handler, sleep
+from thread_pool._acompat import call_handler, shield, sleep
 from thread_pool._async.assistants import poll_hint, tool_output
 from thread_pool._async.backend import AsyncGuard, ToolHandler
 from thread_pool._async.upstream import request
@@ -187,6 +188,14 @@ class AsyncConversationsBackend:
                 raise UpstreamError(f"response {response_id} is still {resp.status}; not settled")
             await sleep(self.poll_interval / 2)
 
+    async def _cancel_unrecorded(self, response_id: str) -> None:
+        with send_guard.unguarded(), contextlib.suppress(UpstreamError):
+            await request(
+                self.retry,
+                f"cancel response {response_id}",
+                lambda: self.client.responses.cancel(response_id),
+            )
+
     # -- turns -------------------------------------------------------------------------------
 
     async def run_turn(
@@ -301,7 +310,14 @@ class AsyncConversationsBackend:
         if resp.status not in BUSY:
             return resp, raw.request_id
         response_id = resp.id
-        await guard.started(response_id)
+        try:
+            await guard.started(response_id)
+        except BaseException:
+            # Its id did not reach Redis (Redis away, lease taken over), so no settler could find
+            # this response, and a background response may run on and lock the conversation for
+            # the next holder: end it now, while we still know it.
+            await shield(self._cancel_unrecorded(response_id))
+            raise
         while resp.status in BUSY:
             guard.alive()
             check_turn_time(started, self.turn_timeout, thread_id, response_id)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -190,6 +191,14 @@ class ConversationsBackend:
                 raise UpstreamError(f"response {response_id} is still {resp.status}; not settled")
             sleep(self.poll_interval / 2)
 
+    def _cancel_unrecorded(self, response_id: str) -> None:
+        with send_guard.unguarded(), contextlib.suppress(UpstreamError):
+            request(
+                self.retry,
+                f"cancel response {response_id}",
+                lambda: self.client.responses.cancel(response_id),
+            )
+
     # -- turns -------------------------------------------------------------------------------
 
     def run_turn(
@@ -304,7 +313,14 @@ class ConversationsBackend:
         if resp.status not in BUSY:
             return resp, raw.request_id
         response_id = resp.id
-        guard.started(response_id)
+        try:
+            guard.started(response_id)
+        except BaseException:
+            # Its id did not reach Redis (Redis away, lease taken over), so no settler could find
+            # this response, and a background response may run on and lock the conversation for
+            # the next holder: end it now, while we still know it.
+            self._cancel_unrecorded(response_id)
+            raise
         while resp.status in BUSY:
             guard.alive()
             check_turn_time(started, self.turn_timeout, thread_id, response_id)
