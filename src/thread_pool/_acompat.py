@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as redis
+import redis.exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
 from redis.typing import EncodableT
 
@@ -60,16 +61,24 @@ def holder_name() -> str:
 
 
 class _RedisCluster(RedisCluster):
-    """redis-py's asyncio cluster client, made safe to share before its first command.
+    """redis-py's asyncio cluster client, made safe to share between tasks.
 
-    With redis-py 8.1, tasks that send their first commands at once through a new client can
-    find a connection disconnected under them while they set it up ("'NoneType' object has no
-    attribute 'writelines'"). Awaiting ``initialize()`` first is safe however many tasks do it (it
-    runs once, under a lock, and is a flag test afterwards), and the race is then gone."""
+    With redis-py 8.1, a connection can be disconnected under a task that is still setting it
+    up, which then fails with "'NoneType' object has no attribute 'writelines'" (its stream is
+    gone): when tasks send their first commands at once through a new client, and when a
+    connection error elsewhere makes the client drop its idle connections (a node restarting).
+    Awaiting ``initialize()`` first removes the first case (it is safe however many tasks do it:
+    it runs once, under a lock, and is a flag test afterwards); the second is reported as the
+    lost connection it is, so the caller gets ``StoreUnavailable`` like for any other."""
 
     async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
         await self.initialize()
-        return await super().execute_command(*args, **kwargs)
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except AttributeError as exc:
+            if not str(exc).startswith("'NoneType' object has no attribute"):
+                raise
+            raise rexc.ConnectionError(f"connection closed under the command: {exc}") from exc
 
 
 def cluster_client(url: str, **options: Any) -> redis.Redis:
