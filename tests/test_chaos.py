@@ -170,4 +170,4 @@ def test_twenty_processes_of_twenty_tasks_under_every_fault_break_no_invariant()
     # Paused holders lost their leases, and the Redis restarts were felt, typed.
     assert report.outcomes.get("LeaseLost", 0) + report.outcomes.get("LeaseNotOwned", 0) > 0
     assert report.outcomes.get("StoreUnavailable", 0) > 0
-    assert report.upstream["lock_errors"] == 0
+    assert report.upstream["lock_errors"]["total"] == 0

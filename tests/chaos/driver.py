@@ -409,7 +409,7 @@ def _collect(
     report.upstream = {
         "requests": stats["requests_total"],
         "writes": len(writes),
-        "lock_errors": stats["lock_errors"]["total"],
+        "lock_errors": stats["lock_errors"],
         "peak_active_per_thread": stats["peak_active_per_owner"],
         "threads": {pool: len(ids) for pool, ids in sorted(upstream.items())},
     }
@@ -419,7 +419,7 @@ def _collect(
         writes,
         log,
         leftovers,
-        lock_errors=int(stats["lock_errors"]["total"]),
+        lock_errors=int(stats["lock_errors"]["total"]),  # by kind in report.upstream
         peak_active_per_thread=int(stats["peak_active_per_owner"]),
         upstream_threads=upstream,
     )
