@@ -140,6 +140,8 @@ def emulator_process(config: ChaosConfig) -> Iterator[tuple[str, IntrospectionCl
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 class _Workers:
