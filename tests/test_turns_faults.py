@@ -290,7 +290,11 @@ async def test_a_response_whose_id_cannot_reach_redis_is_cancelled_by_its_holder
             ),
         )
         backend = AsyncConversationsBackend(client, model="emulated", background=True)
-        pool = AsyncThreadPool(backend=backend, redis_url=store.url, key_prefix="t")
+        # A single server of its own, also when the session runs on a cluster (the environment
+        # then says THREAD_POOL_REDIS_CLUSTER=1).
+        pool = AsyncThreadPool(
+            backend=backend, redis_url=store.url, redis_cluster=False, key_prefix="t"
+        )
         with pytest.raises(StoreUnavailable):
             await pool.run("doc", "stuck forever unless cancelled")
         await pool.aclose()
