@@ -858,13 +858,26 @@ class ThreadPool:
         except Exception as exc:
             # Tried again before the next acquire; else the lease (if any) expires and is reaped,
             # and a reservation lapses after grow_timeout.
-            if isinstance(exc, StoreUnavailable):
-                self._later("abandon", key, (token,))
-            logger.warning("pool %r: could not undo an interrupted acquire: %s", key, exc)
+            if isinstance(exc, StoreUnavailable) and self._later("abandon", key, (token,)):
+                # Expected while Redis is away (every interrupted acquire comes here): not a
+                # warning each, or an outage floods the log.
+                logger.info("pool %r: an interrupted acquire is undone later: %s", key, exc)
+            else:
+                logger.warning("pool %r: could not undo an interrupted acquire: %s", key, exc)
 
-    def _later(self, script: str, key: str, args: tuple[str | int, ...]) -> None:
+    def _later(self, script: str, key: str, args: tuple[str | int, ...]) -> bool:
+        """Keep a clean-up for a retry; False when too many are kept already (it is dropped)."""
         if len(self._pending) < _MAX_PENDING:
             self._pending.append((script, key, args))
+            return True
+        logger.warning(
+            "pool %r: %d clean-ups already wait for redis; a %s is dropped (a lease it held "
+            "expires by its TTL, a reservation lapses)",
+            key,
+            len(self._pending),
+            script,
+        )
+        return False
 
     def _retry_pending(self) -> None:
         """Run the clean-ups that failed while Redis was away; those that fail again stay."""
@@ -884,5 +897,9 @@ class ThreadPool:
     def _release_quietly(self, lease: Lease) -> None:
         try:
             self.release(lease)
+        except (LeaseLost, LeaseNotOwned, StoreUnavailable) as exc:
+            # The error that ended the turn says as much already (a lost lease, Redis away: the
+            # release is retried later); the reaper settles an expired lease's thread.
+            logger.info("pool %r: release after an error: %s", lease.key, exc)
         except Exception as exc:
             logger.warning("pool %r: release after an error failed: %s", lease.key, exc)
