@@ -16,12 +16,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
     for item in dataclasses.fields(ChaosConfig):
         value = getattr(defaults, item.name)
+        flag = f"--{item.name.replace('_', '-')}"
+        if isinstance(value, bool):  # --cluster / --no-cluster
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+            continue
         parser.add_argument(
-            f"--{item.name.replace('_', '-')}",
-            type=type(value),
-            default=value,
-            metavar="N",
-            help=f"default {value}",
+            flag, type=type(value), default=value, metavar="N", help=f"default {value}"
         )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = vars(parser.parse_args())
