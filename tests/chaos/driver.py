@@ -85,7 +85,10 @@ class ChaosConfig:
     restart_down: float = 1.0
     cancel_rate: float = 0.05
     settle_timeout: float = 10.0  # how long a settler's claim lasts (a killed settler's too)
-    reclaim_delay: float = 3.0  # the pools' lock-delay: covers stop_for - renew_margin
+    # The pools' lock-delay, longer than a pause: a write sent late by a stopped holder lands on
+    # a thread nobody holds, and the holder, resumed within the delay, cancels what it started
+    # and could not record (a Conversations settler cannot find an unrecorded response).
+    reclaim_delay: float = 5.5
     seed: int = 1
     timeout: float = 900.0
     cluster: bool = False  # the pools on a Redis Cluster of 3 masters; a restart hits one of them
@@ -247,6 +250,7 @@ def run(config: ChaosConfig, evidence_url: str | None = None) -> Report:
             "evidence_url": ev_url,
             "prefix": prefix,
         }
+        _prewarm(config, common)
         started = time.monotonic()
         workers = _Workers(config, common)
         for slot in range(config.processes):
@@ -259,6 +263,29 @@ def run(config: ChaosConfig, evidence_url: str | None = None) -> Report:
         report.violations += workers.failed()
         _collect(config, report, common, admin, evidence, store_url, prefix)
     return report
+
+
+def _prewarm(config: ChaosConfig, common: dict[str, Any]) -> None:
+    """Grow every pool to max_size before the faults begin, as an operator's ``thread-pool
+    prewarm`` would. A process killed between creating a thread upstream and registering it
+    leaves that thread unknown to the pool (upstream cannot list threads); with full pools
+    nothing grows under the faults, so every upstream thread is accounted for."""
+    for backend_kind in ("assistants", "conversations"):
+        with ThreadPool(
+            backend=_settling_backend(backend_kind, common),
+            redis_url=common["store_url"],
+            redis_cluster=config.cluster,
+            key_prefix=common["prefix"],
+            # A pool takes its sizes and lease TTL from whoever creates it: the workers' own.
+            max_size=config.max_size,
+            lease_ttl=config.lease_ttl,
+            renew_margin=config.renew_margin,
+        ) as pool:
+            for i in range(config.pools_per_backend):
+                key = f"{backend_kind}-{i}"
+                held = [pool.acquire(key) for _ in range(config.max_size)]
+                for lease in held:
+                    pool.release(lease)
 
 
 def _assistant(base_url: str) -> str:
@@ -286,7 +313,8 @@ def _inject_faults(
         "kill": now + config.kill_every,
         "stop": now + config.stop_every,
         "storm": now + config.storm_every,
-        "restart": now + config.restart_every,
+        # The first restart comes early, so that even a short run (CI's) has one.
+        "restart": now + min(config.restart_every, 10.0),
     }
     storm_ends: float | None = None
     paused: list[tuple[float, int]] = []

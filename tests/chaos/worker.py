@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 import redis
@@ -166,9 +167,15 @@ class _Task:
 
 
 def _dump_tasks() -> None:
+    """Each task's whole await chain (``print_stack`` shows only a task's outermost frame)."""
     for task in asyncio.all_tasks():
         print(f"--- {task.get_name()} ({os.getpid()})", file=sys.stderr)
-        task.print_stack(limit=12, file=sys.stderr)
+        awaited: Any = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                print(f"    {frame.f_code.co_filename}:{frame.f_lineno}", file=sys.stderr)
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
     sys.stderr.flush()
 
 
