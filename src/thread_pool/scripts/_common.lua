@@ -41,6 +41,14 @@ local function mailbox(ticket)
   return BASE .. 'w:' .. ticket
 end
 
+-- Empty a waiter's mailbox: the message it held ("R", a grant, or nil), the box deleted.
+local function take_mailbox(ticket)
+  local box = mailbox(ticket)
+  local msg = redis.call('LPOP', box)
+  redis.call('DEL', box)
+  return msg
+end
+
 -- A caller cancelled mid-acquire leaves a tombstone, so that a command of its that was still in
 -- flight (sent on a connection that was then dropped) cannot take anything after the clean-up.
 local function tombstone(token)

@@ -5,9 +5,7 @@
 -- Returns "G|thread|fence|deadline_ms|ttl_ms" (granted) | {"RETRY"} | {"TIMEOUT"}
 local ticket = ARGV[1]
 redis.call('LREM', K_WAITERS, 1, ARGV[2])
-local box = mailbox(ticket)
-local msg = redis.call('LPOP', box)
-redis.call('DEL', box)
+local msg = take_mailbox(ticket)
 if msg == 'R' then
   return {'RETRY'}
 end

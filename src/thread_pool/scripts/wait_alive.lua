@@ -22,9 +22,7 @@ if at then
 end
 -- Not queued: a hand-off (or a wake-up) took the entry and left its message in the mailbox in
 -- the same script, so an empty mailbox means the entry lapsed.
-local box = mailbox(ticket)
-local msg = redis.call('LPOP', box)
-redis.call('DEL', box)
+local msg = take_mailbox(ticket)
 if msg == 'R' then
   return {'RETRY'}
 end
