@@ -37,8 +37,7 @@ _HELD: ContextVar[_Held | None] = ContextVar("thread_pool_turn_lease", default=N
 
 
 @contextlib.contextmanager
-def turn_requests(lease: _Held) -> Iterator[None]:
-    """Within this block, this task's (thread's) requests go out only while ``lease`` lasts."""
+def _holding(lease: _Held | None) -> Iterator[None]:
     token = _HELD.set(lease)
     try:
         yield
@@ -46,15 +45,15 @@ def turn_requests(lease: _Held) -> Iterator[None]:
         _HELD.reset(token)
 
 
-@contextlib.contextmanager
-def unguarded() -> Iterator[None]:
+def turn_requests(lease: _Held) -> contextlib.AbstractContextManager[None]:
+    """Within this block, this task's (thread's) requests go out only while ``lease`` lasts."""
+    return _holding(lease)
+
+
+def unguarded() -> contextlib.AbstractContextManager[None]:
     """Within this block requests go out whatever the lease: clean-up (cancelling what the turn
     started) must reach upstream even when the lease has run out."""
-    token = _HELD.set(None)
-    try:
-        yield
-    finally:
-        _HELD.reset(token)
+    return _holding(None)
 
 
 def _check(request: Any) -> None:
