@@ -33,7 +33,9 @@ def results_key(prefix: str) -> str:
     return f"{prefix}:check:turns"
 
 
-def _backend(kind: str, base_url: str, api_key: str, assistant_id: str) -> Backend:
+def backend(kind: str, base_url: str, api_key: str, assistant_id: str) -> Backend:
+    """A blocking backend of the emulator: ``assistants``, ``conversations`` or ``background``
+    (Conversations with background responses), with quick retries and settling."""
     client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
     retry = RetryPolicy(base_delay=0.02, max_delay=0.5)
     if kind == "assistants":
@@ -56,8 +58,8 @@ def run_turns(
 ) -> None:
     """``iterations`` turns back to back on pool ``key``, no delays."""
     log = connect(redis_url)
-    backend = _backend(kind, base_url, api_key, assistant_id)
-    with ThreadPool(backend=backend, redis_url=redis_url, key_prefix=prefix, **settings) as pool:
+    made = backend(kind, base_url, api_key, assistant_id)
+    with ThreadPool(backend=made, redis_url=redis_url, key_prefix=prefix, **settings) as pool:
         for i in range(iterations):
             try:
                 turn = pool.run(key, f"worker {os.getpid()} turn {i}")
@@ -82,8 +84,8 @@ def stall_in_tool_call(
     """One turn whose tool call says ``ready`` (``thread fence``), then stalls ``stall`` seconds
     (the test kills or pauses this process meanwhile); the outcome goes to the results list."""
     log = connect(redis_url)
-    backend = _backend(kind, base_url, api_key, assistant_id)
-    with ThreadPool(backend=backend, redis_url=redis_url, key_prefix=prefix, **settings) as pool:
+    made = backend(kind, base_url, api_key, assistant_id)
+    with ThreadPool(backend=made, redis_url=redis_url, key_prefix=prefix, **settings) as pool:
         try:
             with pool.lease(key) as lease:
 

@@ -31,6 +31,7 @@ from typing import Any
 import openai
 import redis
 
+from tests import turn_workers
 from tests.chaos import worker
 from tests.chaos.evidence import (
     LoggedTurn,
@@ -40,7 +41,7 @@ from tests.chaos.evidence import (
     late_writes,
     violations,
 )
-from thread_pool import AssistantsBackend, ConversationsBackend, RetryPolicy, ThreadPool
+from thread_pool import ThreadPool
 from thread_pool.emulator.client import IntrospectionClient
 from thread_pool.keys import PoolKeys
 from thread_pool.redis_clients import connect
@@ -261,7 +262,7 @@ def run(config: ChaosConfig, evidence_url: str | None = None) -> Report:
         report.seconds = time.monotonic() - started
         report.faults["worker crashes (not injected)"] = len(workers.failed())
         report.violations += workers.failed()
-        _collect(config, report, common, admin, evidence, store_url, prefix)
+        _collect(config, report, common, admin, evidence, prefix)
     return report
 
 
@@ -271,16 +272,7 @@ def _prewarm(config: ChaosConfig, common: dict[str, Any]) -> None:
     leaves that thread unknown to the pool (upstream cannot list threads); with full pools
     nothing grows under the faults, so every upstream thread is accounted for."""
     for backend_kind in ("assistants", "conversations"):
-        with ThreadPool(
-            backend=_settling_backend(backend_kind, common),
-            redis_url=common["store_url"],
-            redis_cluster=config.cluster,
-            key_prefix=common["prefix"],
-            # A pool takes its sizes and lease TTL from whoever creates it: the workers' own.
-            max_size=config.max_size,
-            lease_ttl=config.lease_ttl,
-            renew_margin=config.renew_margin,
-        ) as pool:
+        with _pool(config, common, backend_kind) as pool:
             for i in range(config.pools_per_backend):
                 key = f"{backend_kind}-{i}"
                 held = [pool.acquire(key) for _ in range(config.max_size)]
@@ -373,7 +365,6 @@ def _collect(
     common: dict[str, Any],
     admin: IntrospectionClient,
     evidence: redis.Redis,
-    store_url: str,
     prefix: str,
 ) -> None:
     """Reap every pool, then read the evidence and run the checker."""
@@ -387,14 +378,7 @@ def _collect(
     time.sleep(config.lease_ttl + config.reclaim_delay + 0.5)
     give_up = time.monotonic() + config.settle_timeout + 10
     for backend_kind in ("assistants", "conversations"):
-        with ThreadPool(
-            backend=_settling_backend(backend_kind, common),
-            redis_url=store_url,
-            redis_cluster=config.cluster,
-            key_prefix=prefix,
-            settle_timeout=config.settle_timeout,
-            reclaim_delay=config.reclaim_delay,
-        ) as pool:
+        with _pool(config, common, backend_kind) as pool:
             for key in keys:
                 if not key.startswith(backend_kind):
                     continue
@@ -426,7 +410,7 @@ def _collect(
     for kind in ("threads", "conversations"):
         for object_id, metadata in objects[kind].items():
             upstream.setdefault(metadata.get(POOL_KEY, "(no pool)"), []).append(object_id)
-    with connect(store_url, cluster=config.cluster, decode_responses=True) as client:
+    with connect(common["store_url"], cluster=config.cluster, decode_responses=True) as client:
         log = [
             LoggedTurn(
                 key, int(entry_id.split("-")[0]), fields["content"], fields.get("origin", "")
@@ -455,15 +439,24 @@ def _collect(
     )
 
 
-def _settling_backend(kind: str, common: dict[str, Any]) -> Any:
-    client = openai.OpenAI(base_url=common["base_url"], api_key="unused", max_retries=0)
-    retry = RetryPolicy(base_delay=0.02, max_delay=0.5)
-    if kind == "assistants":
-        return AssistantsBackend(
-            client, assistant_id=common["assistant_id"], retry=retry, settle_wait=0.2
-        )
-    return ConversationsBackend(
-        client, model="emulated", background=True, retry=retry, settle_wait=0.2
+def _pool(config: ChaosConfig, common: dict[str, Any], kind: str) -> ThreadPool:
+    """A blocking pool object of the driver's own, on the workers' pools of backend ``kind``,
+    with the workers' settings (a pool takes its sizes and lease TTL from whoever creates it)."""
+    return ThreadPool(
+        backend=turn_workers.backend(
+            "assistants" if kind == "assistants" else "background",
+            common["base_url"],
+            "unused",
+            common["assistant_id"],
+        ),
+        redis_url=common["store_url"],
+        redis_cluster=config.cluster,
+        key_prefix=common["prefix"],
+        max_size=config.max_size,
+        lease_ttl=config.lease_ttl,
+        renew_margin=config.renew_margin,
+        settle_timeout=config.settle_timeout,
+        reclaim_delay=config.reclaim_delay,
     )
 
 

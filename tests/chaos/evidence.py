@@ -151,16 +151,22 @@ def violations(
     return found
 
 
+def _grants_by_thread(records: Records) -> dict[str, list[Grant]]:
+    """Each thread's grants, in fence order."""
+    by_thread: dict[str, list[Grant]] = defaultdict(list)
+    for grant in records.grants:
+        by_thread[grant.thread_id].append(grant)
+    for grants in by_thread.values():
+        grants.sort(key=lambda g: g.fence)
+    return by_thread
+
+
 def _exclusive_grants(records: Records) -> list[str]:
     """Fences never repeat on a thread, and a lease that ended (by release or by its deadline)
     ended before the next grant of its thread."""
     found: list[str] = []
     ends = {(e.thread_id, e.fence): e for e in records.ends}
-    by_thread: dict[str, list[Grant]] = defaultdict(list)
-    for grant in records.grants:
-        by_thread[grant.thread_id].append(grant)
-    for thread_id, grants in by_thread.items():
-        grants.sort(key=lambda g: g.fence)
+    for thread_id, grants in _grants_by_thread(records).items():
         for before, after in itertools.pairwise(grants):
             if before.fence == after.fence:
                 found.append(f"{thread_id}: fence {after.fence} granted twice")
@@ -192,14 +198,11 @@ def _fenced_writes(records: Records, writes: Iterable[Write]) -> list[str]:
     thread's next grant, which is what "settled before it is handed out again" means."""
     found: list[str] = []
     grants = {(g.thread_id, g.fence): g for g in records.grants}
-    next_grant: dict[tuple[str, int], int] = {}
-    by_thread: dict[str, list[Grant]] = defaultdict(list)
-    for grant in records.grants:
-        by_thread[grant.thread_id].append(grant)
-    for thread_grants in by_thread.values():
-        thread_grants.sort(key=lambda g: g.fence)
-        for before, after in itertools.pairwise(thread_grants):
-            next_grant[(before.thread_id, before.fence)] = after.granted_ms
+    next_grant = {
+        (before.thread_id, before.fence): after.granted_ms
+        for grants in _grants_by_thread(records).values()
+        for before, after in itertools.pairwise(grants)
+    }
     last_fence: dict[str, int] = {}
     for write in sorted(writes, key=lambda w: w.seq):
         if write.fence is None:
