@@ -25,7 +25,10 @@ for i = 1, #ARGV do
   elseif kind == 'list' then
     data = redis.call('LRANGE', name, 0, -1)
   elseif kind == 'set' then
+    -- SMEMBERS has no order (a restored set may list its members differently): sort them, so
+    -- an export of the same pool is the same file.
     data = redis.call('SMEMBERS', name)
+    table.sort(data)
   elseif kind == 'string' then
     data = {redis.call('GET', name)}
   elseif kind == 'stream' then
