@@ -25,6 +25,7 @@ from tests.chaos.evidence import (
     Records,
     Write,
     late_writes,
+    refusals,
     violations,
 )
 from thread_pool.testing.plugin import cluster_mode
@@ -146,6 +147,18 @@ def test_the_checker_finds_each_kind_of_violation(
     found = _check(records, **args)  # type: ignore[arg-type]
     assert found, what
     assert any(expected in v for v in found), found
+
+
+def test_the_checker_tells_who_blocked_a_refused_write() -> None:
+    # Upstream logs a refused write with the stamps of the run that blocked it.
+    writes = [*_clean_writes(), Write("t", 3, 3150, "response.refused", 1)]
+    found = _check(_history(), writes, _clean_log(), lock_errors=1)
+    assert found[0] == "upstream answered 1 lock errors"
+    assert found[1:] == refusals(_history(), writes)
+    assert found[1] == (
+        "t: response.refused at 3150: blocked by fence 1 (a/1, +50 ms past its deadline); "
+        "refused: b/1 (fence 2)"
+    )
 
 
 @pytest.mark.chaos

@@ -30,11 +30,12 @@ def make_assistant(server: EmulatorServer) -> str:
 
 
 def fences_of(server: EmulatorServer, owner_id: str) -> list[int]:
-    """The ``tp_fence`` stamps of every write on a thread or conversation, in order."""
+    """The ``tp_fence`` stamps of every write on a thread or conversation, in order (a
+    refused write is logged with its blocker's stamps, and is no write)."""
     return [
         int(w["metadata"]["tp_fence"])
         for w in server.admin.writes(owner_id)
-        if "tp_fence" in (w.get("metadata") or {})
+        if "tp_fence" in (w.get("metadata") or {}) and not w["op"].endswith(".refused")
     ]
 
 

@@ -146,6 +146,7 @@ def violations(
     found += _nothing_left(leftovers, upstream_threads)
     if lock_errors:
         found.append(f"upstream answered {lock_errors} lock errors")
+        found += refusals(records, writes)[:20]
     if peak_active_per_thread > 1:
         found.append(f"a thread had {peak_active_per_thread} active runs at once")
     return found
@@ -205,7 +206,7 @@ def _fenced_writes(records: Records, writes: Iterable[Write]) -> list[str]:
     }
     last_fence: dict[str, int] = {}
     for write in sorted(writes, key=lambda w: w.seq):
-        if write.fence is None:
+        if write.fence is None or write.op.endswith(".refused"):
             continue
         where = f"{write.thread_id}: {write.op} (fence {write.fence}, write {write.seq})"
         successor = next_grant.get((write.thread_id, write.fence))
@@ -236,7 +237,7 @@ def late_writes(records: Records, writes: Iterable[Write]) -> list[str]:
     deadlines = {(e.thread_id, e.fence): e.deadline_ms for e in records.ends}
     late: list[str] = []
     for write in sorted(writes, key=lambda w: w.seq):
-        if write.fence is None or write.op.endswith(".cancel"):
+        if write.fence is None or write.op.endswith((".cancel", ".refused")):
             continue
         deadline = deadlines.get((write.thread_id, write.fence))
         if deadline is not None and write.at_ms > deadline:
@@ -245,6 +246,34 @@ def late_writes(records: Records, writes: Iterable[Write]) -> list[str]:
                 f"arrived {write.at_ms - deadline} ms after its lease's deadline"
             )
     return late
+
+
+def refusals(records: Records, writes: Iterable[Write]) -> list[str]:
+    """Each lock error as who blocked whom: upstream logs a refused write with the stamps of the
+    run (response) that held the thread, so the blocker's grant, deadline and successor tell
+    which lease's run outlived it, and by how much."""
+    grants = _grants_by_thread(records)
+    deadlines = {(e.thread_id, e.fence): e.deadline_ms for e in records.ends}
+    told: list[str] = []
+    for write in sorted(writes, key=lambda w: w.seq):
+        if not write.op.endswith(".refused"):
+            continue
+        where = f"{write.thread_id}: {write.op} at {write.at_ms}"
+        if write.fence is None:
+            told.append(f"{where}: blocked by an unstamped run")
+            continue
+        mine = grants.get(write.thread_id, [])
+        blocker = next((g for g in mine if g.fence == write.fence), None)
+        deadline = deadlines.get((write.thread_id, write.fence))
+        refused = [g for g in mine if g.granted_ms <= write.at_ms and g.fence > write.fence]
+        told.append(
+            f"{where}: blocked by fence {write.fence} "
+            f"({blocker.holder if blocker else 'no grant recorded'}, "
+            + ("killed" if deadline is None else f"{write.at_ms - deadline:+} ms past its deadline")
+            + "); refused: "
+            + (f"{refused[-1].holder} (fence {refused[-1].fence})" if refused else "unknown")
+        )
+    return told
 
 
 def _log_exactly_once(records: Records, log: Iterable[LoggedTurn]) -> list[str]:

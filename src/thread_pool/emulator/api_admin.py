@@ -4,7 +4,8 @@
 ``GET  /_emulator/stats``             → counters (see :meth:`Emulator.stats`)
 ``GET  /_emulator/peaks``             → ``{"peaks": {owner_id: peak_active}}``
 ``GET  /_emulator/writes/{owner_id}`` → ``{"id": owner_id, "writes": [{seq, at, op, object_id,
-metadata}]}``
+metadata}]}``; a write the lock rule refused is logged as ``<kind>.refused`` with the id and
+metadata of the run (response) that blocked it
 ``GET  /_emulator/writes``            → ``{"writes": {owner_id: [...]}}``, every write log at once
 ``GET  /_emulator/objects``           → ``{"threads": {id: metadata}, "conversations": {id:
 metadata}}``, every thread and conversation not deleted

@@ -370,7 +370,11 @@ class ConversationsStore:
             if conversation_id is not None:
                 conversation = self._conversation(conversation_id)
                 self._settle(conversation, now)
-                if conversation.active is not None:
+                blocker = conversation.active
+                if blocker is not None:
+                    self.core.stats.refused(
+                        conversation.id, "response.refused", blocker.id, blocker.metadata, now
+                    )
                     raise errors.conversation_locked()
                 history_items = conversation.items
                 history = [entry_of(item) for item in history_items]

@@ -80,6 +80,14 @@ class Stats:
                 }
             )
 
+    def refused(
+        self, owner: str, op: str, blocker_id: str, metadata: dict[str, str], at: float
+    ) -> None:
+        """Log a write the lock rule refused, naming the run (response) that held ``owner``
+        and the metadata *it* carried: who blocked whom is what a lock error's post-mortem
+        needs. Nothing was written, but the entry keeps the log's arrival order."""
+        self.write(owner, op, blocker_id, metadata, at)
+
     def writes_of(self, owner: str) -> list[dict[str, Any]]:
         """The write log of one thread or conversation (a copy)."""
         with self._lock:

@@ -314,6 +314,9 @@ class ThreadsStore:
             thread = self._thread(thread_id)
             blocking = self._blocking_run(thread, now)
             if blocking is not None:
+                self.core.stats.refused(
+                    thread.id, "message.refused", blocking.id, blocking.metadata, now
+                )
                 raise errors.message_while_active(thread.id, blocking.id)
             message = MessageRec(new_id("msg"), thread.id, role, text, now, metadata)
             thread.messages.append(message)
@@ -379,6 +382,9 @@ class ThreadsStore:
                 raise errors.not_found("assistant", assistant_id)
             blocking = self._blocking_run(thread, now)
             if blocking is not None:
+                self.core.stats.refused(
+                    thread.id, "run.refused", blocking.id, blocking.metadata, now
+                )
                 raise errors.thread_has_active_run(thread.id, blocking.id)
             for role, text, meta in extra:
                 message = MessageRec(new_id("msg"), thread.id, role, text, now, meta)
