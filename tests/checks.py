@@ -8,8 +8,9 @@ from thread_pool.keys import PoolKeys
 
 
 def assert_quiet(client: redis.Redis, prefix: str, key: str, threads: int | None = None) -> None:
-    """Pool ``key`` is fully idle: no lease, hold, waiter, mailbox, reservation or settling claim,
-    and every thread is in the idle set (exactly ``threads`` of them when given)."""
+    """Pool ``key`` is fully idle: no lease, hold, waiter, mailbox, reservation, settling claim
+    or request in flight, and every thread is in the idle set (exactly ``threads`` of them when
+    given)."""
     k = PoolKeys.of(prefix, key)
     # Every key the scripts wrote is one that keys.py knows (else the checks below see nothing).
     known = set(k.all_fixed())
@@ -22,6 +23,8 @@ def assert_quiet(client: redis.Redis, prefix: str, key: str, threads: int | None
     assert client.zcard(k.reserved) == 0, client.zrange(k.reserved, 0, -1)
     assert client.zcard(k.settling) == 0, client.zrange(k.settling, 0, -1)
     assert client.hlen(k.claims) == 0, client.hgetall(k.claims)
+    # Nothing in flight on an idle thread (a clean release or a settling clears the record).
+    assert client.hlen(k.inflight) == 0, client.hgetall(k.inflight)
     assert list(client.scan_iter(match=f"{k.base}w:*")) == []
     assert client.zcard(k.idle) == registered
     if threads is not None:

@@ -248,8 +248,9 @@ def test_a_holder_killed_with_a_background_response_in_flight_has_it_cancelled(
 ) -> None:
     inflight = f"{thread_pool_prefix}:{{doc}}:inflight"
     proc = _start(turn_workers.run_turns, *_turn_args(common, "background"), "doc", 1, SHORT_LEASES)
-    # The pool recorded the response in Redis: the holder is now waiting for it. Kill it.
-    _wait_for(lambda: redis_client.hlen(inflight) == 1)
+    # The pool recorded the response in Redis ("fence|id"; "fence|" while its create is on its
+    # way): the holder is now waiting for it. Kill it.
+    _wait_for(lambda: not str(next(iter(redis_client.hvals(inflight)), "|")).endswith("|"))
     ((conv_id, record),) = redis_client.hgetall(inflight).items()
     os.kill(proc.pid or 0, signal.SIGKILL)
     proc.join()

@@ -37,6 +37,24 @@ async def shield(aw: Awaitable[T]) -> T:
         raise
 
 
+async def finish_first(aw: Awaitable[T], then: Callable[[T], Awaitable[object]]) -> T:
+    """Run ``aw`` to its end even if the caller is cancelled meanwhile; if it was, hand what
+    ``aw`` returned to ``then`` (run to its end as well) before the cancellation goes through.
+    For a request whose answer is the only record of what it started upstream: cut in half, it
+    may have started a run that nobody could name."""
+    task = asyncio.ensure_future(aw)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(BaseException):
+                await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is None:
+            with contextlib.suppress(Exception):
+                await shield(then(task.result()))
+        raise
+
+
 @contextlib.contextmanager
 def keep_cancellation() -> Iterator[None]:
     """Give back a cancellation that the Redis client swallowed.

@@ -11,10 +11,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from thread_pool.errors import InvalidArgument
 from thread_pool.redis_clients import cluster_client as cluster_client
+
+T = TypeVar("T")
 
 _HOST = socket.gethostname()
 
@@ -47,6 +49,11 @@ def call_handler(handler: Callable[..., Any], *args: Any, name: str = "tool_hand
             f"an async {name} needs AsyncThreadPool; give ThreadPool a plain function as {name}"
         )
     return result
+
+
+def finish_first(value: T, then: Callable[[T], object]) -> T:
+    """A blocking call has run to its end already (see ``_acompat.finish_first``)."""
+    return value
 
 
 class Background:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import openai
 
 from thread_pool import send_guard
-from thread_pool._acompat import call_handler, sleep
+from thread_pool._acompat import call_handler, finish_first, shield, sleep
 from thread_pool._async.backend import AsyncGuard, ToolHandler
 from thread_pool._async.upstream import request
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
@@ -173,6 +174,20 @@ class AsyncAssistantsBackend:
             if exc.status_code != 400:
                 raise
 
+    async def _name(self, thread_id: str, run_id: str, guard: AsyncGuard) -> None:
+        """Record the run now in flight: its settler waits for the name."""
+        try:
+            await guard.started(run_id)
+        except BaseException:
+            # Taken over while the request was on its way: a settler that listed the thread's
+            # runs before this one arrived did not see it. End it now, while we know it.
+            await shield(self._cancel_late(thread_id, run_id))
+            raise
+
+    async def _cancel_late(self, thread_id: str, run_id: str) -> None:
+        with send_guard.unguarded(), contextlib.suppress(UpstreamError):
+            await self._cancel(thread_id, run_id)
+
     # -- turns -------------------------------------------------------------------------------
 
     async def run_turn(
@@ -207,21 +222,31 @@ class AsyncAssistantsBackend:
                 if found is not None:
                     return found, self.poll_interval, None
             tried = True
-            stamp = await guard.write()
+            stamp = await guard.write(starts_run=True)
             # The thread's missing context first, then the turn's own message, in one request.
             added: list[Any] = [{"role": m["role"], "content": m["content"]} for m in context]
             added.append({"role": "user", "content": message, "metadata": stamp})
-            raw = await self._runs.with_raw_response.create(
-                thread_id,
-                assistant_id=assistant_id,
-                additional_messages=added,
-                metadata={**metadata, **stamp, TURN_KEY: nonce},
-                **options,
+            # Cancelled mid-request, the run may have started all the same: wait for the answer
+            # (at once) and record it, so that its settler waits for the run, not the list.
+            raw = await finish_first(
+                self._runs.with_raw_response.create(
+                    thread_id,
+                    assistant_id=assistant_id,
+                    additional_messages=added,
+                    metadata={**metadata, **stamp, TURN_KEY: nonce},
+                    **options,
+                ),
+                lambda raw: self._name(thread_id, raw.parse().id, guard),
             )
             return raw.parse(), poll_hint(raw.headers, self.poll_interval), raw.request_id
 
-        run, hint, request_id = await request(self.retry, f"start a run on {thread_id}", start)
+        try:
+            run, hint, request_id = await request(self.retry, f"start a run on {thread_id}", start)
+        except BaseException:
+            await shield(guard.unstarted())
+            raise
         guard.delivered()  # a created run has added its additional_messages to the thread
+        await self._name(thread_id, run.id, guard)
         usage: dict[str, int] = {}
         answered = 0
         while True:

@@ -10,7 +10,7 @@ from typing import Any
 import openai
 
 from thread_pool import send_guard
-from thread_pool._acompat import call_handler, shield, sleep
+from thread_pool._acompat import call_handler, finish_first, shield, sleep
 from thread_pool._async.assistants import poll_hint, tool_output
 from thread_pool._async.backend import AsyncGuard, ToolHandler
 from thread_pool._async.upstream import request
@@ -124,8 +124,9 @@ class AsyncConversationsBackend:
         then cancel it and wait until it ended), then answer any function call it left
         unanswered (upstream refuses the next response until every call has an output).
         False if the conversation is gone."""
-        if in_flight:
-            await self._end_response(in_flight.rpartition("|")[2])
+        response_id = (in_flight or "").rpartition("|")[2]
+        if response_id:
+            await self._end_response(response_id)
         try:
             page = await request(
                 self.retry,
@@ -187,6 +188,19 @@ class AsyncConversationsBackend:
             if waited >= self.settle_wait + self.settle_timeout:
                 raise UpstreamError(f"response {response_id} is still {resp.status}; not settled")
             await sleep(self.poll_interval / 2)
+
+    async def _name(self, resp: Any, guard: AsyncGuard) -> None:
+        """Record the response now in flight, for a settler to find."""
+        if resp.status not in BUSY:
+            return
+        try:
+            await guard.started(resp.id)
+        except BaseException:
+            # Its id did not reach Redis (Redis away, lease taken over), so no settler could find
+            # this response, and a background response may run on and lock the conversation for
+            # the next holder: end it now, while we still know it.
+            await shield(self._cancel_unrecorded(resp.id))
+            raise
 
     async def _cancel_unrecorded(self, response_id: str) -> None:
         with send_guard.unguarded(), contextlib.suppress(UpstreamError):
@@ -295,8 +309,8 @@ class AsyncConversationsBackend:
         """One response on the conversation, waited for to its end (or ``turn_timeout``)."""
 
         async def start() -> Any:
-            stamp = await guard.write()
-            return await self.client.responses.with_raw_response.create(
+            stamp = await guard.write(starts_run=True)
+            create = self.client.responses.with_raw_response.create(
                 model=model,
                 conversation=thread_id,
                 input=items,  # type: ignore[arg-type]
@@ -304,20 +318,23 @@ class AsyncConversationsBackend:
                 background=background,
                 **options,
             )
+            if not background:
+                return await create
+            # Cancelled mid-request, the response may have started all the same, and only the
+            # answer names it: wait for the answer (at once, in background) and record it.
+            return await finish_first(create, lambda raw: self._name(raw.parse(), guard))
 
-        raw = await request(self.retry, f"start a response on {thread_id}", start)
+        try:
+            raw = await request(self.retry, f"start a response on {thread_id}", start)
+        except BaseException:
+            await shield(guard.unstarted())
+            raise
         resp, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
         if resp.status not in BUSY:
+            await guard.finished()  # it ended with the request: nothing is in flight
             return resp, raw.request_id
         response_id = resp.id
-        try:
-            await guard.started(response_id)
-        except BaseException:
-            # Its id did not reach Redis (Redis away, lease taken over), so no settler could find
-            # this response, and a background response may run on and lock the conversation for
-            # the next holder: end it now, while we still know it.
-            await shield(self._cancel_unrecorded(response_id))
-            raise
+        await self._name(resp, guard)
         while resp.status in BUSY:
             guard.alive()
             check_turn_time(started, self.turn_timeout, thread_id, response_id)

@@ -85,6 +85,10 @@ _CONFIRM_S = 3.0
 _WAIT_LIVE_S = 5.0
 _WAIT_REFRESH_S = 2.0
 
+# How often a settler reads a stopped holder's in-flight record while waiting for it to name
+# the request it sent (a rare wait: the holder stopped in the instant of a send).
+_IN_FLIGHT_POLL_S = 0.1
+
 # Clean-ups kept for a retry when Redis is away (beyond this, leases expire by their TTL).
 _MAX_PENDING = 10_000
 
@@ -304,17 +308,24 @@ class AsyncThreadPool:
         lease._extended(deadline_ms, ttl_ms, asked_at)
         return lease.deadline
 
-    async def check(self, lease: AsyncLease, min_remaining: float | None = None) -> float:
+    async def check(
+        self, lease: AsyncLease, min_remaining: float | None = None, *, starts_run: bool = False
+    ) -> float:
         """Raise ``LeaseLost`` unless ``lease`` is still current in Redis; renew it first when less
         than ``min_remaining`` seconds (default: the renew_margin setting) are left. Returns the
-        seconds left."""
+        seconds left. ``starts_run``: the write that follows starts a run (response), so it is
+        recorded as in flight (id not known yet) for a settler to wait on if the holder stops."""
         need = self.settings.renew_margin if min_remaining is None else min_remaining
         check_positive("min_remaining", need, allow_zero=True)
         word, rest = outcome(
-            await self._store.call("check", lease.key, lease.thread_id, lease.token, _ms(need))
+            await self._store.call(
+                "check", lease.key, lease.thread_id, lease.token, _ms(need), int(starts_run)
+            )
         )
         if word == "SHORT":
             await self.renew(lease)
+            if starts_run:
+                return await self.check(lease, 0, starts_run=True)
             return lease.remaining()
         if word != "OK":
             raise LeaseLost(
@@ -736,7 +747,7 @@ class AsyncThreadPool:
                 if self._settler is not None:
                     try:
                         if self._backend is not None and self._settler is self._backend:
-                            in_flight = await self._store.in_flight(key, thread_id)
+                            in_flight = await self._in_flight(key, thread_id)
                             ready = await self._backend.settle_thread(key, thread_id, in_flight)
                         else:
                             ready = await self._settler.settle_thread(key, thread_id)
@@ -755,13 +766,38 @@ class AsyncThreadPool:
                     await shield(self._store.call("settled", key, thread_id, "retry", 0))
             raise
 
-    async def _record_in_flight(self, lease: AsyncLease, value: str) -> bool:
-        """Record (``fence|id``) or clear (``""``) the request a turn has in flight; False if
-        the lease is not ours any more (nothing recorded)."""
+    async def _record_in_flight(self, lease: AsyncLease, request_id: str) -> str:
+        """Name (``request_id``) or clear (``""``) the request a turn has in flight. ``OK``;
+        ``LATE``: the lease was taken over but a settler still waits on this record, which was
+        changed for it; ``LOST``: nothing changed."""
         word, _ = outcome(
-            await self._store.call("inflight", lease.key, lease.thread_id, lease.token, value)
+            await self._store.call(
+                "inflight", lease.key, lease.thread_id, lease.token, lease.fence, request_id
+            )
         )
-        return word == "OK"
+        return word
+
+    async def _in_flight(self, key: str, thread_id: str) -> str | None:
+        """What the thread's last holder recorded in flight, once it is known. A holder stopped
+        while sending a request that starts a run left ``fence|`` (sent, id not known): wait up
+        to half the settle timeout for it to name the id (or say nothing started), because its
+        request may still reach upstream and must be ended before the thread is handed out."""
+        value = await self._store.in_flight(key, thread_id)
+        if value is None or not value.endswith("|"):
+            return value
+        give_up = time.monotonic() + self.settings.settle_timeout / 2
+        while time.monotonic() < give_up:
+            await sleep(_IN_FLIGHT_POLL_S)
+            named = await self._store.in_flight(key, thread_id)
+            if named != value:
+                return named
+        logger.warning(
+            "pool %r: the last holder of %s never said what its last request started (it was "
+            "killed while sending it?); settling without it",
+            key,
+            thread_id,
+        )
+        return None
 
     async def _missing(self, lease: AsyncLease) -> Missing:
         """The log entries ``lease``'s thread lacks (none under ``merge="none"``)."""
@@ -854,6 +890,8 @@ class AsyncThreadPool:
             return
         await lease.check()
         in_flight = await self._store.in_flight(lease.key, lease.thread_id)
+        if in_flight is not None and in_flight.endswith("|"):
+            in_flight = None  # our own request, which failed: nothing we know of started
         if not await self._backend.settle_thread(lease.key, lease.thread_id, in_flight):
             raise LeaseLost(f"thread {lease.thread_id!r} of pool {lease.key!r} is gone upstream")
 

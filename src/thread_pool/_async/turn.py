@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
@@ -33,11 +34,14 @@ class AsyncTurnGuard:
         self.lost: str | None = None
         self.wrote = False
         self.context_delivered = False
+        # A run-starting request is marked in flight in Redis and not yet named or cleared.
+        self._unnamed = False
 
-    async def write(self) -> dict[str, str]:
+    async def write(self, *, starts_run: bool = False) -> dict[str, str]:
         """Fence check (renewing if short); the metadata to stamp on the write."""
         self.alive()
-        await self._lease.check()
+        await self._pool.check(self._lease, starts_run=starts_run)
+        self._unnamed = self._unnamed or starts_run
         self.wrote = True
         return {FENCE_KEY: str(self.fence)}
 
@@ -56,14 +60,28 @@ class AsyncTurnGuard:
         self.context_delivered = True
 
     async def started(self, request_id: str) -> None:
-        """Record the request in flight; a holder that lost the lease may not."""
-        if not await self._pool._record_in_flight(self._lease, f"{self.fence}|{request_id}"):
+        """Record the request in flight; a holder that lost the lease raises ``LeaseLost`` (if
+        a settler waits on it, the id was recorded for the settler all the same)."""
+        named = await self._pool._record_in_flight(self._lease, request_id)
+        self._unnamed = False
+        if named != "OK":
             self.lost = "it was taken over"
             self.alive()
 
     async def finished(self) -> None:
         """Clear the in-flight record."""
         await self._pool._record_in_flight(self._lease, "")
+        self._unnamed = False
+
+    async def unstarted(self) -> None:
+        """The request that was to start a run failed: clear its in-flight record, so that no
+        settler waits for it (best effort: a settler gives up waiting in any case). Nothing to
+        do once the request was named (it was answered after all)."""
+        if not self._unnamed:
+            return
+        with contextlib.suppress(Exception):
+            await self._pool._record_in_flight(self._lease, "")
+        self._unnamed = False
 
     async def renew_step(self) -> float | None:
         """One step of the background renewer: renew when ``renew_margin`` is left; returns the

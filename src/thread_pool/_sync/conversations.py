@@ -13,7 +13,7 @@ from typing import Any
 import openai
 
 from thread_pool import send_guard
-from thread_pool._compat import call_handler, sleep
+from thread_pool._compat import call_handler, finish_first, sleep
 from thread_pool._sync.assistants import poll_hint, tool_output
 from thread_pool._sync.backend import Guard, ToolHandler
 from thread_pool._sync.upstream import request
@@ -127,8 +127,9 @@ class ConversationsBackend:
         then cancel it and wait until it ended), then answer any function call it left
         unanswered (upstream refuses the next response until every call has an output).
         False if the conversation is gone."""
-        if in_flight:
-            self._end_response(in_flight.rpartition("|")[2])
+        response_id = (in_flight or "").rpartition("|")[2]
+        if response_id:
+            self._end_response(response_id)
         try:
             page = request(
                 self.retry,
@@ -190,6 +191,19 @@ class ConversationsBackend:
             if waited >= self.settle_wait + self.settle_timeout:
                 raise UpstreamError(f"response {response_id} is still {resp.status}; not settled")
             sleep(self.poll_interval / 2)
+
+    def _name(self, resp: Any, guard: Guard) -> None:
+        """Record the response now in flight, for a settler to find."""
+        if resp.status not in BUSY:
+            return
+        try:
+            guard.started(resp.id)
+        except BaseException:
+            # Its id did not reach Redis (Redis away, lease taken over), so no settler could find
+            # this response, and a background response may run on and lock the conversation for
+            # the next holder: end it now, while we still know it.
+            self._cancel_unrecorded(resp.id)
+            raise
 
     def _cancel_unrecorded(self, response_id: str) -> None:
         with send_guard.unguarded(), contextlib.suppress(UpstreamError):
@@ -298,8 +312,8 @@ class ConversationsBackend:
         """One response on the conversation, waited for to its end (or ``turn_timeout``)."""
 
         def start() -> Any:
-            stamp = guard.write()
-            return self.client.responses.with_raw_response.create(
+            stamp = guard.write(starts_run=True)
+            create = self.client.responses.with_raw_response.create(
                 model=model,
                 conversation=thread_id,
                 input=items,  # type: ignore[arg-type]
@@ -307,20 +321,23 @@ class ConversationsBackend:
                 background=background,
                 **options,
             )
+            if not background:
+                return create
+            # Cancelled mid-request, the response may have started all the same, and only the
+            # answer names it: wait for the answer (at once, in background) and record it.
+            return finish_first(create, lambda raw: self._name(raw.parse(), guard))
 
-        raw = request(self.retry, f"start a response on {thread_id}", start)
+        try:
+            raw = request(self.retry, f"start a response on {thread_id}", start)
+        except BaseException:
+            guard.unstarted()
+            raise
         resp, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
         if resp.status not in BUSY:
+            guard.finished()  # it ended with the request: nothing is in flight
             return resp, raw.request_id
         response_id = resp.id
-        try:
-            guard.started(response_id)
-        except BaseException:
-            # Its id did not reach Redis (Redis away, lease taken over), so no settler could find
-            # this response, and a background response may run on and lock the conversation for
-            # the next holder: end it now, while we still know it.
-            self._cancel_unrecorded(response_id)
-            raise
+        self._name(resp, guard)
         while resp.status in BUSY:
             guard.alive()
             check_turn_time(started, self.turn_timeout, thread_id, response_id)

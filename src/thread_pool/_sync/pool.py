@@ -88,6 +88,10 @@ _CONFIRM_S = 3.0
 _WAIT_LIVE_S = 5.0
 _WAIT_REFRESH_S = 2.0
 
+# How often a settler reads a stopped holder's in-flight record while waiting for it to name
+# the request it sent (a rare wait: the holder stopped in the instant of a send).
+_IN_FLIGHT_POLL_S = 0.1
+
 # Clean-ups kept for a retry when Redis is away (beyond this, leases expire by their TTL).
 _MAX_PENDING = 10_000
 
@@ -307,17 +311,24 @@ class ThreadPool:
         lease._extended(deadline_ms, ttl_ms, asked_at)
         return lease.deadline
 
-    def check(self, lease: Lease, min_remaining: float | None = None) -> float:
+    def check(
+        self, lease: Lease, min_remaining: float | None = None, *, starts_run: bool = False
+    ) -> float:
         """Raise ``LeaseLost`` unless ``lease`` is still current in Redis; renew it first when less
         than ``min_remaining`` seconds (default: the renew_margin setting) are left. Returns the
-        seconds left."""
+        seconds left. ``starts_run``: the write that follows starts a run (response), so it is
+        recorded as in flight (id not known yet) for a settler to wait on if the holder stops."""
         need = self.settings.renew_margin if min_remaining is None else min_remaining
         check_positive("min_remaining", need, allow_zero=True)
         word, rest = outcome(
-            self._store.call("check", lease.key, lease.thread_id, lease.token, _ms(need))
+            self._store.call(
+                "check", lease.key, lease.thread_id, lease.token, _ms(need), int(starts_run)
+            )
         )
         if word == "SHORT":
             self.renew(lease)
+            if starts_run:
+                return self.check(lease, 0, starts_run=True)
             return lease.remaining()
         if word != "OK":
             raise LeaseLost(
@@ -737,7 +748,7 @@ class ThreadPool:
                 if self._settler is not None:
                     try:
                         if self._backend is not None and self._settler is self._backend:
-                            in_flight = self._store.in_flight(key, thread_id)
+                            in_flight = self._in_flight(key, thread_id)
                             ready = self._backend.settle_thread(key, thread_id, in_flight)
                         else:
                             ready = self._settler.settle_thread(key, thread_id)
@@ -756,13 +767,38 @@ class ThreadPool:
                     self._store.call("settled", key, thread_id, "retry", 0)
             raise
 
-    def _record_in_flight(self, lease: Lease, value: str) -> bool:
-        """Record (``fence|id``) or clear (``""``) the request a turn has in flight; False if
-        the lease is not ours any more (nothing recorded)."""
+    def _record_in_flight(self, lease: Lease, request_id: str) -> str:
+        """Name (``request_id``) or clear (``""``) the request a turn has in flight. ``OK``;
+        ``LATE``: the lease was taken over but a settler still waits on this record, which was
+        changed for it; ``LOST``: nothing changed."""
         word, _ = outcome(
-            self._store.call("inflight", lease.key, lease.thread_id, lease.token, value)
+            self._store.call(
+                "inflight", lease.key, lease.thread_id, lease.token, lease.fence, request_id
+            )
         )
-        return word == "OK"
+        return word
+
+    def _in_flight(self, key: str, thread_id: str) -> str | None:
+        """What the thread's last holder recorded in flight, once it is known. A holder stopped
+        while sending a request that starts a run left ``fence|`` (sent, id not known): wait up
+        to half the settle timeout for it to name the id (or say nothing started), because its
+        request may still reach upstream and must be ended before the thread is handed out."""
+        value = self._store.in_flight(key, thread_id)
+        if value is None or not value.endswith("|"):
+            return value
+        give_up = time.monotonic() + self.settings.settle_timeout / 2
+        while time.monotonic() < give_up:
+            sleep(_IN_FLIGHT_POLL_S)
+            named = self._store.in_flight(key, thread_id)
+            if named != value:
+                return named
+        logger.warning(
+            "pool %r: the last holder of %s never said what its last request started (it was "
+            "killed while sending it?); settling without it",
+            key,
+            thread_id,
+        )
+        return None
 
     def _missing(self, lease: Lease) -> Missing:
         """The log entries ``lease``'s thread lacks (none under ``merge="none"``)."""
@@ -849,6 +885,8 @@ class ThreadPool:
             return
         lease.check()
         in_flight = self._store.in_flight(lease.key, lease.thread_id)
+        if in_flight is not None and in_flight.endswith("|"):
+            in_flight = None  # our own request, which failed: nothing we know of started
         if not self._backend.settle_thread(lease.key, lease.thread_id, in_flight):
             raise LeaseLost(f"thread {lease.thread_id!r} of pool {lease.key!r} is gone upstream")
 

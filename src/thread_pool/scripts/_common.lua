@@ -17,7 +17,9 @@
 --   retired   list    thread ids taken out of the pool that may still exist upstream
 --   claims    hash    thread id being settled -> token of the caller that claimed it
 --   inflight  hash    thread id -> "fence|id" of the upstream request a turn started and has
---                     not seen end (a background response); read when the thread is settled
+--                     not seen end (a run, a background response); "fence|" while the request
+--                     that starts it is on its way (id not known yet); read when the thread is
+--                     settled
 --   log       stream  the canonical context log: one entry per message, id "<seq>-0", fields
 --                     role, content, origin (thread, "" for appended context), run, turn, time
 --   logged    hash    turn (or append) id -> seq of its last log entry: appends are idempotent

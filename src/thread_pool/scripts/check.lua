@@ -3,6 +3,9 @@
 -- ARGV[1] thread
 -- ARGV[2] token
 -- ARGV[3] min_ms   the least time that must be left
+-- ARGV[4] mark     "1": the write starts a run (response); record "fence|" (a request in flight
+--                  whose id is not known yet) so that a settler waits for its holder to name it
+--                  (see inflight.lua) instead of handing the thread out under a late write
 -- Returns {"OK", remaining_ms, fence} | {"LOST"} | {"SHORT", remaining_ms}
 local thread, token = ARGV[1], ARGV[2]
 local hold = redis.call('HGET', K_HOLDS, thread)
@@ -17,4 +20,8 @@ end
 if remaining < tonumber(ARGV[3]) then
   return {'SHORT', remaining}
 end
-return {'OK', remaining, redis.call('HGET', K_THREADS, thread)}
+local fence = redis.call('HGET', K_THREADS, thread)
+if ARGV[4] == '1' then
+  redis.call('HSET', K_INFLIGHT, thread, fence .. '|')
+end
+return {'OK', remaining, fence}

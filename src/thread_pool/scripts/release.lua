@@ -23,4 +23,6 @@ if ARGV[4] == '1' then
   redis.call('ZADD', K_SETTLING, NOW, thread)
   return 'SETTLE'
 end
+-- A clean release: whatever the turns recorded in flight has ended.
+redis.call('HDEL', K_INFLIGHT, thread)
 return handoff(thread, tonumber(ARGV[3]))
