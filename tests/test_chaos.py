@@ -38,7 +38,8 @@ ON_CLUSTER = cluster_mode()
 
 def _quiet(pool: str = "p", threads: int = 1, **changes: int) -> PoolLeftovers:
     fields = {"threads": threads, "idle": threads, "leases": 0, "holds": 0, "waiters": 0}
-    fields.update({"reserved": 0, "settling": 0, "claims": 0, "mailboxes": 0, "max_size": 2})
+    fields.update({"reserved": 0, "settling": 0, "claims": 0, "in_flight": 0, "mailboxes": 0})
+    fields["max_size"] = 2
     fields.update(changes)
     return PoolLeftovers(pool=pool, **fields)
 
@@ -124,6 +125,7 @@ def _encoded(records: Records) -> list[str]:
         ("wrong origin", {"log": [_clean_log()[0], LoggedTurn("p", 3, "b/1", "u")]}, "logged"),
         ("leaked lease", {"leftovers": [_quiet(leases=1, idle=0)]}, "leases left"),
         ("leaked reservation", {"leftovers": [_quiet(reserved=1)]}, "reservations"),
+        ("left in flight", {"leftovers": [_quiet(in_flight=1)]}, "in-flight"),
         (
             "above max",
             {"leftovers": [_quiet(threads=3)], "upstream": {"p": ["t", "u", "v"]}},

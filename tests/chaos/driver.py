@@ -184,10 +184,14 @@ class _Workers:
         with self.lock:
             self.live[name] = proc
 
-    def pick(self, rng: random.Random) -> tuple[str, multiprocessing.process.BaseProcess] | None:
+    def pick(
+        self, rng: random.Random, among: set[str] | None = None
+    ) -> tuple[str, multiprocessing.process.BaseProcess] | None:
+        """A running worker (one of ``among``, by name, when given and any of them runs)."""
         with self.lock:
             running = [(n, p) for n, p in self.live.items() if p.is_alive()]
-        return rng.choice(running) if running else None
+        chosen = [(n, p) for n, p in running if among is None or n in among]
+        return rng.choice(chosen or running) if running else None
 
     def kill(self, rng: random.Random) -> bool:
         picked = self.pick(rng)
@@ -309,7 +313,9 @@ def _inject_faults(
         "restart": now + min(config.restart_every, 10.0),
     }
     storm_ends: float | None = None
-    paused: list[tuple[float, int]] = []
+    # Each pause ends on a timer of its own, on time even while a Redis restart blocks this loop
+    # (a pause longer than planned tests something else than the one asked for).
+    resumes: list[threading.Timer] = []
     give_up = now + config.timeout
     while int(evidence.get(worker.done_key(prefix)) or 0) < config.turns:
         now = time.monotonic()
@@ -317,9 +323,6 @@ def _inject_faults(
             raise RuntimeError(f"the run did not complete {config.turns} turns in time")
         if crashed := workers.failed():
             raise RuntimeError("; ".join(crashed))
-        for when, pid in [p for p in paused if p[0] <= now]:
-            _resume(pid)
-            paused.remove((when, pid))
         if storm_ends is not None and now >= storm_ends:
             admin.configure(**CALM)
             storm_ends = None
@@ -327,10 +330,13 @@ def _inject_faults(
             faults["SIGKILL of a worker"] += 1
             due["kill"] = now + config.kill_every
         if now >= due["stop"]:
-            picked = workers.pick(rng)
+            # A worker that holds a lease now (most do): the pause is to outlast its lease.
+            picked = workers.pick(rng, among=_holding(evidence, prefix))
             if picked is not None and picked[1].pid is not None:
                 os.kill(picked[1].pid, signal.SIGSTOP)
-                paused.append((now + config.stop_for, picked[1].pid))
+                resume = threading.Timer(config.stop_for, _resume, (picked[1].pid,))
+                resume.start()
+                resumes.append(resume)
                 faults["SIGSTOP past the lease TTL"] += 1
             due["stop"] = now + config.stop_every
         if now >= due["storm"]:
@@ -346,11 +352,19 @@ def _inject_faults(
             faults["Redis restart (AOF)"] += 1
             due["restart"] = time.monotonic() + config.restart_every
         time.sleep(0.05)
-    for _, pid in paused:
-        _resume(pid)
+    for resume in resumes:
+        resume.cancel()
+        _resume(*resume.args)
     if storm_ends is not None:
         admin.configure(**CALM)
     return faults
+
+
+def _holding(evidence: redis.Redis, prefix: str) -> set[str]:
+    """The workers (by name) holding a lease, by the latest evidence: grants not ended yet."""
+    recent = Records.parse(str(x) for x in evidence.lrange(worker.evidence_key(prefix), -400, -1))
+    ended = {(e.thread_id, e.fence) for e in recent.ends}
+    return {g.holder.split("/", 1)[0] for g in recent.grants if (g.thread_id, g.fence) not in ended}
 
 
 def _resume(pid: int) -> None:
@@ -472,6 +486,7 @@ def _leftovers(client: redis.Redis, prefix: str, key: str, max_size: int) -> Poo
         reserved=int(client.zcard(k.reserved)),
         settling=int(client.zcard(k.settling)),
         claims=int(client.hlen(k.claims)),
+        in_flight=int(client.hlen(k.inflight)),
         mailboxes=sum(1 for _ in client.scan_iter(match=f"{k.base}w:*")),
         max_size=max_size,
     )

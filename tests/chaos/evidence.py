@@ -122,6 +122,7 @@ class PoolLeftovers:
     reserved: int
     settling: int
     claims: int
+    in_flight: int
     mailboxes: int
     max_size: int
 
@@ -317,6 +318,7 @@ def _nothing_left(
             "reservations": left.reserved,
             "settling threads": left.settling,
             "settling claims": left.claims,
+            "in-flight records": left.in_flight,
             "mailboxes": left.mailboxes,
         }
         for what, count in busy.items():
