@@ -780,13 +780,16 @@ class ThreadPool:
 
     def _in_flight(self, key: str, thread_id: str) -> str | None:
         """What the thread's last holder recorded in flight, once it is known. A holder stopped
-        while sending a request that starts a run left ``fence|`` (sent, id not known): wait up
-        to half the settle timeout for it to name the id (or say nothing started), because its
-        request may still reach upstream and must be ended before the thread is handed out."""
+        while sending a request that starts a run left ``fence|`` (sent, id not known): wait for
+        it to name the id (or say nothing started), because its request may still reach upstream
+        and must be ended before the thread is handed out. The wait is rare (a holder stopped or
+        killed in the instant of a send) and lasts at most a lease TTL, the silence the pool
+        allows a holder anyway, and half the settle timeout (the settler's claim lasts that)."""
         value = self._store.in_flight(key, thread_id)
         if value is None or not value.endswith("|"):
             return value
-        give_up = time.monotonic() + self.settings.settle_timeout / 2
+        s = self.settings
+        give_up = time.monotonic() + min(s.lease_ttl, s.settle_timeout / 2)
         while time.monotonic() < give_up:
             sleep(_IN_FLIGHT_POLL_S)
             named = self._store.in_flight(key, thread_id)
