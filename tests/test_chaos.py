@@ -165,12 +165,6 @@ def test_the_checker_tells_who_blocked_a_refused_write() -> None:
 
 @pytest.mark.chaos
 @pytest.mark.slow
-@pytest.mark.skipif(
-    "THREAD_POOL_CHAOS_TURNS" not in os.environ,
-    reason="the 20x20 chaos run still fails about one run in five (conversation_locked after a "
-    "stopped holder's late background response), so CI does "
-    "not run it: set THREAD_POOL_CHAOS_TURNS=3000 to run it, or scripts/chaos.sh",
-)
 @pytest.mark.timeout(max(600, TURNS // 5))
 def test_twenty_processes_of_twenty_tasks_under_every_fault_break_no_invariant() -> None:
     report = run(ChaosConfig(turns=TURNS, cluster=ON_CLUSTER))
