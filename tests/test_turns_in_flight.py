@@ -186,6 +186,37 @@ async def test_a_settler_stops_waiting_for_a_holder_that_never_names_its_request
     assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
 
 
+async def test_a_holder_that_gives_its_thread_back_leaves_no_unnamed_request_to_wait_for(
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+    redis_client: redis.Redis,
+) -> None:
+    # E.g. Redis went away as upstream answered: the holder could neither name the run nor
+    # clear the record, and ended the run itself. Its release (to be settled) drops the record:
+    # waiting is for holders that stopped, not for one that is done.
+    backend = _backend("assistants", thread_pool_async_openai_client, thread_pool_emulator)
+    inflight = PoolKeys.of(thread_pool_prefix, "doc").inflight
+    async with AsyncThreadPool(
+        backend=backend,
+        redis_url=thread_pool_redis_url,
+        key_prefix=thread_pool_prefix,
+        **SETTINGS,
+    ) as pool:
+        lease = await pool.acquire("doc")
+        await pool.check(lease, starts_run=True)
+        assert redis_client.hvals(inflight) == ["1|"]
+        lease.dirty = True  # a turn cut short: the thread goes to be settled
+        await pool.release(lease)
+        assert redis_client.hlen(inflight) == 0
+        turn = await pool.run("doc", "next")
+        stats = await pool.stats("doc")
+    assert turn.fence == 2
+    assert stats.reaped == 0
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
 @pytest.mark.parametrize("kind", ["assistants", "conversations"])
 async def test_a_request_that_failed_leaves_nothing_in_flight_to_wait_for(
     kind: str,

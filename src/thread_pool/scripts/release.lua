@@ -19,6 +19,13 @@ if tonumber(redis.call('ZSCORE', K_LEASES, thread)) <= NOW then
 end
 unlease(thread)
 if ARGV[4] == '1' then
+  -- A holder that gives the thread back has done all it could about a request it never named
+  -- (it failed, or the holder ended the run itself): only an expired holder's unnamed request
+  -- is worth a settler's wait.
+  local inflight = redis.call('HGET', K_INFLIGHT, thread)
+  if inflight and string.sub(inflight, -1) == '|' then
+    redis.call('HDEL', K_INFLIGHT, thread)
+  end
   -- Claimable at once (deadline now): the next acquire or reap settles it.
   redis.call('ZADD', K_SETTLING, NOW, thread)
   return 'SETTLE'
