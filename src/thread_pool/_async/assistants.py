@@ -16,7 +16,7 @@ from thread_pool import send_guard
 from thread_pool._acompat import call_handler, finish_first, shield, sleep
 from thread_pool._async.backend import AsyncGuard, ToolHandler
 from thread_pool._async.upstream import request
-from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
+from thread_pool.errors import InvalidArgument, StoreUnavailable, TurnFailed, UpstreamError
 from thread_pool.retry_policy import RetryPolicy
 from thread_pool.turns import (
     POOL_KEY,
@@ -178,6 +178,10 @@ class AsyncAssistantsBackend:
         """Record the run now in flight: its settler waits for the name."""
         try:
             await guard.started(run_id)
+        except StoreUnavailable:
+            # Redis is away for a moment: a settler finds an Assistants run by listing the
+            # thread's runs (the name only spares it a wait), so the turn goes on.
+            return
         except BaseException:
             # Taken over while the request was on its way: a settler that listed the thread's
             # runs before this one arrived did not see it. End it now, while we know it.
