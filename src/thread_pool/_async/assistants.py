@@ -244,11 +244,7 @@ class AsyncAssistantsBackend:
             )
             return raw.parse(), poll_hint(raw.headers, self.poll_interval), raw.request_id
 
-        try:
-            run, hint, request_id = await request(self.retry, f"start a run on {thread_id}", start)
-        except BaseException:
-            await shield(guard.unstarted())
-            raise
+        run, hint, request_id = await request(self.retry, f"start a run on {thread_id}", start)
         guard.delivered()  # a created run has added its additional_messages to the thread
         await self._name(thread_id, run.id, guard)
         usage: dict[str, int] = {}

@@ -21,9 +21,9 @@ class AsyncGuard(Protocol):
     async def write(self, *, starts_run: bool = False) -> dict[str, str]:
         """The fence check before an upstream write: raise ``LeaseLost`` unless the lease is still
         ours with enough time left. Returns the metadata to stamp on the write. ``starts_run``:
-        the write starts a run (response); until ``started`` names it (or ``unstarted`` says
-        the request failed) a settler of this thread waits for it, so that a write sent by a
-        holder stopped in mid-send is found and ended before the thread is handed out."""
+        the write starts a run (response); until ``started`` names it (or the turn fails) a
+        settler of this thread waits for it, so that a write sent by a holder stopped in
+        mid-send is found and ended before the thread is handed out."""
         ...
 
     def alive(self) -> None:
@@ -42,10 +42,6 @@ class AsyncGuard(Protocol):
 
     async def finished(self) -> None:
         """The request recorded by ``started`` has ended."""
-        ...
-
-    async def unstarted(self) -> None:
-        """The request a ``write(starts_run=True)`` was for failed: nothing to wait for."""
         ...
 
 

@@ -121,9 +121,9 @@ class AsyncConversationsBackend:
     async def settle_thread(self, key: str, thread_id: str, in_flight: str | None = None) -> bool:
         """Make the conversation ready for a new turn after its holder died or lost its lease:
         end the response it left in flight (``in_flight`` is ``fence|id``: wait ``settle_wait``,
-        then cancel it and wait until it ended), then answer any function call it left
-        unanswered (upstream refuses the next response until every call has an output).
-        False if the conversation is gone."""
+        then cancel it and wait until it ended; ``fence|``, a request never named, ends
+        nothing), then answer any function call it left unanswered (upstream refuses the next
+        response until every call has an output). False if the conversation is gone."""
         response_id = (in_flight or "").rpartition("|")[2]
         if response_id:
             await self._end_response(response_id)
@@ -324,11 +324,7 @@ class AsyncConversationsBackend:
             # answer names it: wait for the answer (at once, in background) and record it.
             return await finish_first(create, lambda raw: self._name(raw.parse(), guard))
 
-        try:
-            raw = await request(self.retry, f"start a response on {thread_id}", start)
-        except BaseException:
-            await shield(guard.unstarted())
-            raise
+        raw = await request(self.retry, f"start a response on {thread_id}", start)
         resp, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
         if resp.status not in BUSY:
             await guard.finished()  # it ended with the request: nothing is in flight

@@ -893,8 +893,6 @@ class AsyncThreadPool:
             return
         await lease.check()
         in_flight = await self._store.in_flight(lease.key, lease.thread_id)
-        if in_flight is not None and in_flight.endswith("|"):
-            in_flight = None  # our own request, which failed: nothing we know of started
         if not await self._backend.settle_thread(lease.key, lease.thread_id, in_flight):
             raise LeaseLost(f"thread {lease.thread_id!r} of pool {lease.key!r} is gone upstream")
 

@@ -74,9 +74,9 @@ class AsyncTurnGuard:
         self._unnamed = False
 
     async def unstarted(self) -> None:
-        """The request that was to start a run failed: clear its in-flight record, so that no
-        settler waits for it (best effort: a settler gives up waiting in any case). Nothing to
-        do once the request was named (it was answered after all)."""
+        """The turn failed: clear the in-flight record of a request that was to start a run and
+        was never named, so that no settler waits for it (best effort: a settler gives up
+        waiting in any case). Nothing to do once the request was named (it was answered)."""
         if not self._unnamed:
             return
         with contextlib.suppress(Exception):
@@ -130,6 +130,8 @@ async def run_turn(
                 pool, backend, lease, message, guard, tool_handler, checked, params, context
             )
     except BaseException:
+        # A request that was to start a run and failed: no settler should wait for its name.
+        await shield(guard.unstarted())
         if guard.context_delivered and missing.last_seq > missing.cursor:
             # The turn failed, but its context reached the thread: sending it again next time
             # would give the thread those entries twice.

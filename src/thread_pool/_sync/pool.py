@@ -888,8 +888,6 @@ class ThreadPool:
             return
         lease.check()
         in_flight = self._store.in_flight(lease.key, lease.thread_id)
-        if in_flight is not None and in_flight.endswith("|"):
-            in_flight = None  # our own request, which failed: nothing we know of started
         if not self._backend.settle_thread(lease.key, lease.thread_id, in_flight):
             raise LeaseLost(f"thread {lease.thread_id!r} of pool {lease.key!r} is gone upstream")
 
