@@ -9,6 +9,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -55,6 +56,47 @@ def _backend(kind: str, client: openai.AsyncOpenAI, server: EmulatorServer) -> A
     )
 
 
+def _pool(
+    kind: str,
+    client: openai.AsyncOpenAI,
+    server: EmulatorServer,
+    redis_url: str,
+    prefix: str,
+    **overrides: Any,
+) -> AsyncThreadPool:
+    """A pool of ``kind``'s backend over ``client``, with ``SETTINGS`` and ``overrides``."""
+    return AsyncThreadPool(
+        backend=_backend(kind, client, server),
+        redis_url=redis_url,
+        key_prefix=prefix,
+        **{**SETTINGS, **overrides},
+    )
+
+
+@pytest.fixture
+def pool_of(
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+) -> Callable[..., AsyncThreadPool]:
+    """``pool_of(kind, client=None, **overrides)``: a pool of this test's Redis and emulator."""
+
+    def make(
+        kind: str, client: openai.AsyncOpenAI | None = None, **overrides: Any
+    ) -> AsyncThreadPool:
+        return _pool(
+            kind,
+            client or thread_pool_async_openai_client,
+            thread_pool_emulator,
+            thread_pool_redis_url,
+            thread_pool_prefix,
+            **overrides,
+        )
+
+    return make
+
+
 def _starts_run(request: Any) -> bool:
     return bool(request.method == "POST" and request.url.path.endswith(("/runs", "/responses")))
 
@@ -75,12 +117,10 @@ def _stopped_holder(
         client = openai.AsyncOpenAI(
             base_url=server.base_url, api_key="unused", max_retries=0, http_client=http
         )
-        backend = _backend(kind, client, server)  # its send-time lease check comes first
+        pool = _pool(kind, client, server, redis_url, prefix)  # installs the send-time check
         hooks = http.event_hooks
         http.event_hooks = {**hooks, "request": [*hooks["request"], _async(stop_in_mid_send)]}
-        async with AsyncThreadPool(
-            backend=backend, redis_url=redis_url, key_prefix=prefix, **SETTINGS
-        ) as pool:
+        async with pool:
             try:
                 await pool.run("doc", "sent late")
             except BaseException as exc:
@@ -109,11 +149,11 @@ async def _until(predicate: Any, timeout: float = 10.0) -> None:
 @pytest.mark.thread_pool_emulator(latency=3.0)
 @pytest.mark.parametrize("kind", ["assistants", "conversations"])
 async def test_a_request_sent_late_by_a_stopped_holder_is_ended_before_the_thread_is_reused(
+    pool_of: Callable[..., AsyncThreadPool],
     kind: str,
     thread_pool_redis_url: str,
     thread_pool_prefix: str,
     thread_pool_emulator: EmulatorServer,
-    thread_pool_async_openai_client: openai.AsyncOpenAI,
     redis_client: redis.Redis,
 ) -> None:
     inflight = PoolKeys.of(thread_pool_prefix, "doc").inflight
@@ -123,13 +163,7 @@ async def test_a_request_sent_late_by_a_stopped_holder_is_ended_before_the_threa
     )
     # The holder passed its checks and marked its request as sent ("fence|"): it is stopped.
     await _until(lambda: redis_client.hvals(inflight) == ["1|"])
-    backend = _backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
-    async with AsyncThreadPool(
-        backend=backend,
-        redis_url=thread_pool_redis_url,
-        key_prefix=thread_pool_prefix,
-        **SETTINGS,
-    ) as pool:
+    async with pool_of(kind) as pool:
         # Its lease runs out after 2 s; the settler then waits until the holder resumes (at
         # 3 s), sends its request late and names the run it started, ends that run, and only
         # then hands the thread to this turn (upstream takes 3 s per run: had the thread been
@@ -154,23 +188,13 @@ async def test_a_request_sent_late_by_a_stopped_holder_is_ended_before_the_threa
 
 
 async def test_a_settler_stops_waiting_for_a_holder_that_never_names_its_request(
-    thread_pool_redis_url: str,
+    pool_of: Callable[..., AsyncThreadPool],
     thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
-    thread_pool_async_openai_client: openai.AsyncOpenAI,
     redis_client: redis.Redis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    backend = _backend("conversations", thread_pool_async_openai_client, thread_pool_emulator)
-    async with AsyncThreadPool(
-        backend=backend,
-        redis_url=thread_pool_redis_url,
-        key_prefix=thread_pool_prefix,
-        lease_ttl=0.5,
-        renew_margin=0.2,
-        settle_timeout=2.0,
-        max_size=1,
-    ) as pool:
+    short = {"lease_ttl": 0.5, "renew_margin": 0.2, "settle_timeout": 2.0}
+    async with pool_of("conversations", **short) as pool:
         # A holder killed after its check for a run-starting write: nobody will name the run.
         dead = await pool.acquire("doc")
         await pool.check(dead, starts_run=True)
@@ -187,23 +211,15 @@ async def test_a_settler_stops_waiting_for_a_holder_that_never_names_its_request
 
 
 async def test_a_holder_that_gives_its_thread_back_leaves_no_unnamed_request_to_wait_for(
-    thread_pool_redis_url: str,
+    pool_of: Callable[..., AsyncThreadPool],
     thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
-    thread_pool_async_openai_client: openai.AsyncOpenAI,
     redis_client: redis.Redis,
 ) -> None:
     # E.g. Redis went away as upstream answered: the holder could neither name the run nor
     # clear the record, and ended the run itself. Its release (to be settled) drops the record:
     # waiting is for holders that stopped, not for one that is done.
-    backend = _backend("assistants", thread_pool_async_openai_client, thread_pool_emulator)
     inflight = PoolKeys.of(thread_pool_prefix, "doc").inflight
-    async with AsyncThreadPool(
-        backend=backend,
-        redis_url=thread_pool_redis_url,
-        key_prefix=thread_pool_prefix,
-        **SETTINGS,
-    ) as pool:
+    async with pool_of("assistants") as pool:
         lease = await pool.acquire("doc")
         await pool.check(lease, starts_run=True)
         assert redis_client.hvals(inflight) == ["1|"]
@@ -219,21 +235,14 @@ async def test_a_holder_that_gives_its_thread_back_leaves_no_unnamed_request_to_
 
 @pytest.mark.parametrize("kind", ["assistants", "conversations"])
 async def test_a_request_that_failed_leaves_nothing_in_flight_to_wait_for(
+    pool_of: Callable[..., AsyncThreadPool],
     kind: str,
-    thread_pool_redis_url: str,
     thread_pool_prefix: str,
     thread_pool_emulator: EmulatorServer,
-    thread_pool_async_openai_client: openai.AsyncOpenAI,
     redis_client: redis.Redis,
 ) -> None:
-    backend = _backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
     inflight = PoolKeys.of(thread_pool_prefix, "doc").inflight
-    async with AsyncThreadPool(
-        backend=backend,
-        redis_url=thread_pool_redis_url,
-        key_prefix=thread_pool_prefix,
-        **SETTINGS,
-    ) as pool:
+    async with pool_of(kind) as pool:
         await pool.run("doc", "first")
         thread_pool_emulator.admin.configure(http_500=1.0)
         with pytest.raises(UpstreamError):
@@ -252,7 +261,7 @@ async def test_a_request_that_failed_leaves_nothing_in_flight_to_wait_for(
 
 @pytest.mark.thread_pool_emulator(latency=0.02, run_stuck=1.0)
 async def test_a_turn_cancelled_while_its_response_is_created_has_that_response_ended(
-    thread_pool_redis_url: str,
+    pool_of: Callable[..., AsyncThreadPool],
     thread_pool_prefix: str,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
@@ -271,13 +280,7 @@ async def test_a_turn_cancelled_while_its_response_is_created_has_that_response_
         max_retries=0,
         http_client=openai.DefaultAsyncHttpxClient(event_hooks={"response": [cancel_the_turn]}),
     )
-    backend = _backend("conversations", client, thread_pool_emulator)
-    async with AsyncThreadPool(
-        backend=backend,
-        redis_url=thread_pool_redis_url,
-        key_prefix=thread_pool_prefix,
-        **SETTINGS,
-    ) as pool:
+    async with pool_of("conversations", client) as pool:
         turn.append(asyncio.create_task(pool.run("doc", "cancelled in mid-request")))
         with pytest.raises(asyncio.CancelledError):
             await turn[0]
