@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from tests.checks import assert_quiet
-from tests.turn_fixtures import ASSISTANT_TOOLS, lock_errors, make_assistant
+from tests.turn_fixtures import ASSISTANT_TOOLS, hooked_client, lock_errors, make_assistant
 from thread_pool import (
     AssistantsBackend,
     AsyncAssistantsBackend,
@@ -237,14 +237,7 @@ async def test_a_process_paused_after_its_fence_check_does_not_send_the_write_la
             paused.append(request.url.path)
             time.sleep(1.5)  # noqa: ASYNC251 (the point: nothing else in the process runs)
 
-    client = openai.AsyncOpenAI(
-        base_url=thread_pool_emulator.base_url,
-        api_key="unused",
-        max_retries=0,
-        http_client=openai.DefaultAsyncHttpxClient(
-            event_hooks={"request": [pause_before_the_first_start]}
-        ),
-    )
+    client = hooked_client(thread_pool_emulator, request=[pause_before_the_first_start])
     backend = AsyncConversationsBackend(client, model="emulated", settle_wait=0.2)
     async with AsyncThreadPool(
         backend=backend,
@@ -281,14 +274,7 @@ async def test_a_response_whose_id_cannot_reach_redis_is_cancelled_by_its_holder
             ):
                 store.kill()
 
-        client = openai.AsyncOpenAI(
-            base_url=thread_pool_emulator.base_url,
-            api_key="unused",
-            max_retries=0,
-            http_client=openai.DefaultAsyncHttpxClient(
-                event_hooks={"response": [redis_dies_as_the_response_starts]}
-            ),
-        )
+        client = hooked_client(thread_pool_emulator, response=[redis_dies_as_the_response_starts])
         backend = AsyncConversationsBackend(client, model="emulated", background=True)
         # A single server of its own, also when the session runs on a cluster (the environment
         # then says THREAD_POOL_REDIS_CLUSTER=1).

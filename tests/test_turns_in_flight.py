@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from tests.checks import assert_quiet
-from tests.turn_fixtures import lock_errors, make_assistant
+from tests.turn_fixtures import hooked_client, lock_errors, make_assistant
 from thread_pool import (
     AsyncAssistantsBackend,
     AsyncBackend,
@@ -274,12 +274,7 @@ async def test_a_turn_cancelled_while_its_response_is_created_has_that_response_
             turn[0].cancel()
             await asyncio.sleep(0)
 
-    client = openai.AsyncOpenAI(
-        base_url=thread_pool_emulator.base_url,
-        api_key="unused",
-        max_retries=0,
-        http_client=openai.DefaultAsyncHttpxClient(event_hooks={"response": [cancel_the_turn]}),
-    )
+    client = hooked_client(thread_pool_emulator, response=[cancel_the_turn])
     async with pool_of("conversations", client) as pool:
         turn.append(asyncio.create_task(pool.run("doc", "cancelled in mid-request")))
         with pytest.raises(asyncio.CancelledError):

@@ -16,6 +16,17 @@ ASSISTANT_TOOLS: list[Any] = [
 RESPONSE_TOOLS: list[Any] = [{"type": "function", "name": "ping", "parameters": {"type": "object"}}]
 
 
+def hooked_client(server: EmulatorServer, **hooks: list[Any]) -> openai.AsyncOpenAI:
+    """An asyncio SDK client of the emulator whose HTTP client runs httpx event ``hooks``
+    (``request=[...]``, ``response=[...]``): a test's way to act at a request's exact moment."""
+    return openai.AsyncOpenAI(
+        base_url=server.base_url,
+        api_key="unused",
+        max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(event_hooks=hooks),
+    )
+
+
 def make_assistant(server: EmulatorServer) -> str:
     """Create an assistant on the emulator (a blocking client: works from any test)."""
     with (
