@@ -87,8 +87,8 @@ class ChaosConfig:
     cancel_rate: float = 0.05
     settle_timeout: float = 10.0  # how long a settler's claim lasts (a killed settler's too)
     # The pools' lock-delay, longer than a pause: a write sent late by a stopped holder lands on
-    # a thread nobody holds, and the holder, resumed within the delay, cancels what it started
-    # and could not record (a Conversations settler cannot find an unrecorded response).
+    # a thread nobody holds. (A run-starting request is covered without it: the settler waits
+    # for its holder to name the run; the run also passes with 0, as --reclaim-delay 0 shows.)
     reclaim_delay: float = 5.5
     seed: int = 1
     timeout: float = 900.0
@@ -170,12 +170,8 @@ class _Workers:
             keys=keys,
             tasks=self.config.tasks,
             target=self.config.turns,
-            max_size=self.config.max_size,
-            lease_ttl=self.config.lease_ttl,
-            renew_margin=self.config.renew_margin,
             cancel_rate=self.config.cancel_rate,
-            settle_timeout=self.config.settle_timeout,
-            reclaim_delay=self.config.reclaim_delay,
+            **worker.pool_settings(self.config),
             seed=self.config.seed * 1000 + self.spawned,
             **self.common,
         )
@@ -466,11 +462,7 @@ def _pool(config: ChaosConfig, common: dict[str, Any], kind: str) -> ThreadPool:
         redis_url=common["store_url"],
         redis_cluster=config.cluster,
         key_prefix=common["prefix"],
-        max_size=config.max_size,
-        lease_ttl=config.lease_ttl,
-        renew_margin=config.renew_margin,
-        settle_timeout=config.settle_timeout,
-        reclaim_delay=config.reclaim_delay,
+        **worker.pool_settings(config),
     )
 
 

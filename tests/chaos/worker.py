@@ -166,6 +166,16 @@ class _Task:
             return type(exc).__name__
 
 
+# The pool settings of the run: a worker's pools and the driver's (pre-warm, final reap) share
+# them, since a pool takes its sizes and lease TTL from whoever creates it.
+POOL_SETTINGS = ("max_size", "lease_ttl", "renew_margin", "settle_timeout", "reclaim_delay")
+
+
+def pool_settings(config: Any) -> dict[str, Any]:
+    """The run's pool settings, read from a ``WorkerConfig`` or the driver's ``ChaosConfig``."""
+    return {name: getattr(config, name) for name in POOL_SETTINGS}
+
+
 def _dump_tasks() -> None:
     """Each task's whole await chain (``print_stack`` shows only a task's outermost frame)."""
     for task in asyncio.all_tasks():
@@ -191,11 +201,7 @@ def main(config: WorkerConfig) -> None:
             redis_url=config.store_url,
             redis_cluster=config.cluster,
             key_prefix=config.prefix,
-            max_size=config.max_size,
-            lease_ttl=config.lease_ttl,
-            renew_margin=config.renew_margin,
-            settle_timeout=config.settle_timeout,
-            reclaim_delay=config.reclaim_delay,
+            **pool_settings(config),
             acquire_timeout=60,
         ) as pool:
             tasks = [_Task(config, pool, log, n) for n in range(config.tasks)]
