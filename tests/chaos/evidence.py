@@ -233,8 +233,9 @@ def late_writes(records: Records, writes: Iterable[Write]) -> list[str]:
     Not violations by themselves: a holder paused in the instant between its last check and the
     socket write sends a request late, which no client-side lease can rule out (upstream has no
     fence check). What must hold, and ``violations`` checks, is that such a write still lands
-    before anyone else holds the thread (the pool's reclaim delay) and is settled (cancelled)
-    before the next grant; this list is reported as a figure of its own."""
+    before anyone else holds the thread (the pool's reclaim delay; for a run-starting request,
+    the settler's wait for its holder to name the run) and is settled (cancelled) before the
+    next grant; this list is reported as a figure of its own."""
     deadlines = {(e.thread_id, e.fence): e.deadline_ms for e in records.ends}
     late: list[str] = []
     for write in sorted(writes, key=lambda w: w.seq):
