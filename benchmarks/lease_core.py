@@ -31,8 +31,8 @@ import redis
 import redis.asyncio as aredis
 
 from thread_pool import AsyncThreadPool, ThreadPool
-from thread_pool.keys import PoolKeys
-from thread_pool.redis_server import local_redis
+from thread_pool._store.keys import PoolKeys
+from thread_pool.testing.redis_server import local_redis
 
 TRIVIAL = "return 1"
 

@@ -27,8 +27,8 @@ import openai
 import redis
 
 from thread_pool import ConversationsBackend, ThreadPool
+from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer, start_emulator
-from thread_pool.keys import PoolKeys
 
 SIZES = (10, 1_000, 100_000)
 

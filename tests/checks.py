@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from thread_pool.keys import PoolKeys
+from thread_pool._store.keys import PoolKeys
 
 
 def assert_quiet(client: redis.Redis, prefix: str, key: str, threads: int | None = None) -> None:

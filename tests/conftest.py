@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from thread_pool.redis_clients import connect
+from thread_pool._store.clients import connect
 
 
 @pytest.fixture

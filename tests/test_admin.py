@@ -9,9 +9,9 @@ import pytest
 import redis
 
 from thread_pool import ThreadPool, UnknownPool
+from thread_pool._store.keys import PoolKeys
 from thread_pool.admin import PoolAdmin, PoolBusy, PoolExists
 from thread_pool.errors import InvalidArgument
-from thread_pool.keys import PoolKeys
 
 
 class FakeUpstream:

@@ -23,9 +23,9 @@ from thread_pool import (
     ThreadPool,
     ThreadPoolError,
 )
+from thread_pool._model.validation import MAX_KEY_LENGTH
+from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer
-from thread_pool.keys import PoolKeys
-from thread_pool.validation import MAX_KEY_LENGTH
 
 VALID_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]*")
 QUICK = settings(

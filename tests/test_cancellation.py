@@ -23,7 +23,7 @@ import redis
 from tests.checks import assert_quiet
 from thread_pool import AsyncThreadPool, LeaseNotOwned, ThreadPool
 from thread_pool._async.store import AsyncStore
-from thread_pool.keys import PoolKeys
+from thread_pool._store.keys import PoolKeys
 
 
 class CancelAt:

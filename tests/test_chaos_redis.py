@@ -30,7 +30,7 @@ from thread_pool import (
 from thread_pool._async.admin import AsyncPoolAdmin
 from thread_pool.emulator import EmulatorServer
 from thread_pool.prewarm import prewarm, targets
-from thread_pool.redis_server import RedisServer
+from thread_pool.testing.redis_server import RedisServer
 
 pytestmark = [
     pytest.mark.chaos,

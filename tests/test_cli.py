@@ -20,9 +20,9 @@ import redis
 
 from tests.environment import clean_environment
 from thread_pool import ConversationsBackend, ThreadPool
+from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer
-from thread_pool.keys import PoolKeys
-from thread_pool.redis_server import free_port
+from thread_pool.testing.redis_server import free_port
 
 _SCRIPT = Path(sys.executable).with_name("thread-pool")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "thread_pool.cli"]

@@ -15,7 +15,7 @@ import redis.asyncio.cluster as acluster
 from redis.cluster import RedisCluster
 
 from thread_pool import AsyncThreadPool, InvalidSettings, ThreadPool
-from thread_pool.redis_server import LocalCluster
+from thread_pool.testing.redis_server import LocalCluster
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from tests import workers
 from tests.checker import Hold, violations
 from tests.checks import assert_quiet
 from thread_pool import ThreadPool
-from thread_pool.keys import PoolKeys
+from thread_pool._store.keys import PoolKeys
 
 PROCESSES = 8
 TASKS = 25

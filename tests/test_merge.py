@@ -16,7 +16,7 @@ from tests.checks import assert_quiet
 from tests.test_turns_async import make_backend
 from thread_pool import AsyncThreadPool, InvalidArgument, LogEntry, TurnFailed
 from thread_pool._compat import call_handler
-from thread_pool.context import (
+from thread_pool._model.log import (
     Missing,
     default_compact,
     fold,
@@ -24,9 +24,9 @@ from thread_pool.context import (
     retention_marker,
     split_content,
 )
+from thread_pool._model.turns import MAX_MESSAGE_CHARS
+from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer, parse_reply
-from thread_pool.keys import PoolKeys
-from thread_pool.turns import MAX_MESSAGE_CHARS
 
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"

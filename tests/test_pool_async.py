@@ -29,9 +29,9 @@ from thread_pool import (
     TooManyWaiters,
     UnknownPool,
 )
+from thread_pool._store.keys import PoolKeys
 from thread_pool.admin import AsyncPoolAdmin
-from thread_pool.keys import PoolKeys
-from thread_pool.redis_server import free_port
+from thread_pool.testing.redis_server import free_port
 
 MakePool = Callable[..., AsyncThreadPool]
 

@@ -1,4 +1,4 @@
-"""Finding or starting a Redis for the demo and the tests (thread_pool.redis_server)."""
+"""Finding or starting a Redis for the demo and the tests (thread_pool.testing.redis_server)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ import os
 import pytest
 import redis
 
-from thread_pool import redis_server
-from thread_pool.redis_server import RedisNotFound, RedisServer, answers, free_port, local_redis
+from thread_pool.testing import redis_server
+from thread_pool.testing.redis_server import (
+    RedisNotFound,
+    RedisServer,
+    answers,
+    free_port,
+    local_redis,
+)
 
 
 def test_the_url_from_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:

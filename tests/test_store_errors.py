@@ -1,12 +1,12 @@
-"""Redis failures reach callers as thread_pool's typed errors (thread_pool.store_errors)."""
+"""Redis failures reach callers as thread_pool's typed errors (thread_pool._store.errors)."""
 
 from __future__ import annotations
 
 import pytest
 import redis.exceptions as rexc
 
+from thread_pool._store.errors import mapped
 from thread_pool.errors import CorruptState, StoreUnavailable
-from thread_pool.store_errors import mapped
 
 
 @pytest.mark.parametrize(

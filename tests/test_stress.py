@@ -14,7 +14,7 @@ import pytest
 
 from tests.environment import clean_environment
 from thread_pool.emulator import EmulatorServer
-from thread_pool.stress import Sample, summarise
+from thread_pool.testing.stress import Sample, summarise
 
 _SCRIPT = Path(sys.executable).with_name("thread-pool")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "thread_pool.cli"]

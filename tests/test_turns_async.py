@@ -32,8 +32,8 @@ from thread_pool import (
     TurnFailed,
     UpstreamError,
 )
+from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer, parse_reply
-from thread_pool.keys import PoolKeys
 
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"

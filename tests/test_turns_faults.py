@@ -29,7 +29,7 @@ from thread_pool import (
     TurnFailed,
 )
 from thread_pool.emulator import EmulatorServer
-from thread_pool.redis_server import RedisServer
+from thread_pool.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"

@@ -27,8 +27,8 @@ from thread_pool import (
     RetryPolicy,
     UpstreamError,
 )
+from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer
-from thread_pool.keys import PoolKeys
 
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"

@@ -18,7 +18,7 @@ from thread_pool import (
     ThreadPoolError,
     ToolCall,
 )
-from thread_pool.redis_clients import connect
+from thread_pool._store.clients import connect
 
 TOOLS = {
     "assistants": [

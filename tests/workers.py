@@ -15,7 +15,7 @@ import uuid
 
 from tests.checker import Hold
 from thread_pool import AsyncThreadPool, ThreadPool
-from thread_pool.redis_clients import connect
+from thread_pool._store.clients import connect
 
 
 def evidence_key(prefix: str) -> str:

@@ -11,11 +11,13 @@ from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.factory import AsyncSettler, AsyncThreadFactory
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.pool import AsyncThreadPool
+from thread_pool._model.log import LogEntry
+from thread_pool._model.turns import ToolCall, Turn
+from thread_pool._store.replies import PoolStats
 from thread_pool._sync.backend import Backend
 from thread_pool._sync.factory import Settler, ThreadFactory
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.pool import ThreadPool
-from thread_pool.context import LogEntry
 from thread_pool.errors import (
     CorruptState,
     InvalidArgument,
@@ -36,16 +38,14 @@ from thread_pool.errors import (
     UnknownPool,
     UpstreamError,
 )
-from thread_pool.protocol import PoolStats
 from thread_pool.settings import Settings
-from thread_pool.turns import ToolCall, Turn
 
 if TYPE_CHECKING:
     from thread_pool._async.assistants import AsyncAssistantsBackend
     from thread_pool._async.conversations import AsyncConversationsBackend
     from thread_pool._sync.assistants import AssistantsBackend
     from thread_pool._sync.conversations import ConversationsBackend
-    from thread_pool.retry_policy import RetryPolicy
+    from thread_pool._upstream.retry_policy import RetryPolicy
 
 # The backends import the openai SDK (half a second); a process that only leases threads (a
 # worker, the CLI) should not pay for it, so they are imported on first use.
@@ -54,7 +54,7 @@ _LAZY = {
     "AsyncAssistantsBackend": "thread_pool._async.assistants",
     "AsyncConversationsBackend": "thread_pool._async.conversations",
     "ConversationsBackend": "thread_pool._sync.conversations",
-    "RetryPolicy": "thread_pool.retry_policy",
+    "RetryPolicy": "thread_pool._upstream.retry_policy",
 }
 
 

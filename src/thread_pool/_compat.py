@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
+from thread_pool._store.clients import cluster_client as cluster_client
 from thread_pool.errors import InvalidArgument
-from thread_pool.redis_clients import cluster_client as cluster_client
 
 T = TypeVar("T")
 

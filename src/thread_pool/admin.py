@@ -5,9 +5,9 @@ restore, delete and pre-warm steps; ``PoolStatus`` is what a status snapshot hol
 """
 
 from thread_pool._async.admin import AsyncPoolAdmin, AsyncThreadMaker, DeleteReport, Growth
+from thread_pool._model.status import LeaseInfo, PoolStatus, ThreadInfo, WaiterInfo
 from thread_pool._sync.admin import PoolAdmin, ThreadMaker
 from thread_pool.admin_errors import PoolBusy, PoolExists
-from thread_pool.pool_status import LeaseInfo, PoolStatus, ThreadInfo, WaiterInfo
 
 __all__ = [
     "AsyncPoolAdmin",

@@ -27,7 +27,7 @@ _WITH_STATS = frozenset({"admin_inspect"})
 
 
 def _read(name: str) -> str:
-    return resources.files("thread_pool.scripts").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("thread_pool._store.scripts").joinpath(name).read_text(encoding="utf-8")
 
 
 @cache

@@ -42,11 +42,11 @@ from tests.chaos.evidence import (
     violations,
 )
 from thread_pool import ThreadPool
+from thread_pool._model.turns import FENCE_KEY, POOL_KEY
+from thread_pool._store.clients import connect
+from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator.client import IntrospectionClient
-from thread_pool.keys import PoolKeys
-from thread_pool.redis_clients import connect
-from thread_pool.redis_server import LocalCluster, RedisServer
-from thread_pool.turns import FENCE_KEY, POOL_KEY
+from thread_pool.testing.redis_server import LocalCluster, RedisServer
 
 _ctx = multiprocessing.get_context("forkserver")
 _ctx.set_forkserver_preload(["tests.chaos.worker"])

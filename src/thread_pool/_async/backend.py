@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from thread_pool.turns import Turn
+from thread_pool._model.turns import Turn
 
 ToolHandler = Callable[..., Any]
 """Called with a ``ToolCall``; returns the output (text, or anything JSON-serialisable), or an

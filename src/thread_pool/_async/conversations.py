@@ -9,14 +9,11 @@ from typing import Any
 
 import openai
 
-from thread_pool import send_guard
 from thread_pool._acompat import call_handler, finish_first, shield, sleep
 from thread_pool._async.assistants import poll_hint, tool_output
 from thread_pool._async.backend import AsyncGuard, ToolHandler
 from thread_pool._async.upstream import request
-from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
-from thread_pool.retry_policy import RetryPolicy
-from thread_pool.turns import (
+from thread_pool._model.turns import (
     POOL_KEY,
     ToolCall,
     Turn,
@@ -25,7 +22,10 @@ from thread_pool.turns import (
     error_of,
     usage_of,
 )
-from thread_pool.validation import check_positive
+from thread_pool._model.validation import check_positive
+from thread_pool._upstream import send_guard
+from thread_pool._upstream.retry_policy import RetryPolicy
+from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 
 MAX_ITEMS = 20
 """Upstream takes at most this many items per ``conversations.create`` / ``items.create``."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from thread_pool._async.backend import ToolHandler
     from thread_pool._async.pool import AsyncThreadPool
-    from thread_pool.turns import Turn
+    from thread_pool._model.turns import Turn
 
 
 class AsyncLease:

@@ -9,11 +9,11 @@ from typing import Any
 import redis.asyncio as redis
 from redis.commands.core import AsyncScript
 
-from thread_pool import scripts
 from thread_pool._acompat import cluster_client, keep_cancellation
-from thread_pool.keys import PoolKeys, registry_key
+from thread_pool._store import scripts
+from thread_pool._store.errors import mapped
+from thread_pool._store.keys import PoolKeys, registry_key
 from thread_pool.settings import Settings
-from thread_pool.store_errors import mapped
 
 
 def open_client(settings: Settings) -> redis.Redis:

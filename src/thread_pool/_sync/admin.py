@@ -21,17 +21,17 @@ from redis.commands.core import Script
 
 from thread_pool import admin_scripts
 from thread_pool._compat import keep_cancellation, sleep
+from thread_pool._model.backup import check_document, decode_export, document, flat_keys
+from thread_pool._model.log import entry_of, messages_for, retention_marker
+from thread_pool._model.status import PoolStatus, decode_status
+from thread_pool._model.validation import validate_key, validate_thread_id
+from thread_pool._store.errors import mapped
+from thread_pool._store.keys import PoolKeys, registry_key
+from thread_pool._store.replies import integers, outcome, strings
 from thread_pool._sync.store import open_client
 from thread_pool.admin_errors import PoolBusy, PoolExists
-from thread_pool.backup import check_document, decode_export, document, flat_keys
-from thread_pool.context import entry_of, messages_for, retention_marker
 from thread_pool.errors import CorruptState, PoolStateLost, UnknownPool
-from thread_pool.keys import PoolKeys, registry_key
-from thread_pool.pool_status import PoolStatus, decode_status
-from thread_pool.protocol import integers, outcome, strings
 from thread_pool.settings import Settings
-from thread_pool.store_errors import mapped
-from thread_pool.validation import validate_key, validate_thread_id
 
 
 class ThreadMaker(Protocol):

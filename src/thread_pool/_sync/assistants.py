@@ -15,13 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
-from thread_pool import send_guard
 from thread_pool._compat import call_handler, finish_first, sleep
-from thread_pool._sync.backend import Guard, ToolHandler
-from thread_pool._sync.upstream import request
-from thread_pool.errors import InvalidArgument, StoreUnavailable, TurnFailed, UpstreamError
-from thread_pool.retry_policy import RetryPolicy
-from thread_pool.turns import (
+from thread_pool._model.turns import (
     POOL_KEY,
     TURN_KEY,
     ToolCall,
@@ -31,7 +26,12 @@ from thread_pool.turns import (
     error_of,
     usage_of,
 )
-from thread_pool.validation import check_positive
+from thread_pool._model.validation import check_positive
+from thread_pool._sync.backend import Guard, ToolHandler
+from thread_pool._sync.upstream import request
+from thread_pool._upstream import send_guard
+from thread_pool._upstream.retry_policy import RetryPolicy
+from thread_pool.errors import InvalidArgument, StoreUnavailable, TurnFailed, UpstreamError
 
 if TYPE_CHECKING:
     from openai.types.beta.threads.run_submit_tool_outputs_params import ToolOutput

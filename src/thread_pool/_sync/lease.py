@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from thread_pool._model.turns import Turn
     from thread_pool._sync.backend import ToolHandler
     from thread_pool._sync.pool import ThreadPool
-    from thread_pool.turns import Turn
 
 
 class Lease:

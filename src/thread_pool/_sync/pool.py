@@ -17,12 +17,7 @@ from typing import Any
 import redis
 
 from thread_pool._compat import call_handler, holder_name, sleep
-from thread_pool._sync.backend import Backend, ToolHandler
-from thread_pool._sync.factory import Settler, ThreadFactory
-from thread_pool._sync.lease import Lease
-from thread_pool._sync.store import Store, open_client
-from thread_pool._sync.turn import run_turn
-from thread_pool.context import (
+from thread_pool._model.log import (
     Compactor,
     LogEntry,
     MergePolicy,
@@ -39,6 +34,25 @@ from thread_pool.context import (
     validate_merge,
     validate_role,
 )
+from thread_pool._model.turns import Turn, check_text, validate_message, validate_metadata
+from thread_pool._model.validation import MAX_SIZE, check_positive, validate_key, validate_thread_id
+from thread_pool._store.errors import mapped
+from thread_pool._store.replies import (
+    Grant,
+    PoolStats,
+    grant,
+    integers,
+    mailbox_grant,
+    outcome,
+    pool_stats,
+    strings,
+    text,
+)
+from thread_pool._sync.backend import Backend, ToolHandler
+from thread_pool._sync.factory import Settler, ThreadFactory
+from thread_pool._sync.lease import Lease
+from thread_pool._sync.store import Store, open_client
+from thread_pool._sync.turn import run_turn
 from thread_pool.errors import (
     CorruptState,
     InvalidArgument,
@@ -53,21 +67,7 @@ from thread_pool.errors import (
     TooManyWaiters,
     UnknownPool,
 )
-from thread_pool.protocol import (
-    Grant,
-    PoolStats,
-    grant,
-    integers,
-    mailbox_grant,
-    outcome,
-    pool_stats,
-    strings,
-    text,
-)
 from thread_pool.settings import Settings
-from thread_pool.store_errors import mapped
-from thread_pool.turns import Turn, check_text, validate_message, validate_metadata
-from thread_pool.validation import MAX_SIZE, check_positive, validate_key, validate_thread_id
 
 logger = logging.getLogger("thread_pool")
 

@@ -12,11 +12,11 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from thread_pool import scripts
 from thread_pool._compat import cluster_client, keep_cancellation
-from thread_pool.keys import PoolKeys, registry_key
+from thread_pool._store import scripts
+from thread_pool._store.errors import mapped
+from thread_pool._store.keys import PoolKeys, registry_key
 from thread_pool.settings import Settings
-from thread_pool.store_errors import mapped
 
 
 def open_client(settings: Settings) -> redis.Redis:

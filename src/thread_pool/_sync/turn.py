@@ -11,11 +11,11 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from thread_pool import send_guard
 from thread_pool._compat import Background
+from thread_pool._model.turns import FENCE_KEY, Turn, validate_message, validate_metadata
 from thread_pool._sync.backend import Backend, ToolHandler
+from thread_pool._upstream import send_guard
 from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
-from thread_pool.turns import FENCE_KEY, Turn, validate_message, validate_metadata
 
 if TYPE_CHECKING:
     from thread_pool._sync.lease import Lease

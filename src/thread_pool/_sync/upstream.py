@@ -11,8 +11,8 @@ from typing import TypeVar
 import openai
 from tenacity import Retrying
 
-from thread_pool import send_guard
-from thread_pool.retry_policy import RetryPolicy, upstream_error
+from thread_pool._upstream import send_guard
+from thread_pool._upstream.retry_policy import RetryPolicy, upstream_error
 
 T = TypeVar("T")
 

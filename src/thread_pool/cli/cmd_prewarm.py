@@ -8,10 +8,10 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from thread_pool._model.validation import validate_key
 from thread_pool.cli.render import console, print_json
 from thread_pool.cli.target import Target, run, target_options
 from thread_pool.prewarm import PoolProgress, prewarm, targets
-from thread_pool.validation import validate_key
 
 
 def _keys(keys: tuple[str, ...], from_file: Any) -> list[str]:

@@ -11,10 +11,10 @@ from rich.console import RenderableType
 from rich.live import Live
 
 from thread_pool._async.admin import AsyncPoolAdmin
+from thread_pool._model.status import PoolStatus
 from thread_pool.cli.render import console, pool_detail, pools_table, print_json
 from thread_pool.cli.target import Target, run, target_options
 from thread_pool.errors import UnknownPool
-from thread_pool.pool_status import PoolStatus
 
 
 async def snapshot(admin: AsyncPoolAdmin, key: str | None) -> list[PoolStatus]:

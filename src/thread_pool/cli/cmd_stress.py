@@ -66,7 +66,7 @@ def stress(
     Without --base-url it starts an emulator (which refuses a second active run on a thread, as
     upstream does) and uses Redis from THREAD_POOL_REDIS_URL, else 127.0.0.1:6379, else a
     private redis-server; it deletes the keys it wrote."""
-    from thread_pool.stress import StressOptions, mean_latency, run_stress
+    from thread_pool.testing.stress import StressOptions, mean_latency, run_stress
 
     try:
         mean_latency(run_latency)

@@ -11,11 +11,11 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from thread_pool.pool_status import PoolStatus
+from thread_pool._model.status import PoolStatus
 
 if TYPE_CHECKING:
     # Only for the annotation: the stress module imports the openai SDK (slow to import).
-    from thread_pool.stress import StressResult
+    from thread_pool.testing.stress import StressResult
 
 
 def console(stderr: bool = False) -> Console:

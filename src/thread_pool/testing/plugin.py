@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from thread_pool.redis_clients import connect
-from thread_pool.redis_server import URL_ENV, LocalCluster, local_redis
+from thread_pool._store.clients import connect
+from thread_pool.testing.redis_server import URL_ENV, LocalCluster, local_redis
 
 if TYPE_CHECKING:
     import openai

@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from thread_pool._store.replies import PoolStats, integers, outcome, pool_stats, strings, text
 from thread_pool.errors import CorruptState
-from thread_pool.protocol import PoolStats, integers, outcome, pool_stats, strings, text
 
 
 @dataclass(frozen=True, slots=True)

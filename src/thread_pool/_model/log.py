@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from thread_pool._model.turns import MAX_MESSAGE_CHARS
 from thread_pool.errors import CorruptState, InvalidArgument
-from thread_pool.turns import MAX_MESSAGE_CHARS
 
 MERGE_POLICIES = ("full", "none")
 """``full``: every thread receives the whole conversation. ``none``: isolated shards, each thread

@@ -32,7 +32,7 @@ import openai
 import redis
 from openai.types.responses import EasyInputMessageParam
 
-from thread_pool.redis_clients import connect
+from thread_pool._store.clients import connect
 from thread_pool.settings import Settings
 
 STRATEGIES = ("naive", "lock", "pool")
@@ -442,9 +442,9 @@ def _run_one(strategy: Strategy, base: Target, options: StressOptions) -> Stress
 
 def run_stress(options: StressOptions, redis_url: str | None = None) -> list[StressResult]:
     """Run ``options.strategies`` one after another and return one row each. Redis is
-    ``redis_url``, else what :func:`thread_pool.redis_server.local_redis` finds or starts; every
-    key written is deleted at the end."""
-    from thread_pool.redis_server import local_redis
+    ``redis_url``, else what :func:`thread_pool.testing.redis_server.local_redis` finds or
+    starts; every key written is deleted at the end."""
+    from thread_pool.testing.redis_server import local_redis
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     found: AbstractContextManager[str] = (

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from thread_pool._model.validation import validate_key
+from thread_pool._store.replies import integers, outcome, strings, text
 from thread_pool.errors import InvalidArgument
-from thread_pool.protocol import integers, outcome, strings, text
-from thread_pool.validation import validate_key
 
 FORMAT = "thread-pool-backup"
 VERSION = 1
