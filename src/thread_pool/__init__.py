@@ -7,15 +7,15 @@ callers at once and no run ever meets another on the same thread.
 
 from typing import TYPE_CHECKING, Any
 
+from thread_pool._async.admin import AsyncPoolAdmin
 from thread_pool._async.backend import AsyncBackend
-from thread_pool._async.factory import AsyncSettler, AsyncThreadFactory
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.pool import AsyncThreadPool
 from thread_pool._model.log import LogEntry
+from thread_pool._model.status import PoolStats, PoolStatus
 from thread_pool._model.turns import ToolCall, Turn
-from thread_pool._store.replies import PoolStats
+from thread_pool._sync.admin import PoolAdmin
 from thread_pool._sync.backend import Backend
-from thread_pool._sync.factory import Settler, ThreadFactory
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.pool import ThreadPool
 from thread_pool.errors import (
@@ -25,8 +25,10 @@ from thread_pool.errors import (
     InvalidSettings,
     LeaseLost,
     LeaseNotOwned,
+    PoolBusy,
     PoolClosed,
     PoolDraining,
+    PoolExists,
     PoolFull,
     PoolStateLost,
     PoolTimeout,
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from thread_pool._async.conversations import AsyncConversationsBackend
     from thread_pool._sync.assistants import AssistantsBackend
     from thread_pool._sync.conversations import ConversationsBackend
+    from thread_pool._upstream.build import build_backend
     from thread_pool._upstream.retry_policy import RetryPolicy
 
 # The backends import the openai SDK (half a second); a process that only leases threads (a
@@ -55,6 +58,7 @@ _LAZY = {
     "AsyncConversationsBackend": "thread_pool._async.conversations",
     "ConversationsBackend": "thread_pool._sync.conversations",
     "RetryPolicy": "thread_pool._upstream.retry_policy",
+    "build_backend": "thread_pool._upstream.build",
 }
 
 
@@ -75,8 +79,7 @@ __all__ = [
     "AsyncBackend",
     "AsyncConversationsBackend",
     "AsyncLease",
-    "AsyncSettler",
-    "AsyncThreadFactory",
+    "AsyncPoolAdmin",
     "AsyncThreadPool",
     "Backend",
     "ConversationsBackend",
@@ -88,18 +91,20 @@ __all__ = [
     "LeaseLost",
     "LeaseNotOwned",
     "LogEntry",
+    "PoolAdmin",
+    "PoolBusy",
     "PoolClosed",
     "PoolDraining",
+    "PoolExists",
     "PoolFull",
     "PoolStateLost",
     "PoolStats",
+    "PoolStatus",
     "PoolTimeout",
     "RetryPolicy",
     "Settings",
-    "Settler",
     "StoreUnavailable",
     "ThreadBusy",
-    "ThreadFactory",
     "ThreadPool",
     "ThreadPoolError",
     "TooManyWaiters",
@@ -108,6 +113,7 @@ __all__ = [
     "TurnFailed",
     "UnknownPool",
     "UpstreamError",
+    "build_backend",
 ]
 
 __version__ = "0.1.0"

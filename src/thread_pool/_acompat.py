@@ -10,12 +10,12 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-import redis.asyncio as redis
-import redis.exceptions as rexc
-from redis.asyncio.cluster import RedisCluster
-from redis.typing import EncodableT
+from thread_pool._store import clients
+
+open_client = clients.open_async
+"""The asyncio Redis client a pool or admin object opens for itself when given none."""
 
 T = TypeVar("T")
 
@@ -76,33 +76,6 @@ def holder_name() -> str:
     task = asyncio.current_task()
     name = task.get_name() if task is not None else "main"
     return f"{_HOST}:{os.getpid()}:{name}".replace("|", "/")
-
-
-class _RedisCluster(RedisCluster):
-    """redis-py's asyncio cluster client, made safe to share between tasks.
-
-    With redis-py 8.1, a connection can be disconnected under a task that is still setting it
-    up, which then fails with "'NoneType' object has no attribute 'writelines'" (its stream is
-    gone): when tasks send their first commands at once through a new client, and when a
-    connection error elsewhere makes the client drop its idle connections (a node restarting).
-    Awaiting ``initialize()`` first removes the first case (it is safe however many tasks do it:
-    it runs once, under a lock, and is a flag test afterwards); the second is reported as the
-    lost connection it is, so the caller gets ``StoreUnavailable`` like for any other."""
-
-    async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
-        await self.initialize()
-        try:
-            return await super().execute_command(*args, **kwargs)
-        except AttributeError as exc:
-            if not str(exc).startswith("'NoneType' object has no attribute"):
-                raise
-            raise rexc.ConnectionError(f"connection closed under the command: {exc}") from exc
-
-
-def cluster_client(url: str, **options: Any) -> redis.Redis:
-    """A Redis Cluster client of ``url`` (any node). Typed as ``redis.Redis``: it has the command
-    methods the library uses, though it is not a subclass."""
-    return cast(redis.Redis, _RedisCluster.from_url(url, **options))
 
 
 async def sleep(seconds: float) -> None:

@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
-from thread_pool._store.clients import cluster_client as cluster_client
+from thread_pool._store import clients
 from thread_pool.errors import InvalidArgument
+
+open_client = clients.open_blocking
+"""The blocking Redis client a pool or admin object opens for itself when given none."""
 
 T = TypeVar("T")
 

@@ -5,6 +5,8 @@ Messages are lowercase and name the pool, so a log line says which pool it is ab
 
 from __future__ import annotations
 
+import time
+
 
 class ThreadPoolError(Exception):
     """Base class of every error raised by thread_pool."""
@@ -67,6 +69,20 @@ class PoolStateLost(StoreUnavailable):
     the pool had upstream are not silently replaced by new ones.
     """
 
+    @classmethod
+    def of(cls, key: str, found: float | None) -> PoolStateLost:
+        """The error for pool ``key``, found lost at Unix time ``found`` (if known)."""
+        when = (
+            ""
+            if found is None
+            else f" (found lost at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(found))} UTC"
+            ": redis restarted without persistence, or the pool's keys were removed while in use)"
+        )
+        return cls(
+            f"the state of pool {key!r} is gone from redis{when}; restore it with 'thread-pool "
+            f"import <backup>', or re-create its threads with 'thread-pool prewarm {key}'"
+        )
+
 
 class CorruptState(ThreadPoolError):
     """A pool's keys in Redis hold something thread_pool did not write (wrong type or shape)."""
@@ -119,3 +135,11 @@ class TurnFailed(UpstreamError):
         self.thread_id = thread_id
         self.run_id = run_id
         self.last_error = last_error
+
+
+class PoolBusy(ThreadPoolError):
+    """The operation would cut off holders of leases (drain the pool first, or force it)."""
+
+
+class PoolExists(ThreadPoolError):
+    """An import would overwrite a pool that exists (delete it first)."""

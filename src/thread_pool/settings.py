@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from thread_pool._model.limits import MAX_CONNECTIONS, MAX_SECONDS, MAX_SIZE, MAX_WAITERS
 from thread_pool.errors import InvalidSettings
 
 ENV_PREFIX = "THREAD_POOL_"
@@ -33,41 +34,59 @@ class Settings(BaseSettings):
     key_prefix: str = Field(default="tp", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     """Prefix of every Redis key the library writes (no ``:``, ``{`` or ``}``)."""
 
-    lease_ttl: float = Field(default=60.0, gt=0, le=86_400)
+    lease_ttl: float = Field(default=60.0, gt=0, le=MAX_SECONDS)
     """Seconds a lease lasts unless renewed."""
 
-    acquire_timeout: float = Field(default=30.0, ge=0, le=86_400)
+    acquire_timeout: float = Field(default=30.0, ge=0, le=MAX_SECONDS)
     """Seconds ``acquire`` waits for a free thread before ``PoolTimeout``."""
 
-    min_size: int = Field(default=0, ge=0, le=100_000)
+    min_size: int = Field(default=0, ge=0, le=MAX_SIZE)
     """Default minimum number of threads of a new pool (pre-warm target)."""
 
-    max_size: int = Field(default=8, ge=1, le=100_000)
+    max_size: int = Field(default=8, ge=1, le=MAX_SIZE)
     """Default maximum number of threads of a new pool."""
 
-    max_waiters: int = Field(default=1_000, ge=0, le=1_000_000)
+    max_waiters: int = Field(default=1_000, ge=0, le=MAX_WAITERS)
     """Callers allowed to wait on one pool at once; one more gets ``TooManyWaiters``."""
 
-    renew_margin: float = Field(default=15.0, gt=0, le=86_400)
+    renew_margin: float = Field(default=15.0, gt=0, le=MAX_SECONDS)
     """Seconds before the deadline at which a held lease is renewed; also the least time a lease
     must have left for a fenced write to go ahead."""
 
-    max_connections: int = Field(default=1_000, ge=1, le=100_000)
+    max_connections: int = Field(default=1_000, ge=1, le=MAX_CONNECTIONS)
     """Connections the pool's own Redis client may open. Each caller waiting for a thread holds
     one (it blocks on its mailbox), so this bounds the waiters of one process."""
 
-    grow_timeout: float = Field(default=120.0, gt=0, le=86_400)
+    grow_timeout: float = Field(default=120.0, gt=0, le=MAX_SECONDS)
     """Seconds a slot reserved for a thread being created is kept before it is reclaimed."""
 
-    settle_timeout: float = Field(default=120.0, gt=0, le=86_400)
+    settle_timeout: float = Field(default=120.0, gt=0, le=MAX_SECONDS)
     """Seconds a reaper may take to settle a thread before another reaper may claim it."""
 
-    reclaim_delay: float = Field(default=0.0, ge=0, le=86_400)
+    reclaim_delay: float = Field(default=0.0, ge=0, le=MAX_SECONDS)
     """Seconds after a lease's deadline before its thread is reclaimed (a "lock-delay", as in
     Chubby). A holder paused (SIGSTOP, a VM stall) in the instant between its last check and a
     write sends that write late; during the delay nobody else holds the thread, and the settling
     that follows cancels what the late write started. Longer covers longer pauses and delays
     recovery from a crashed holder by as much; 0 reclaims at the deadline."""
+
+    merge: Literal["full", "none"] = "full"
+    """How threads of one pool share the conversation: ``full``, every thread receives the log
+    entries it is missing with its next turn (and a new thread starts out holding the log);
+    ``none``, each thread keeps only its own turns. A pool object may also be given a callable
+    (``merge=policy``); what the environment says is what pre-warm and other processes use."""
+
+    merge_max_entries: int | None = Field(default=None, ge=1)
+    """At most this many missing entries travel whole with a turn (or seed a new thread); older
+    ones are folded into one marked digest. None: no limit."""
+
+    merge_max_chars: int | None = Field(default=None, ge=1)
+    """At most this many characters of missing entries travel whole; older ones are folded.
+    None: no limit."""
+
+    log_max_entries: int | None = Field(default=None, ge=1)
+    """The log keeps this many newest entries; a thread that lost entries to the trim first
+    receives a marked gap message. None: the log is not trimmed."""
 
     @model_validator(mode="after")
     def _check_relations(self) -> Self:

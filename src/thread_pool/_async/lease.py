@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from thread_pool._async.backend import ToolHandler
-    from thread_pool._async.pool import AsyncThreadPool
-    from thread_pool._model.turns import Turn
+from thread_pool._async.backend import ToolHandler
+from thread_pool._model.turns import Turn
+
+
+class AsyncLeaseOwner(Protocol):
+    """What a lease asks of the pool that granted it (``AsyncThreadPool``)."""
+
+    async def renew(self, lease: AsyncLease, ttl: float | None = None) -> float: ...
+
+    async def check(self, lease: AsyncLease, min_remaining: float | None = None) -> float: ...
+
+    async def run_on(
+        self,
+        lease: AsyncLease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> Turn: ...
+
+    async def release(self, lease: AsyncLease) -> None: ...
 
 
 class AsyncLease:
@@ -34,7 +52,7 @@ class AsyncLease:
 
     def __init__(
         self,
-        pool: AsyncThreadPool,
+        pool: AsyncLeaseOwner,
         key: str,
         thread_id: str,
         token: str,
@@ -60,7 +78,9 @@ class AsyncLease:
         """Seconds left before the lease expires, by this process's clock (a safe lower bound)."""
         return self._local_deadline - time.monotonic()
 
-    def _extended(self, deadline_ms: int, ttl_ms: int, asked_at: float) -> None:
+    def extended(self, deadline_ms: int, ttl_ms: int, asked_at: float) -> None:
+        """Record a renewal: the new deadline (Redis clock, ms) and TTL, asked for at
+        ``asked_at`` (this process's monotonic clock)."""
         self.deadline = deadline_ms / 1000
         self._local_deadline = asked_at + ttl_ms / 1000
 

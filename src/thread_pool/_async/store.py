@@ -1,4 +1,5 @@
-"""The Redis side of the pool: calls the Lua scripts by SHA and nothing else decides anything."""
+"""The Redis side of the pool: runs the Lua scripts by SHA and a few plain reads, and decides
+nothing. Pool, admin and their helpers all go through one of these."""
 
 from __future__ import annotations
 
@@ -9,30 +10,12 @@ from typing import Any
 import redis.asyncio as redis
 from redis.commands.core import AsyncScript
 
-from thread_pool._acompat import cluster_client, keep_cancellation
+from thread_pool._acompat import keep_cancellation
+from thread_pool._model.log import LogEntry
 from thread_pool._store import scripts
 from thread_pool._store.errors import mapped
 from thread_pool._store.keys import PoolKeys, registry_key
-from thread_pool.settings import Settings
-
-
-def open_client(settings: Settings) -> redis.Redis:
-    """The Redis client a pool (or admin) object opens for itself when given none. Its connection
-    bound is ``max_connections``: each caller waiting for a thread holds one while it blocks.
-
-    With ``redis_cluster`` it is a cluster client (the bound then holds per node): every key one
-    call names is in one pool's slot, and the registry of pools is one key of its own."""
-    options: dict[str, Any] = {
-        "decode_responses": True,
-        "socket_connect_timeout": 5,
-        "max_connections": settings.max_connections,
-    }
-    if settings.redis_cluster:
-        # The blocking cluster client asks a node for the slot map at once (the asyncio one on
-        # its first command): an unreachable cluster is StoreUnavailable here already.
-        with mapped(f"connect to the redis cluster at {settings.redis_url}"):
-            return cluster_client(settings.redis_url, **options)
-    return redis.Redis.from_url(settings.redis_url, **options)
+from thread_pool._store.replies import entry_of, text
 
 
 class AsyncStore:
@@ -71,46 +54,56 @@ class AsyncStore:
             with keep_cancellation(), mapped(f"wait on pool {key!r}"):
                 got = await self.client.blpop([box], step)
             if got is not None:
-                value = got[1]
-                return value.decode() if isinstance(value, bytes) else str(value)
+                return text(got[1])
             if left <= step:
                 return None
 
+    async def field(self, key: str, name: str, field: str, what: str) -> str | None:
+        """Field ``field`` of pool ``key``'s hash ``name`` (``meta``, ``inflight``, ...)."""
+        with keep_cancellation(), mapped(f"read {what} of pool {key!r}"):
+            value = await self.client.hget(getattr(self.keys(key), name), field)
+        return None if value is None else text(value)
+
     async def in_flight(self, key: str, thread_id: str) -> str | None:
         """The ``fence|id`` a turn recorded as in flight on the thread, if any."""
-        with keep_cancellation(), mapped(f"read in-flight record of pool {key!r}"):
-            value = await self.client.hget(self.keys(key).inflight, thread_id)
-        if value is None:
-            return None
-        return value.decode() if isinstance(value, bytes) else str(value)
+        return await self.field(key, "inflight", thread_id, "the in-flight record")
 
-    async def read_log(self, key: str) -> list[tuple[Any, dict[Any, Any]]]:
-        """Every entry of pool ``key``'s log, oldest first, as ``(id, fields)``."""
+    async def epoch(self, key: str) -> str:
+        """Pool ``key``'s epoch ("" when it has none, see lost_state in _common.lua)."""
+        return await self.field(key, "meta", "epoch", "the epoch") or ""
+
+    async def has_thread(self, key: str, thread_id: str) -> bool:
+        """Whether ``thread_id`` is registered with pool ``key``."""
+        with keep_cancellation(), mapped(f"look up a thread of pool {key!r}"):
+            return bool(await self.client.hexists(self.keys(key).threads, thread_id))
+
+    async def read_log(self, key: str) -> list[LogEntry]:
+        """Every entry of pool ``key``'s log, oldest first, as ``LogEntry``."""
         with keep_cancellation(), mapped(f"read the log of pool {key!r}"):
             entries: Any = await self.client.xrange(self.keys(key).log)
-        return list(entries or [])
-
-    async def set_cursor(self, key: str, thread_id: str, seq: int) -> None:
-        """Set a new thread's log cursor (it was created holding the log up to ``seq``)."""
-        with keep_cancellation(), mapped(f"set a log cursor of pool {key!r}"):
-            await self.client.hset(self.keys(key).cursors, thread_id, str(seq))
+        return [entry_of(i, f) for i, f in entries or []]
 
     async def register_pool(self, key: str) -> None:
         """Remember ``key`` in the registry of pools (for ``reap()`` and listing)."""
         with keep_cancellation(), mapped(f"register pool {key!r}"):
             await self.client.sadd(registry_key(self.prefix), key)
 
+    async def unregister_pool(self, key: str) -> None:
+        """Forget ``key`` in the registry of pools."""
+        with keep_cancellation(), mapped(f"unregister pool {key!r}"):
+            await self.client.srem(registry_key(self.prefix), key)
+
     async def pool_keys(self) -> list[str]:
-        """Every pool key in the registry."""
+        """Every pool key in the registry, sorted."""
         with mapped("list pools"):
             members = await self.client.smembers(registry_key(self.prefix))
-        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return sorted(text(m) for m in members)
 
     async def pop_retired(self, key: str) -> str | None:
         """Take the oldest thread id off pool ``key``'s retired list (None: it is empty)."""
         with keep_cancellation(), mapped(f"retired list of pool {key!r}"):
             value: Any = await self.client.lpop(self.keys(key).retired)
-        return None if value is None else value.decode() if isinstance(value, bytes) else str(value)
+        return None if value is None else text(value)
 
     async def push_retired(self, key: str, thread_id: str) -> None:
         """Put a thread id back at the head of pool ``key``'s retired list."""

@@ -6,17 +6,21 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from thread_pool._acompat import Background, shield
 from thread_pool._async.backend import AsyncBackend, ToolHandler
-from thread_pool._model.turns import FENCE_KEY, Turn, validate_message, validate_metadata
+from thread_pool._async.context_log import AsyncContextLog
+from thread_pool._async.lease import AsyncLease
+from thread_pool._async.leasing import AsyncLeasing
+from thread_pool._async.settling import AsyncSettling
+from thread_pool._model.turns import FENCE_KEY, Turn
+from thread_pool._model.validation import validate_message, validate_metadata
+from thread_pool._store.replies import Outcome
 from thread_pool._upstream import send_guard
 from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
-
-if TYPE_CHECKING:
-    from thread_pool._async.lease import AsyncLease
-    from thread_pool._async.pool import AsyncThreadPool
+from thread_pool.settings import Settings
 
 logger = logging.getLogger("thread_pool")
 
@@ -27,9 +31,13 @@ _ENDED = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"}
 class AsyncTurnGuard:
     """The lease as the backend sees it during a turn (``AsyncGuard``), plus its renewer."""
 
-    def __init__(self, pool: AsyncThreadPool, lease: AsyncLease) -> None:
-        self._pool = pool
+    def __init__(
+        self, lease: AsyncLease, leasing: AsyncLeasing, settling: AsyncSettling, settings: Settings
+    ) -> None:
         self._lease = lease
+        self._leasing = leasing
+        self._settling = settling
+        self._settings = settings
         self.fence = lease.fence
         self.lost: str | None = None
         self.wrote = False
@@ -40,7 +48,7 @@ class AsyncTurnGuard:
     async def write(self, *, starts_run: bool = False) -> dict[str, str]:
         """Fence check (renewing if short); the metadata to stamp on the write."""
         self.alive()
-        await self._pool.check(self._lease, starts_run=starts_run)
+        await self._leasing.check(self._lease, self._settings.renew_margin, starts_run=starts_run)
         self._unnamed = self._unnamed or starts_run
         self.wrote = True
         return {FENCE_KEY: str(self.fence)}
@@ -62,15 +70,15 @@ class AsyncTurnGuard:
     async def started(self, request_id: str) -> None:
         """Record the request in flight; a holder that lost the lease raises ``LeaseLost`` (if
         a settler waits on it, the id was recorded for the settler all the same)."""
-        named = await self._pool._record_in_flight(self._lease, request_id)
+        named = await self._settling.record(self._lease, request_id)
         self._unnamed = False
-        if named != "OK":
+        if named is not Outcome.OK:
             self.lost = "it was taken over"
             self.alive()
 
     async def finished(self) -> None:
         """Clear the in-flight record."""
-        await self._pool._record_in_flight(self._lease, "")
+        await self._settling.record(self._lease, "")
         self._unnamed = False
 
     async def unstarted(self) -> None:
@@ -80,18 +88,18 @@ class AsyncTurnGuard:
         if not self._unnamed:
             return
         with contextlib.suppress(Exception):
-            await self._pool._record_in_flight(self._lease, "")
+            await self._settling.record(self._lease, "")
         self._unnamed = False
 
     async def renew_step(self) -> float | None:
         """One step of the background renewer: renew when ``renew_margin`` is left; returns the
         seconds until the next step, or None (stop) once the lease is lost."""
-        margin = self._pool.settings.renew_margin
+        margin = self._settings.renew_margin
         left = self._lease.remaining()
         if left > margin:
             return left - margin
         try:
-            await self._lease.renew()
+            await self._leasing.renew(self._lease, None)
         except LeaseLost:
             self.lost = "renewal failed: it expired or was taken over"
             return None
@@ -103,98 +111,95 @@ class AsyncTurnGuard:
         return max(self._lease.remaining() - margin, 0.01)
 
 
-async def run_turn(
-    pool: AsyncThreadPool,
-    backend: AsyncBackend,
-    lease: AsyncLease,
-    message: str,
-    *,
-    tool_handler: ToolHandler | None,
-    metadata: Mapping[str, object] | None,
-    params: Mapping[str, Any],
-) -> Turn:
-    """Run one turn on ``lease`` through ``backend`` (see ``AsyncLease.run``)."""
-    message = validate_message(message)
-    checked = validate_metadata(metadata)
-    guard = AsyncTurnGuard(pool, lease)
-    # What the thread is missing from the pool's log rides in the turn's own request.
-    missing = await pool._missing(lease)
-    context = await pool._context(missing)
-    turn_id = secrets.token_hex(12)
-    # Until the turn ends cleanly its run may still be active upstream: if we leave early, the
-    # release sends the thread to be settled instead of straight back to use.
-    lease.dirty = True
-    try:
-        with send_guard.turn_requests(lease):
-            turn = await _guarded(
-                pool, backend, lease, message, guard, tool_handler, checked, params, context
-            )
-    except BaseException:
-        # A request that was to start a run and failed: no settler should wait for its name.
-        await shield(guard.unstarted())
-        if guard.context_delivered and missing.last_seq > missing.cursor:
-            # The turn failed, but its context reached the thread: sending it again next time
-            # would give the thread those entries twice.
-            await shield(pool._advance_cursor(lease, missing.last_seq))
-        raise
-    await pool._log_turn(lease, turn_id, missing.last_seq, message, turn)
-    return turn
+@dataclass(frozen=True)
+class AsyncTurnRunner:
+    """What a turn needs of its pool: the backend, the log, and the lease operations."""
 
+    backend: AsyncBackend
+    log: AsyncContextLog
+    leasing: AsyncLeasing
+    settling: AsyncSettling
+    settings: Settings
 
-async def _guarded(
-    pool: AsyncThreadPool,
-    backend: AsyncBackend,
-    lease: AsyncLease,
-    message: str,
-    guard: AsyncTurnGuard,
-    tool_handler: ToolHandler | None,
-    checked: Mapping[str, str],
-    params: Mapping[str, Any],
-    context: Sequence[Mapping[str, str]],
-) -> Turn:
-    """The turn under its renewer, with the lock-error fallback and the dirty flag kept."""
-    async with Background(guard.renew_step, f"renew {lease.thread_id}"):
+    async def run(
+        self,
+        lease: AsyncLease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None,
+        metadata: Mapping[str, object] | None,
+        params: Mapping[str, Any],
+    ) -> Turn:
+        """Run one turn on ``lease`` (see ``AsyncLease.run``)."""
+        message = validate_message(message)
+        checked = validate_metadata(metadata)
+        guard = AsyncTurnGuard(lease, self.leasing, self.settling, self.settings)
+        # What the thread is missing from the pool's log rides in the turn's own request.
+        missing = await self.log.missing(lease.key, lease.thread_id)
+        context = await self.log.messages(missing)
+        turn_id = secrets.token_hex(12)
+        # Until the turn ends cleanly its run may still be active upstream: if we leave early,
+        # the release sends the thread to be settled instead of straight back to use.
+        lease.dirty = True
         try:
-            turn = await _turn(
-                backend, lease, message, guard, tool_handler, checked, params, context
-            )
-        except ThreadBusy as exc:
-            # Should never happen while the pool holds the thread: a bug signal. Count it, make
-            # the thread quiet, and try once more.
-            logger.error("pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc)
-            await pool._count(lease.key, "lock_errors")
-            await pool._settle_held(lease)
-            turn = await _turn(
-                backend, lease, message, guard, tool_handler, checked, params, context
-            )
-        except TurnFailed as exc:
-            if exc.status in _ENDED:
-                lease.dirty = False
+            with send_guard.turn_requests(lease):
+                turn = await self._guarded(
+                    lease, message, guard, tool_handler, checked, params, context
+                )
+        except BaseException:
+            # A request that was to start a run and failed: no settler should wait for its name.
+            await shield(guard.unstarted())
+            if guard.context_delivered and missing.last_seq > missing.cursor:
+                # The turn failed, but its context reached the thread: sending it again next
+                # time would give the thread those entries twice.
+                await shield(self.log.advance(lease.key, lease.thread_id, missing.last_seq))
             raise
-        except InvalidArgument:
-            if not guard.wrote:
-                lease.dirty = False  # refused before any request: nothing to settle
-            raise
-    lease.dirty = False
-    return turn
+        await self.log.log_turn(
+            lease.key, lease.thread_id, turn_id, missing.last_seq, message, turn
+        )
+        return turn
 
+    async def _guarded(
+        self,
+        lease: AsyncLease,
+        message: str,
+        guard: AsyncTurnGuard,
+        tool_handler: ToolHandler | None,
+        checked: Mapping[str, str],
+        params: Mapping[str, Any],
+        context: Sequence[Mapping[str, str]],
+    ) -> Turn:
+        """The turn under its renewer, with the lock-error fallback and the dirty flag kept."""
 
-async def _turn(
-    backend: AsyncBackend,
-    lease: AsyncLease,
-    message: str,
-    guard: AsyncTurnGuard,
-    tool_handler: ToolHandler | None,
-    metadata: Mapping[str, str],
-    params: Mapping[str, Any],
-    context: Sequence[Mapping[str, str]],
-) -> Turn:
-    return await backend.run_turn(
-        lease.thread_id,
-        message,
-        guard,
-        tool_handler=tool_handler,
-        metadata=metadata,
-        params=params,
-        context=context,
-    )
+        async def turn() -> Turn:
+            return await self.backend.run_turn(
+                lease.thread_id,
+                message,
+                guard,
+                tool_handler=tool_handler,
+                metadata=checked,
+                params=params,
+                context=context,
+            )
+
+        async with Background(guard.renew_step, f"renew {lease.thread_id}"):
+            try:
+                done = await turn()
+            except ThreadBusy as exc:
+                # Should never happen while the pool holds the thread: a bug signal. Count it,
+                # make the thread quiet, and try once more.
+                logger.error(
+                    "pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc
+                )
+                await self.settling.settle_busy(lease)
+                done = await turn()
+            except TurnFailed as exc:
+                if exc.status in _ENDED:
+                    lease.dirty = False
+                raise
+            except InvalidArgument:
+                if not guard.wrote:
+                    lease.dirty = False  # refused before any request: nothing to settle
+                raise
+        lease.dirty = False
+        return done

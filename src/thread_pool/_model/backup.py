@@ -10,38 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from thread_pool._model.validation import validate_key
-from thread_pool._store.replies import integers, outcome, strings, text
 from thread_pool.errors import InvalidArgument
 
 FORMAT = "thread-pool-backup"
 VERSION = 1
 TYPES = frozenset({"hash", "zset", "list", "set", "string", "stream"})
-
-
-def decode_export(key: str, reply: Any) -> dict[str, Any] | None:
-    """One pool's entry of a backup, from an ``admin_export`` reply (None: no such pool)."""
-    word, rest = outcome(reply)
-    if word == "NOPOOL":
-        return None
-    keys = []
-    for name, kind, data in rest[1:]:
-        kind = text(kind)
-        keys.append({"name": text(name), "type": kind, "data": _readable(kind, data)})
-    return {"key": key, "exported_at": integers(rest[:1])[0] / 1000, "keys": keys}
-
-
-def _readable(kind: str, data: list[Any]) -> Any:
-    if kind == "hash":
-        flat = strings(data)
-        return dict(zip(flat[0::2], flat[1::2], strict=True))
-    if kind == "zset":
-        flat = strings(data)
-        return [list(pair) for pair in zip(flat[0::2], flat[1::2], strict=True)]
-    if kind == "string":
-        return text(data[0])
-    if kind == "stream":
-        return [[text(entry_id), strings(fields)] for entry_id, fields in data]
-    return strings(data)
 
 
 def flat_keys(entry: dict[str, Any]) -> list[list[Any]]:

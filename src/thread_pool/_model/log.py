@@ -1,5 +1,6 @@
 """Context merging, the pure part: log entries, what a thread is missing, and the messages that
-bring it up to date. No I/O here; the pool reads and writes the log (``log_*.lua``).
+bring it up to date. No I/O here; the pool reads and writes the log (``log_*.lua``), and
+``_store/replies.py`` decodes what Redis answers into these types.
 
 One pool spreads a conversation over many threads. Every completed turn goes into the pool's
 canonical log (a Redis Stream); before a thread runs, the entries it has not seen (made on its
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
-from thread_pool._model.turns import MAX_MESSAGE_CHARS
-from thread_pool.errors import CorruptState, InvalidArgument
+from thread_pool._model.limits import MAX_MESSAGE_CHARS
+from thread_pool._model.validation import validate_role
+from thread_pool.errors import InvalidArgument
 
 MERGE_POLICIES = ("full", "none")
 """``full``: every thread receives the whole conversation. ``none``: isolated shards, each thread
@@ -22,9 +24,6 @@ keeps only its own turns (the log is still written, for ``history``). A callable
 
 DIGEST_EXCERPT = 300
 """Characters of each folded entry that the default digest quotes."""
-
-ROLES = ("user", "assistant")
-"""The roles upstream accepts for messages added to a thread (``additional_messages``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,51 +76,6 @@ def validate_merge(policy: object) -> str | MergePolicy:
         )
     assert isinstance(policy, str)
     return policy
-
-
-def validate_role(role: object) -> str:
-    """Return ``role`` if upstream takes it for an added message, else raise."""
-    if role not in ROLES:
-        raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    assert isinstance(role, str)
-    return role
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def parse_missing(reply: Any) -> Missing:
-    """The reply of ``log_missing.lua``: last seq, cursor, first seq, then 5 fields per entry."""
-    if not isinstance(reply, list) or len(reply) < 3 or (len(reply) - 3) % 5:
-        raise CorruptState(f"log_missing answered {reply!r:.200}")
-    entries = tuple(
-        LogEntry(
-            seq=int(reply[i]),
-            role=_text(reply[i + 1]),
-            content=_text(reply[i + 2]),
-            origin=_text(reply[i + 3]),
-            time_ms=int(_text(reply[i + 4])),
-        )
-        for i in range(3, len(reply), 5)
-    )
-    return Missing(
-        last_seq=int(reply[0]), cursor=int(reply[1]), entries=entries, first_seq=int(reply[2])
-    )
-
-
-def entry_of(stream_id: Any, fields: dict[Any, Any]) -> LogEntry:
-    """A log entry from its stream id (``<seq>-0``) and fields, as XRANGE returns them."""
-    f = {_text(k): _text(v) for k, v in fields.items()}
-    return LogEntry(
-        seq=int(_text(stream_id).split("-", 1)[0]),
-        role=f.get("role", ""),
-        content=f.get("content", ""),
-        origin=f.get("origin", ""),
-        time_ms=int(f.get("time", "0")),
-        run_id=f.get("run", ""),
-        turn_id=f.get("turn", ""),
-    )
 
 
 def split_content(content: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
@@ -179,15 +133,6 @@ def retention_marker(dropped: tuple[int, int]) -> dict[str, str]:
             "before this thread received them; they are not included]"
         ),
     }
-
-
-def check_cap(name: str, value: object) -> int | None:
-    """Return a merge limit if it is None or a positive integer, else raise."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"{name} must be a positive integer or None, not {value!r}")
-    return value
 
 
 def fold(

@@ -1,4 +1,5 @@
-"""What ``status`` shows of a pool, decoded from one ``admin_inspect`` snapshot. No I/O here."""
+"""What ``stats()`` and ``status`` show of a pool. No I/O here (``_store/replies.py`` decodes
+the scripts' replies into these)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,40 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from thread_pool._store.replies import PoolStats, integers, outcome, pool_stats, strings, text
-from thread_pool.errors import CorruptState
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """One consistent snapshot of a pool (``stats()``)."""
+
+    key: str
+    threads: int
+    """Threads registered with the pool."""
+    idle: int
+    leased: int
+    settling: int
+    """Threads whose lease expired, waiting for their upstream run to be settled."""
+    reserved: int
+    """Slots reserved for threads being created right now."""
+    waiting: int
+    """Callers waiting for a thread."""
+    retired: int
+    """Threads taken out of the pool that may still exist upstream (to delete there)."""
+    min_size: int
+    max_size: int
+    lease_ttl: float
+    """Seconds."""
+    granted: int
+    """Leases granted so far."""
+    timeouts: int
+    """Acquires that timed out."""
+    lost: int
+    """Holders told their lease was lost (expired before release, renew or check)."""
+    reaped: int
+    """Expired leases reclaimed."""
+    created_at: float
+    """Unix time (Redis clock) the pool was created."""
+    lock_errors: int = 0
+    """Upstream "thread busy" errors met by turns (should stay 0: each one is a bug signal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,64 +120,27 @@ class PoolStatus:
         }
 
 
-def _pairs(flat: list[Any]) -> list[tuple[str, str]]:
-    items = strings(flat)
-    return list(zip(items[0::2], items[1::2], strict=True))
+@dataclass
+class DeleteReport:
+    """What ``delete`` removed."""
+
+    key: str
+    threads: list[str] = field(default_factory=list)
+    """Every thread the pool knew (retired ones included)."""
+    deleted_upstream: list[str] = field(default_factory=list)
+    missing_upstream: list[str] = field(default_factory=list)
+    """Threads upstream did not know any more."""
+    left_upstream: list[str] = field(default_factory=list)
+    """Threads not deleted upstream (no backend was given): only this report still names them."""
 
 
-def decode_status(key: str, reply: Any) -> PoolStatus | None:
-    """Decode an ``admin_inspect`` reply; None when the pool does not exist."""
-    if not isinstance(reply, list) or not reply or not isinstance(reply[0], list):
-        word, _ = outcome(reply)  # a bare outcome: the pool is not there
-        if word == "NOPOOL":
-            return None
-        raise CorruptState(f"unexpected status reply {reply!r}")
-    stats = pool_stats(key, outcome(reply[0])[1])
-    now_ms = integers([reply[1]])[0]
-    draining = text(reply[2]) != ""
-    fences = {t: int(f) for t, f in _pairs(reply[3])}
-    leases = []
-    for thread_id, hold in _pairs(reply[4]):
-        _token, fence, acquired, holder = hold.split("|", 3)
-        deadline = dict(_pairs(reply[5])).get(thread_id)
-        leases.append(
-            LeaseInfo(
-                thread_id=thread_id,
-                fence=int(fence),
-                holder=holder,
-                age=(now_ms - int(acquired)) / 1000,
-                remaining=(int(float(deadline)) - now_ms) / 1000 if deadline else 0.0,
-            )
-        )
-    leases.sort(key=lambda lease: lease.remaining)
-    settling = {t for t, _ in _pairs(reply[6])}
-    waiters = []
-    for entry in strings(reply[7]):
-        _ticket, deadline, holder = entry.split("|", 2)
-        if int(deadline) > now_ms:  # the scripts skip waiters whose time ran out; so do we
-            waiters.append(WaiterInfo(holder=holder, remaining=(int(deadline) - now_ms) / 1000))
-    in_flight = dict(_pairs(reply[9]))
-    leased = {lease.thread_id for lease in leases}
-    log_length, log_seq = integers(reply[10:12])
-    cursors = {t: int(seq) for t, seq in _pairs(reply[12])}
-    threads = [
-        ThreadInfo(
-            thread_id=t,
-            fence=fence,
-            state="leased" if t in leased else "settling" if t in settling else "idle",
-            in_flight=in_flight.get(t),
-            lag=max(0, log_seq - cursors.get(t, 0)),
-        )
-        for t, fence in sorted(fences.items())
-    ]
-    return PoolStatus(
-        stats=stats,
-        now=now_ms / 1000,
-        draining=draining,
-        threads=threads,
-        leases=leases,
-        waiters=waiters,
-        retired=strings(reply[8]),
-        log_length=log_length,
-        log_seq=log_seq,
-    )
+@dataclass(frozen=True)
+class Growth:
+    """The outcome of one pre-warm step on a pool."""
+
+    outcome: str
+    """``grown`` (a thread was added), ``done`` (the pool has its target), ``pending`` (the
+    target is covered only by others' reservations in flight), ``draining``."""
+    threads: int
+    target: int
+    """The target as capped by ``max_size``."""

@@ -1,7 +1,5 @@
-"""What a turn takes and gives: input checks done before any request, and the ``Turn`` result.
-
-No I/O here; the backends (``_async/assistants.py``, ``_async/conversations.py``) use these.
-"""
+"""What a turn gives: the ``Turn`` result, its tool calls, and what is read off upstream's run and
+response objects. No I/O here; the backends use these."""
 
 from __future__ import annotations
 
@@ -11,14 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from thread_pool.errors import InvalidArgument, TurnFailed
-
-MAX_MESSAGE_CHARS = 256_000
-"""Upstream refuses longer message content with a 400."""
-
-MAX_METADATA_PAIRS = 16
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
+from thread_pool.errors import TurnFailed
 
 FENCE_KEY = "tp_fence"
 """Metadata key stamped on every write of a turn: the lease's fence, so writes can be ordered."""
@@ -64,63 +55,6 @@ class Turn:
     """Upstream's id of the request that started the turn."""
     tool_calls: int = 0
     """How many tool calls were answered during the turn."""
-
-
-def check_text(what: str, text: str) -> str:
-    """Return ``text`` if it can be sent (UTF-8), else raise ``InvalidArgument``: a lone
-    surrogate (from a bad decode, say) would fail deep in the SDK's JSON encoding otherwise."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidArgument(
-            f"{what} is not valid text: {exc.reason} ({text[exc.start : exc.end]!r} at "
-            f"position {exc.start})"
-        ) from None
-    return text
-
-
-def validate_message(message: object) -> str:
-    """Return ``message`` if upstream would accept it as a user message, else raise."""
-    if not isinstance(message, str):
-        raise InvalidArgument(f"message must be a string, not {type(message).__name__}")
-    if not message.strip():
-        raise InvalidArgument("message must not be empty")
-    check_text("message", message)
-    if len(message) > MAX_MESSAGE_CHARS:
-        raise InvalidArgument(
-            f"message is {len(message)} characters long; upstream accepts at most "
-            f"{MAX_MESSAGE_CHARS}"
-        )
-    return message
-
-
-def validate_metadata(metadata: Mapping[str, object] | None) -> dict[str, str]:
-    """Return the caller's metadata if it fits upstream's limits next to the pool's own keys."""
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise InvalidArgument(f"metadata must be a mapping, not {type(metadata).__name__}")
-    room = MAX_METADATA_PAIRS - len(RESERVED_KEYS)
-    if len(metadata) > room:
-        raise InvalidArgument(
-            f"metadata has {len(metadata)} pairs; at most {room} (upstream allows "
-            f"{MAX_METADATA_PAIRS} and the pool uses {len(RESERVED_KEYS)})"
-        )
-    out: dict[str, str] = {}
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not key or len(key) > MAX_METADATA_KEY:
-            raise InvalidArgument(f"metadata key {key!r} must be 1-{MAX_METADATA_KEY} characters")
-        check_text("metadata key", key)
-        if key in RESERVED_KEYS:
-            raise InvalidArgument(f"metadata key {key!r} is reserved for the pool")
-        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE:
-            raise InvalidArgument(
-                f"metadata value of {key!r} must be a string of at most {MAX_METADATA_VALUE} "
-                "characters"
-            )
-        check_text(f"metadata value of {key!r}", value)
-        out[key] = value
-    return out
 
 
 def usage_of(obj: Any) -> dict[str, int]:

@@ -1,12 +1,27 @@
-"""Checks of what callers hand in (pool keys, thread ids, numbers), done before any write."""
+"""Checks of what callers hand in (pool keys, thread ids, numbers, sizes, messages, metadata),
+done before any write. No I/O here."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
+from thread_pool._model.limits import (
+    MAX_KEY_LENGTH,
+    MAX_MESSAGE_CHARS,
+    MAX_METADATA_KEY,
+    MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE,
+    MAX_SECONDS,
+    MAX_SIZE,
+)
+from thread_pool._model.turns import RESERVED_KEYS
 from thread_pool.errors import InvalidArgument, InvalidPoolKey
 
-MAX_KEY_LENGTH = 200
+ROLES = ("user", "assistant")
+"""The roles upstream accepts for messages added to a thread (``additional_messages``)."""
+
+
 # Letters, digits and a few separators people use in ids (doc:42, user@host, a/b). No braces (they
 # would break the hash tag), no whitespace or control characters (they make logs lie).
 _KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]*")
@@ -42,14 +57,6 @@ def validate_thread_id(thread_id: object) -> str:
     return thread_id
 
 
-MAX_SECONDS = 86_400.0
-"""The longest TTL, timeout or wait accepted (one day): more is a mistake, and it would also
-overflow the exact integers Lua keeps for milliseconds."""
-
-MAX_SIZE = 100_000
-"""The largest pool size accepted."""
-
-
 def check_positive(
     name: str, value: float, *, allow_zero: bool = False, at_most: float = MAX_SECONDS
 ) -> float:
@@ -64,3 +71,86 @@ def check_positive(
     if value > at_most:
         raise InvalidArgument(f"{name} must be at most {at_most:g}, not {value}")
     return value
+
+
+def check_size(name: str, value: object, least: int = 0) -> int:
+    """Return ``value`` if it is an integer from ``least`` to ``MAX_SIZE``, else raise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= MAX_SIZE:
+        raise InvalidArgument(
+            f"{name} must be an integer from {least} to {MAX_SIZE}, not {value!r}"
+        )
+    return value
+
+
+def check_cap(name: str, value: object) -> int | None:
+    """Return a merge limit if it is None or a positive integer, else raise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(f"{name} must be a positive integer or None, not {value!r}")
+    return value
+
+
+def check_text(what: str, text: str) -> str:
+    """Return ``text`` if it can be sent (UTF-8), else raise ``InvalidArgument``: a lone
+    surrogate (from a bad decode, say) would fail deep in the SDK's JSON encoding otherwise."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(
+            f"{what} is not valid text: {exc.reason} ({text[exc.start : exc.end]!r} at "
+            f"position {exc.start})"
+        ) from None
+    return text
+
+
+def validate_message(message: object) -> str:
+    """Return ``message`` if upstream would accept it as a user message, else raise."""
+    if not isinstance(message, str):
+        raise InvalidArgument(f"message must be a string, not {type(message).__name__}")
+    if not message.strip():
+        raise InvalidArgument("message must not be empty")
+    check_text("message", message)
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise InvalidArgument(
+            f"message is {len(message)} characters long; upstream accepts at most "
+            f"{MAX_MESSAGE_CHARS}"
+        )
+    return message
+
+
+def validate_metadata(metadata: Mapping[str, object] | None) -> dict[str, str]:
+    """Return the caller's metadata if it fits upstream's limits next to the pool's own keys."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidArgument(f"metadata must be a mapping, not {type(metadata).__name__}")
+    room = MAX_METADATA_PAIRS - len(RESERVED_KEYS)
+    if len(metadata) > room:
+        raise InvalidArgument(
+            f"metadata has {len(metadata)} pairs; at most {room} (upstream allows "
+            f"{MAX_METADATA_PAIRS} and the pool uses {len(RESERVED_KEYS)})"
+        )
+    out: dict[str, str] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or len(key) > MAX_METADATA_KEY:
+            raise InvalidArgument(f"metadata key {key!r} must be 1-{MAX_METADATA_KEY} characters")
+        check_text("metadata key", key)
+        if key in RESERVED_KEYS:
+            raise InvalidArgument(f"metadata key {key!r} is reserved for the pool")
+        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE:
+            raise InvalidArgument(
+                f"metadata value of {key!r} must be a string of at most {MAX_METADATA_VALUE} "
+                "characters"
+            )
+        check_text(f"metadata value of {key!r}", value)
+        out[key] = value
+    return out
+
+
+def validate_role(role: object) -> str:
+    """Return ``role`` if upstream takes it for an added message, else raise."""
+    if role not in ROLES:
+        raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    assert isinstance(role, str)
+    return role

@@ -1,8 +1,9 @@
-"""Blocking Redis clients opened from a URL, for a single server or a Redis Cluster.
+"""Every Redis client the library opens, for a single server or a Redis Cluster, blocking or
+asyncio: the one place that turns settings (or a URL) into a client.
 
-For code outside the pool objects that talks to the pools' Redis itself (the stress test's lock
-and clean-up, test helpers, workers in other processes); pool and admin objects open theirs in
-``_async/store.py``. Both follow the ``redis_cluster`` setting.
+Pool and admin objects open theirs with ``open_async`` / ``open_blocking`` (through ``_acompat``
+/ ``_compat``, so the generated sync code opens the blocking one); code outside them that talks to
+the pools' Redis itself (the stress test, test helpers, worker processes) uses ``connect``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,13 @@ from __future__ import annotations
 from typing import Any, cast
 
 import redis
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
+from redis.typing import EncodableT
 
+from thread_pool._store.errors import mapped
 from thread_pool.settings import Settings
 
 
@@ -30,11 +36,60 @@ class _RedisCluster(RedisCluster):
                 node.redis_connection.connection_pool.disconnect()
 
 
-def cluster_client(url: str, **options: Any) -> redis.Redis:
-    """A blocking Redis Cluster client of ``url`` (any node); it reads the slot map as it is
-    built. Typed as ``redis.Redis``: it has the command methods the library uses, though it is
-    not a subclass."""
-    return cast(redis.Redis, _RedisCluster.from_url(url, **options))
+class _AsyncRedisCluster(AsyncRedisCluster):
+    """redis-py's asyncio cluster client, made safe to share between tasks.
+
+    With redis-py 8.1, a connection can be disconnected under a task that is still setting it
+    up, which then fails with "'NoneType' object has no attribute 'writelines'" (its stream is
+    gone): when tasks send their first commands at once through a new client, and when a
+    connection error elsewhere makes the client drop its idle connections (a node restarting).
+    Awaiting ``initialize()`` first removes the first case (it is safe however many tasks do it:
+    it runs once, under a lock, and is a flag test afterwards); the second is reported as the
+    lost connection it is, so the caller gets ``StoreUnavailable`` like for any other."""
+
+    async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
+        await self.initialize()
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except AttributeError as exc:
+            if not str(exc).startswith("'NoneType' object has no attribute"):
+                raise
+            raise rexc.ConnectionError(f"connection closed under the command: {exc}") from exc
+
+
+def _options(settings: Settings) -> dict[str, Any]:
+    """What a pool's (or admin's) own client is opened with. Its connection bound is
+    ``max_connections``: each caller waiting for a thread holds one while it blocks."""
+    return {
+        "decode_responses": True,
+        "socket_connect_timeout": 5,
+        "max_connections": settings.max_connections,
+    }
+
+
+def open_async(settings: Settings) -> aioredis.Redis:
+    """The asyncio client a pool (or admin) object opens for itself when given none.
+
+    With ``redis_cluster`` it is a cluster client (the bound then holds per node): every key one
+    call names is in one pool's slot, and the registry of pools is one key of its own."""
+    if settings.redis_cluster:
+        # Typed as Redis: it has the command methods the library uses, though not a subclass.
+        return cast(
+            aioredis.Redis, _AsyncRedisCluster.from_url(settings.redis_url, **_options(settings))
+        )
+    return aioredis.Redis.from_url(settings.redis_url, **_options(settings))
+
+
+def open_blocking(settings: Settings) -> redis.Redis:
+    """The blocking client a pool (or admin) object opens for itself when given none."""
+    if settings.redis_cluster:
+        # The blocking cluster client asks a node for the slot map at once (the asyncio one on
+        # its first command): an unreachable cluster is StoreUnavailable here already.
+        with mapped(f"connect to the redis cluster at {settings.redis_url}"):
+            return cast(
+                redis.Redis, _RedisCluster.from_url(settings.redis_url, **_options(settings))
+            )
+    return redis.Redis.from_url(settings.redis_url, **_options(settings))
 
 
 def connect(url: str, *, cluster: bool | None = None, **options: Any) -> redis.Redis:
@@ -46,5 +101,5 @@ def connect(url: str, *, cluster: bool | None = None, **options: Any) -> redis.R
     if cluster is None:
         cluster = Settings.load().redis_cluster
     if cluster:
-        return cluster_client(url, **options)
+        return cast(redis.Redis, _RedisCluster.from_url(url, **options))
     return redis.Redis.from_url(url, **options)

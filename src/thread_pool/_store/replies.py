@@ -1,4 +1,5 @@
-"""What the Lua scripts answer, decoded into plain values. No I/O here.
+"""What Redis answers, decoded into the model's types: every script reply and every raw read
+(log entries, status snapshots, exports) is decoded here and nowhere else. No I/O here.
 
 Replies are lists whose first element names the outcome, or, on the hot path (a grant, a
 release), one string whose ``|``-separated first field names it (``G`` for a grant); redis-py
@@ -9,8 +10,11 @@ through ``_s``/``_i``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from thread_pool._model.log import LogEntry, Missing
+from thread_pool._model.status import LeaseInfo, PoolStats, PoolStatus, ThreadInfo, WaiterInfo
 from thread_pool.errors import CorruptState
 
 
@@ -27,14 +31,58 @@ def _i(value: Any) -> int:
         raise CorruptState(f"expected a number from redis, got {value!r}") from None
 
 
-def outcome(reply: Any) -> tuple[str, list[Any]]:
-    """Split a script reply into its outcome word and the rest."""
+class Outcome(StrEnum):
+    """The first word of a script's reply: what happened, or what the caller must do next. Each
+    script's header (``scripts/*.lua``) says which it answers."""
+
+    GRANTED = "GRANTED"
+    SETTLE = "SETTLE"
+    GROW = "GROW"
+    WAIT = "WAIT"
+    TIMEOUT = "TIMEOUT"
+    FULL = "FULL"
+    NOPOOL = "NOPOOL"
+    ABANDONED = "ABANDONED"
+    DRAINING = "DRAINING"
+    LOSTSTATE = "LOSTSTATE"
+    OK = "OK"
+    SHORT = "SHORT"
+    LOST = "LOST"
+    LATE = "LATE"
+    NOTOWNED = "NOTOWNED"
+    RETRY = "RETRY"
+    GONE = "GONE"
+    BADSIZE = "BADSIZE"
+    EXISTS = "EXISTS"
+    DONE = "DONE"
+    DUPLICATE = "DUPLICATE"
+    RETIRED = "RETIRED"
+    KEPT = "KEPT"
+    DROPPED = "DROPPED"
+    NOTCLAIMED = "NOTCLAIMED"
+    WAITING = "WAITING"
+    IDLE = "IDLE"
+    HANDED = "HANDED"
+
+
+_WORDS = {word.value: word for word in Outcome} | {"G": Outcome.GRANTED}
+
+
+def _word(value: Any) -> Outcome:
+    word = _WORDS.get(_s(value))
+    if word is None:
+        raise CorruptState(f"unexpected outcome {value!r} from a script")
+    return word
+
+
+def outcome(reply: Any) -> tuple[Outcome, list[Any]]:
+    """Split a script reply into its outcome and the rest."""
     if isinstance(reply, bytes | str):
         word, *rest = _s(reply).split("|")
-        return ("GRANTED" if word == "G" else word), rest
+        return _word(word), rest
     if not isinstance(reply, list) or not reply:
         raise CorruptState(f"unexpected script reply {reply!r}")
-    return _s(reply[0]), reply[1:]
+    return _word(reply[0]), reply[1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,41 +108,6 @@ def strings(rest: list[Any]) -> list[str]:
 def integers(rest: list[Any]) -> list[int]:
     """Decode a list of numbers."""
     return [_i(x) for x in rest]
-
-
-@dataclass(frozen=True, slots=True)
-class PoolStats:
-    """One consistent snapshot of a pool (``stats()``)."""
-
-    key: str
-    threads: int
-    """Threads registered with the pool."""
-    idle: int
-    leased: int
-    settling: int
-    """Threads whose lease expired, waiting for their upstream run to be settled."""
-    reserved: int
-    """Slots reserved for threads being created right now."""
-    waiting: int
-    """Callers waiting for a thread."""
-    retired: int
-    """Threads taken out of the pool that may still exist upstream (to delete there)."""
-    min_size: int
-    max_size: int
-    lease_ttl: float
-    """Seconds."""
-    granted: int
-    """Leases granted so far."""
-    timeouts: int
-    """Acquires that timed out."""
-    lost: int
-    """Holders told their lease was lost (expired before release, renew or check)."""
-    reaped: int
-    """Expired leases reclaimed."""
-    created_at: float
-    """Unix time (Redis clock) the pool was created."""
-    lock_errors: int = 0
-    """Upstream "thread busy" errors met by turns (should stay 0: each one is a bug signal)."""
 
 
 def pool_stats(key: str, rest: list[Any]) -> PoolStats:
@@ -135,3 +148,125 @@ def mailbox_grant(message: str) -> Grant:
 def text(value: Any) -> str:
     """A reply element as text."""
     return _s(value)
+
+
+def parse_missing(reply: Any) -> Missing:
+    """The reply of ``log_missing.lua``: last seq, cursor, first seq, then 5 fields per entry."""
+    if not isinstance(reply, list) or len(reply) < 3 or (len(reply) - 3) % 5:
+        raise CorruptState(f"log_missing answered {reply!r:.200}")
+    entries = tuple(
+        LogEntry(
+            seq=_i(reply[i]),
+            role=_s(reply[i + 1]),
+            content=_s(reply[i + 2]),
+            origin=_s(reply[i + 3]),
+            time_ms=_i(reply[i + 4]),
+        )
+        for i in range(3, len(reply), 5)
+    )
+    return Missing(
+        last_seq=_i(reply[0]), cursor=_i(reply[1]), entries=entries, first_seq=_i(reply[2])
+    )
+
+
+def entry_of(stream_id: Any, fields: dict[Any, Any]) -> LogEntry:
+    """A log entry from its stream id (``<seq>-0``) and fields, as XRANGE returns them."""
+    f = {_s(k): _s(v) for k, v in fields.items()}
+    return LogEntry(
+        seq=int(_s(stream_id).split("-", 1)[0]),
+        role=f.get("role", ""),
+        content=f.get("content", ""),
+        origin=f.get("origin", ""),
+        time_ms=int(f.get("time", "0")),
+        run_id=f.get("run", ""),
+        turn_id=f.get("turn", ""),
+    )
+
+
+def _pairs(flat: list[Any]) -> list[tuple[str, str]]:
+    items = strings(flat)
+    return list(zip(items[0::2], items[1::2], strict=True))
+
+
+def decode_status(key: str, reply: Any) -> PoolStatus | None:
+    """Decode an ``admin_inspect`` reply; None when the pool does not exist."""
+    if not isinstance(reply, list) or not reply or not isinstance(reply[0], list):
+        word, _ = outcome(reply)  # a bare outcome: the pool is not there
+        if word is Outcome.NOPOOL:
+            return None
+        raise CorruptState(f"unexpected status reply {reply!r}")
+    stats = pool_stats(key, outcome(reply[0])[1])
+    now_ms = integers([reply[1]])[0]
+    draining = text(reply[2]) != ""
+    fences = {t: int(f) for t, f in _pairs(reply[3])}
+    leases = []
+    for thread_id, hold in _pairs(reply[4]):
+        _token, fence, acquired, holder = hold.split("|", 3)
+        deadline = dict(_pairs(reply[5])).get(thread_id)
+        leases.append(
+            LeaseInfo(
+                thread_id=thread_id,
+                fence=int(fence),
+                holder=holder,
+                age=(now_ms - int(acquired)) / 1000,
+                remaining=(int(float(deadline)) - now_ms) / 1000 if deadline else 0.0,
+            )
+        )
+    leases.sort(key=lambda lease: lease.remaining)
+    settling = {t for t, _ in _pairs(reply[6])}
+    waiters = []
+    for entry in strings(reply[7]):
+        _ticket, deadline, holder = entry.split("|", 2)
+        if int(deadline) > now_ms:  # the scripts skip waiters whose time ran out; so do we
+            waiters.append(WaiterInfo(holder=holder, remaining=(int(deadline) - now_ms) / 1000))
+    in_flight = dict(_pairs(reply[9]))
+    leased = {lease.thread_id for lease in leases}
+    log_length, log_seq = integers(reply[10:12])
+    cursors = {t: int(seq) for t, seq in _pairs(reply[12])}
+    threads = [
+        ThreadInfo(
+            thread_id=t,
+            fence=fence,
+            state="leased" if t in leased else "settling" if t in settling else "idle",
+            in_flight=in_flight.get(t),
+            lag=max(0, log_seq - cursors.get(t, 0)),
+        )
+        for t, fence in sorted(fences.items())
+    ]
+    return PoolStatus(
+        stats=stats,
+        now=now_ms / 1000,
+        draining=draining,
+        threads=threads,
+        leases=leases,
+        waiters=waiters,
+        retired=strings(reply[8]),
+        log_length=log_length,
+        log_seq=log_seq,
+    )
+
+
+def decode_export(key: str, reply: Any) -> dict[str, Any] | None:
+    """One pool's entry of a backup, from an ``admin_export`` reply (None: no such pool)."""
+    word, rest = outcome(reply)
+    if word is Outcome.NOPOOL:
+        return None
+    keys = []
+    for name, kind, data in rest[1:]:
+        kind = text(kind)
+        keys.append({"name": text(name), "type": kind, "data": _readable(kind, data)})
+    return {"key": key, "exported_at": integers(rest[:1])[0] / 1000, "keys": keys}
+
+
+def _readable(kind: str, data: list[Any]) -> Any:
+    if kind == "hash":
+        flat = strings(data)
+        return dict(zip(flat[0::2], flat[1::2], strict=True))
+    if kind == "zset":
+        flat = strings(data)
+        return [list(pair) for pair in zip(flat[0::2], flat[1::2], strict=True)]
+    if kind == "string":
+        return text(data[0])
+    if kind == "stream":
+        return [[text(entry_id), strings(fields)] for entry_id, fields in data]
+    return strings(data)

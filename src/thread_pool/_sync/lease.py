@@ -7,12 +7,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from thread_pool._model.turns import Turn
-    from thread_pool._sync.backend import ToolHandler
-    from thread_pool._sync.pool import ThreadPool
+from thread_pool._model.turns import Turn
+from thread_pool._sync.backend import ToolHandler
+
+
+class LeaseOwner(Protocol):
+    """What a lease asks of the pool that granted it (``ThreadPool``)."""
+
+    def renew(self, lease: Lease, ttl: float | None = None) -> float: ...
+
+    def check(self, lease: Lease, min_remaining: float | None = None) -> float: ...
+
+    def run_on(
+        self,
+        lease: Lease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> Turn: ...
+
+    def release(self, lease: Lease) -> None: ...
 
 
 class Lease:
@@ -37,7 +55,7 @@ class Lease:
 
     def __init__(
         self,
-        pool: ThreadPool,
+        pool: LeaseOwner,
         key: str,
         thread_id: str,
         token: str,
@@ -63,7 +81,9 @@ class Lease:
         """Seconds left before the lease expires, by this process's clock (a safe lower bound)."""
         return self._local_deadline - time.monotonic()
 
-    def _extended(self, deadline_ms: int, ttl_ms: int, asked_at: float) -> None:
+    def extended(self, deadline_ms: int, ttl_ms: int, asked_at: float) -> None:
+        """Record a renewal: the new deadline (Redis clock, ms) and TTL, asked for at
+        ``asked_at`` (this process's monotonic clock)."""
         self.deadline = deadline_ms / 1000
         self._local_deadline = asked_at + ttl_ms / 1000
 

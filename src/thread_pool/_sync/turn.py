@@ -9,17 +9,21 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from thread_pool._compat import Background
-from thread_pool._model.turns import FENCE_KEY, Turn, validate_message, validate_metadata
+from thread_pool._model.turns import FENCE_KEY, Turn
+from thread_pool._model.validation import validate_message, validate_metadata
+from thread_pool._store.replies import Outcome
 from thread_pool._sync.backend import Backend, ToolHandler
+from thread_pool._sync.context_log import ContextLog
+from thread_pool._sync.lease import Lease
+from thread_pool._sync.leasing import Leasing
+from thread_pool._sync.settling import Settling
 from thread_pool._upstream import send_guard
 from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
-
-if TYPE_CHECKING:
-    from thread_pool._sync.lease import Lease
-    from thread_pool._sync.pool import ThreadPool
+from thread_pool.settings import Settings
 
 logger = logging.getLogger("thread_pool")
 
@@ -30,9 +34,13 @@ _ENDED = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"}
 class TurnGuard:
     """The lease as the backend sees it during a turn (``Guard``), plus its renewer."""
 
-    def __init__(self, pool: ThreadPool, lease: Lease) -> None:
-        self._pool = pool
+    def __init__(
+        self, lease: Lease, leasing: Leasing, settling: Settling, settings: Settings
+    ) -> None:
         self._lease = lease
+        self._leasing = leasing
+        self._settling = settling
+        self._settings = settings
         self.fence = lease.fence
         self.lost: str | None = None
         self.wrote = False
@@ -43,7 +51,7 @@ class TurnGuard:
     def write(self, *, starts_run: bool = False) -> dict[str, str]:
         """Fence check (renewing if short); the metadata to stamp on the write."""
         self.alive()
-        self._pool.check(self._lease, starts_run=starts_run)
+        self._leasing.check(self._lease, self._settings.renew_margin, starts_run=starts_run)
         self._unnamed = self._unnamed or starts_run
         self.wrote = True
         return {FENCE_KEY: str(self.fence)}
@@ -65,15 +73,15 @@ class TurnGuard:
     def started(self, request_id: str) -> None:
         """Record the request in flight; a holder that lost the lease raises ``LeaseLost`` (if
         a settler waits on it, the id was recorded for the settler all the same)."""
-        named = self._pool._record_in_flight(self._lease, request_id)
+        named = self._settling.record(self._lease, request_id)
         self._unnamed = False
-        if named != "OK":
+        if named is not Outcome.OK:
             self.lost = "it was taken over"
             self.alive()
 
     def finished(self) -> None:
         """Clear the in-flight record."""
-        self._pool._record_in_flight(self._lease, "")
+        self._settling.record(self._lease, "")
         self._unnamed = False
 
     def unstarted(self) -> None:
@@ -83,18 +91,18 @@ class TurnGuard:
         if not self._unnamed:
             return
         with contextlib.suppress(Exception):
-            self._pool._record_in_flight(self._lease, "")
+            self._settling.record(self._lease, "")
         self._unnamed = False
 
     def renew_step(self) -> float | None:
         """One step of the background renewer: renew when ``renew_margin`` is left; returns the
         seconds until the next step, or None (stop) once the lease is lost."""
-        margin = self._pool.settings.renew_margin
+        margin = self._settings.renew_margin
         left = self._lease.remaining()
         if left > margin:
             return left - margin
         try:
-            self._lease.renew()
+            self._leasing.renew(self._lease, None)
         except LeaseLost:
             self.lost = "renewal failed: it expired or was taken over"
             return None
@@ -106,94 +114,91 @@ class TurnGuard:
         return max(self._lease.remaining() - margin, 0.01)
 
 
-def run_turn(
-    pool: ThreadPool,
-    backend: Backend,
-    lease: Lease,
-    message: str,
-    *,
-    tool_handler: ToolHandler | None,
-    metadata: Mapping[str, object] | None,
-    params: Mapping[str, Any],
-) -> Turn:
-    """Run one turn on ``lease`` through ``backend`` (see ``Lease.run``)."""
-    message = validate_message(message)
-    checked = validate_metadata(metadata)
-    guard = TurnGuard(pool, lease)
-    # What the thread is missing from the pool's log rides in the turn's own request.
-    missing = pool._missing(lease)
-    context = pool._context(missing)
-    turn_id = secrets.token_hex(12)
-    # Until the turn ends cleanly its run may still be active upstream: if we leave early, the
-    # release sends the thread to be settled instead of straight back to use.
-    lease.dirty = True
-    try:
-        with send_guard.turn_requests(lease):
-            turn = _guarded(
-                pool, backend, lease, message, guard, tool_handler, checked, params, context
-            )
-    except BaseException:
-        # A request that was to start a run and failed: no settler should wait for its name.
-        guard.unstarted()
-        if guard.context_delivered and missing.last_seq > missing.cursor:
-            # The turn failed, but its context reached the thread: sending it again next time
-            # would give the thread those entries twice.
-            pool._advance_cursor(lease, missing.last_seq)
-        raise
-    pool._log_turn(lease, turn_id, missing.last_seq, message, turn)
-    return turn
+@dataclass(frozen=True)
+class TurnRunner:
+    """What a turn needs of its pool: the backend, the log, and the lease operations."""
 
+    backend: Backend
+    log: ContextLog
+    leasing: Leasing
+    settling: Settling
+    settings: Settings
 
-def _guarded(
-    pool: ThreadPool,
-    backend: Backend,
-    lease: Lease,
-    message: str,
-    guard: TurnGuard,
-    tool_handler: ToolHandler | None,
-    checked: Mapping[str, str],
-    params: Mapping[str, Any],
-    context: Sequence[Mapping[str, str]],
-) -> Turn:
-    """The turn under its renewer, with the lock-error fallback and the dirty flag kept."""
-    with Background(guard.renew_step, f"renew {lease.thread_id}"):
+    def run(
+        self,
+        lease: Lease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None,
+        metadata: Mapping[str, object] | None,
+        params: Mapping[str, Any],
+    ) -> Turn:
+        """Run one turn on ``lease`` (see ``Lease.run``)."""
+        message = validate_message(message)
+        checked = validate_metadata(metadata)
+        guard = TurnGuard(lease, self.leasing, self.settling, self.settings)
+        # What the thread is missing from the pool's log rides in the turn's own request.
+        missing = self.log.missing(lease.key, lease.thread_id)
+        context = self.log.messages(missing)
+        turn_id = secrets.token_hex(12)
+        # Until the turn ends cleanly its run may still be active upstream: if we leave early,
+        # the release sends the thread to be settled instead of straight back to use.
+        lease.dirty = True
         try:
-            turn = _turn(backend, lease, message, guard, tool_handler, checked, params, context)
-        except ThreadBusy as exc:
-            # Should never happen while the pool holds the thread: a bug signal. Count it, make
-            # the thread quiet, and try once more.
-            logger.error("pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc)
-            pool._count(lease.key, "lock_errors")
-            pool._settle_held(lease)
-            turn = _turn(backend, lease, message, guard, tool_handler, checked, params, context)
-        except TurnFailed as exc:
-            if exc.status in _ENDED:
-                lease.dirty = False
+            with send_guard.turn_requests(lease):
+                turn = self._guarded(lease, message, guard, tool_handler, checked, params, context)
+        except BaseException:
+            # A request that was to start a run and failed: no settler should wait for its name.
+            guard.unstarted()
+            if guard.context_delivered and missing.last_seq > missing.cursor:
+                # The turn failed, but its context reached the thread: sending it again next
+                # time would give the thread those entries twice.
+                self.log.advance(lease.key, lease.thread_id, missing.last_seq)
             raise
-        except InvalidArgument:
-            if not guard.wrote:
-                lease.dirty = False  # refused before any request: nothing to settle
-            raise
-    lease.dirty = False
-    return turn
+        self.log.log_turn(lease.key, lease.thread_id, turn_id, missing.last_seq, message, turn)
+        return turn
 
+    def _guarded(
+        self,
+        lease: Lease,
+        message: str,
+        guard: TurnGuard,
+        tool_handler: ToolHandler | None,
+        checked: Mapping[str, str],
+        params: Mapping[str, Any],
+        context: Sequence[Mapping[str, str]],
+    ) -> Turn:
+        """The turn under its renewer, with the lock-error fallback and the dirty flag kept."""
 
-def _turn(
-    backend: Backend,
-    lease: Lease,
-    message: str,
-    guard: TurnGuard,
-    tool_handler: ToolHandler | None,
-    metadata: Mapping[str, str],
-    params: Mapping[str, Any],
-    context: Sequence[Mapping[str, str]],
-) -> Turn:
-    return backend.run_turn(
-        lease.thread_id,
-        message,
-        guard,
-        tool_handler=tool_handler,
-        metadata=metadata,
-        params=params,
-        context=context,
-    )
+        def turn() -> Turn:
+            return self.backend.run_turn(
+                lease.thread_id,
+                message,
+                guard,
+                tool_handler=tool_handler,
+                metadata=checked,
+                params=params,
+                context=context,
+            )
+
+        with Background(guard.renew_step, f"renew {lease.thread_id}"):
+            try:
+                done = turn()
+            except ThreadBusy as exc:
+                # Should never happen while the pool holds the thread: a bug signal. Count it,
+                # make the thread quiet, and try once more.
+                logger.error(
+                    "pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc
+                )
+                self.settling.settle_busy(lease)
+                done = turn()
+            except TurnFailed as exc:
+                if exc.status in _ENDED:
+                    lease.dirty = False
+                raise
+            except InvalidArgument:
+                if not guard.wrote:
+                    lease.dirty = False  # refused before any request: nothing to settle
+                raise
+        lease.dirty = False
+        return done

@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from thread_pool._async.admin import DeleteReport
+from thread_pool.admin import DeleteReport
 from thread_pool.cli.render import console, print_json
 from thread_pool.cli.target import Target, run, target_options
 
@@ -121,16 +121,16 @@ def drain(target: Target, key: str, timeout: float, off: bool, as_json: bool) ->
 
 
 async def _delete(target: Target, key: str, yes: bool, force: bool) -> DeleteReport:
-    maker = target.maker()
+    backend = target.backend()
     async with target.admin() as admin:
         status = await admin.status(key)
         count = len(status.threads) + len(status.retired)
         if not yes:
-            where = "upstream and in Redis" if maker else "in Redis only (no --backend)"
+            where = "upstream and in Redis" if backend else "in Redis only (no --backend)"
             click.confirm(
                 f"delete pool {key!r} with {count} thread(s) {where}?", abort=True, err=True
             )
-        return await admin.delete(key, maker, force=force)
+        return await admin.delete(key, backend, force=force)
 
 
 @click.command()

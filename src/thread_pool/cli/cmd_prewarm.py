@@ -8,10 +8,9 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from thread_pool._model.validation import validate_key
+from thread_pool.admin import PoolProgress, prewarm, targets
 from thread_pool.cli.render import console, print_json
 from thread_pool.cli.target import Target, run, target_options
-from thread_pool.prewarm import PoolProgress, prewarm, targets
 
 
 def _keys(keys: tuple[str, ...], from_file: Any) -> list[str]:
@@ -23,7 +22,7 @@ def _keys(keys: tuple[str, ...], from_file: Any) -> list[str]:
                 out.append(line)
     if not out:
         raise click.UsageError("give pool keys, or --from-file")
-    return [validate_key(k) for k in dict.fromkeys(out)]
+    return list(dict.fromkeys(out))
 
 
 async def _prewarm(
@@ -34,9 +33,9 @@ async def _prewarm(
     rate: float,
     quiet: bool,
 ) -> list[PoolProgress]:
-    maker = target.require_maker("prewarm")
     async with target.admin() as admin:
         pools = await targets(admin, keys, size)
+        backend = target.require_backend("prewarm")
         bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -54,7 +53,7 @@ async def _prewarm(
 
         with bar:
             return await prewarm(
-                admin, maker, pools, concurrency=concurrency, rate=rate, on_progress=show
+                admin, backend, pools, concurrency=concurrency, rate=rate, on_progress=show
             )
 
 

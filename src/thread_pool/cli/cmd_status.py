@@ -10,8 +10,7 @@ import click
 from rich.console import RenderableType
 from rich.live import Live
 
-from thread_pool._async.admin import AsyncPoolAdmin
-from thread_pool._model.status import PoolStatus
+from thread_pool import AsyncPoolAdmin, PoolStatus
 from thread_pool.cli.render import console, pool_detail, pools_table, print_json
 from thread_pool.cli.target import Target, run, target_options
 from thread_pool.errors import UnknownPool

@@ -11,7 +11,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from thread_pool._model.status import PoolStatus
+from thread_pool import PoolStatus
 
 if TYPE_CHECKING:
     # Only for the annotation: the stress module imports the openai SDK (slow to import).

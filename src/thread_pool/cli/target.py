@@ -11,14 +11,13 @@ from typing import Any, TypeVar
 
 import click
 
-from thread_pool._async.admin import AsyncPoolAdmin, AsyncThreadMaker
-from thread_pool._async.backend import AsyncBackend
-from thread_pool._async.pool import AsyncThreadPool
-from thread_pool.settings import Settings
+from thread_pool import AsyncBackend, AsyncPoolAdmin, AsyncThreadPool, Settings
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The names build_backend takes (spelled here too: click needs them before anything is imported,
+# and importing the builder would import the openai SDK for every command).
 BACKENDS = ("assistants", "conversations")
 
 
@@ -28,7 +27,7 @@ class Target:
 
     redis_url: str | None = None
     key_prefix: str | None = None
-    backend: str | None = None
+    backend_name: str | None = None
     base_url: str | None = None
     redis_cluster: bool | None = None
 
@@ -44,35 +43,30 @@ class Target:
         with _redis_url_checked():
             return AsyncPoolAdmin(settings=settings)
 
-    def maker(self) -> AsyncBackend | None:
+    def backend(self) -> AsyncBackend | None:
         """The upstream backend chosen with ``--backend`` (None: none chosen). The SDK reads
         ``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL`` unless ``--base-url`` is given) itself;
         the key never passes through this program's output."""
-        if self.backend is None:
+        if self.backend_name is None:
             return None
         import openai
 
-        client = openai.AsyncOpenAI(base_url=self.base_url)
-        if self.backend == "assistants":
-            from thread_pool._async.assistants import AsyncAssistantsBackend
+        from thread_pool import build_backend
 
-            return AsyncAssistantsBackend(client)
-        from thread_pool._async.conversations import AsyncConversationsBackend
+        return build_backend(self.backend_name, openai.AsyncOpenAI(base_url=self.base_url))
 
-        return AsyncConversationsBackend(client)
-
-    def require_maker(self, what: str) -> AsyncThreadMaker:
+    def require_backend(self, what: str) -> AsyncBackend:
         """The backend, or a usage error saying ``what`` needs one."""
-        maker = self.maker()
-        if maker is None:
+        backend = self.backend()
+        if backend is None:
             raise click.UsageError(f"{what} needs --backend assistants|conversations")
-        return maker
+        return backend
 
     def pool(self) -> AsyncThreadPool:
         """A pool object of these settings (with the backend as settler, if one is chosen)."""
         settings = self.settings()
         with _redis_url_checked():
-            return AsyncThreadPool(settings=settings, backend=self.maker())
+            return AsyncThreadPool(settings=settings, backend=self.backend())
 
 
 @contextlib.contextmanager

@@ -28,7 +28,20 @@ NAMES = (
     "stats",
     "take_wait",
     "wait_alive",
+    # The admin operations: they serve operators, not the lease path, but name a pool's keys and
+    # read Redis time exactly as the lease scripts do.
+    "admin_delete",
+    "admin_drain",
+    "admin_export",
+    "admin_import",
+    "admin_inspect",
+    "admin_reserve",
+    "admin_unreserve",
 )
+
+# Scripts that also need stats.lua's reply: its body becomes the function stats_reply(), so a
+# status snapshot can never count differently from stats().
+_WITH_STATS = frozenset({"admin_inspect"})
 
 
 @cache
@@ -39,6 +52,9 @@ def source(name: str) -> str:
     here = resources.files(__name__)
     common = here.joinpath("_common.lua").read_text(encoding="utf-8")
     body = here.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    if name in _WITH_STATS:
+        stats = here.joinpath("stats.lua").read_text(encoding="utf-8")
+        body = f"local function stats_reply()\n{stats}\nend\n{body}"
     return f"{prelude_for(common, body)}\n-- ==== {name}.lua ====\n{body}"
 
 
@@ -63,3 +79,8 @@ def prelude_for(common: str, body: str) -> str:
                 needed.add(helper)
                 frontier.append(code)
     return head + "".join(code for helper, code in helpers.items() if helper in needed)
+
+
+def ms(seconds: float) -> int:
+    """Seconds as the whole milliseconds the scripts take (Redis time is kept in ms)."""
+    return max(0, round(seconds * 1000))

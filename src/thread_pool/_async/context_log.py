@@ -1,0 +1,151 @@
+"""The pool's canonical context log: what a thread is missing, the messages that bring it up to
+date (within the merge limits), and the turns and appends written to it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from thread_pool._acompat import call_handler, sleep
+from thread_pool._async.known import AsyncKnownPools
+from thread_pool._async.store import AsyncStore
+from thread_pool._model.log import (
+    Compactor,
+    LogEntry,
+    MergePolicy,
+    Missing,
+    checked_messages,
+    fold,
+    log_pairs,
+    messages_for,
+    retention_marker,
+)
+from thread_pool._model.turns import Turn
+from thread_pool._store.replies import Outcome, integers, outcome, parse_missing
+from thread_pool.errors import StoreUnavailable
+
+logger = logging.getLogger("thread_pool")
+
+# Reads the log as a thread that made none of it, to seed a new thread (no thread has this id:
+# upstream ids have no spaces).
+NEW_THREAD = "new thread"
+
+_NOTHING = Missing(last_seq=0, cursor=0, entries=())
+
+
+class AsyncContextLog:
+    """One pool object's view of its pools' logs, with its merge policy and limits.
+
+    ``merge``: ``"full"``, ``"none"`` or a callable ``policy(entries) -> messages``;
+    ``max_entries`` / ``max_chars``: the merge limits beyond which ``compact`` folds the oldest
+    missing entries; ``log_max_entries``: the log's retention (None: none)."""
+
+    def __init__(
+        self,
+        store: AsyncStore,
+        known: AsyncKnownPools,
+        *,
+        merge: str | MergePolicy,
+        max_entries: int | None,
+        max_chars: int | None,
+        compact: Compactor,
+        log_max_entries: int | None,
+    ) -> None:
+        self._store = store
+        self._known = known
+        self.merge = merge
+        self.max_entries = max_entries
+        self.max_chars = max_chars
+        self.compact = compact
+        self.log_max_entries = log_max_entries
+
+    async def missing(self, key: str, thread_id: str) -> Missing:
+        """The log entries ``thread_id`` lacks (none under ``merge="none"``)."""
+        if self.merge == "none":
+            return _NOTHING
+        return parse_missing(await self._store.call("log_missing", key, thread_id))
+
+    async def seed(self, key: str) -> tuple[list[dict[str, str]], int]:
+        """What a new thread of pool ``key`` starts out holding: the log so far as messages
+        (within the merge limits), and the seq where that read ended (its cursor)."""
+        missing = await self.missing(key, NEW_THREAD)
+        return await self.messages(missing), missing.last_seq
+
+    async def messages(self, missing: Missing) -> list[dict[str, str]]:
+        """The messages that bring a thread up to date with ``missing`` within the limits,
+        after a marked gap message if retention trimmed entries the thread never received."""
+        dropped = missing.dropped
+        gap = [retention_marker(dropped)] if dropped is not None else []
+        entries = missing.entries
+        if callable(self.merge):
+            if not entries:
+                return gap
+            return gap + checked_messages(
+                await call_handler(self.merge, entries, name="merge"), "merge"
+            )
+        folded, kept = fold(entries, self.max_entries, self.max_chars)
+        out = (
+            checked_messages(await call_handler(self.compact, folded, name="compact"))
+            if folded
+            else []
+        )
+        return gap + out + messages_for(kept)
+
+    async def advance(self, key: str, thread_id: str, seq: int) -> None:
+        """Move the thread's cursor up to ``seq`` (never back); best effort: if Redis is away,
+        the entries are sent again, which is the lesser harm."""
+        try:
+            await self._store.call("log_cursor", key, thread_id, seq)
+        except Exception as exc:
+            logger.warning("pool %r: could not move the cursor of %s: %s", key, thread_id, exc)
+
+    async def log_turn(
+        self, key: str, thread_id: str, turn_id: str, seen: int, message: str, turn: Turn
+    ) -> None:
+        """Append a completed turn (its user message and reply) to the log and move the thread's
+        cursor. A lost reply is retried: the turn id makes the append happen once."""
+        pairs = [("user", message), ("assistant", turn.reply)]
+        await self.append(key, turn_id, thread_id, seen, turn.run_id, pairs)
+
+    async def append(
+        self,
+        key: str,
+        entry_id: str,
+        origin: str,
+        seen: int,
+        run_id: str,
+        pairs: Sequence[tuple[str, str]],
+    ) -> int:
+        """Append ``pairs`` (role, content) as entry ``entry_id`` (once: a retried append of the
+        same id adds nothing); returns the seq of its last message."""
+        delay = 0.05
+        for attempt in range(5):
+            try:
+                word, rest = outcome(
+                    await self._store.call(
+                        "log_append",
+                        key,
+                        entry_id,
+                        origin,
+                        seen,
+                        run_id,
+                        self.log_max_entries or 0,
+                        self._known.epoch(key),
+                        *log_pairs(pairs),
+                    )
+                )
+            except StoreUnavailable:
+                if attempt == 4:
+                    raise
+                await sleep(delay)
+                delay *= 2
+                continue
+            if word is Outcome.LOSTSTATE:
+                raise await self._known.lost(key, rest)
+            await self._known.learn(key)
+            return integers(rest)[0]
+        raise AssertionError("unreachable")
+
+    async def history(self, key: str) -> list[LogEntry]:
+        """Pool ``key``'s canonical conversation: every logged message, oldest first."""
+        return await self._store.read_log(key)
