@@ -24,6 +24,7 @@ FILES = [
     ("src/thread_pool/_async/admin.py", "src/thread_pool/_sync/admin.py"),
     ("src/thread_pool/_async/assistants.py", "src/thread_pool/_sync/assistants.py"),
     ("src/thread_pool/_async/backend.py", "src/thread_pool/_sync/backend.py"),
+    ("src/thread_pool/_async/backend_base.py", "src/thread_pool/_sync/backend_base.py"),
     ("src/thread_pool/_async/context_log.py", "src/thread_pool/_sync/context_log.py"),
     ("src/thread_pool/_async/conversations.py", "src/thread_pool/_sync/conversations.py"),
     ("src/thread_pool/_async/growth.py", "src/thread_pool/_sync/growth.py"),
@@ -51,7 +52,8 @@ RULES: list[tuple[str, str]] = [
     (r"\bredis\.commands\.core import AsyncScript\b", "redis.commands.core import Script"),
     # AsyncThreadPool -> ThreadPool, AsyncStore -> Store, AsyncOpenAI -> OpenAI, AsyncScript ...
     (r"\bAsync(?=[A-Z])", ""),
-    (r"\bAwaitable\[T\]", "T"),
+    # Awaitable[T] -> T (and Awaitable[None], Awaitable[str | None], ...).
+    (r"\bAwaitable\[([^\[\]]*)\]", r"\1"),
     (r"\basynccontextmanager\b", "contextmanager"),
     (r"\b__aenter__\b", "__enter__"),
     (r"\b__aexit__\b", "__exit__"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 import time
 import warnings
@@ -14,7 +13,7 @@ import openai
 
 from thread_pool._acompat import call_handler, finish_first, shield, sleep
 from thread_pool._async.backend import AsyncGuard, ToolHandler
-from thread_pool._async.upstream import request
+from thread_pool._async.backend_base import AsyncBackendBase, poll_hint, tool_output
 from thread_pool._model.turns import (
     POOL_KEY,
     TURN_KEY,
@@ -25,7 +24,6 @@ from thread_pool._model.turns import (
     error_of,
     usage_of,
 )
-from thread_pool._model.validation import check_positive
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import RetryPolicy
 from thread_pool.errors import InvalidArgument, StoreUnavailable, TurnFailed, UpstreamError
@@ -49,21 +47,7 @@ BUSY = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 
 
-def poll_hint(headers: Any, default: float) -> float:
-    """Seconds to wait before the next poll: the server's ``openai-poll-after-ms``, if given."""
-    value = headers.get("openai-poll-after-ms") if headers is not None else None
-    try:
-        return max(0.001, int(value) / 1000) if value is not None else default
-    except ValueError:
-        return default
-
-
-def tool_output(result: Any) -> str:
-    """A tool handler's result as the text upstream takes."""
-    return result if isinstance(result, str) else json.dumps(result)
-
-
-class AsyncAssistantsBackend:
+class AsyncAssistantsBackend(AsyncBackendBase):
     """Runs turns as Assistants runs: one ``runs.create`` with ``additional_messages`` starts a
     turn, then the run is polled at the server's hinted interval.
 
@@ -85,17 +69,15 @@ class AsyncAssistantsBackend:
         settle_timeout: float = 30.0,
         turn_timeout: float = 600.0,
     ) -> None:
-        self.client = client.with_options(max_retries=0)
-        send_guard.install(self.client)
+        super().__init__(
+            client,
+            retry=retry,
+            poll_interval=poll_interval,
+            settle_wait=settle_wait,
+            settle_timeout=settle_timeout,
+            turn_timeout=turn_timeout,
+        )
         self.assistant_id = assistant_id
-        self.retry = retry if retry is not None else RetryPolicy()
-        self.poll_interval = poll_interval
-        self.settle_wait = settle_wait
-        self.settle_timeout = settle_timeout
-        # Upstream expires an Assistants run after 10 minutes; a background response has no
-        # such bound, and a stuck one would otherwise keep its thread (and lease) forever.
-        check_positive("turn_timeout", turn_timeout)
-        self.turn_timeout = turn_timeout
         self._runs = self.client.beta.threads.runs
 
     # -- threads -----------------------------------------------------------------------------
@@ -104,8 +86,7 @@ class AsyncAssistantsBackend:
         """Create a thread whose metadata names pool ``key``, seeded with ``messages`` in the
         same request."""
         seed: list[Any] = [{"role": m["role"], "content": m["content"]} for m in messages]
-        thread = await request(
-            self.retry,
+        thread = await self._request(
             "create a thread",
             lambda: self.client.beta.threads.create(metadata={POOL_KEY: key[:512]}, messages=seed),
         )
@@ -113,24 +94,15 @@ class AsyncAssistantsBackend:
 
     async def delete_thread(self, thread_id: str) -> bool:
         """Delete a thread upstream; False if it was not there."""
-        try:
-            await request(
-                self.retry,
-                f"delete thread {thread_id}",
-                lambda: self.client.beta.threads.delete(thread_id),
-            )
-        except UpstreamError as exc:
-            if exc.status_code == 404:
-                return False
-            raise
-        return True
+        return await self._found(
+            f"delete thread {thread_id}", lambda: self.client.beta.threads.delete(thread_id)
+        )
 
     async def settle_thread(self, key: str, thread_id: str, in_flight: str | None = None) -> bool:
         """End every active run on the thread: wait ``settle_wait`` for it, then cancel it and
         wait until upstream confirms it ended. False if the thread is gone."""
         try:
-            page = await request(
-                self.retry,
+            page = await self._request(
                 f"list runs of {thread_id}",
                 lambda: self._runs.list(thread_id=thread_id, limit=20, order="desc"),
             )
@@ -144,35 +116,26 @@ class AsyncAssistantsBackend:
         return True
 
     async def _settle_run(self, thread_id: str, run_id: str, status: str) -> None:
-        started = time.monotonic()
-        cancelled = False
-        while status in BUSY:
-            waited = time.monotonic() - started
-            # requires_action never ends by itself (until it expires); the others may, briefly.
-            if not cancelled and (status == "requires_action" or waited >= self.settle_wait):
-                await self._cancel(thread_id, run_id)
-                cancelled = True
-            if waited >= self.settle_wait + self.settle_timeout:
-                raise UpstreamError(f"run {run_id} on {thread_id} is still {status}; not settled")
-            await sleep(self.poll_interval / 2)
-            run = await request(
-                self.retry,
-                f"retrieve run {run_id}",
-                lambda: self._runs.retrieve(run_id, thread_id=thread_id),
+        async def retrieve() -> str | None:
+            run = await self._request(
+                f"retrieve run {run_id}", lambda: self._runs.retrieve(run_id, thread_id=thread_id)
             )
-            status = run.status
+            return run.status
 
-    async def _cancel(self, thread_id: str, run_id: str) -> None:
-        try:
-            await request(
-                self.retry,
-                f"cancel run {run_id}",
-                lambda: self._runs.cancel(run_id, thread_id=thread_id),
-            )
-        except UpstreamError as exc:
-            # It ended meanwhile (upstream refuses to cancel a finished run): that is settled.
-            if exc.status_code != 400:
-                raise
+        # requires_action never ends by itself (until it expires); the others may, briefly.
+        await self._settle(
+            f"run {run_id} on {thread_id}",
+            BUSY,
+            status,
+            retrieve,
+            lambda: self._cancel_run(thread_id, run_id),
+            cancel_at_once=("requires_action",),
+        )
+
+    async def _cancel_run(self, thread_id: str, run_id: str) -> None:
+        await self._cancel(
+            f"cancel run {run_id}", lambda: self._runs.cancel(run_id, thread_id=thread_id)
+        )
 
     async def _name(self, thread_id: str, run_id: str, guard: AsyncGuard) -> None:
         """Record the run now in flight: its settler waits for the name."""
@@ -190,7 +153,7 @@ class AsyncAssistantsBackend:
 
     async def _cancel_late(self, thread_id: str, run_id: str) -> None:
         with send_guard.unguarded(), contextlib.suppress(UpstreamError):
-            await self._cancel(thread_id, run_id)
+            await self._cancel_run(thread_id, run_id)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -244,7 +207,7 @@ class AsyncAssistantsBackend:
             )
             return raw.parse(), poll_hint(raw.headers, self.poll_interval), raw.request_id
 
-        run, hint, request_id = await request(self.retry, f"start a run on {thread_id}", start)
+        run, hint, request_id = await self._request(f"start a run on {thread_id}", start)
         guard.delivered()  # a created run has added its additional_messages to the thread
         await self._name(thread_id, run.id, guard)
         usage: dict[str, int] = {}
@@ -315,7 +278,7 @@ class AsyncAssistantsBackend:
                 run_id, thread_id=thread_id, tool_outputs=outputs
             )
 
-        return await request(self.retry, f"submit tool outputs to {run_id}", submit)
+        return await self._request(f"submit tool outputs to {run_id}", submit)
 
     async def _wait(
         self, thread_id: str, run: Any, hint: float, guard: AsyncGuard, started: float
@@ -328,8 +291,7 @@ class AsyncAssistantsBackend:
             check_turn_time(started, self.turn_timeout, thread_id, run_id)
             await sleep(hint)
             guard.alive()
-            raw = await request(
-                self.retry,
+            raw = await self._request(
                 f"retrieve run {run_id}",
                 lambda: self._runs.with_raw_response.retrieve(run_id, thread_id=thread_id),
             )
@@ -337,8 +299,7 @@ class AsyncAssistantsBackend:
         return run, hint
 
     async def _reply(self, thread_id: str, run_id: str) -> str:
-        page = await request(
-            self.retry,
+        page = await self._request(
             f"read the reply of {run_id}",
             lambda: self.client.beta.threads.messages.list(
                 thread_id, run_id=run_id, order="asc", limit=100

@@ -10,9 +10,8 @@ from typing import Any
 import openai
 
 from thread_pool._acompat import call_handler, finish_first, shield, sleep
-from thread_pool._async.assistants import poll_hint, tool_output
 from thread_pool._async.backend import AsyncGuard, ToolHandler
-from thread_pool._async.upstream import request
+from thread_pool._async.backend_base import AsyncBackendBase, poll_hint, tool_output
 from thread_pool._model.turns import (
     POOL_KEY,
     ToolCall,
@@ -22,7 +21,6 @@ from thread_pool._model.turns import (
     error_of,
     usage_of,
 )
-from thread_pool._model.validation import check_positive
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import RetryPolicy
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
@@ -37,7 +35,7 @@ BUSY = frozenset({"queued", "in_progress"})
 INTERRUPTED = "error: this call was not answered; the turn that asked for it was interrupted"
 
 
-class AsyncConversationsBackend:
+class AsyncConversationsBackend(AsyncBackendBase):
     """Runs turns as responses on a conversation: one ``responses.create(conversation=...,
     input=[...])`` starts a turn. Synchronous by default (the reply comes with the request);
     ``background=True`` returns at once and polls, which suits long turns and lets a settler
@@ -63,19 +61,17 @@ class AsyncConversationsBackend:
         settle_timeout: float = 30.0,
         turn_timeout: float = 600.0,
     ) -> None:
-        self.client = client.with_options(max_retries=0)
-        send_guard.install(self.client)
+        super().__init__(
+            client,
+            retry=retry,
+            poll_interval=poll_interval,
+            settle_wait=settle_wait,
+            settle_timeout=settle_timeout,
+            turn_timeout=turn_timeout,
+        )
         self.model = model
         self.instructions = instructions
         self.background = background
-        self.retry = retry if retry is not None else RetryPolicy()
-        self.poll_interval = poll_interval
-        self.settle_wait = settle_wait
-        self.settle_timeout = settle_timeout
-        # Upstream expires an Assistants run after 10 minutes; a background response has no
-        # such bound, and a stuck one would otherwise keep its thread (and lease) forever.
-        check_positive("turn_timeout", turn_timeout)
-        self.turn_timeout = turn_timeout
 
     # -- threads (conversations) -------------------------------------------------------------
 
@@ -86,8 +82,7 @@ class AsyncConversationsBackend:
         seed: list[Any] = [
             {"type": "message", "role": m["role"], "content": m["content"]} for m in messages
         ]
-        conv = await request(
-            self.retry,
+        conv = await self._request(
             "create a conversation",
             lambda: self.client.conversations.create(
                 metadata={POOL_KEY: key[:512]}, items=seed[:MAX_ITEMS]
@@ -98,25 +93,16 @@ class AsyncConversationsBackend:
         return conv.id
 
     async def _add_items(self, conv_id: str, items: list[Any]) -> None:
-        await request(
-            self.retry,
+        await self._request(
             f"seed conversation {conv_id}",
             lambda: self.client.conversations.items.create(conv_id, items=items),
         )
 
     async def delete_thread(self, thread_id: str) -> bool:
         """Delete a conversation upstream; False if it was not there."""
-        try:
-            await request(
-                self.retry,
-                f"delete conversation {thread_id}",
-                lambda: self.client.conversations.delete(thread_id),
-            )
-        except UpstreamError as exc:
-            if exc.status_code == 404:
-                return False
-            raise
-        return True
+        return await self._found(
+            f"delete conversation {thread_id}", lambda: self.client.conversations.delete(thread_id)
+        )
 
     async def settle_thread(self, key: str, thread_id: str, in_flight: str | None = None) -> bool:
         """Make the conversation ready for a new turn after its holder died or lost its lease:
@@ -128,8 +114,7 @@ class AsyncConversationsBackend:
         if response_id:
             await self._end_response(response_id)
         try:
-            page = await request(
-                self.retry,
+            page = await self._request(
                 f"list items of {thread_id}",
                 lambda: self.client.conversations.items.list(thread_id, limit=20, order="desc"),
             )
@@ -150,44 +135,37 @@ class AsyncConversationsBackend:
                 {"type": "function_call_output", "call_id": call_id, "output": INTERRUPTED}
                 for call_id in dangling
             ]
-            await request(
-                self.retry,
+            await self._request(
                 f"close unanswered calls on {thread_id}",
                 lambda: self.client.conversations.items.create(thread_id, items=outputs),
             )
         return True
 
     async def _end_response(self, response_id: str) -> None:
-        started = time.monotonic()
-        cancelled = False
-        while True:
+        async def retrieve() -> str | None:
             try:
-                resp = await request(
-                    self.retry,
+                resp = await self._request(
                     f"retrieve response {response_id}",
                     lambda: self.client.responses.retrieve(response_id),
                 )
             except UpstreamError as exc:
                 if exc.status_code == 404:
-                    return
+                    return None
                 raise
-            if resp.status not in BUSY:
-                return
-            waited = time.monotonic() - started
-            if not cancelled and waited >= self.settle_wait:
-                try:
-                    await request(
-                        self.retry,
-                        f"cancel response {response_id}",
-                        lambda: self.client.responses.cancel(response_id),
-                    )
-                except UpstreamError as exc:
-                    if exc.status_code != 400:  # 400: it ended meanwhile
-                        raise
-                cancelled = True
-            if waited >= self.settle_wait + self.settle_timeout:
-                raise UpstreamError(f"response {response_id} is still {resp.status}; not settled")
-            await sleep(self.poll_interval / 2)
+            return resp.status
+
+        await self._settle(
+            f"response {response_id}",
+            BUSY,
+            None,
+            retrieve,
+            lambda: self._cancel_response(response_id),
+        )
+
+    async def _cancel_response(self, response_id: str) -> None:
+        await self._cancel(
+            f"cancel response {response_id}", lambda: self.client.responses.cancel(response_id)
+        )
 
     async def _name(self, resp: Any, guard: AsyncGuard) -> None:
         """Record the response now in flight, for a settler to find."""
@@ -204,11 +182,7 @@ class AsyncConversationsBackend:
 
     async def _cancel_unrecorded(self, response_id: str) -> None:
         with send_guard.unguarded(), contextlib.suppress(UpstreamError):
-            await request(
-                self.retry,
-                f"cancel response {response_id}",
-                lambda: self.client.responses.cancel(response_id),
-            )
+            await self._cancel_response(response_id)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -324,7 +298,7 @@ class AsyncConversationsBackend:
             # answer names it: wait for the answer (at once, in background) and record it.
             return await finish_first(create, lambda raw: self._name(raw.parse(), guard))
 
-        raw = await request(self.retry, f"start a response on {thread_id}", start)
+        raw = await self._request(f"start a response on {thread_id}", start)
         resp, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
         if resp.status not in BUSY:
             await guard.finished()  # it ended with the request: nothing is in flight
@@ -336,8 +310,7 @@ class AsyncConversationsBackend:
             check_turn_time(started, self.turn_timeout, thread_id, response_id)
             await sleep(hint)
             guard.alive()
-            polled = await request(
-                self.retry,
+            polled = await self._request(
                 f"retrieve response {response_id}",
                 lambda: self.client.responses.with_raw_response.retrieve(response_id),
             )

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 import time
 import warnings
@@ -26,9 +25,8 @@ from thread_pool._model.turns import (
     error_of,
     usage_of,
 )
-from thread_pool._model.validation import check_positive
 from thread_pool._sync.backend import Guard, ToolHandler
-from thread_pool._sync.upstream import request
+from thread_pool._sync.backend_base import BackendBase, poll_hint, tool_output
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import RetryPolicy
 from thread_pool.errors import InvalidArgument, StoreUnavailable, TurnFailed, UpstreamError
@@ -52,21 +50,7 @@ BUSY = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 
 
-def poll_hint(headers: Any, default: float) -> float:
-    """Seconds to wait before the next poll: the server's ``openai-poll-after-ms``, if given."""
-    value = headers.get("openai-poll-after-ms") if headers is not None else None
-    try:
-        return max(0.001, int(value) / 1000) if value is not None else default
-    except ValueError:
-        return default
-
-
-def tool_output(result: Any) -> str:
-    """A tool handler's result as the text upstream takes."""
-    return result if isinstance(result, str) else json.dumps(result)
-
-
-class AssistantsBackend:
+class AssistantsBackend(BackendBase):
     """Runs turns as Assistants runs: one ``runs.create`` with ``additional_messages`` starts a
     turn, then the run is polled at the server's hinted interval.
 
@@ -88,17 +72,15 @@ class AssistantsBackend:
         settle_timeout: float = 30.0,
         turn_timeout: float = 600.0,
     ) -> None:
-        self.client = client.with_options(max_retries=0)
-        send_guard.install(self.client)
+        super().__init__(
+            client,
+            retry=retry,
+            poll_interval=poll_interval,
+            settle_wait=settle_wait,
+            settle_timeout=settle_timeout,
+            turn_timeout=turn_timeout,
+        )
         self.assistant_id = assistant_id
-        self.retry = retry if retry is not None else RetryPolicy()
-        self.poll_interval = poll_interval
-        self.settle_wait = settle_wait
-        self.settle_timeout = settle_timeout
-        # Upstream expires an Assistants run after 10 minutes; a background response has no
-        # such bound, and a stuck one would otherwise keep its thread (and lease) forever.
-        check_positive("turn_timeout", turn_timeout)
-        self.turn_timeout = turn_timeout
         self._runs = self.client.beta.threads.runs
 
     # -- threads -----------------------------------------------------------------------------
@@ -107,8 +89,7 @@ class AssistantsBackend:
         """Create a thread whose metadata names pool ``key``, seeded with ``messages`` in the
         same request."""
         seed: list[Any] = [{"role": m["role"], "content": m["content"]} for m in messages]
-        thread = request(
-            self.retry,
+        thread = self._request(
             "create a thread",
             lambda: self.client.beta.threads.create(metadata={POOL_KEY: key[:512]}, messages=seed),
         )
@@ -116,24 +97,15 @@ class AssistantsBackend:
 
     def delete_thread(self, thread_id: str) -> bool:
         """Delete a thread upstream; False if it was not there."""
-        try:
-            request(
-                self.retry,
-                f"delete thread {thread_id}",
-                lambda: self.client.beta.threads.delete(thread_id),
-            )
-        except UpstreamError as exc:
-            if exc.status_code == 404:
-                return False
-            raise
-        return True
+        return self._found(
+            f"delete thread {thread_id}", lambda: self.client.beta.threads.delete(thread_id)
+        )
 
     def settle_thread(self, key: str, thread_id: str, in_flight: str | None = None) -> bool:
         """End every active run on the thread: wait ``settle_wait`` for it, then cancel it and
         wait until upstream confirms it ended. False if the thread is gone."""
         try:
-            page = request(
-                self.retry,
+            page = self._request(
                 f"list runs of {thread_id}",
                 lambda: self._runs.list(thread_id=thread_id, limit=20, order="desc"),
             )
@@ -147,35 +119,24 @@ class AssistantsBackend:
         return True
 
     def _settle_run(self, thread_id: str, run_id: str, status: str) -> None:
-        started = time.monotonic()
-        cancelled = False
-        while status in BUSY:
-            waited = time.monotonic() - started
-            # requires_action never ends by itself (until it expires); the others may, briefly.
-            if not cancelled and (status == "requires_action" or waited >= self.settle_wait):
-                self._cancel(thread_id, run_id)
-                cancelled = True
-            if waited >= self.settle_wait + self.settle_timeout:
-                raise UpstreamError(f"run {run_id} on {thread_id} is still {status}; not settled")
-            sleep(self.poll_interval / 2)
-            run = request(
-                self.retry,
-                f"retrieve run {run_id}",
-                lambda: self._runs.retrieve(run_id, thread_id=thread_id),
+        def retrieve() -> str | None:
+            run = self._request(
+                f"retrieve run {run_id}", lambda: self._runs.retrieve(run_id, thread_id=thread_id)
             )
-            status = run.status
+            return run.status
 
-    def _cancel(self, thread_id: str, run_id: str) -> None:
-        try:
-            request(
-                self.retry,
-                f"cancel run {run_id}",
-                lambda: self._runs.cancel(run_id, thread_id=thread_id),
-            )
-        except UpstreamError as exc:
-            # It ended meanwhile (upstream refuses to cancel a finished run): that is settled.
-            if exc.status_code != 400:
-                raise
+        # requires_action never ends by itself (until it expires); the others may, briefly.
+        self._settle(
+            f"run {run_id} on {thread_id}",
+            BUSY,
+            status,
+            retrieve,
+            lambda: self._cancel_run(thread_id, run_id),
+            cancel_at_once=("requires_action",),
+        )
+
+    def _cancel_run(self, thread_id: str, run_id: str) -> None:
+        self._cancel(f"cancel run {run_id}", lambda: self._runs.cancel(run_id, thread_id=thread_id))
 
     def _name(self, thread_id: str, run_id: str, guard: Guard) -> None:
         """Record the run now in flight: its settler waits for the name."""
@@ -193,7 +154,7 @@ class AssistantsBackend:
 
     def _cancel_late(self, thread_id: str, run_id: str) -> None:
         with send_guard.unguarded(), contextlib.suppress(UpstreamError):
-            self._cancel(thread_id, run_id)
+            self._cancel_run(thread_id, run_id)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -247,7 +208,7 @@ class AssistantsBackend:
             )
             return raw.parse(), poll_hint(raw.headers, self.poll_interval), raw.request_id
 
-        run, hint, request_id = request(self.retry, f"start a run on {thread_id}", start)
+        run, hint, request_id = self._request(f"start a run on {thread_id}", start)
         guard.delivered()  # a created run has added its additional_messages to the thread
         self._name(thread_id, run.id, guard)
         usage: dict[str, int] = {}
@@ -316,7 +277,7 @@ class AssistantsBackend:
                 run_id, thread_id=thread_id, tool_outputs=outputs
             )
 
-        return request(self.retry, f"submit tool outputs to {run_id}", submit)
+        return self._request(f"submit tool outputs to {run_id}", submit)
 
     def _wait(
         self, thread_id: str, run: Any, hint: float, guard: Guard, started: float
@@ -329,8 +290,7 @@ class AssistantsBackend:
             check_turn_time(started, self.turn_timeout, thread_id, run_id)
             sleep(hint)
             guard.alive()
-            raw = request(
-                self.retry,
+            raw = self._request(
                 f"retrieve run {run_id}",
                 lambda: self._runs.with_raw_response.retrieve(run_id, thread_id=thread_id),
             )
@@ -338,8 +298,7 @@ class AssistantsBackend:
         return run, hint
 
     def _reply(self, thread_id: str, run_id: str) -> str:
-        page = request(
-            self.retry,
+        page = self._request(
             f"read the reply of {run_id}",
             lambda: self.client.beta.threads.messages.list(
                 thread_id, run_id=run_id, order="asc", limit=100

@@ -22,10 +22,8 @@ from thread_pool._model.turns import (
     error_of,
     usage_of,
 )
-from thread_pool._model.validation import check_positive
-from thread_pool._sync.assistants import poll_hint, tool_output
 from thread_pool._sync.backend import Guard, ToolHandler
-from thread_pool._sync.upstream import request
+from thread_pool._sync.backend_base import BackendBase, poll_hint, tool_output
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import RetryPolicy
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
@@ -40,7 +38,7 @@ BUSY = frozenset({"queued", "in_progress"})
 INTERRUPTED = "error: this call was not answered; the turn that asked for it was interrupted"
 
 
-class ConversationsBackend:
+class ConversationsBackend(BackendBase):
     """Runs turns as responses on a conversation: one ``responses.create(conversation=...,
     input=[...])`` starts a turn. Synchronous by default (the reply comes with the request);
     ``background=True`` returns at once and polls, which suits long turns and lets a settler
@@ -66,19 +64,17 @@ class ConversationsBackend:
         settle_timeout: float = 30.0,
         turn_timeout: float = 600.0,
     ) -> None:
-        self.client = client.with_options(max_retries=0)
-        send_guard.install(self.client)
+        super().__init__(
+            client,
+            retry=retry,
+            poll_interval=poll_interval,
+            settle_wait=settle_wait,
+            settle_timeout=settle_timeout,
+            turn_timeout=turn_timeout,
+        )
         self.model = model
         self.instructions = instructions
         self.background = background
-        self.retry = retry if retry is not None else RetryPolicy()
-        self.poll_interval = poll_interval
-        self.settle_wait = settle_wait
-        self.settle_timeout = settle_timeout
-        # Upstream expires an Assistants run after 10 minutes; a background response has no
-        # such bound, and a stuck one would otherwise keep its thread (and lease) forever.
-        check_positive("turn_timeout", turn_timeout)
-        self.turn_timeout = turn_timeout
 
     # -- threads (conversations) -------------------------------------------------------------
 
@@ -89,8 +85,7 @@ class ConversationsBackend:
         seed: list[Any] = [
             {"type": "message", "role": m["role"], "content": m["content"]} for m in messages
         ]
-        conv = request(
-            self.retry,
+        conv = self._request(
             "create a conversation",
             lambda: self.client.conversations.create(
                 metadata={POOL_KEY: key[:512]}, items=seed[:MAX_ITEMS]
@@ -101,25 +96,16 @@ class ConversationsBackend:
         return conv.id
 
     def _add_items(self, conv_id: str, items: list[Any]) -> None:
-        request(
-            self.retry,
+        self._request(
             f"seed conversation {conv_id}",
             lambda: self.client.conversations.items.create(conv_id, items=items),
         )
 
     def delete_thread(self, thread_id: str) -> bool:
         """Delete a conversation upstream; False if it was not there."""
-        try:
-            request(
-                self.retry,
-                f"delete conversation {thread_id}",
-                lambda: self.client.conversations.delete(thread_id),
-            )
-        except UpstreamError as exc:
-            if exc.status_code == 404:
-                return False
-            raise
-        return True
+        return self._found(
+            f"delete conversation {thread_id}", lambda: self.client.conversations.delete(thread_id)
+        )
 
     def settle_thread(self, key: str, thread_id: str, in_flight: str | None = None) -> bool:
         """Make the conversation ready for a new turn after its holder died or lost its lease:
@@ -131,8 +117,7 @@ class ConversationsBackend:
         if response_id:
             self._end_response(response_id)
         try:
-            page = request(
-                self.retry,
+            page = self._request(
                 f"list items of {thread_id}",
                 lambda: self.client.conversations.items.list(thread_id, limit=20, order="desc"),
             )
@@ -153,44 +138,37 @@ class ConversationsBackend:
                 {"type": "function_call_output", "call_id": call_id, "output": INTERRUPTED}
                 for call_id in dangling
             ]
-            request(
-                self.retry,
+            self._request(
                 f"close unanswered calls on {thread_id}",
                 lambda: self.client.conversations.items.create(thread_id, items=outputs),
             )
         return True
 
     def _end_response(self, response_id: str) -> None:
-        started = time.monotonic()
-        cancelled = False
-        while True:
+        def retrieve() -> str | None:
             try:
-                resp = request(
-                    self.retry,
+                resp = self._request(
                     f"retrieve response {response_id}",
                     lambda: self.client.responses.retrieve(response_id),
                 )
             except UpstreamError as exc:
                 if exc.status_code == 404:
-                    return
+                    return None
                 raise
-            if resp.status not in BUSY:
-                return
-            waited = time.monotonic() - started
-            if not cancelled and waited >= self.settle_wait:
-                try:
-                    request(
-                        self.retry,
-                        f"cancel response {response_id}",
-                        lambda: self.client.responses.cancel(response_id),
-                    )
-                except UpstreamError as exc:
-                    if exc.status_code != 400:  # 400: it ended meanwhile
-                        raise
-                cancelled = True
-            if waited >= self.settle_wait + self.settle_timeout:
-                raise UpstreamError(f"response {response_id} is still {resp.status}; not settled")
-            sleep(self.poll_interval / 2)
+            return resp.status
+
+        self._settle(
+            f"response {response_id}",
+            BUSY,
+            None,
+            retrieve,
+            lambda: self._cancel_response(response_id),
+        )
+
+    def _cancel_response(self, response_id: str) -> None:
+        self._cancel(
+            f"cancel response {response_id}", lambda: self.client.responses.cancel(response_id)
+        )
 
     def _name(self, resp: Any, guard: Guard) -> None:
         """Record the response now in flight, for a settler to find."""
@@ -207,11 +185,7 @@ class ConversationsBackend:
 
     def _cancel_unrecorded(self, response_id: str) -> None:
         with send_guard.unguarded(), contextlib.suppress(UpstreamError):
-            request(
-                self.retry,
-                f"cancel response {response_id}",
-                lambda: self.client.responses.cancel(response_id),
-            )
+            self._cancel_response(response_id)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -327,7 +301,7 @@ class ConversationsBackend:
             # answer names it: wait for the answer (at once, in background) and record it.
             return finish_first(create, lambda raw: self._name(raw.parse(), guard))
 
-        raw = request(self.retry, f"start a response on {thread_id}", start)
+        raw = self._request(f"start a response on {thread_id}", start)
         resp, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
         if resp.status not in BUSY:
             guard.finished()  # it ended with the request: nothing is in flight
@@ -339,8 +313,7 @@ class ConversationsBackend:
             check_turn_time(started, self.turn_timeout, thread_id, response_id)
             sleep(hint)
             guard.alive()
-            polled = request(
-                self.retry,
+            polled = self._request(
                 f"retrieve response {response_id}",
                 lambda: self.client.responses.with_raw_response.retrieve(response_id),
             )

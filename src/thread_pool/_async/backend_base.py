@@ -1,0 +1,119 @@
+"""What both backends share: the SDK client set up once (its own retries off, the send guard
+installed), the retry policy and timings, deletes that tolerate a thread already gone, and the
+wait-then-cancel loop that settles a run (response) a dead holder left behind."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Container
+from typing import Any, TypeVar
+
+import openai
+
+from thread_pool._acompat import sleep
+from thread_pool._async.upstream import request
+from thread_pool._model.validation import check_positive
+from thread_pool._upstream import send_guard
+from thread_pool._upstream.retry_policy import RetryPolicy
+from thread_pool.errors import UpstreamError
+
+T = TypeVar("T")
+
+
+def poll_hint(headers: Any, default: float) -> float:
+    """Seconds to wait before the next poll: the server's ``openai-poll-after-ms``, if given."""
+    value = headers.get("openai-poll-after-ms") if headers is not None else None
+    try:
+        return max(0.001, int(value) / 1000) if value is not None else default
+    except ValueError:
+        return default
+
+
+def tool_output(result: Any) -> str:
+    """A tool handler's result as the text upstream takes."""
+    return result if isinstance(result, str) else json.dumps(result)
+
+
+class AsyncBackendBase:
+    """The part of a backend that does not depend on the API it speaks.
+
+    ``client`` is an ``openai.AsyncOpenAI`` (any ``base_url``); its own retries are turned off
+    here and ``retry`` applies instead, so retries never multiply. A settler waits
+    ``settle_wait`` for a run left behind to end by itself, then cancels it and waits up to
+    ``settle_timeout`` more for upstream to confirm; a turn waits at most ``turn_timeout``."""
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        *,
+        retry: RetryPolicy | None = None,
+        poll_interval: float = 0.5,
+        settle_wait: float = 2.0,
+        settle_timeout: float = 30.0,
+        turn_timeout: float = 600.0,
+    ) -> None:
+        self.client = client.with_options(max_retries=0)
+        send_guard.install(self.client)
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.poll_interval = poll_interval
+        self.settle_wait = settle_wait
+        self.settle_timeout = settle_timeout
+        # Upstream expires an Assistants run after 10 minutes; a background response has no
+        # such bound, and a stuck one would otherwise keep its thread (and lease) forever.
+        check_positive("turn_timeout", turn_timeout)
+        self.turn_timeout = turn_timeout
+
+    async def _request(self, doing: str, send: Callable[[], Awaitable[T]]) -> T:
+        """One upstream request under the retry policy (see ``upstream.request``)."""
+        return await request(self.retry, doing, send)
+
+    async def _found(self, doing: str, send: Callable[[], Awaitable[object]]) -> bool:
+        """``send`` (a delete, a look-up); False when upstream answers 404 (it is gone)."""
+        try:
+            await self._request(doing, send)
+        except UpstreamError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return True
+
+    async def _cancel(self, doing: str, send: Callable[[], Awaitable[object]]) -> None:
+        """Cancel a run (response); one that ended meanwhile is refused with a 400, and is what
+        a cancel wants anyway."""
+        try:
+            await self._request(doing, send)
+        except UpstreamError as exc:
+            if exc.status_code != 400:
+                raise
+
+    async def _settle(
+        self,
+        name: str,
+        busy: Container[str],
+        status: str | None,
+        retrieve: Callable[[], Awaitable[str | None]],
+        cancel: Callable[[], Awaitable[None]],
+        *,
+        cancel_at_once: Container[str] = (),
+    ) -> None:
+        """Wait ``settle_wait`` for run (response) ``name`` to leave the ``busy`` states, then
+        cancel it and wait until upstream confirms it ended; ``UpstreamError`` after
+        ``settle_timeout`` more. ``status`` is its last known status (None: retrieve it first);
+        ``retrieve`` returns None when it is gone. A status in ``cancel_at_once`` never ends by
+        itself (``requires_action``): it is cancelled without waiting."""
+        started = time.monotonic()
+        cancelled = False
+        while True:
+            if status is None:
+                status = await retrieve()
+            if status is None or status not in busy:
+                return
+            waited = time.monotonic() - started
+            if not cancelled and (status in cancel_at_once or waited >= self.settle_wait):
+                await cancel()
+                cancelled = True
+            if waited >= self.settle_wait + self.settle_timeout:
+                raise UpstreamError(f"{name} is still {status}; not settled")
+            await sleep(self.poll_interval / 2)
+            status = None
