@@ -26,7 +26,7 @@ import uuid
 import openai
 import redis
 
-from thread_pool import ConversationsBackend, ThreadPool
+from thread_pool import ThreadPool, build_backend
 from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer, start_emulator
 
@@ -75,7 +75,7 @@ def bench(
     key = f"merge-{merge}-{size}"
     keys = PoolKeys.of(prefix, key)
     with ThreadPool(
-        backend=ConversationsBackend(client, model="emulated"),
+        backend=build_backend("conversations", client, model="emulated"),
         key_prefix=prefix,
         merge=merge,
         max_size=1,
@@ -85,7 +85,7 @@ def bench(
         held = pool.acquire(key)
         fill(r, keys, size, "sibling")
         started = time.perf_counter()
-        full_entries = len(pool._missing(held).entries)
+        full_entries = len(pool.log.missing(held.key, held.thread_id).entries)
         full_read = time.perf_counter() - started
         # Then say it holds all but the last 4 entries: the steady state of a busy pool.
         r.hset(keys.cursors, held.thread_id, max(size - 4, 0))
@@ -96,13 +96,15 @@ def bench(
         for i in range(turns):
             with pool.lease(key) as lease:
                 started = time.perf_counter()
-                missing = pool._missing(lease)
+                missing = pool.log.missing(lease.key, lease.thread_id)
                 reads.append(time.perf_counter() - started)
                 turn = lease.run(f"turn {i}")
                 # The turn logged itself inside run(); time the same append (its XADDs and the
                 # cursor move) once more under a fresh id, from outside.
                 started = time.perf_counter()
-                pool._log_turn(lease, f"again-{i}", missing.last_seq, f"turn {i}", turn)
+                pool.log.log_turn(
+                    lease.key, lease.thread_id, f"again-{i}", missing.last_seq, f"turn {i}", turn
+                )
                 appends.append(time.perf_counter() - started)
             # A sibling's turn lands meanwhile: two more entries to merge next time.
             pool.append(key, "user", f"sibling question {i}")

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import openai
 import redis
 
-from thread_pool import AssistantsBackend, ConversationsBackend, ThreadPool
+from thread_pool import ThreadPool, build_backend
 from thread_pool.emulator import EmulatorServer, start_emulator
 
 # The naive Assistants calls below are made from this file; their deprecation warning is noise.
@@ -84,7 +84,7 @@ def main() -> None:
     try:
         assistant = client.beta.assistants.create(model="emulated").id
         with ThreadPool(
-            backend=AssistantsBackend(client, assistant_id=assistant), key_prefix=prefix
+            backend=build_backend("assistants", client, assistant_id=assistant), key_prefix=prefix
         ) as pool:
             rows.append(
                 (
@@ -101,7 +101,7 @@ def main() -> None:
 
         rows.append(("naive, Assistants", *measure(server, args.turns, naive_assistants)))
         with ThreadPool(
-            backend=ConversationsBackend(client, model="emulated"), key_prefix=prefix
+            backend=build_backend("conversations", client, model="emulated"), key_prefix=prefix
         ) as pool:
             rows.append(
                 (

@@ -14,6 +14,7 @@ afterwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import time
 import uuid
@@ -22,14 +23,12 @@ import warnings
 import openai
 
 from thread_pool import (
-    AssistantsBackend,
-    Backend,
-    ConversationsBackend,
-    Settings,
+    PoolAdmin,
     ThreadPool,
     ThreadPoolError,
+    UnknownPool,
+    build_backend,
 )
-from thread_pool._store.clients import connect
 from thread_pool.emulator import start_emulator
 
 # Creating the assistant below speaks the Assistants API on purpose.
@@ -39,11 +38,8 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 def worker(base_url: str, kind: str, assistant_id: str, prefix: str, iterations: int) -> int:
     """One process: ``iterations`` turns on key "doc-42", back to back; returns successes."""
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
-    backend: Backend = (
-        AssistantsBackend(client, assistant_id=assistant_id)
-        if kind == "assistants"
-        else ConversationsBackend(client, model="emulated")
-    )
+    options = {"assistant_id": assistant_id} if kind == "assistants" else {"model": "emulated"}
+    backend = build_backend(kind, client, **options)
     ok = 0
     with ThreadPool(backend=backend, key_prefix=prefix) as pool:
         for i in range(iterations):
@@ -80,11 +76,8 @@ def main() -> None:
             threads = pool.stats("doc-42").threads
     finally:
         server.stop()
-        r = connect(Settings.load().redis_url)  # a cluster client when the setting says so
-        stale = list(r.scan_iter(match=f"{prefix}:*"))
-        if stale:
-            r.delete(*stale)
-        r.close()
+        with PoolAdmin(key_prefix=prefix) as admin, contextlib.suppress(UnknownPool):
+            admin.delete("doc-42", force=True)  # its keys; the emulator's threads went with it
     total = args.workers * args.iterations
     print(f"{args.workers} workers x {args.iterations} iterations, one key, {args.backend}:")
     print(f"  succeeded {succeeded}/{total}, failed {total - succeeded}")
