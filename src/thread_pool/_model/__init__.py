@@ -1,0 +1,1 @@
+"""Pure model code: limits, validation, turn and log types, status and backup formats. No I/O."""
