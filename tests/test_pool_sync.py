@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.checks import assert_quiet
-from tests.sync_helpers import Spawned, eventually, pause
+from tests.support.checks import assert_quiet
+from tests.support.sync_helpers import Spawned, eventually, pause
 from thread_pool import (
     CorruptState,
     InvalidArgument,

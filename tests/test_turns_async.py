@@ -10,9 +10,9 @@ import openai
 import pytest
 import redis
 
-from tests.aio_helpers import pause
-from tests.checks import assert_quiet
-from tests.turn_fixtures import (
+from tests.support.aio_helpers import pause
+from tests.support.checks import assert_quiet
+from tests.support.turn_fixtures import (
     ASSISTANT_TOOLS,
     RESPONSE_TOOLS,
     fences_of,

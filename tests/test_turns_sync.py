@@ -13,9 +13,9 @@ import openai
 import pytest
 import redis
 
-from tests.checks import assert_quiet
-from tests.sync_helpers import pause
-from tests.turn_fixtures import (
+from tests.support.checks import assert_quiet
+from tests.support.sync_helpers import pause
+from tests.support.turn_fixtures import (
     ASSISTANT_TOOLS,
     RESPONSE_TOOLS,
     fences_of,
