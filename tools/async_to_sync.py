@@ -31,8 +31,8 @@ FILES = [
     ("src/thread_pool/_async/store.py", "src/thread_pool/_sync/store.py"),
     ("src/thread_pool/_async/turn.py", "src/thread_pool/_sync/turn.py"),
     ("src/thread_pool/_async/upstream.py", "src/thread_pool/_sync/upstream.py"),
-    ("tests/test_pool_async.py", "tests/test_pool_sync.py"),
-    ("tests/test_turns_async.py", "tests/test_turns_sync.py"),
+    ("tests/pool/test_pool_async.py", "tests/pool/test_pool_sync.py"),
+    ("tests/turns/test_turns_async.py", "tests/turns/test_turns_sync.py"),
 ]
 
 RULES: list[tuple[str, str]] = [
