@@ -37,8 +37,8 @@ FILES = [
     ("src/thread_pool/_async/turn.py", "src/thread_pool/_sync/turn.py"),
     ("src/thread_pool/_async/upstream.py", "src/thread_pool/_sync/upstream.py"),
     ("src/thread_pool/_async/waiting.py", "src/thread_pool/_sync/waiting.py"),
-    ("tests/test_pool_async.py", "tests/test_pool_sync.py"),
-    ("tests/test_turns_async.py", "tests/test_turns_sync.py"),
+    ("tests/pool/test_pool_async.py", "tests/pool/test_pool_sync.py"),
+    ("tests/turns/test_turns_async.py", "tests/turns/test_turns_sync.py"),
 ]
 
 RULES: list[tuple[str, str]] = [

@@ -31,7 +31,6 @@ from typing import Any
 import openai
 import redis
 
-from tests import turn_workers
 from tests.chaos import worker
 from tests.chaos.evidence import (
     LoggedTurn,
@@ -41,6 +40,7 @@ from tests.chaos.evidence import (
     late_writes,
     violations,
 )
+from tests.support import turn_workers
 from thread_pool import ThreadPool
 from thread_pool._model.turns import FENCE_KEY, POOL_KEY
 from thread_pool._store.clients import connect

@@ -11,7 +11,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.emulator import rawhttp
+from tests.support import rawhttp
 from thread_pool.emulator import EmulatorServer
 
 pytestmark = pytest.mark.filterwarnings(

@@ -10,7 +10,7 @@ import sys
 import openai
 import pytest
 
-from tests.emulator import rawhttp
+from tests.support import rawhttp
 from thread_pool.emulator import EmulatorServer, start_emulator
 
 pytestmark = pytest.mark.filterwarnings(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.environment import clean_environment
+from tests.support.environment import clean_environment
 from thread_pool.emulator import EmulatorServer
 from thread_pool.testing.stress import Sample, summarise
 

@@ -12,8 +12,8 @@ import openai
 import pytest
 import redis
 
-from tests.checks import assert_quiet
-from tests.test_turns_async import make_backend
+from tests.support.checks import assert_quiet
+from tests.turns.test_turns_async import make_backend
 from thread_pool import AsyncThreadPool, InvalidArgument, LogEntry, TurnFailed
 from thread_pool._compat import call_handler
 from thread_pool._model.log import (

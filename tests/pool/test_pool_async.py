@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.aio_helpers import Spawned, eventually, pause
-from tests.checks import assert_quiet
+from tests.support.aio_helpers import Spawned, eventually, pause
+from tests.support.checks import assert_quiet
 from thread_pool import (
     AsyncLease,
     AsyncThreadPool,

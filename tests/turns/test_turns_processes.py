@@ -13,9 +13,9 @@ import openai
 import pytest
 import redis
 
-from tests import turn_workers
-from tests.checks import assert_quiet
-from tests.turn_fixtures import fences_of, lock_errors, make_assistant
+from tests.support import turn_workers
+from tests.support.checks import assert_quiet
+from tests.support.turn_fixtures import fences_of, lock_errors, make_assistant
 from thread_pool import AssistantsBackend, ConversationsBackend, ThreadPool
 from thread_pool.emulator import EmulatorServer
 
@@ -29,7 +29,7 @@ pytestmark = [
 # Workers fork from a server process that imported them (and the SDK) once: 32 processes
 # start in a moment instead of importing openai 32 times over.
 _ctx = multiprocessing.get_context("forkserver")
-_ctx.set_forkserver_preload(["tests.turn_workers"])
+_ctx.set_forkserver_preload(["tests.support.turn_workers"])
 
 
 def _start(target: Any, *args: Any) -> multiprocessing.process.BaseProcess:

@@ -1,5 +1,5 @@
 """Many processes and tasks at once: leases stay exclusive, the pool stays within max_size, and
-crashed holders or waiters leak nothing. Evidence is checked by ``tests.checker``."""
+crashed holders or waiters leak nothing. Evidence is checked by ``tests.support.checker``."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import redis
 
-from tests import workers
-from tests.checker import Hold, violations
-from tests.checks import assert_quiet
+from tests.support import workers
+from tests.support.checker import Hold, violations
+from tests.support.checks import assert_quiet
 from thread_pool import ThreadPool
 from thread_pool._store.keys import PoolKeys
 

@@ -18,7 +18,7 @@ import openai
 import pytest
 import redis
 
-from tests.environment import clean_environment
+from tests.support.environment import clean_environment
 from thread_pool import ConversationsBackend, ThreadPool
 from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer

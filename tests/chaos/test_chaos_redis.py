@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import openai
 import pytest
 
-from tests.turn_fixtures import make_assistant
+from tests.support.turn_fixtures import make_assistant
 from thread_pool import (
     AsyncAssistantsBackend,
     AsyncThreadPool,

@@ -16,8 +16,8 @@ import openai
 import pytest
 import redis
 
-from tests.checks import assert_quiet
-from tests.turn_fixtures import hooked_client, lock_errors, make_assistant
+from tests.support.checks import assert_quiet
+from tests.support.turn_fixtures import hooked_client, lock_errors, make_assistant
 from thread_pool import (
     AsyncAssistantsBackend,
     AsyncBackend,

@@ -1,0 +1,1 @@
+"""What the tests share: helpers, the evidence checks, worker processes. No tests here."""
