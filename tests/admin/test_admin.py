@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 
 import pytest
 import redis
 
+from tests.support.backends import RecordingBackend
 from thread_pool import ThreadPool, UnknownPool
 from thread_pool._store.keys import PoolKeys
 from thread_pool.admin import PoolAdmin, PoolBusy, PoolExists
 from thread_pool.errors import InvalidArgument
-
-
-class FakeUpstream:
-    """Creates and deletes thread ids in memory; can be told to fail."""
-
-    def __init__(self) -> None:
-        self.threads: set[str] = set()
-        self.seeded: dict[str, list[dict[str, str]]] = {}
-        self._ids = itertools.count(1)
-        self.fail_create: BaseException | None = None
-        self.fail_delete = False
-
-    def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
-        thread_id = f"thread_{next(self._ids)}"
-        self.threads.add(thread_id)
-        self.seeded[thread_id] = [dict(m) for m in messages]
-        if self.fail_create is not None:
-            raise self.fail_create  # created upstream, but the answer never arrives
-        return thread_id
-
-    def delete_thread(self, thread_id: str) -> bool:
-        if self.fail_delete:
-            raise RuntimeError("upstream down")
-        if thread_id not in self.threads:
-            return False
-        self.threads.discard(thread_id)
-        return True
 
 
 @pytest.fixture
@@ -54,7 +27,7 @@ def pool(thread_pool_redis_url: str, thread_pool_prefix: str) -> Iterator[Thread
 
 
 def test_grow_one_stops_at_the_target_and_at_max_size(admin: PoolAdmin, pool: ThreadPool) -> None:
-    upstream = FakeUpstream()
+    upstream = RecordingBackend(unique=False)
     pool.configure("doc", max_size=3)
     outcomes = [admin.grow_one("doc", 5, upstream).outcome for _ in range(4)]
     assert outcomes == ["grown", "grown", "grown", "done"]
@@ -64,9 +37,9 @@ def test_grow_one_stops_at_the_target_and_at_max_size(admin: PoolAdmin, pool: Th
 
 
 def test_grown_threads_are_seeded_from_the_log_with_their_cursor_at_its_end(
-    admin: PoolAdmin, pool: ThreadPool, thread_pool_prefix: str
+    admin: PoolAdmin, pool: ThreadPool, thread_pool_prefix: str, redis_client: redis.Redis
 ) -> None:
-    upstream = FakeUpstream()
+    upstream = RecordingBackend(unique=False)
     assert admin.grow_one("doc", 1, upstream).outcome == "grown"  # empty log: nothing to seed
     pool.append("doc", "user", "The document: lorem ipsum.")
     pool.append("doc", "assistant", "Noted.")
@@ -78,7 +51,7 @@ def test_grown_threads_are_seeded_from_the_log_with_their_cursor_at_its_end(
             {"role": "assistant", "content": "Noted."},
         ],
     }
-    cursors = admin.client.hgetall(PoolKeys.of(thread_pool_prefix, "doc").cursors)
+    cursors = redis_client.hgetall(PoolKeys.of(thread_pool_prefix, "doc").cursors)
     assert cursors == {"thread_2": "2"}
     status = admin.status("doc")
     assert (status.log_length, status.log_seq) == (2, 2)
@@ -86,12 +59,12 @@ def test_grown_threads_are_seeded_from_the_log_with_their_cursor_at_its_end(
 
 
 def test_a_grown_thread_is_told_of_entries_trimmed_from_the_log(
-    admin: PoolAdmin, pool: ThreadPool, thread_pool_prefix: str
+    admin: PoolAdmin, pool: ThreadPool, thread_pool_prefix: str, redis_client: redis.Redis
 ) -> None:
-    upstream = FakeUpstream()
+    upstream = RecordingBackend(unique=False)
     for n in range(1, 4):
         pool.append("doc", "user", f"message {n}")
-    admin.client.xtrim(PoolKeys.of(thread_pool_prefix, "doc").log, maxlen=1, approximate=False)
+    redis_client.xtrim(PoolKeys.of(thread_pool_prefix, "doc").log, maxlen=1, approximate=False)
     assert admin.grow_one("doc", 1, upstream).outcome == "grown"
     [gap, kept] = upstream.seeded["thread_1"]
     assert gap["content"].startswith("[context gap: 2 earlier messages of this conversation")
@@ -103,7 +76,7 @@ def test_a_grown_thread_is_told_of_entries_trimmed_from_the_log(
 def test_an_interrupted_creation_leaves_no_reservation(admin: PoolAdmin, pool: ThreadPool) -> None:
     # (A creation cut off before its answer arrives cannot know the new thread's id; the
     # asyncio pre-warm avoids that by letting a started creation finish before it stops.)
-    upstream = FakeUpstream()
+    upstream = RecordingBackend(unique=False)
     upstream.fail_create = KeyboardInterrupt()
     with pytest.raises(KeyboardInterrupt):
         admin.grow_one("doc", 2, upstream)
@@ -126,7 +99,7 @@ def test_status_of_unknown_pool(admin: PoolAdmin) -> None:
 
 
 def test_delete_keeps_the_pool_when_upstream_fails(admin: PoolAdmin, pool: ThreadPool) -> None:
-    upstream = FakeUpstream()
+    upstream = RecordingBackend(unique=False)
     for _ in range(2):
         admin.grow_one("doc", 2, upstream)
     held = pool.acquire("doc")
@@ -160,7 +133,7 @@ def test_restore_refuses_bad_files_and_existing_pools(admin: PoolAdmin, pool: Th
 def test_draining_stops_grow_one(admin: PoolAdmin, pool: ThreadPool) -> None:
     pool.add_threads("doc", ["thread_1"])
     assert admin.drain("doc", timeout=1).draining
-    assert admin.grow_one("doc", 4, FakeUpstream()).outcome == "draining"
+    assert admin.grow_one("doc", 4, RecordingBackend(unique=False)).outcome == "draining"
     admin.set_draining("doc", False)
     assert not admin.status("doc").draining
 

@@ -298,7 +298,9 @@ def test_drain_waits_for_holders_and_stops_prewarm(cli: Cli, pool: ThreadPool) -
     assert json.loads(ok(cli("status", "doc", "--json")))["draining"] is False
 
 
-def test_reap_reclaims_expired_leases(cli: Cli, pool: ThreadPool) -> None:
+def test_reap_reclaims_expired_leases(
+    cli: Cli, pool: ThreadPool, redis_client: redis.Redis
+) -> None:
     pool.add_threads("doc", ["t1"])
     pool.configure("doc", ttl=16)  # the shortest the renew margin (15 s) allows
     held = pool.acquire("doc")
@@ -306,8 +308,7 @@ def test_reap_reclaims_expired_leases(cli: Cli, pool: ThreadPool) -> None:
     assert ok_json == {"reaped": 0}  # not expired yet
     del held  # (a holder that died; the lease is left to expire)
     # No waiting 16 s: move the deadline into the past, as time would.
-    client = pool._store.client
-    client.zadd(PoolKeys.of(pool.settings.key_prefix, "doc").leases, {"t1": 1})
+    redis_client.zadd(PoolKeys.of(pool.settings.key_prefix, "doc").leases, {"t1": 1})
     # No --backend: nothing to settle upstream, so the thread goes straight back to idle.
     assert "reclaimed 1 expired lease" in ok(cli("reap"))
     stats = pool.stats("doc")

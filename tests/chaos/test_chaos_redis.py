@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -26,10 +26,11 @@ from thread_pool import (
     RetryPolicy,
     StoreUnavailable,
     ThreadPoolError,
+    Turn,
 )
 from thread_pool._async.admin import AsyncPoolAdmin
+from thread_pool.admin import prewarm, targets
 from thread_pool.emulator import EmulatorServer
-from thread_pool.prewarm import prewarm, targets
 from thread_pool.testing.redis_server import RedisServer
 
 pytestmark = [
@@ -253,7 +254,7 @@ async def test_every_call_fails_typed_and_fast_while_redis_is_down(rig: Rig) -> 
 
 
 class _KillAfterCreate:
-    """A thread factory that creates the thread upstream, then Redis dies before it is
+    """A backend that creates the thread upstream, then Redis dies before it is
     registered (as if it crashed during the creation request)."""
 
     def __init__(self, backend: AsyncAssistantsBackend, server: RedisServer) -> None:
@@ -261,8 +262,8 @@ class _KillAfterCreate:
         self.server = server
         self.created: list[str] = []
 
-    async def create_thread(self, key: str) -> str:
-        thread_id = await self.backend.create_thread(key)
+    async def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
+        thread_id = await self.backend.create_thread(key, messages)
         self.created.append(thread_id)
         self.server.kill()
         return thread_id
@@ -270,14 +271,19 @@ class _KillAfterCreate:
     async def delete_thread(self, thread_id: str) -> bool:
         return await self.backend.delete_thread(thread_id)
 
+    async def settle_thread(self, key: str, thread_id: str, in_flight: str | None = None) -> bool:
+        return await self.backend.settle_thread(key, thread_id, in_flight)
+
+    async def run_turn(self, *args: Any, **kwargs: Any) -> Turn:
+        return await self.backend.run_turn(*args, **kwargs)
+
 
 async def test_a_thread_grown_while_redis_dies_is_deleted_upstream(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
     factory = _KillAfterCreate(rig.backend, rig.server)
     pool = AsyncThreadPool(
-        backend=rig.backend,
-        thread_factory=factory,
+        backend=factory,
         redis_url=rig.server.url,
         key_prefix=PREFIX,
         redis_cluster=False,

@@ -16,16 +16,16 @@ from tests.support.checks import assert_quiet
 from tests.turns.test_turns_async import make_backend
 from thread_pool import AsyncThreadPool, InvalidArgument, LogEntry, TurnFailed
 from thread_pool._compat import call_handler
+from thread_pool._model.limits import MAX_MESSAGE_CHARS
 from thread_pool._model.log import (
     Missing,
     default_compact,
     fold,
-    parse_missing,
     retention_marker,
     split_content,
 )
-from thread_pool._model.turns import MAX_MESSAGE_CHARS
 from thread_pool._store.keys import PoolKeys
+from thread_pool._store.replies import parse_missing
 from thread_pool.emulator import EmulatorServer, parse_reply
 
 pytestmark = pytest.mark.filterwarnings(
@@ -174,10 +174,8 @@ async def test_append_is_idempotent_under_retry(
     turn = await pool.run("doc", "question")
     # A turn's append retried (its reply lost) by the same turn id adds nothing.
     entry = (await pool.history("doc"))[-1]
-    store = pool._store
-    epoch = pool._epochs["doc"]  # the pool's epoch as this object knows it (see lost_state)
-    args = ("doc", entry.turn_id, turn.thread_id, 1, turn.run_id, 0, epoch, "user", "question")
-    assert await store.call("log_append", *args) == "DUP|3"
+    again = [("user", "question")]
+    assert await pool.log.append("doc", entry.turn_id, turn.thread_id, 1, turn.run_id, again) == 3
     assert [e.content for e in await pool.history("doc")] == ["once", "question", turn.reply]
     assert redis_client.xlen(PoolKeys.of(thread_pool_prefix, "doc").log) == 3
 

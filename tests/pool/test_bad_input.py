@@ -23,7 +23,7 @@ from thread_pool import (
     ThreadPool,
     ThreadPoolError,
 )
-from thread_pool._model.validation import MAX_KEY_LENGTH
+from thread_pool._model.limits import MAX_KEY_LENGTH
 from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer
 

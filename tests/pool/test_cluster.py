@@ -14,6 +14,7 @@ import redis
 import redis.asyncio.cluster as acluster
 from redis.cluster import RedisCluster
 
+from tests.support.backends import RecordingBackend
 from thread_pool import AsyncThreadPool, InvalidSettings, ThreadPool
 from thread_pool.testing.redis_server import LocalCluster
 
@@ -29,13 +30,8 @@ def prefix() -> str:
     return f"tpc-{uuid.uuid4().hex[:8]}"
 
 
-class Factory:
-    def __init__(self) -> None:
-        self.n = 0
-
-    def create_thread(self, key: str) -> str:
-        self.n += 1
-        return f"thread_{self.n}"
+def Factory() -> RecordingBackend:
+    return RecordingBackend(unique=False)
 
 
 def slots_of_pools(cluster: LocalCluster, prefix: str) -> dict[str, set[tuple[int, int]]]:
@@ -58,7 +54,7 @@ def test_every_pool_lives_in_one_slot(cluster: LocalCluster, prefix: str) -> Non
     with ThreadPool(
         client=client,  # type: ignore[arg-type]
         key_prefix=prefix,
-        thread_factory=Factory(),
+        backend=Factory(),
         max_size=2,
         lease_ttl=0.5,
         renew_margin=0.1,

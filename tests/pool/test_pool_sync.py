@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 
+from tests.support.backends import Gate, GatedBackend, RecordingBackend
 from tests.support.checks import assert_quiet
 from tests.support.sync_helpers import Spawned, eventually, pause
 from thread_pool import (
@@ -37,34 +37,6 @@ from thread_pool.admin import PoolAdmin
 from thread_pool.testing.redis_server import free_port
 
 MakePool = Callable[..., ThreadPool]
-
-
-class RecordingFactory:
-    """Creates made-up thread ids; can fail its first calls like an upstream outage."""
-
-    def __init__(self, fail_first: int = 0) -> None:
-        self.created: list[str] = []
-        self.fail_first = fail_first
-
-    def create_thread(self, key: str) -> str:
-        if self.fail_first:
-            self.fail_first -= 1
-            raise RuntimeError("upstream unavailable")
-        thread_id = f"thread_{len(self.created)}_{uuid.uuid4().hex[:8]}"
-        self.created.append(thread_id)
-        return thread_id
-
-
-class RecordingSettler:
-    """Records which threads it settled; says they are ready (or gone upstream)."""
-
-    def __init__(self, ready: bool = True) -> None:
-        self.calls: list[str] = []
-        self.ready = ready
-
-    def settle_thread(self, key: str, thread_id: str) -> bool:
-        self.calls.append(thread_id)
-        return self.ready
 
 
 @pytest.fixture
@@ -176,8 +148,8 @@ def test_unknown_pool_without_factory(make_pool: MakePool) -> None:
 def test_pool_grows_through_its_factory_up_to_max_size(
     make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
 ) -> None:
-    factory = RecordingFactory()
-    pool = make_pool(thread_factory=factory, max_size=3)
+    factory = RecordingBackend()
+    pool = make_pool(backend=factory, max_size=3)
     leases = [pool.acquire("doc") for _ in range(3)]
     assert sorted(lease.thread_id for lease in leases) == sorted(factory.created)
     assert all(lease.fence == 1 for lease in leases)
@@ -193,8 +165,8 @@ def test_pool_grows_through_its_factory_up_to_max_size(
 def test_a_failed_creation_frees_its_slot(
     make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
 ) -> None:
-    factory = RecordingFactory(fail_first=1)
-    pool = make_pool(thread_factory=factory, max_size=1)
+    factory = RecordingBackend(fail_first=1)
+    pool = make_pool(backend=factory, max_size=1)
     with pytest.raises(RuntimeError, match="upstream unavailable"):
         pool.acquire("doc")
     assert (pool.stats("doc")).reserved == 0
@@ -204,12 +176,13 @@ def test_a_failed_creation_frees_its_slot(
 
 
 def test_a_waiter_is_woken_when_a_growth_slot_comes_free(make_pool: MakePool) -> None:
-    pool = make_pool(thread_factory=RecordingFactory(), max_size=1)
+    pool = make_pool(backend=RecordingBackend(), max_size=1)
     pool.configure("doc", max_size=1)
-    reserving = make_pool()
-    # Take the only slot by hand, as a grower still creating its thread would.
-    args = ("t" * 32, "h", 0, "1|0|0|1|60000|10|60000|60000|0")
-    assert (reserving._store.call("acquire", "doc", *args))[0] == "GROW"
+    # Another process takes the only slot and is still creating its thread upstream.
+    creating = Gate()
+    grower = make_pool(backend=GatedBackend(creating), max_size=1)
+    growing = Spawned(grower.acquire, "doc")
+    eventually(lambda: _reserved(pool, "doc", 1))
 
     def waiter() -> int:
         with pool.lease("doc", timeout=5) as lease:
@@ -217,8 +190,14 @@ def test_a_waiter_is_woken_when_a_growth_slot_comes_free(make_pool: MakePool) ->
 
     woken = Spawned(waiter)
     eventually(lambda: _waiting(pool, "doc", 1))
-    reserving._store.call("abandon", "doc", "t" * 32)  # the grower gives up
+    creating.open()  # its creation fails: the grower gives up the slot
+    with pytest.raises(RuntimeError, match="upstream unavailable"):
+        growing.join()
     assert woken.join() == 1
+
+
+def _reserved(pool: ThreadPool, key: str, n: int) -> bool:
+    return (pool.stats(key)).reserved == n
 
 
 def _waiting(pool: ThreadPool, key: str, n: int) -> bool:
@@ -334,13 +313,13 @@ def test_a_draining_pool_grants_nothing_new(
 def test_expired_lease_is_reaped_settled_and_reused(
     make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
 ) -> None:
-    settler = RecordingSettler()
-    pool = make_pool(settler=settler, lease_ttl=0.3, renew_margin=0.1)
+    settler = RecordingBackend()
+    pool = make_pool(backend=settler, lease_ttl=0.3, renew_margin=0.1, max_size=1)
     pool.add_threads("doc", ["thread_a"])
     stale = pool.acquire("doc")
     pause(0.4)
     assert pool.reap("doc") == 1
-    assert settler.calls == ["thread_a"]
+    assert settler.settled == ["thread_a"]
     stats = pool.stats("doc")
     assert (stats.reaped, stats.idle, stats.settling) == (1, 1, 0)
     with pytest.raises(LeaseLost):
@@ -355,8 +334,10 @@ def test_expired_lease_is_reaped_settled_and_reused(
 def test_an_expired_lease_is_reclaimed_only_after_the_reclaim_delay(
     make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
 ) -> None:
-    settler = RecordingSettler()
-    pool = make_pool(settler=settler, lease_ttl=0.3, renew_margin=0.1, reclaim_delay=1.0)
+    settler = RecordingBackend()
+    pool = make_pool(
+        backend=settler, lease_ttl=0.3, renew_margin=0.1, reclaim_delay=1.0, max_size=1
+    )
     pool.add_threads("doc", ["thread_a"])
     stale = pool.acquire("doc")
     pause(0.5)
@@ -364,33 +345,32 @@ def test_an_expired_lease_is_reclaimed_only_after_the_reclaim_delay(
     with pytest.raises(LeaseLost):
         stale.renew()
     assert pool.reap("doc") == 0
-    assert settler.calls == []
+    assert settler.settled == []
     # A waiter wakes when the delay is over, reclaims the thread and gets it, settled.
     asked = time.monotonic()
     with pool.lease("doc", timeout=5) as fresh:
         waited = time.monotonic() - asked
         assert fresh.fence == stale.fence + 1
     assert 0.5 <= waited < 3, waited
-    assert settler.calls == ["thread_a"]
+    assert settler.settled == ["thread_a"]
     assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
 
 
 def test_acquire_reclaims_expired_leases_when_nothing_is_idle(make_pool: MakePool) -> None:
-    settler = RecordingSettler()
-    pool = make_pool(settler=settler, lease_ttl=0.3, renew_margin=0.1)
+    settler = RecordingBackend()
+    pool = make_pool(backend=settler, lease_ttl=0.3, renew_margin=0.1, max_size=1)
     pool.add_threads("doc", ["thread_a"])
     pool.acquire("doc")  # never released: its holder "died"
     pause(0.4)
     with pool.lease("doc", timeout=2) as lease:
         assert (lease.thread_id, lease.fence) == ("thread_a", 2)
-    assert settler.calls == ["thread_a"]
+    assert settler.settled == ["thread_a"]
 
 
 def test_a_thread_gone_upstream_is_dropped_and_replaced(make_pool: MakePool) -> None:
-    factory = RecordingFactory()
+    factory = RecordingBackend(ready=False)
     pool = make_pool(
-        thread_factory=factory,
-        settler=RecordingSettler(ready=False),
+        backend=factory,
         lease_ttl=0.3,
         renew_margin=0.1,
         max_size=1,
@@ -491,7 +471,7 @@ def test_configure_rejects_bad_values_before_writing(
 def test_bad_pool_keys_are_refused_before_anything_is_written(
     make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str, key: str
 ) -> None:
-    pool = make_pool(thread_factory=RecordingFactory())
+    pool = make_pool(backend=RecordingBackend())
     with pytest.raises(InvalidPoolKey):
         pool.acquire(key)
     with pytest.raises(InvalidPoolKey):

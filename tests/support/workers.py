@@ -12,7 +12,9 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 
+from tests.support.backends import AsyncRecordingBackend, RecordingBackend
 from tests.support.checker import Hold
 from thread_pool import AsyncThreadPool, ThreadPool
 from thread_pool._store.clients import connect
@@ -55,20 +57,22 @@ class _Evidence:
         self.client.rpush(evidence_key(self.prefix), hold.encode())
 
 
-class _AsyncFactory:
+class _AsyncFactory(AsyncRecordingBackend):
     def __init__(self, evidence: _Evidence) -> None:
+        super().__init__()
         self.evidence = evidence
 
-    async def create_thread(self, key: str) -> str:
+    async def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
         await asyncio.sleep(random.uniform(0, 0.005))  # an upstream round trip
         return await asyncio.to_thread(self.evidence.create_thread)
 
 
-class _SyncFactory:
+class _SyncFactory(RecordingBackend):
     def __init__(self, evidence: _Evidence) -> None:
+        super().__init__()
         self.evidence = evidence
 
-    def create_thread(self, key: str) -> str:
+    def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
         time.sleep(random.uniform(0, 0.005))
         return self.evidence.create_thread()
 
@@ -83,7 +87,7 @@ def async_worker(url: str, prefix: str, key: str, tasks: int, cycles: int, max_s
             key_prefix=prefix,
             max_size=max_size,
             acquire_timeout=60,
-            thread_factory=_AsyncFactory(evidence),
+            backend=_AsyncFactory(evidence),
         ) as pool:
 
             async def task(n: int) -> None:
@@ -107,7 +111,7 @@ def sync_worker(url: str, prefix: str, key: str, tasks: int, cycles: int, max_si
         key_prefix=prefix,
         max_size=max_size,
         acquire_timeout=60,
-        thread_factory=_SyncFactory(evidence),
+        backend=_SyncFactory(evidence),
     ) as pool:
 
         def task(n: int) -> None:

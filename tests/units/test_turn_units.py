@@ -10,8 +10,9 @@ import pytest
 from tenacity import RetryCallState, Retrying
 
 from thread_pool import InvalidArgument, RetryPolicy
-from thread_pool._model.turns import MAX_MESSAGE_CHARS, validate_message, validate_metadata
-from thread_pool._sync.assistants import poll_hint, tool_output
+from thread_pool._model.limits import MAX_MESSAGE_CHARS
+from thread_pool._model.validation import validate_message, validate_metadata
+from thread_pool._sync.backend_base import poll_hint, tool_output
 from thread_pool._upstream.retry_policy import is_lock_error, is_transient, retry_after
 
 REQUEST = httpx2.Request("POST", "http://upstream/v1/threads/t/runs")

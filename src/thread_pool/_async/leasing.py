@@ -96,14 +96,14 @@ class AsyncLeasing:
                     )
                 )
                 if word is Outcome.GRANTED:
-                    return token, grant(rest), asked_at
+                    return await self._granted(key, token, grant(rest), asked_at)
                 if word is Outcome.SETTLE:
                     await self._settling.settle(key, strings(rest))
                 elif word is Outcome.GROW:
                     assert self._backend is not None
                     word, rest = await self._growth.grow(self._backend, key, token, holder)
                     if word is Outcome.GRANTED:
-                        return token, grant(rest), asked_at
+                        return await self._granted(key, token, grant(rest), asked_at)
                     if word is Outcome.ABANDONED:
                         raise CorruptState(f"pool {key!r} saw this growth as abandoned")
                 elif word is Outcome.WAIT:
@@ -117,7 +117,7 @@ class AsyncLeasing:
                         integers(rest[2:])[0],
                     )
                     if waited is not None:
-                        return token, waited[0], waited[1]
+                        return await self._granted(key, token, *waited)
                 else:
                     raise await self._refused(key, word, rest, wait_s)
         except _NOTHING_HELD:
@@ -127,6 +127,13 @@ class AsyncLeasing:
             # something for our token without our seeing the reply. Undo all of it.
             await shield(self.abandon(key, token))
             raise
+
+    async def _granted(
+        self, key: str, token: str, g: Grant, asked_at: float
+    ) -> tuple[str, Grant, float]:
+        # Inside acquire's clean-up: cancelled while learning the epoch, the grant is undone.
+        await self._known.learn(key)
+        return token, g, asked_at
 
     async def _refused(self, key: str, word: Outcome, rest: list[Any], wait_s: float) -> Exception:
         """The error for an acquire that got no thread and will not ask again."""

@@ -147,7 +147,6 @@ class AsyncThreadPool:
         wait = self.settings.acquire_timeout if timeout is None else timeout
         check_positive("timeout", wait, allow_zero=True)
         token, g, asked_at = await self._leasing.acquire(key, wait)
-        await self._known.learn(key)
         return AsyncLease(self, key, g.thread_id, token, g.fence, g.deadline_ms, g.ttl_ms, asked_at)
 
     async def release(self, lease: AsyncLease) -> None:
@@ -164,13 +163,16 @@ class AsyncThreadPool:
             check_positive("ttl", ttl)
         return await self._leasing.renew(lease, ttl)
 
-    async def check(self, lease: AsyncLease, min_remaining: float | None = None) -> float:
+    async def check(
+        self, lease: AsyncLease, min_remaining: float | None = None, *, starts_run: bool = False
+    ) -> float:
         """Raise ``LeaseLost`` unless ``lease`` is still current in Redis; renew it first when less
         than ``min_remaining`` seconds (default: the renew_margin setting) are left. Returns the
-        seconds left."""
+        seconds left. ``starts_run``: the write that follows starts a run (response), so it is
+        recorded as in flight (id not known yet) for a settler to wait on if the holder stops."""
         need = self.settings.renew_margin if min_remaining is None else min_remaining
         check_positive("min_remaining", need, allow_zero=True)
-        return await self._leasing.check(lease, need)
+        return await self._leasing.check(lease, need, starts_run=starts_run)
 
     # -- turns -------------------------------------------------------------------------------
 

@@ -62,6 +62,7 @@ class Outcome(StrEnum):
     NOTCLAIMED = "NOTCLAIMED"
     WAITING = "WAITING"
     IDLE = "IDLE"
+    DUP = "DUP"
     HANDED = "HANDED"
 
 

@@ -99,14 +99,14 @@ class Leasing:
                     )
                 )
                 if word is Outcome.GRANTED:
-                    return token, grant(rest), asked_at
+                    return self._granted(key, token, grant(rest), asked_at)
                 if word is Outcome.SETTLE:
                     self._settling.settle(key, strings(rest))
                 elif word is Outcome.GROW:
                     assert self._backend is not None
                     word, rest = self._growth.grow(self._backend, key, token, holder)
                     if word is Outcome.GRANTED:
-                        return token, grant(rest), asked_at
+                        return self._granted(key, token, grant(rest), asked_at)
                     if word is Outcome.ABANDONED:
                         raise CorruptState(f"pool {key!r} saw this growth as abandoned")
                 elif word is Outcome.WAIT:
@@ -120,7 +120,7 @@ class Leasing:
                         integers(rest[2:])[0],
                     )
                     if waited is not None:
-                        return token, waited[0], waited[1]
+                        return self._granted(key, token, *waited)
                 else:
                     raise self._refused(key, word, rest, wait_s)
         except _NOTHING_HELD:
@@ -130,6 +130,11 @@ class Leasing:
             # something for our token without our seeing the reply. Undo all of it.
             self.abandon(key, token)
             raise
+
+    def _granted(self, key: str, token: str, g: Grant, asked_at: float) -> tuple[str, Grant, float]:
+        # Inside acquire's clean-up: cancelled while learning the epoch, the grant is undone.
+        self._known.learn(key)
+        return token, g, asked_at
 
     def _refused(self, key: str, word: Outcome, rest: list[Any], wait_s: float) -> Exception:
         """The error for an acquire that got no thread and will not ask again."""
