@@ -21,7 +21,7 @@ async def _resize(
             await admin.status(key)  # UnknownPool: a typo must not create a pool
     async with target.pool() as pool:
         stats = await pool.configure(key, min_size=low, max_size=high, ttl=ttl)
-        if target.backend is not None and stats.retired:
+        if target.backend_name is not None and stats.retired:
             # With a backend, threads retired by the shrink are deleted upstream at once.
             await pool.purge_retired(key)
             stats = await pool.stats(key)
