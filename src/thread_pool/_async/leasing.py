@@ -246,7 +246,8 @@ class AsyncLeasing:
                 logger.warning("pool %r: a late %s failed: %s", key, script, exc)
                 continue
             # A late dirty release leaves the thread to be settled: the next acquire claims it.
-            logger.info("pool %r: a late %s answered %r", key, script, outcome(reply)[0])
+            # (An abandon answers counts, not an outcome word: the reply is logged as it is.)
+            logger.info("pool %r: a late %s answered %r", key, script, reply)
 
     @property
     def has_pending(self) -> bool:
