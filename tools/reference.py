@@ -16,10 +16,12 @@ import argparse
 import ast
 import importlib
 import inspect
+import json
 import pkgutil
 import re
 import sys
 import textwrap
+import typing
 from pathlib import Path
 
 import thread_pool
@@ -51,6 +53,17 @@ def field_docs() -> dict[str, str]:
     return docs
 
 
+def type_name(annotation: object) -> str:
+    """A setting's type as a reader writes it (``int or None``, ``"full" or "none"``): a ``|``
+    would split the Markdown table's cell."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return " or ".join(json.dumps(a) for a in args)
+    if args:
+        return " or ".join(type_name(a) for a in args)
+    return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
+
+
 def settings_table() -> str:
     """One row per setting: name, environment variable, type, default, meaning."""
     prefix = Settings.model_config.get("env_prefix", "")
@@ -60,7 +73,7 @@ def settings_table() -> str:
         "|---|---|---|---|---|",
     ]
     for name, field in Settings.model_fields.items():
-        kind = getattr(field.annotation, "__name__", str(field.annotation))
+        kind = type_name(field.annotation)
         default = field.default if isinstance(field.default, str) else repr(field.default)
         meaning = one_line(docs.get(name, ""))
         rows.append(f"| `{name}` | `{prefix}{name.upper()}` | `{kind}` | `{default}` | {meaning} |")
