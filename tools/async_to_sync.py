@@ -33,6 +33,7 @@ FILES = [
     ("src/thread_pool/_async/leasing.py", "src/thread_pool/_sync/leasing.py"),
     ("src/thread_pool/_async/pool.py", "src/thread_pool/_sync/pool.py"),
     ("src/thread_pool/_async/settling.py", "src/thread_pool/_sync/settling.py"),
+    ("src/thread_pool/_async/sizing.py", "src/thread_pool/_sync/sizing.py"),
     ("src/thread_pool/_async/store.py", "src/thread_pool/_sync/store.py"),
     ("src/thread_pool/_async/turn.py", "src/thread_pool/_sync/turn.py"),
     ("src/thread_pool/_async/upstream.py", "src/thread_pool/_sync/upstream.py"),

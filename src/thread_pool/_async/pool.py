@@ -25,6 +25,7 @@ from thread_pool._async.known import AsyncKnownPools
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.leasing import AsyncLeasing
 from thread_pool._async.settling import AsyncSettling
+from thread_pool._async.sizing import AsyncSizing
 from thread_pool._async.store import AsyncStore
 from thread_pool._async.turn import AsyncTurnRunner
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
@@ -41,16 +42,12 @@ from thread_pool._model.validation import (
     validate_role,
     validate_thread_id,
 )
-from thread_pool._store.replies import Outcome, integers, outcome, pool_stats
-from thread_pool._store.scripts import ms
 from thread_pool.errors import (
     InvalidArgument,
     LeaseLost,
     LeaseNotOwned,
     PoolClosed,
-    PoolFull,
     StoreUnavailable,
-    UnknownPool,
 )
 from thread_pool.settings import Settings
 
@@ -112,6 +109,7 @@ class AsyncThreadPool:
             log_max_entries=_cap("log_max_entries", log_max_entries, s.log_max_entries),
         )
         self._settling = AsyncSettling(self._store, s, backend)
+        self._sizing = AsyncSizing(self._store, s, self._known)
         growth = AsyncGrower(self._store, self.log)
         self._leasing = AsyncLeasing(self._store, s, self._known, self._settling, growth, backend)
         self._turns = (
@@ -249,18 +247,7 @@ class AsyncThreadPool:
         ids = list(dict.fromkeys(validate_thread_id(t) for t in thread_ids))
         if not ids:
             return 0
-        await self._known.register(key)
-        s = self.settings
-        word, rest = outcome(
-            await self._store.call("add", key, 1, s.min_size, s.max_size, ms(s.lease_ttl), *ids)
-        )
-        if word is Outcome.FULL:
-            size, max_size = integers(rest)
-            raise PoolFull(
-                f"pool {key!r} has {size} threads of at most {max_size}; "
-                f"adding {len(ids)} would exceed max_size"
-            )
-        return integers(rest)[0]
+        return await self._sizing.add(key, ids)
 
     async def configure(
         self,
@@ -285,25 +272,7 @@ class AsyncThreadPool:
                 )
         if low is not None and high is not None and low > high:
             raise InvalidArgument(f"min_size ({low}) exceeds max_size ({high})")
-        await self._known.register(key)
-        s = self.settings
-        word, rest = outcome(
-            await self._store.call(
-                "configure",
-                key,
-                "" if low is None else low,
-                "" if high is None else high,
-                "" if ttl is None else ms(ttl),
-                s.min_size,
-                s.max_size,
-                ms(s.lease_ttl),
-            )
-        )
-        if word is Outcome.BADSIZE:
-            low, high = integers(rest)
-            raise InvalidArgument(
-                f"pool {key!r} would have min_size {low} above max_size {high}; nothing changed"
-            )
+        await self._sizing.configure(key, low, high, ttl)
         return await self.stats(key)
 
     async def purge_retired(self, key: str) -> int:
@@ -313,25 +282,11 @@ class AsyncThreadPool:
         key = validate_key(key)
         if self._backend is None:
             raise InvalidArgument(f"purging pool {key!r} needs a backend to delete threads with")
-        purged = 0
-        while (thread_id := await self._store.pop_retired(key)) is not None:
-            try:
-                await self._backend.delete_thread(thread_id)
-            except BaseException:
-                await shield(self._store.push_retired(key, thread_id))
-                raise
-            purged += 1
-        return purged
+        return await self._sizing.purge_retired(key, self._backend)
 
     async def stats(self, key: str) -> PoolStats:
         """A consistent snapshot of pool ``key``'s counts and counters."""
-        key = validate_key(key)
-        word, rest = outcome(await self._store.call("stats", key))
-        if word is Outcome.NOPOOL:
-            raise UnknownPool(f"unknown pool {key!r}")
-        if word is Outcome.LOSTSTATE:
-            raise await self._known.lost(key, rest)
-        return pool_stats(key, rest)
+        return await self._sizing.stats(validate_key(key))
 
     async def pools(self) -> list[str]:
         """The keys of every pool under this key prefix."""

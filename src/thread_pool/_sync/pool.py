@@ -35,8 +35,6 @@ from thread_pool._model.validation import (
     validate_role,
     validate_thread_id,
 )
-from thread_pool._store.replies import Outcome, integers, outcome, pool_stats
-from thread_pool._store.scripts import ms
 from thread_pool._sync.backend import Backend, ToolHandler
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.growth import Grower
@@ -44,6 +42,7 @@ from thread_pool._sync.known import KnownPools
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.leasing import Leasing
 from thread_pool._sync.settling import Settling
+from thread_pool._sync.sizing import Sizing
 from thread_pool._sync.store import Store
 from thread_pool._sync.turn import TurnRunner
 from thread_pool.errors import (
@@ -51,9 +50,7 @@ from thread_pool.errors import (
     LeaseLost,
     LeaseNotOwned,
     PoolClosed,
-    PoolFull,
     StoreUnavailable,
-    UnknownPool,
 )
 from thread_pool.settings import Settings
 
@@ -115,6 +112,7 @@ class ThreadPool:
             log_max_entries=_cap("log_max_entries", log_max_entries, s.log_max_entries),
         )
         self._settling = Settling(self._store, s, backend)
+        self._sizing = Sizing(self._store, s, self._known)
         growth = Grower(self._store, self.log)
         self._leasing = Leasing(self._store, s, self._known, self._settling, growth, backend)
         self._turns = (
@@ -250,18 +248,7 @@ class ThreadPool:
         ids = list(dict.fromkeys(validate_thread_id(t) for t in thread_ids))
         if not ids:
             return 0
-        self._known.register(key)
-        s = self.settings
-        word, rest = outcome(
-            self._store.call("add", key, 1, s.min_size, s.max_size, ms(s.lease_ttl), *ids)
-        )
-        if word is Outcome.FULL:
-            size, max_size = integers(rest)
-            raise PoolFull(
-                f"pool {key!r} has {size} threads of at most {max_size}; "
-                f"adding {len(ids)} would exceed max_size"
-            )
-        return integers(rest)[0]
+        return self._sizing.add(key, ids)
 
     def configure(
         self,
@@ -286,25 +273,7 @@ class ThreadPool:
                 )
         if low is not None and high is not None and low > high:
             raise InvalidArgument(f"min_size ({low}) exceeds max_size ({high})")
-        self._known.register(key)
-        s = self.settings
-        word, rest = outcome(
-            self._store.call(
-                "configure",
-                key,
-                "" if low is None else low,
-                "" if high is None else high,
-                "" if ttl is None else ms(ttl),
-                s.min_size,
-                s.max_size,
-                ms(s.lease_ttl),
-            )
-        )
-        if word is Outcome.BADSIZE:
-            low, high = integers(rest)
-            raise InvalidArgument(
-                f"pool {key!r} would have min_size {low} above max_size {high}; nothing changed"
-            )
+        self._sizing.configure(key, low, high, ttl)
         return self.stats(key)
 
     def purge_retired(self, key: str) -> int:
@@ -314,25 +283,11 @@ class ThreadPool:
         key = validate_key(key)
         if self._backend is None:
             raise InvalidArgument(f"purging pool {key!r} needs a backend to delete threads with")
-        purged = 0
-        while (thread_id := self._store.pop_retired(key)) is not None:
-            try:
-                self._backend.delete_thread(thread_id)
-            except BaseException:
-                self._store.push_retired(key, thread_id)
-                raise
-            purged += 1
-        return purged
+        return self._sizing.purge_retired(key, self._backend)
 
     def stats(self, key: str) -> PoolStats:
         """A consistent snapshot of pool ``key``'s counts and counters."""
-        key = validate_key(key)
-        word, rest = outcome(self._store.call("stats", key))
-        if word is Outcome.NOPOOL:
-            raise UnknownPool(f"unknown pool {key!r}")
-        if word is Outcome.LOSTSTATE:
-            raise self._known.lost(key, rest)
-        return pool_stats(key, rest)
+        return self._sizing.stats(validate_key(key))
 
     def pools(self) -> list[str]:
         """The keys of every pool under this key prefix."""
