@@ -7,13 +7,13 @@ import secrets
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import openai
 
 from thread_pool._acompat import call_handler, finish_first, shield, sleep
 from thread_pool._async.backend import AsyncGuard, ToolHandler
-from thread_pool._async.backend_base import AsyncBackendBase, poll_hint, tool_output
+from thread_pool._async.backend_base import AsyncBackendBase, BackendOptions, poll_hint, tool_output
 from thread_pool._model.turns import (
     POOL_KEY,
     TURN_KEY,
@@ -25,7 +25,6 @@ from thread_pool._model.turns import (
     usage_of,
 )
 from thread_pool._upstream import send_guard
-from thread_pool._upstream.retry_policy import RetryPolicy
 from thread_pool.errors import InvalidArgument, StoreUnavailable, TurnFailed, UpstreamError
 
 if TYPE_CHECKING:
@@ -63,20 +62,9 @@ class AsyncAssistantsBackend(AsyncBackendBase):
         client: openai.AsyncOpenAI,
         *,
         assistant_id: str | None = None,
-        retry: RetryPolicy | None = None,
-        poll_interval: float = 0.5,
-        settle_wait: float = 2.0,
-        settle_timeout: float = 30.0,
-        turn_timeout: float = 600.0,
+        **options: Unpack[BackendOptions],
     ) -> None:
-        super().__init__(
-            client,
-            retry=retry,
-            poll_interval=poll_interval,
-            settle_wait=settle_wait,
-            settle_timeout=settle_timeout,
-            turn_timeout=turn_timeout,
-        )
+        super().__init__(client, **options)
         self.assistant_id = assistant_id
         self._runs = self.client.beta.threads.runs
 

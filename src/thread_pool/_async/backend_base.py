@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Container
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import openai
 
@@ -35,34 +35,35 @@ def tool_output(result: Any) -> str:
     return result if isinstance(result, str) else json.dumps(result)
 
 
+class BackendOptions(TypedDict, total=False):
+    """What every backend takes besides its client and its API's own options."""
+
+    retry: RetryPolicy | None
+    poll_interval: float
+    settle_wait: float
+    settle_timeout: float
+    turn_timeout: float
+
+
 class AsyncBackendBase:
     """The part of a backend that does not depend on the API it speaks.
 
     ``client`` is an ``openai.AsyncOpenAI`` (any ``base_url``); its own retries are turned off
-    here and ``retry`` applies instead, so retries never multiply. A settler waits
-    ``settle_wait`` for a run left behind to end by itself, then cancels it and waits up to
-    ``settle_timeout`` more for upstream to confirm; a turn waits at most ``turn_timeout``."""
+    here and ``retry`` applies instead, so retries never multiply. ``poll_interval`` (0.5 s) is
+    the poll when the server gives no hint. A settler waits ``settle_wait`` (2 s) for a run left
+    behind to end by itself, then cancels it and waits up to ``settle_timeout`` (30 s) more for
+    upstream to confirm; a turn waits at most ``turn_timeout`` (600 s)."""
 
-    def __init__(
-        self,
-        client: openai.AsyncOpenAI,
-        *,
-        retry: RetryPolicy | None = None,
-        poll_interval: float = 0.5,
-        settle_wait: float = 2.0,
-        settle_timeout: float = 30.0,
-        turn_timeout: float = 600.0,
-    ) -> None:
+    def __init__(self, client: openai.AsyncOpenAI, **options: Unpack[BackendOptions]) -> None:
         self.client = client.with_options(max_retries=0)
         send_guard.install(self.client)
-        self.retry = retry if retry is not None else RetryPolicy()
-        self.poll_interval = poll_interval
-        self.settle_wait = settle_wait
-        self.settle_timeout = settle_timeout
+        self.retry = options.get("retry") or RetryPolicy()
+        self.poll_interval = options.get("poll_interval", 0.5)
+        self.settle_wait = options.get("settle_wait", 2.0)
+        self.settle_timeout = options.get("settle_timeout", 30.0)
         # Upstream expires an Assistants run after 10 minutes; a background response has no
         # such bound, and a stuck one would otherwise keep its thread (and lease) forever.
-        check_positive("turn_timeout", turn_timeout)
-        self.turn_timeout = turn_timeout
+        self.turn_timeout = check_positive("turn_timeout", options.get("turn_timeout", 600.0))
 
     async def _request(self, doing: str, send: Callable[[], Awaitable[T]]) -> T:
         """One upstream request under the retry policy (see ``upstream.request``)."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import openai
 
 from thread_pool._acompat import call_handler, finish_first, shield, sleep
 from thread_pool._async.backend import AsyncGuard, ToolHandler
-from thread_pool._async.backend_base import AsyncBackendBase, poll_hint, tool_output
+from thread_pool._async.backend_base import AsyncBackendBase, BackendOptions, poll_hint, tool_output
 from thread_pool._model.turns import (
     POOL_KEY,
     ToolCall,
@@ -22,7 +22,6 @@ from thread_pool._model.turns import (
     usage_of,
 )
 from thread_pool._upstream import send_guard
-from thread_pool._upstream.retry_policy import RetryPolicy
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 
 MAX_ITEMS = 20
@@ -55,20 +54,9 @@ class AsyncConversationsBackend(AsyncBackendBase):
         model: str | None = None,
         instructions: str | None = None,
         background: bool = False,
-        retry: RetryPolicy | None = None,
-        poll_interval: float = 0.5,
-        settle_wait: float = 2.0,
-        settle_timeout: float = 30.0,
-        turn_timeout: float = 600.0,
+        **options: Unpack[BackendOptions],
     ) -> None:
-        super().__init__(
-            client,
-            retry=retry,
-            poll_interval=poll_interval,
-            settle_wait=settle_wait,
-            settle_timeout=settle_timeout,
-            turn_timeout=turn_timeout,
-        )
+        super().__init__(client, **options)
         self.model = model
         self.instructions = instructions
         self.background = background

@@ -1,16 +1,6 @@
-"""The stress test's workers: many workers serving one document, three ways.
-
-- ``naive``: the original code path. Each worker adds its message to the document's one shared
-  thread, then creates a run (each step in a small retry-on-error loop), then waits for the run.
-  The upstream allows one active run per thread, so the workers trip over each other.
-- ``lock``: the usual fix. The same two writes, under a redis-py ``Lock`` named after the thread:
-  nothing is lost, but the document's turns run one at a time.
-- ``pool``: thread_pool. ``pool.run(key, message)`` leases each turn its own thread of the key's
-  pool, so up to ``pool_size`` turns run at once and no two meet on a thread.
-
-Workers are threads, or processes (``processes=True``); each builds its own clients, as separate
-processes of an application would. Every strategy reports one :class:`StressResult`.
-"""
+"""The stress test's workers: the ``naive``, ``lock`` and ``pool`` strategies (the package's
+docstring says what each does), run by threads or processes, each building its own clients as
+separate processes of an application would."""
 
 from __future__ import annotations
 
