@@ -20,11 +20,13 @@ from typing import Any, cast
 import pytest
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from tests.support.backends import AsyncRecordingBackend
 from tests.support.checks import assert_quiet
 from thread_pool import AsyncThreadPool, LeaseNotOwned, ThreadPool
 from thread_pool._store.keys import PoolKeys
+from thread_pool.testing.plugin import cluster_mode
 
 
 class CancelAt:
@@ -66,6 +68,30 @@ class CancellingRedis(aioredis.Redis):
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         call = super().execute_command
         return await self.at.point(lambda: call(*args, **options))  # type: ignore[no-untyped-call]
+
+
+class CancellingCluster(RedisCluster):
+    """The same for the cluster pass: a cluster client whose every command is an await point."""
+
+    at: CancelAt
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        # Set up once before the first command (see _AsyncRedisCluster in _store/clients.py).
+        await self.initialize()
+        call = super().execute_command
+        return await self.at.point(lambda: call(*args, **options))
+
+
+def cancelling_client(url: str, at: CancelAt) -> aioredis.Redis:
+    """A client of ``url`` whose commands are ``at``'s await points (a cluster one in the
+    cluster pass, as the pool would open)."""
+    if cluster_mode():
+        cluster = cast(CancellingCluster, CancellingCluster.from_url(url, decode_responses=True))
+        cluster.at = at
+        return cast(aioredis.Redis, cluster)
+    client = cast(CancellingRedis, CancellingRedis.from_url(url, decode_responses=True))
+    client.at = at
+    return client
 
 
 class Factory(AsyncRecordingBackend):
@@ -143,8 +169,7 @@ async def _run(
 ) -> tuple[bool, AsyncThreadPool]:
     scenario, with_factory, _ = SCENARIOS[name]
     settings: dict[str, Any] = {"redis_url": url, "key_prefix": prefix, "renew_margin": 0.1}
-    client = cast(CancellingRedis, CancellingRedis.from_url(url, decode_responses=True))
-    client.at = at
+    client = cancelling_client(url, at)
     pool = AsyncThreadPool(client=client, backend=Factory(at) if with_factory else None, **settings)
     helper = AsyncThreadPool(**settings)
     at.target = asyncio.current_task()
