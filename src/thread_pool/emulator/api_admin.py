@@ -19,12 +19,14 @@ to the start configuration plus the JSON body's changes; returns the configurati
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from thread_pool.emulator.config import EmulatorConfig
 from thread_pool.emulator.endpoints import json_response
 from thread_pool.emulator.service import Emulator
 
@@ -37,6 +39,15 @@ async def _changes(request: Request) -> Json:
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object")
     return data
+
+
+async def _reconfigure(request: Request, change: Callable[..., EmulatorConfig]) -> Response:
+    """Apply the JSON body's changes with ``change``; the new configuration, or a 400."""
+    try:
+        config = change(**await _changes(request))
+    except (TypeError, ValueError) as error:
+        return json_response({"error": str(error)}, 400)
+    return json_response(config.to_dict())
 
 
 def routes(emulator: Emulator) -> list[Route]:
@@ -65,18 +76,10 @@ def routes(emulator: Emulator) -> list[Route]:
         return json_response(emulator.config.to_dict())
 
     async def set_config(request: Request) -> Response:
-        try:
-            config = emulator.configure(**await _changes(request))
-        except (TypeError, ValueError) as error:
-            return json_response({"error": str(error)}, 400)
-        return json_response(config.to_dict())
+        return await _reconfigure(request, emulator.configure)
 
     async def reset(request: Request) -> Response:
-        try:
-            config = emulator.reset(**await _changes(request))
-        except (TypeError, ValueError) as error:
-            return json_response({"error": str(error)}, 400)
-        return json_response(config.to_dict())
+        return await _reconfigure(request, emulator.reset)
 
     return [
         Route("/_emulator/health", health, methods=["GET"]),

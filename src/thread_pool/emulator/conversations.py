@@ -12,8 +12,9 @@ from typing import Any
 
 from thread_pool.emulator import errors
 from thread_pool.emulator import validation as v
-from thread_pool.emulator.core import Core, new_id, paginate
+from thread_pool.emulator.core import Core, new_id
 from thread_pool.emulator.lifecycle import Timeline
+from thread_pool.emulator.pagination import paginate
 from thread_pool.emulator.replies import Entry, expected_reply, find_tool_calls
 
 Json = dict[str, Any]
@@ -64,16 +65,8 @@ def parse_items(raw: list[Any], param: str, *, allow_outputs: bool = True) -> li
             )
             items.append(_message_item(role, text))
         elif kind == "function_call_output" and allow_outputs:
-            call_id = v.string(item, "call_id", param=f"{where}.call_id", optional=False)
-            output = item.get("output")
-            if not isinstance(output, str):
-                raise (
-                    errors.missing(f"{where}.output")
-                    if output is None
-                    else errors.wrong_type(f"{where}.output", "a string", output)
-                )
-            if len(output) > v.MAX_CONTENT:
-                raise errors.string_too_long(f"{where}.output", v.MAX_CONTENT, len(output))
+            call_id = v.required_string(item, "call_id", param=f"{where}.call_id")
+            output = v.content_string(item, "output", f"{where}.output")
             items.append(
                 {
                     "id": new_id("fco"),
@@ -84,9 +77,9 @@ def parse_items(raw: list[Any], param: str, *, allow_outputs: bool = True) -> li
                 }
             )
         elif kind == "function_call":
-            call_id = v.string(item, "call_id", param=f"{where}.call_id", optional=False)
-            name = v.string(item, "name", param=f"{where}.name", optional=False)
-            arguments = v.string(item, "arguments", param=f"{where}.arguments", optional=False)
+            call_id = v.required_string(item, "call_id", param=f"{where}.call_id")
+            name = v.required_string(item, "name", param=f"{where}.name")
+            arguments = v.required_string(item, "arguments", param=f"{where}.arguments")
             items.append(
                 {
                     "id": new_id("fc"),
@@ -333,8 +326,7 @@ class ConversationsStore:
         """``POST /responses``: refused with ``conversation_locked`` while another response
         holds the conversation. Returns the record; the route waits for it unless
         ``background``."""
-        model = v.string(body, "model", optional=False)
-        assert model is not None
+        model = v.required_string(body, "model")
         conversation_id = body.get("conversation")
         if isinstance(conversation_id, dict):
             conversation_id = conversation_id.get("id")

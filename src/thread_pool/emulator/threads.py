@@ -13,9 +13,10 @@ from typing import Any
 
 from thread_pool.emulator import errors
 from thread_pool.emulator import validation as v
-from thread_pool.emulator.core import Core, new_id, paginate
+from thread_pool.emulator.core import Core, new_id
 from thread_pool.emulator.faults import RunPlan
 from thread_pool.emulator.lifecycle import BLOCKING, TERMINAL, Timeline
+from thread_pool.emulator.pagination import paginate
 from thread_pool.emulator.replies import expected_reply, find_tool_calls
 
 Json = dict[str, Any]
@@ -184,7 +185,7 @@ class ThreadsStore:
 
     def create_assistant(self, body: Json) -> Json:
         """``POST /assistants``."""
-        model = v.string(body, "model", optional=False)
+        model = v.required_string(body, "model")
         tools = v.array(body, "tools")
         v.function_names(tools)
         metadata = v.metadata(body)
@@ -361,8 +362,7 @@ class ThreadsStore:
             raise errors.ApiError(
                 400, "The emulator does not stream; poll the run instead.", param="stream"
             )
-        assistant_id = v.string(body, "assistant_id", optional=False)
-        assert assistant_id is not None
+        assistant_id = v.required_string(body, "assistant_id")
         extra = [
             _parse_message(item, f"additional_messages[{index}]")
             for index, item in enumerate(v.array(body, "additional_messages"))
