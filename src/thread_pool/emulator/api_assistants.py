@@ -17,12 +17,12 @@ def _query(request: Request) -> dict[str, str]:
 
 async def create_assistant(emulator: Emulator, request: Request, body: Json) -> Json:
     """``POST /v1/assistants``."""
-    return emulator.threads.create_assistant(body)
+    return emulator.assistants.create_assistant(body)
 
 
 async def get_assistant(emulator: Emulator, request: Request, body: Json) -> Json:
     """``GET /v1/assistants/{assistant_id}``."""
-    return emulator.threads.get_assistant(request.path_params["assistant_id"])
+    return emulator.assistants.get_assistant(request.path_params["assistant_id"])
 
 
 async def create_thread(emulator: Emulator, request: Request, body: Json) -> Json:
@@ -63,30 +63,30 @@ async def get_message(emulator: Emulator, request: Request, body: Json) -> Json:
 
 async def create_run(emulator: Emulator, request: Request, body: Json) -> Json:
     """``POST /v1/threads/{thread_id}/runs``."""
-    return emulator.threads.create_run(request.path_params["thread_id"], body)
+    return emulator.runs.create_run(request.path_params["thread_id"], body)
 
 
 async def list_runs(emulator: Emulator, request: Request, body: Json) -> Json:
     """``GET /v1/threads/{thread_id}/runs``."""
-    return emulator.threads.list_runs(request.path_params["thread_id"], _query(request))
+    return emulator.runs.list_runs(request.path_params["thread_id"], _query(request))
 
 
 async def get_run(emulator: Emulator, request: Request, body: Json) -> Json:
     """``GET /v1/threads/{thread_id}/runs/{run_id}``."""
     params = request.path_params
-    return emulator.threads.get_run(params["thread_id"], params["run_id"])
+    return emulator.runs.get_run(params["thread_id"], params["run_id"])
 
 
 async def cancel_run(emulator: Emulator, request: Request, body: Json) -> Json:
     """``POST /v1/threads/{thread_id}/runs/{run_id}/cancel``."""
     params = request.path_params
-    return emulator.threads.cancel_run(params["thread_id"], params["run_id"])
+    return emulator.runs.cancel_run(params["thread_id"], params["run_id"])
 
 
 async def submit_tool_outputs(emulator: Emulator, request: Request, body: Json) -> Json:
     """``POST /v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs``."""
     params = request.path_params
-    return emulator.threads.submit_tool_outputs(params["thread_id"], params["run_id"], body)
+    return emulator.runs.submit_tool_outputs(params["thread_id"], params["run_id"], body)
 
 
 ROUTES = [

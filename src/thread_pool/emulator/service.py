@@ -6,9 +6,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from thread_pool.emulator.assistants import AssistantsStore
 from thread_pool.emulator.config import EmulatorConfig
 from thread_pool.emulator.conversations import ConversationsStore
 from thread_pool.emulator.core import Core
+from thread_pool.emulator.runs import RunsStore
 from thread_pool.emulator.threads import ThreadsStore
 
 
@@ -29,7 +31,9 @@ class Emulator:
         self, config: EmulatorConfig | None = None, clock: Callable[[], float] = time.time
     ) -> None:
         self.core = Core(config or EmulatorConfig(), clock)
+        self.assistants = AssistantsStore(self.core)
         self.threads = ThreadsStore(self.core)
+        self.runs = RunsStore(self.core, self.threads, self.assistants)
         self.conversations = ConversationsStore(self.core)
         self._initial = self.core.config
 
@@ -49,6 +53,7 @@ class Emulator:
         """Forget all objects and counters, restart the fault sequences, and go back to the
         configuration the emulator started with (plus ``changes``)."""
         with self.core.lock:
+            self.assistants.clear()
             self.threads.clear()
             self.conversations.clear()
             self.core.reset()
@@ -61,13 +66,13 @@ class Emulator:
         with self.core.lock:
             data = self.core.stats.snapshot()
             data["objects"] = {
-                "assistants": len(self.threads.assistants),
+                "assistants": len(self.assistants.assistants),
                 "threads": len(self.threads.threads),
                 "runs": len(self.threads.runs),
                 "conversations": len(self.conversations.conversations),
                 "responses": len(self.conversations.responses),
             }
-            data["peak_concurrent_runs"] = peak_overlap(self.threads.run_intervals(now))
+            data["peak_concurrent_runs"] = peak_overlap(self.runs.run_intervals(now))
             data["peak_concurrent_responses"] = peak_overlap(
                 self.conversations.response_intervals(now)
             )
