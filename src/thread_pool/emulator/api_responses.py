@@ -53,7 +53,7 @@ async def get_item(emulator: Emulator, request: Request, body: Json) -> Json:
 async def create_response(emulator: Emulator, request: Request, body: Json) -> Json:
     """``POST /v1/responses``: a background response returns at once (``queued``); any other
     returns when it has ended, holding its conversation meanwhile."""
-    store = emulator.conversations
+    store = emulator.responses
     response = store.create_response(body)
     if not response.background:
         # The only await in the emulator's request path; the state lock is not held across it.
@@ -65,12 +65,12 @@ async def create_response(emulator: Emulator, request: Request, body: Json) -> J
 
 async def get_response(emulator: Emulator, request: Request, body: Json) -> Json:
     """``GET /v1/responses/{response_id}``."""
-    return emulator.conversations.render_response(request.path_params["response_id"])
+    return emulator.responses.render_response(request.path_params["response_id"])
 
 
 async def cancel_response(emulator: Emulator, request: Request, body: Json) -> Json:
     """``POST /v1/responses/{response_id}/cancel``."""
-    return emulator.conversations.cancel_response(request.path_params["response_id"])
+    return emulator.responses.cancel_response(request.path_params["response_id"])
 
 
 ROUTES = [

@@ -1,4 +1,4 @@
-"""The emulator as one object: configuration, both API families' state, and introspection."""
+"""The emulator as one object: configuration, both API families' stores, and introspection."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from thread_pool.emulator.assistants import AssistantsStore
 from thread_pool.emulator.config import EmulatorConfig
 from thread_pool.emulator.conversations import ConversationsStore
 from thread_pool.emulator.core import Core
+from thread_pool.emulator.responses import ResponsesStore
 from thread_pool.emulator.runs import RunsStore
 from thread_pool.emulator.threads import ThreadsStore
 
@@ -35,6 +36,7 @@ class Emulator:
         self.threads = ThreadsStore(self.core)
         self.runs = RunsStore(self.core, self.threads, self.assistants)
         self.conversations = ConversationsStore(self.core)
+        self.responses = ResponsesStore(self.core, self.conversations)
         self._initial = self.core.config
 
     @property
@@ -56,6 +58,7 @@ class Emulator:
             self.assistants.clear()
             self.threads.clear()
             self.conversations.clear()
+            self.responses.clear()
             self.core.reset()
             self.core.config = self._initial.replace(**changes)
             return self.core.config
@@ -70,12 +73,10 @@ class Emulator:
                 "threads": len(self.threads.threads),
                 "runs": len(self.threads.runs),
                 "conversations": len(self.conversations.conversations),
-                "responses": len(self.conversations.responses),
+                "responses": len(self.responses.responses),
             }
             data["peak_concurrent_runs"] = peak_overlap(self.runs.run_intervals(now))
-            data["peak_concurrent_responses"] = peak_overlap(
-                self.conversations.response_intervals(now)
-            )
+            data["peak_concurrent_responses"] = peak_overlap(self.responses.response_intervals(now))
         return data
 
     def objects(self) -> dict[str, dict[str, dict[str, str]]]:
