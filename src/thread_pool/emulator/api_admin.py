@@ -1,4 +1,7 @@
-"""Introspection and control routes, outside ``/v1`` (no API key, no injected faults).
+"""Introspection and control routes, outside ``/v1`` (no injected faults, not counted).
+
+Reading needs no API key. The routes that change the emulator (``POST``) need the configured
+key, if any, exactly as ``/v1`` does (same check, same 401).
 
 ``GET  /_emulator/health``            → ``{"ok": true}``
 ``GET  /_emulator/stats``             → counters (see :meth:`Emulator.stats`)
@@ -26,8 +29,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from thread_pool.emulator import errors
 from thread_pool.emulator.config import EmulatorConfig
-from thread_pool.emulator.endpoints import json_response
+from thread_pool.emulator.endpoints import check_key, json_response
 from thread_pool.emulator.service import Emulator
 
 Json = dict[str, Any]
@@ -41,8 +45,15 @@ async def _changes(request: Request) -> Json:
     return data
 
 
-async def _reconfigure(request: Request, change: Callable[..., EmulatorConfig]) -> Response:
-    """Apply the JSON body's changes with ``change``; the new configuration, or a 400."""
+async def _reconfigure(
+    emulator: Emulator, request: Request, change: Callable[..., EmulatorConfig]
+) -> Response:
+    """Apply the JSON body's changes with ``change``: the new configuration, or the 401 or 400
+    that says why nothing changed."""
+    try:
+        check_key(emulator, request)
+    except errors.ApiError as error:
+        return json_response(error.body(), error.status)
     try:
         config = change(**await _changes(request))
     except (TypeError, ValueError) as error:
@@ -76,10 +87,10 @@ def routes(emulator: Emulator) -> list[Route]:
         return json_response(emulator.config.to_dict())
 
     async def set_config(request: Request) -> Response:
-        return await _reconfigure(request, emulator.configure)
+        return await _reconfigure(emulator, request, emulator.configure)
 
     async def reset(request: Request) -> Response:
-        return await _reconfigure(request, emulator.reset)
+        return await _reconfigure(emulator, request, emulator.reset)
 
     return [
         Route("/_emulator/health", health, methods=["GET"]),
