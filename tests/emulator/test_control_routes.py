@@ -1,5 +1,5 @@
 """The /_emulator routes that change the emulator (config, reset): the API key when one is set,
-with nothing changed when refused."""
+JSON bodies only, with nothing changed when refused."""
 
 from __future__ import annotations
 
@@ -76,3 +76,37 @@ def test_changes_need_the_key_when_one_is_set(
     assert rawhttp.request("GET", f"{server.root}/_emulator/stats").status == 200
     assert server.admin.configure(seed=6)["seed"] == 6
     assert server.admin.reset(api_key=KEY)["api_key"] == "***"
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b'{"latency": 3}', {"content-type": "text/plain"}),
+        (b'{"latency": 3}', {"content-type": "text/plain;charset=UTF-8"}),
+        (b"latency=3", {"content-type": "application/x-www-form-urlencoded"}),
+        (b"--x--\r\n", {"content-type": "multipart/form-data; boundary=x"}),
+        (b'{"latency": 3}', {}),
+        (b"", {}),  # a bodiless cross-site POST would still reset everything
+    ],
+)
+def test_changes_take_json_bodies_only(
+    thread_pool_emulator: EmulatorServer, route: str, body: bytes, headers: dict[str, str]
+) -> None:
+    server = thread_pool_emulator
+    thread_id = a_thread(server)
+    config = server.emulator.config.to_dict()
+    status, answer = control(server, route, body, headers)
+    assert status == 415
+    assert "application/json" in answer["error"]
+    unchanged_since(server, config, thread_id)
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON"])
+def test_json_with_parameters_or_in_capitals_is_json(
+    thread_pool_emulator: EmulatorServer, content_type: str
+) -> None:
+    status, answer = control(
+        thread_pool_emulator, "config", b'{"seed": 9}', {"content-type": content_type}
+    )
+    assert (status, answer["seed"]) == (200, 9)

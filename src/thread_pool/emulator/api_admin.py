@@ -1,7 +1,10 @@
 """Introspection and control routes, outside ``/v1`` (no injected faults, not counted).
 
 Reading needs no API key. The routes that change the emulator (``POST``) need the configured
-key, if any, exactly as ``/v1`` does (same check, same 401).
+key, if any, exactly as ``/v1`` does (same check, same 401), and a body declared as
+``application/json`` even when empty (415 otherwise): a web page can send a cross-site
+``text/plain`` or form request without asking, but not a JSON one, so no page a developer has
+open can reconfigure or reset an emulator on their machine.
 
 ``GET  /_emulator/health``            → ``{"ok": true}``
 ``GET  /_emulator/stats``             → counters (see :meth:`Emulator.stats`)
@@ -45,15 +48,25 @@ async def _changes(request: Request) -> Json:
     return data
 
 
+def _declares_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").partition(";")[0]
+    return media_type.strip().lower() == "application/json"
+
+
 async def _reconfigure(
     emulator: Emulator, request: Request, change: Callable[..., EmulatorConfig]
 ) -> Response:
-    """Apply the JSON body's changes with ``change``: the new configuration, or the 401 or 400
-    that says why nothing changed."""
+    """Apply the JSON body's changes with ``change``: the new configuration, or the 401, 415 or
+    400 that says why nothing changed."""
     try:
         check_key(emulator, request)
     except errors.ApiError as error:
         return json_response(error.body(), error.status)
+    if not _declares_json(request):
+        content_type = request.headers.get("content-type")
+        return json_response(
+            {"error": f"expected content-type application/json, got {content_type!r}"}, 415
+        )
     try:
         config = change(**await _changes(request))
     except (TypeError, ValueError) as error:
