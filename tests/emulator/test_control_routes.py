@@ -1,5 +1,5 @@
 """The /_emulator routes that change the emulator (config, reset): the API key when one is set,
-JSON bodies only, with nothing changed when refused."""
+JSON bodies only, and the command line's validation, with nothing changed when refused."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 
 from tests.emulator import rawhttp
 from thread_pool.emulator import EmulatorServer
+from thread_pool.emulator.__main__ import config_from_args, main, parse_args
+from thread_pool.emulator.config import ConfigError
 
 KEY = "sk-control-secret-0001"
 ROUTES = ("config", "reset")
@@ -110,3 +112,84 @@ def test_json_with_parameters_or_in_capitals_is_json(
         thread_pool_emulator, "config", b'{"seed": 9}', {"content-type": content_type}
     )
     assert (status, answer["seed"]) == (200, 9)
+
+
+#: Refused changes as JSON text (NaN and Infinity are what Python's json module reads), and the
+#: field each refusal must name.
+REFUSED = [
+    ('{"latency": "nan"}', "latency"),
+    ('{"latency": NaN}', "latency"),
+    ('{"latency": "inf"}', "latency"),
+    ('{"latency": [0.1, Infinity]}', "latency"),
+    ('{"latency": -1}', "latency"),
+    ('{"latency": "0.1-x"}', "latency"),
+    ('{"latency": true}', "latency"),
+    ('{"latency": {"min": 1}}', "latency"),
+    ('{"latency_min": 2, "latency_max": 1}', "latency_max"),
+    ('{"latency_max": 1e300}', "latency_max"),
+    ('{"retry_after": NaN}', "retry_after"),
+    ('{"retry_after": 1e306}', "retry_after"),
+    ('{"run_ttl": Infinity}', "run_ttl"),
+    ('{"run_ttl": 0}', "run_ttl"),
+    ('{"cancel_delay": -0.5}', "cancel_delay"),
+    ('{"queued_fraction": 1.5}', "queued_fraction"),
+    ('{"http_500": "0.5"}', "http_500"),
+    ('{"http_503": null}', "http_503"),
+    ('{"run_stuck": -0.1}', "run_stuck"),
+    ('{"http_500": 0.6, "http_429": 0.6}', "http_500+http_503+http_429"),
+    ('{"fault_rate": NaN}', "fault_rate"),
+    ('{"fault_rate": "0.3"}', "fault_rate"),
+    ('{"seed": 1.5}', "seed"),
+    ('{"seed": "1"}', "seed"),
+    ('{"poll_after_ms": -1}', "poll_after_ms"),
+    ('{"poll_after_ms": 2.5}', "poll_after_ms"),
+    ('{"api_key": 5}', "api_key"),
+    ('{"api_key": ""}', "api_key"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), REFUSED)
+def test_a_refused_change_names_the_field_and_changes_nothing(
+    thread_pool_emulator: EmulatorServer, change: str, field: str
+) -> None:
+    server = thread_pool_emulator
+    thread_id = a_thread(server)
+    config = server.emulator.config.to_dict()
+    for route in ROUTES:
+        status, answer = control(server, route, change.encode())
+        assert (status, answer["field"]) == (400, field), answer
+        assert answer["error"].startswith(f"{field} ")
+        unchanged_since(server, config, thread_id)
+
+
+#: The same refusals on the command line: (arguments, JSON change, field).
+BOTH_WAYS = [
+    (["--latency", "nan"], {"latency": "nan"}, "latency"),
+    (["--latency", "inf"], {"latency": "inf"}, "latency"),
+    (["--latency", "-1"], {"latency": "-1"}, "latency"),
+    (["--latency", "0.8-0.2"], {"latency": "0.8-0.2"}, "latency_max"),
+    (["--retry-after", "nan"], {"retry_after": float("nan")}, "retry_after"),
+    (["--retry-after", "-1"], {"retry_after": -1.0}, "retry_after"),
+    (["--run-ttl", "inf"], {"run_ttl": float("inf")}, "run_ttl"),
+    (["--http-500", "2"], {"http_500": 2.0}, "http_500"),
+    (["--run-failed", "nan"], {"run_failed": float("nan")}, "run_failed"),
+    (["--fault-rate", "nan"], {"fault_rate": float("nan")}, "fault_rate"),
+    (["--poll-after-ms", "-1"], {"poll_after_ms": -1}, "poll_after_ms"),
+    (["--api-key", ""], {"api_key": ""}, "api_key"),
+]
+
+
+@pytest.mark.parametrize(("argv", "change", "field"), BOTH_WAYS)
+def test_the_command_line_refuses_what_the_route_refuses(
+    thread_pool_emulator: EmulatorServer, argv: list[str], change: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_from_args(parse_args(argv))
+    assert caught.value.field == field
+    status, answer = control(thread_pool_emulator, "config", json.dumps(change).encode())
+    assert (status, answer["field"], answer["error"]) == (400, field, str(caught.value))
+
+
+def test_the_command_line_exits_with_the_refusal() -> None:
+    with pytest.raises(SystemExit, match=r"^error: latency must be in \[0, 1e\+09\], got nan$"):
+        main(["--latency", "nan", "--port", "0"])

@@ -4,7 +4,9 @@ Reading needs no API key. The routes that change the emulator (``POST``) need th
 key, if any, exactly as ``/v1`` does (same check, same 401), and a body declared as
 ``application/json`` even when empty (415 otherwise): a web page can send a cross-site
 ``text/plain`` or form request without asking, but not a JSON one, so no page a developer has
-open can reconfigure or reset an emulator on their machine.
+open can reconfigure or reset an emulator on their machine. A change is validated by
+:class:`~thread_pool.emulator.config.EmulatorConfig` as the command line's is; a refused one
+is a 400 naming the field and changes nothing.
 
 ``GET  /_emulator/health``            → ``{"ok": true}``
 ``GET  /_emulator/stats``             → counters (see :meth:`Emulator.stats`)
@@ -33,7 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from thread_pool.emulator import errors
-from thread_pool.emulator.config import EmulatorConfig
+from thread_pool.emulator.config import ConfigError, EmulatorConfig
 from thread_pool.emulator.endpoints import check_key, json_response
 from thread_pool.emulator.service import Emulator
 
@@ -69,6 +71,8 @@ async def _reconfigure(
         )
     try:
         config = change(**await _changes(request))
+    except ConfigError as error:
+        return json_response({"error": str(error), "field": error.field}, 400)
     except (TypeError, ValueError) as error:
         return json_response({"error": str(error)}, 400)
     return json_response(config.to_dict())

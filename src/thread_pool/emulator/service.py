@@ -46,22 +46,24 @@ class Emulator:
 
     def configure(self, **changes: Any) -> EmulatorConfig:
         """Change latency, faults, limits at runtime (see :meth:`EmulatorConfig.replace`).
-        Runs already created keep the plan they were given."""
+        Runs already created keep the plan they were given; changes it refuses change nothing."""
         with self.core.lock:
             self.core.config = self.core.config.replace(**changes)
             return self.core.config
 
     def reset(self, **changes: Any) -> EmulatorConfig:
         """Forget all objects and counters, restart the fault sequences, and go back to the
-        configuration the emulator started with (plus ``changes``)."""
+        configuration the emulator started with (plus ``changes``). Changes it refuses leave
+        everything as it was."""
+        config = self._initial.replace(**changes)
         with self.core.lock:
             self.assistants.clear()
             self.threads.clear()
             self.conversations.clear()
             self.responses.clear()
             self.core.reset()
-            self.core.config = self._initial.replace(**changes)
-            return self.core.config
+            self.core.config = config
+            return config
 
     def stats(self) -> dict[str, Any]:
         """Counters plus object counts and the peak of concurrently active runs overall."""
