@@ -471,7 +471,7 @@ def test_api_key_is_required_when_configured(thread_pool_emulator: EmulatorServe
     good = openai.OpenAI(base_url=thread_pool_emulator.base_url, api_key=KEY, max_retries=0)
     with good:
         assert good.beta.threads.create().object == "thread"
-    # Introspection stays open: it is not part of the emulated API.
+    # Reading the introspection stays open (changing it takes the key: test_control_routes.py).
     assert thread_pool_emulator.admin.health()
 
 

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from thread_pool.emulator import EmulatorServer, expected_reply, parse_reply
-from thread_pool.emulator.conversations import entry_of
+from thread_pool.emulator.conversation_items import entry_of
 
 WEATHER = {"type": "function", "name": "get_weather", "parameters": {}}
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import pytest
 
-from thread_pool.emulator import EmulatorConfig, digest, expected_reply, parse_reply
+from thread_pool.emulator import Emulator, EmulatorConfig, digest, expected_reply, parse_reply
+from thread_pool.emulator.endpoints import endpoint
 from thread_pool.emulator.faults import Planner
 from thread_pool.emulator.lifecycle import Timeline
 from thread_pool.emulator.replies import find_tool_calls
@@ -99,3 +101,21 @@ def test_peak_overlap() -> None:
     assert peak_overlap([]) == 0
     assert peak_overlap([(0, 1), (1, 2), (2, 3)]) == 1
     assert peak_overlap([(0, 3), (1, 2), (1.5, 4)]) == 3
+
+
+def test_a_handler_that_does_not_fit_its_route_is_refused_when_the_app_is_built() -> None:
+    emulator = Emulator()
+
+    def get_run(thread_id: str, run_id: str) -> dict[str, Any]:
+        return {}
+
+    def create_thread(payload: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    endpoint(emulator, "GET", "/threads/{thread_id}/runs/{run_id}", get_run)
+    with pytest.raises(TypeError, match="does not fit"):
+        endpoint(emulator, "GET", "/threads/{thread_id}/runs", get_run)
+    with pytest.raises(TypeError, match="does not fit"):
+        endpoint(emulator, "GET", "/threads/{thread_id}/runs/{run_id}/{step_id}", get_run)
+    with pytest.raises(TypeError, match="does not fit"):
+        endpoint(emulator, "POST", "/threads", create_thread)

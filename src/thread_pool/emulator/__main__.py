@@ -17,13 +17,6 @@ from thread_pool.emulator.config import EmulatorConfig, parse_latency, spread_fa
 from thread_pool.emulator.service import Emulator
 
 
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"a rate is in [0, 1], got {text}")
-    return value
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
@@ -38,7 +31,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of latency and faults")
     parser.add_argument(
         "--fault-rate",
-        type=_rate,
+        type=float,
         default=0.0,
         help="share of requests answered 500/503/429 and of runs ending failed/expired/stuck",
     )
@@ -50,7 +43,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ("run-expired", "runs ending expired"),
         ("run-stuck", "runs stuck in_progress until cancelled"),
     ):
-        parser.add_argument(f"--{name}", type=_rate, default=None, help=f"share of {what}")
+        parser.add_argument(f"--{name}", type=float, default=None, help=f"share of {what}")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of a 429 (s)")
     parser.add_argument("--run-ttl", type=float, default=600.0, help="run expiry (s), upstream 600")
     parser.add_argument("--poll-after-ms", type=int, default=None, help="openai-poll-after-ms")
@@ -59,7 +52,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
-    """The :class:`EmulatorConfig` the command line asks for."""
+    """The :class:`EmulatorConfig` the command line asks for; ``ValueError`` (a
+    :class:`~thread_pool.emulator.config.ConfigError` naming the field) if it cannot be had.
+
+    Values are checked by :class:`EmulatorConfig` itself, as a runtime change through
+    ``/_emulator/config`` is, not by the argument parser."""
     low, high = parse_latency(args.latency)
     fields: dict[str, Any] = spread_fault_rate(args.fault_rate)
     for name in ("http_500", "http_503", "http_429", "run_failed", "run_expired", "run_stuck"):

@@ -19,9 +19,13 @@ def create_app(emulator: Emulator | None = None, config: EmulatorConfig | None =
     """The emulator as an ASGI app (give an :class:`Emulator` to keep a handle on its state)."""
     emulator = emulator or Emulator(config)
     routes: list[Route] = []
-    for method, path, handler in (*api_assistants.ROUTES, *api_responses.ROUTES):
-        name = f"{method} /v1{path}"
-        routes.append(Route(f"/v1{path}", endpoint(emulator, name, handler), methods=[method]))
+    for method, path, handler in (
+        *api_assistants.routes(emulator),
+        *api_responses.routes(emulator),
+    ):
+        routes.append(
+            Route(f"/v1{path}", endpoint(emulator, method, path, handler), methods=[method])
+        )
 
     async def unknown(request: Request) -> Response:
         error = errors.invalid_url(request.method, request.url.path)

@@ -12,20 +12,22 @@ from typing import Any, cast
 class IntrospectionClient:
     """Reads the emulator's counters and changes its behaviour over HTTP.
 
-    ``root`` is the server root (``http://127.0.0.1:8089``), not the ``/v1`` base URL.
+    ``root`` is the server root (``http://127.0.0.1:8089``), not the ``/v1`` base URL;
+    ``api_key`` is the emulator's key, if it was given one (changing it takes the key).
     """
 
-    def __init__(self, root: str, timeout: float = 10.0) -> None:
+    def __init__(self, root: str, timeout: float = 10.0, api_key: str | None = None) -> None:
         self.root = root.rstrip("/")
         self.timeout = timeout
+        self.api_key = api_key
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
+        headers = {"content-type": "application/json"}
+        if self.api_key is not None:
+            headers["authorization"] = f"Bearer {self.api_key}"
         request = urllib.request.Request(
-            f"{self.root}/_emulator/{path}",
-            data=data,
-            method=method,
-            headers={"content-type": "application/json"},
+            f"{self.root}/_emulator/{path}", data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:

@@ -14,6 +14,37 @@ from typing import Any
 HTTP_FAULTS = ("http_500", "http_503", "http_429")
 #: Faults that decide how a run (or a background response) ends.
 RUN_FAULTS = ("run_failed", "run_expired", "run_stuck")
+#: The longest duration a field may hold, in seconds (about 30 years): values derived from it
+#: (``Retry-After`` in milliseconds, the poll hint) stay finite.
+MAX_SECONDS = 1e9
+
+
+class ConfigError(ValueError):
+    """A configuration value the emulator refuses; :attr:`field` names the field at fault."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+
+
+def _number(field: str, value: object, *, high: float = MAX_SECONDS) -> float:
+    """``value`` if it is a real number in ``[0, high]`` (so not NaN, not infinite, not a bool
+    or a string), else a :class:`ConfigError` naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(field, f"must be a number, got {value!r}")
+    if not 0.0 <= value <= high:  # also refuses NaN, which compares false with everything
+        raise ConfigError(field, f"must be in [0, {high:g}], got {value!r}")
+    return value
+
+
+def _whole_number(field: str, value: object, *, low: int | None = None) -> int:
+    """``value`` if it is an integer (not a bool) and at least ``low``, else a
+    :class:`ConfigError` naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(field, f"must be a whole number, got {value!r}")
+    if low is not None and value < low:
+        raise ConfigError(field, f"must be >= {low}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -44,20 +75,27 @@ class EmulatorConfig:
     api_key: str | None = None
 
     def __post_init__(self) -> None:
-        if self.latency_min < 0 or self.latency_max < self.latency_min:
-            raise ValueError(f"bad latency range {self.latency_min}..{self.latency_max}")
-        if not 0.0 <= self.queued_fraction <= 1.0:
-            raise ValueError(f"queued_fraction must be in [0, 1], got {self.queued_fraction}")
-        for name in (*HTTP_FAULTS, *RUN_FAULTS):
-            rate = getattr(self, name)
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {rate}")
-        if sum(getattr(self, name) for name in HTTP_FAULTS) > 1.0:
-            raise ValueError("the HTTP fault rates add up to more than 1")
-        if sum(getattr(self, name) for name in RUN_FAULTS) > 1.0:
-            raise ValueError("the run fault rates add up to more than 1")
-        if self.run_ttl <= 0 or self.cancel_delay < 0 or self.retry_after < 0:
-            raise ValueError("run_ttl must be > 0; cancel_delay and retry_after >= 0")
+        # The one validation of a configuration: the command line, start_emulator() and the
+        # /_emulator routes all build one through here, so none can set what another refuses.
+        for name in ("latency_min", "latency_max", "retry_after", "run_ttl", "cancel_delay"):
+            _number(name, getattr(self, name))
+        for name in ("queued_fraction", *HTTP_FAULTS, *RUN_FAULTS):
+            _number(name, getattr(self, name), high=1.0)
+        if self.latency_max < self.latency_min:
+            raise ConfigError(
+                "latency_max",
+                f"must be >= latency_min ({self.latency_min}), got {self.latency_max}",
+            )
+        for group in (HTTP_FAULTS, RUN_FAULTS):
+            if sum(getattr(self, name) for name in group) > 1.0:
+                raise ConfigError("+".join(group), "add up to more than 1")
+        if self.run_ttl == 0:
+            raise ConfigError("run_ttl", "must be > 0")
+        _whole_number("seed", self.seed)
+        if self.poll_after_ms is not None:
+            _whole_number("poll_after_ms", self.poll_after_ms, low=0)
+        if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
+            raise ConfigError("api_key", "must be a non-empty string or null")
 
     @property
     def effective_poll_after_ms(self) -> int:
@@ -68,7 +106,8 @@ class EmulatorConfig:
         return max(5, min(1000, round(mean * 250)))
 
     def replace(self, **changes: Any) -> EmulatorConfig:
-        """A copy with ``changes`` applied (validated); unknown names raise ``TypeError``."""
+        """A copy with ``changes`` applied (validated: a :class:`ConfigError` names a refused
+        field); unknown names raise ``TypeError``."""
         if "latency" in changes:
             changes.update(
                 zip(
@@ -78,7 +117,7 @@ class EmulatorConfig:
                 )
             )
         if "fault_rate" in changes:
-            changes = {**spread_fault_rate(float(changes.pop("fault_rate"))), **changes}
+            changes = {**spread_fault_rate(changes.pop("fault_rate")), **changes}
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,21 +129,23 @@ class EmulatorConfig:
 
 
 def parse_latency(value: object) -> tuple[float, float]:
-    """``0.5`` → fixed; ``"0.2-0.8"`` or ``[0.2, 0.8]`` → uniform range."""
+    """``0.5`` → fixed; ``"0.2-0.8"`` or ``[0.2, 0.8]`` → uniform range (each bound checked
+    like any duration, as ``latency``)."""
+    bounds: tuple[object, object] = (value, value)
     if isinstance(value, (list, tuple)) and len(value) == 2:
-        return float(value[0]), float(value[1])
-    if isinstance(value, (int, float)):
-        return float(value), float(value)
-    if isinstance(value, str):
+        bounds = (value[0], value[1])
+    elif isinstance(value, str):
         low, sep, high = value.partition("-")
-        return (float(low), float(high)) if sep else (float(low), float(low))
-    raise ValueError(f"bad latency {value!r}: use 0.5, '0.2-0.8' or [0.2, 0.8]")
+        try:
+            bounds = (float(low), float(high) if sep else float(low))
+        except ValueError:
+            problem = f"must be 0.5, '0.2-0.8' or [0.2, 0.8], got {value!r}"
+            raise ConfigError("latency", problem) from None
+    return float(_number("latency", bounds[0])), float(_number("latency", bounds[1]))
 
 
-def spread_fault_rate(rate: float) -> dict[str, float]:
+def spread_fault_rate(rate: object) -> dict[str, float]:
     """``--fault-rate R``: a request faults with probability R (500/503/429 alike) and a run
     ends badly with probability R (failed/expired/stuck alike)."""
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"fault_rate must be in [0, 1], got {rate}")
-    share = rate / 3
+    share = _number("fault_rate", rate, high=1.0) / 3
     return dict.fromkeys((*HTTP_FAULTS, *RUN_FAULTS), share)

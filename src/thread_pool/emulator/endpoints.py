@@ -2,11 +2,19 @@
 
 Faults are decided before the handler runs, so an injected 500/503/429 never changes state
 (a client may safely retry it).
+
+A handler is a plain function, usually a store method: it takes the route's path parameters by
+name, plus ``body`` (the JSON body) and ``query`` (the query parameters) when it has parameters
+of those names, and returns the JSON answer (or an awaitable of it). Which arguments it takes is
+read from its signature once, when the app is built, so a handler that does not fit its path
+fails at start-up rather than on its first request.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,8 +26,13 @@ from thread_pool.emulator import errors
 from thread_pool.emulator.service import Emulator
 
 Json = dict[str, Any]
-Handler = Callable[[Emulator, Request, Json], Awaitable[Json]]
+Handler = Callable[..., Json | Awaitable[Json]]
 Endpoint = Callable[[Request], Awaitable[Response]]
+#: What a route table lists: method, path under ``/v1``, handler.
+RouteSpec = tuple[str, str, Handler]
+
+#: Handler parameters filled from the request rather than from the path.
+_FROM_REQUEST = frozenset({"body", "query"})
 
 
 def json_response(body: Json, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -28,7 +41,8 @@ def json_response(body: Json, status: int = 200, headers: dict[str, str] | None 
     return Response(content, status, headers, media_type="application/json")
 
 
-def _check_key(emulator: Emulator, request: Request) -> None:
+def check_key(emulator: Emulator, request: Request) -> None:
+    """Raise the upstream's 401 unless the request carries the configured key (if any)."""
     expected = emulator.config.api_key
     if expected is None:
         return
@@ -68,8 +82,21 @@ async def _body(request: Request) -> Json:
     return body
 
 
-def endpoint(emulator: Emulator, name: str, handler: Handler) -> Endpoint:
-    """Wrap ``handler`` as the route ``name`` (``"POST /v1/threads/{thread_id}/runs"``)."""
+def _request_parameters(path: str, handler: Handler) -> frozenset[str]:
+    """Which of ``body`` and ``query`` ``handler`` takes; a ``TypeError`` if its parameters
+    are not exactly the path's parameters plus some of those."""
+    in_path = set(re.findall(r"{(\w+)}", path))
+    taken = set(inspect.signature(handler).parameters)
+    if in_path - taken or taken - in_path - _FROM_REQUEST:
+        raise TypeError(f"handler {handler.__qualname__} does not fit the route {path}")
+    return frozenset(taken & _FROM_REQUEST)
+
+
+def endpoint(emulator: Emulator, method: str, path: str, handler: Handler) -> Endpoint:
+    """Wrap ``handler`` as the route ``method /v1path``; the stats count it by that name
+    (``"POST /v1/threads/{thread_id}/runs"``)."""
+    name = f"{method} /v1{path}"
+    wanted = _request_parameters(path, handler)
 
     async def serve(request: Request) -> Response:
         stats = emulator.core.stats
@@ -80,10 +107,16 @@ def endpoint(emulator: Emulator, name: str, handler: Handler) -> Endpoint:
         }
         status = 500
         try:
-            _check_key(emulator, request)
+            check_key(emulator, request)
             _inject_fault(emulator)
+            arguments: dict[str, Any] = dict(request.path_params)
             body = await _body(request)
-            result = await handler(emulator, request, body)
+            if "body" in wanted:
+                arguments["body"] = body
+            if "query" in wanted:
+                arguments["query"] = dict(request.query_params)
+            answer = handler(**arguments)
+            result = await answer if inspect.isawaitable(answer) else answer
             status = 200
             return json_response(result, 200, headers)
         except errors.ApiError as error:

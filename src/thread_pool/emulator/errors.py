@@ -150,66 +150,63 @@ def invalid_value(param: str, value: object, supported: tuple[str, ...]) -> ApiE
     )
 
 
+def _invalid(param: str, problem: str, code: str) -> ApiError:
+    """The upstream's ``Invalid 'param': <problem>`` error for a value past one of its limits."""
+    return ApiError(400, f"Invalid '{param}': {problem}", param=param, code=code)
+
+
 def string_too_long(param: str, maximum: int, length: int) -> ApiError:
     """A string over its limit (``content`` > 256,000, metadata values > 512, ...)."""
-    return ApiError(
-        400,
-        f"Invalid '{param}': string too long. Expected a string with maximum length {maximum}, "
+    return _invalid(
+        param,
+        f"string too long. Expected a string with maximum length {maximum}, "
         f"but got a string with length {length} instead.",
-        param=param,
-        code="string_above_max_length",
+        "string_above_max_length",
     )
 
 
 def array_too_long(param: str, maximum: int, length: int) -> ApiError:
     """An array over its limit (``items`` > 20)."""
-    return ApiError(
-        400,
-        f"Invalid '{param}': array too long. Expected an array with maximum length {maximum}, "
+    return _invalid(
+        param,
+        f"array too long. Expected an array with maximum length {maximum}, "
         f"but got an array with length {length} instead.",
-        param=param,
-        code="array_above_max_length",
+        "array_above_max_length",
     )
 
 
 def too_many_properties(param: str, maximum: int, count: int) -> ApiError:
     """An object with too many keys (metadata > 16 pairs)."""
-    return ApiError(
-        400,
-        f"Invalid '{param}': too many properties. Expected an object with at most {maximum} "
+    return _invalid(
+        param,
+        f"too many properties. Expected an object with at most {maximum} "
         f"properties, but got an object with {count} properties instead.",
-        param=param,
-        code="object_above_max_properties",
+        "object_above_max_properties",
     )
 
 
 def key_too_long(param: str, maximum: int, key: str) -> ApiError:
     """A metadata key over 64 characters."""
-    return ApiError(
-        400,
-        f"Invalid '{param}': metadata key '{key[:80]}' is too long. Expected a key with maximum "
+    return _invalid(
+        param,
+        f"metadata key '{key[:80]}' is too long. Expected a key with maximum "
         f"length {maximum}, but got a key with length {len(key)} instead.",
-        param=param,
-        code="string_above_max_length",
+        "string_above_max_length",
     )
 
 
 def integer_out_of_range(param: str, value: int, low: int, high: int) -> ApiError:
     """An integer parameter outside ``[low, high]`` (list ``limit``)."""
     if value < low:
-        return ApiError(
-            400,
-            f"Invalid '{param}': integer below minimum value. Expected a value >= {low}, "
-            f"but got {value} instead.",
-            param=param,
-            code="integer_below_min_value",
+        return _invalid(
+            param,
+            f"integer below minimum value. Expected a value >= {low}, but got {value} instead.",
+            "integer_below_min_value",
         )
-    return ApiError(
-        400,
-        f"Invalid '{param}': integer above maximum value. Expected a value <= {high}, "
-        f"but got {value} instead.",
-        param=param,
-        code="integer_above_max_value",
+    return _invalid(
+        param,
+        f"integer above maximum value. Expected a value <= {high}, but got {value} instead.",
+        "integer_above_max_value",
     )
 
 

@@ -51,8 +51,8 @@ class EmulatorServer:
 
     @property
     def admin(self) -> IntrospectionClient:
-        """A client of the ``/_emulator`` API."""
-        return IntrospectionClient(self.root)
+        """A client of the ``/_emulator`` API (with the key in force, if any)."""
+        return IntrospectionClient(self.root, api_key=self.emulator.config.api_key)
 
     def start(self, timeout: float = 10.0) -> EmulatorServer:
         """Bind, serve in a daemon thread, and return once the server accepts requests."""

@@ -1,4 +1,4 @@
-"""The emulator as one object: configuration, both API families' state, and introspection."""
+"""The emulator as one object: configuration, both API families' stores, and introspection."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from thread_pool.emulator.assistants import AssistantsStore
 from thread_pool.emulator.config import EmulatorConfig
 from thread_pool.emulator.conversations import ConversationsStore
 from thread_pool.emulator.core import Core
+from thread_pool.emulator.responses import ResponsesStore
+from thread_pool.emulator.runs import RunsStore
 from thread_pool.emulator.threads import ThreadsStore
 
 
@@ -29,8 +32,11 @@ class Emulator:
         self, config: EmulatorConfig | None = None, clock: Callable[[], float] = time.time
     ) -> None:
         self.core = Core(config or EmulatorConfig(), clock)
+        self.assistants = AssistantsStore(self.core)
         self.threads = ThreadsStore(self.core)
+        self.runs = RunsStore(self.core, self.threads, self.assistants)
         self.conversations = ConversationsStore(self.core)
+        self.responses = ResponsesStore(self.core, self.conversations)
         self._initial = self.core.config
 
     @property
@@ -40,20 +46,24 @@ class Emulator:
 
     def configure(self, **changes: Any) -> EmulatorConfig:
         """Change latency, faults, limits at runtime (see :meth:`EmulatorConfig.replace`).
-        Runs already created keep the plan they were given."""
+        Runs already created keep the plan they were given; changes it refuses change nothing."""
         with self.core.lock:
             self.core.config = self.core.config.replace(**changes)
             return self.core.config
 
     def reset(self, **changes: Any) -> EmulatorConfig:
         """Forget all objects and counters, restart the fault sequences, and go back to the
-        configuration the emulator started with (plus ``changes``)."""
+        configuration the emulator started with (plus ``changes``). Changes it refuses leave
+        everything as it was."""
+        config = self._initial.replace(**changes)
         with self.core.lock:
+            self.assistants.clear()
             self.threads.clear()
             self.conversations.clear()
+            self.responses.clear()
             self.core.reset()
-            self.core.config = self._initial.replace(**changes)
-            return self.core.config
+            self.core.config = config
+            return config
 
     def stats(self) -> dict[str, Any]:
         """Counters plus object counts and the peak of concurrently active runs overall."""
@@ -61,16 +71,14 @@ class Emulator:
         with self.core.lock:
             data = self.core.stats.snapshot()
             data["objects"] = {
-                "assistants": len(self.threads.assistants),
+                "assistants": len(self.assistants.assistants),
                 "threads": len(self.threads.threads),
                 "runs": len(self.threads.runs),
                 "conversations": len(self.conversations.conversations),
-                "responses": len(self.conversations.responses),
+                "responses": len(self.responses.responses),
             }
-            data["peak_concurrent_runs"] = peak_overlap(self.threads.run_intervals(now))
-            data["peak_concurrent_responses"] = peak_overlap(
-                self.conversations.response_intervals(now)
-            )
+            data["peak_concurrent_runs"] = peak_overlap(self.runs.run_intervals(now))
+            data["peak_concurrent_responses"] = peak_overlap(self.responses.response_intervals(now))
         return data
 
     def objects(self) -> dict[str, dict[str, dict[str, str]]]:

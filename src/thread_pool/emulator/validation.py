@@ -17,23 +17,33 @@ CONVERSATION_ROLES = ("user", "assistant", "system", "developer")
 Json = dict[str, Any]
 
 
-def required(body: Json, name: str, param: str | None = None) -> Any:
-    """``body[name]``, or the upstream's missing-parameter error."""
+def string(body: Json, name: str, *, param: str | None = None) -> str | None:
+    """An optional string field (absent or null → None)."""
     if body.get(name) is None:
-        raise errors.missing(param or name)
-    return body[name]
+        return None
+    return required_string(body, name, param=param)
 
 
-def string(body: Json, name: str, *, param: str | None = None, optional: bool = True) -> str | None:
-    """An optional (or required) string field."""
+def required_string(body: Json, name: str, *, param: str | None = None) -> str:
+    """A required string field; ``param`` names it in errors (default ``name``)."""
     value = body.get(name)
     if value is None:
-        if optional:
-            return None
         raise errors.missing(param or name)
     if not isinstance(value, str):
         raise errors.wrong_type(param or name, "a string", value)
     return value
+
+
+def content_string(body: Json, name: str, param: str) -> str:
+    """A required string within the 256,000-character content limit (a text part, a tool
+    output)."""
+    return _within_content_limit(required_string(body, name, param=param), param)
+
+
+def _within_content_limit(text: str, param: str) -> str:
+    if len(text) > MAX_CONTENT:
+        raise errors.string_too_long(param, MAX_CONTENT, len(text))
+    return text
 
 
 def boolean(body: Json, name: str) -> bool:
@@ -79,9 +89,7 @@ def message_text(content: object, param: str, text_types: tuple[str, ...]) -> st
     """The text of a message ``content``: a string, or an array of text parts (joined by
     newlines). Enforces the 256,000-character limit on each string."""
     if isinstance(content, str):
-        if len(content) > MAX_CONTENT:
-            raise errors.string_too_long(param, MAX_CONTENT, len(content))
-        return content
+        return _within_content_limit(content, param)
     if not isinstance(content, list):
         raise errors.wrong_type(param, "one of a string or array of objects", content)
     texts: list[str] = []
@@ -92,16 +100,7 @@ def message_text(content: object, param: str, text_types: tuple[str, ...]) -> st
         kind = part.get("type")
         if kind not in text_types:
             raise errors.invalid_value(f"{where}.type", kind, text_types)
-        text = part.get("text")
-        if not isinstance(text, str):
-            raise (
-                errors.missing(f"{where}.text")
-                if text is None
-                else errors.wrong_type(f"{where}.text", "a string", text)
-            )
-        if len(text) > MAX_CONTENT:
-            raise errors.string_too_long(f"{where}.text", MAX_CONTENT, len(text))
-        texts.append(text)
+        texts.append(content_string(part, "text", f"{where}.text"))
     return "\n".join(texts)
 
 
