@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator import rawhttp
+from tests.support import rawhttp
 from thread_pool.emulator import EmulatorServer
 from thread_pool.emulator.__main__ import config_from_args, main, parse_args
 from thread_pool.emulator.config import ConfigError
