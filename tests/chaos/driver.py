@@ -32,7 +32,8 @@ import openai
 import redis
 
 from tests.chaos import worker
-from tests.chaos.evidence import (
+from tests.support import turn_workers
+from tests.support.evidence import (
     LoggedTurn,
     PoolLeftovers,
     Records,
@@ -40,13 +41,12 @@ from tests.chaos.evidence import (
     late_writes,
     violations,
 )
-from tests.support import turn_workers
 from thread_pool import ThreadPool
 from thread_pool.emulator.client import IntrospectionClient
 from thread_pool.keys import PoolKeys
 from thread_pool.redis_clients import connect
 from thread_pool.redis_server import LocalCluster, RedisServer
-from thread_pool.turns import FENCE_KEY, POOL_KEY
+from thread_pool.turns import POOL_KEY
 
 _ctx = multiprocessing.get_context("forkserver")
 _ctx.set_forkserver_preload(["tests.chaos.worker"])
@@ -405,15 +405,9 @@ def _collect(
     stats = admin.stats()
     report.faults.update({f"upstream {k}": v for k, v in stats["faults"].items()})
     writes = [
-        Write(
-            owner,
-            int(w["seq"]),
-            int(float(w["at"]) * 1000),  # floor, as Redis TIME in ms is
-            str(w["op"]),
-            int(w["metadata"][FENCE_KEY]) if FENCE_KEY in (w.get("metadata") or {}) else None,
-        )
+        Write.logged(owner, entry)
         for owner, entries in admin.all_writes().items()
-        for w in entries
+        for entry in entries
     ]
     objects = admin.objects()
     upstream: dict[str, list[str]] = {}
@@ -429,7 +423,7 @@ def _collect(
             for entry_id, fields in client.xrange(PoolKeys.of(prefix, key).log)
             if fields.get("role") == "user"
         ]
-        leftovers = [_leftovers(client, prefix, key, config.max_size) for key in keys]
+        leftovers = [PoolLeftovers.read(client, prefix, key, config.max_size) for key in keys]
     report.upstream = {
         "requests": stats["requests_total"],
         "writes": len(writes),
@@ -463,24 +457,6 @@ def _pool(config: ChaosConfig, common: dict[str, Any], kind: str) -> ThreadPool:
         redis_cluster=config.cluster,
         key_prefix=common["prefix"],
         **worker.pool_settings(config),
-    )
-
-
-def _leftovers(client: redis.Redis, prefix: str, key: str, max_size: int) -> PoolLeftovers:
-    k = PoolKeys.of(prefix, key)
-    return PoolLeftovers(
-        pool=key,
-        threads=int(client.hlen(k.threads)),
-        idle=int(client.zcard(k.idle)),
-        leases=int(client.zcard(k.leases)),
-        holds=int(client.hlen(k.holds)),
-        waiters=int(client.llen(k.waiters)),
-        reserved=int(client.zcard(k.reserved)),
-        settling=int(client.zcard(k.settling)),
-        claims=int(client.hlen(k.claims)),
-        in_flight=int(client.hlen(k.inflight)),
-        mailboxes=sum(1 for _ in client.scan_iter(match=f"{k.base}w:*")),
-        max_size=max_size,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import openai
 import pytest
 
+from tests.support.evidence import assert_one_run_at_a_time
 from tests.support.turn_fixtures import make_assistant
 from thread_pool import (
     AsyncAssistantsBackend,
@@ -186,10 +187,7 @@ def _assert_upstream_clean(emulator: EmulatorServer) -> dict[str, list[tuple[flo
     for owner, stamped in fences.items():
         seq = [f for _, f in stamped]
         assert seq == sorted(seq), f"fences went backwards on {owner}: {seq}"
-    stats = emulator.admin.stats()
-    assert stats["lock_errors"]["total"] == 0
-    assert stats["peak_active_per_owner"] <= 1
-    assert stats["owners_over_one"] == []
+    assert_one_run_at_a_time(emulator)
     return fences
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import openai
 import redis
 
-from tests.chaos.evidence import Done, End, Grant
+from tests.support.evidence import Done, End, Grant
 from thread_pool import (
     AsyncAssistantsBackend,
     AsyncBackend,

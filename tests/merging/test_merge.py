@@ -12,7 +12,7 @@ import openai
 import pytest
 import redis
 
-from tests.support.checks import assert_quiet
+from tests.support.evidence import assert_quiet
 from tests.turns.test_turns_async import make_backend
 from thread_pool import AsyncThreadPool, InvalidArgument, LogEntry, TurnFailed
 from thread_pool._compat import call_handler

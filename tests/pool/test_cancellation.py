@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support.checks import assert_quiet
+from tests.support.evidence import assert_quiet
 from thread_pool import AsyncThreadPool, LeaseNotOwned, ThreadPool
 from thread_pool._async.store import AsyncStore
 from thread_pool.keys import PoolKeys

@@ -40,16 +40,6 @@ def make_assistant(server: EmulatorServer) -> str:
         return client.beta.assistants.create(model="emulated").id
 
 
-def fences_of(server: EmulatorServer, owner_id: str) -> list[int]:
-    """The ``tp_fence`` stamps of every write on a thread or conversation, in order (a
-    refused write is logged with its blocker's stamps, and is no write)."""
-    return [
-        int(w["metadata"]["tp_fence"])
-        for w in server.admin.writes(owner_id)
-        if "tp_fence" in (w.get("metadata") or {}) and not w["op"].endswith(".refused")
-    ]
-
-
 def lock_errors(server: EmulatorServer) -> int:
     """How many "thread busy" 400s the emulator answered."""
     return int(server.admin.stats()["lock_errors"]["total"])

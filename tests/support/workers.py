@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 
-from tests.support.checker import Hold
+from tests.support.evidence import Hold
 from thread_pool import AsyncThreadPool, ThreadPool
 from thread_pool.redis_clients import connect
 

@@ -11,11 +11,10 @@ import pytest
 import redis
 
 from tests.support.aio_helpers import pause
-from tests.support.checks import assert_quiet
+from tests.support.evidence import assert_quiet, fences_of
 from tests.support.turn_fixtures import (
     ASSISTANT_TOOLS,
     RESPONSE_TOOLS,
-    fences_of,
     lock_errors,
     make_assistant,
     requests_made,

@@ -16,7 +16,7 @@ import openai
 import pytest
 import redis
 
-from tests.support.checks import assert_quiet
+from tests.support.evidence import assert_quiet
 from tests.support.turn_fixtures import hooked_client, lock_errors, make_assistant
 from thread_pool import (
     AsyncAssistantsBackend,

@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from tests.support import turn_workers
-from tests.support.checks import assert_quiet
-from tests.support.turn_fixtures import fences_of, lock_errors, make_assistant
+from tests.support.evidence import assert_one_run_at_a_time, assert_quiet, fences_of
+from tests.support.turn_fixtures import lock_errors, make_assistant
 from thread_pool import AssistantsBackend, ConversationsBackend, ThreadPool
 from thread_pool.emulator import EmulatorServer
 
@@ -73,13 +73,6 @@ def _results(redis_client: redis.Redis, prefix: str) -> list[str]:
     return [str(x) for x in redis_client.lrange(turn_workers.results_key(prefix), 0, -1)]
 
 
-def _assert_never_two_active(server: EmulatorServer) -> None:
-    stats = server.admin.stats()
-    assert stats["lock_errors"]["total"] == 0, stats["lock_errors"]
-    assert stats["peak_active_per_owner"] <= 1
-    assert stats["owners_over_one"] == []
-
-
 def test_five_processes_ten_turns_each_on_one_key_all_succeed(
     common: dict[str, Any],
     thread_pool_emulator: EmulatorServer,
@@ -93,7 +86,7 @@ def test_five_processes_ten_turns_each_on_one_key_all_succeed(
     results = _results(redis_client, thread_pool_prefix)
     assert len(results) == 50
     assert all(r.startswith("ok ") for r in results), results
-    _assert_never_two_active(thread_pool_emulator)
+    assert_one_run_at_a_time(thread_pool_emulator)
     threads = {r.split()[2] for r in results}
     assert 1 <= len(threads) <= 5
     for thread_id in threads:
@@ -117,7 +110,7 @@ def test_thirty_two_processes_share_a_pool_of_eight(
     results = _results(redis_client, thread_pool_prefix)
     assert len(results) == 320
     assert all(r.startswith("ok ") for r in results), [r for r in results if not r.startswith("ok")]
-    _assert_never_two_active(thread_pool_emulator)
+    assert_one_run_at_a_time(thread_pool_emulator)
     threads = {r.split()[2] for r in results}
     assert len(threads) == 8
     for thread_id in threads:

@@ -13,12 +13,11 @@ import openai
 import pytest
 import redis
 
-from tests.support.checks import assert_quiet
+from tests.support.evidence import assert_quiet, fences_of
 from tests.support.sync_helpers import pause
 from tests.support.turn_fixtures import (
     ASSISTANT_TOOLS,
     RESPONSE_TOOLS,
-    fences_of,
     lock_errors,
     make_assistant,
     requests_made,
