@@ -21,14 +21,12 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import openai
 import redis
 
 from tests.chaos import worker
@@ -41,6 +39,7 @@ from tests.support.evidence import (
     late_writes,
     violations,
 )
+from tests.support.upstream import create_assistant
 from thread_pool import ThreadPool
 from thread_pool.emulator.client import IntrospectionClient
 from thread_pool.keys import PoolKeys
@@ -245,7 +244,7 @@ def run(config: ChaosConfig, evidence_url: str | None = None) -> Report:
         stack.callback(evidence.close)
         common = {
             "base_url": base_url,
-            "assistant_id": _assistant(base_url),
+            "assistant_id": create_assistant(base_url),
             "store_url": store_url,
             "cluster": config.cluster,
             "evidence_url": ev_url,
@@ -278,15 +277,6 @@ def _prewarm(config: ChaosConfig, common: dict[str, Any]) -> None:
                 held = [pool.acquire(key) for _ in range(config.max_size)]
                 for lease in held:
                     pool.release(lease)
-
-
-def _assistant(base_url: str) -> str:
-    with (
-        openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0) as client,
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return client.beta.assistants.create(model="emulated").id
 
 
 def _inject_faults(

@@ -18,13 +18,12 @@ import openai
 import pytest
 
 from tests.support.evidence import assert_one_run_at_a_time
-from tests.support.turn_fixtures import make_assistant
+from tests.support.upstream import FAST_RETRY, make_assistant
 from thread_pool import (
     AsyncAssistantsBackend,
     AsyncThreadPool,
     LeaseLost,
     PoolStateLost,
-    RetryPolicy,
     StoreUnavailable,
     ThreadPoolError,
 )
@@ -48,7 +47,6 @@ PREFIX = "chaos"
 # Every test runs on a private single Redis of its own (also when the session runs on a cluster).
 WORKERS = 6
 SIZE = 3
-FAST_RETRY = RetryPolicy(attempts=8, deadline=20, base_delay=0.01, max_delay=0.1)
 # What a call may fail with while Redis is away or after it lost the pool's state.
 EXPECTED = {"StoreUnavailable", "PoolStateLost", "LeaseLost"}
 

@@ -15,7 +15,7 @@ import redis
 
 from tests.support import turn_workers
 from tests.support.evidence import assert_one_run_at_a_time, assert_quiet, fences_of
-from tests.support.turn_fixtures import lock_errors, make_assistant
+from tests.support.upstream import lock_errors, make_assistant
 from thread_pool import AssistantsBackend, ConversationsBackend, ThreadPool
 from thread_pool.emulator import EmulatorServer
 
