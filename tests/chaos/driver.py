@@ -30,7 +30,6 @@ from typing import Any
 import redis
 
 from tests.chaos import worker
-from tests.support import turn_workers
 from tests.support.evidence import (
     LoggedTurn,
     PoolLeftovers,
@@ -40,15 +39,13 @@ from tests.support.evidence import (
     violations,
 )
 from tests.support.upstream import create_assistant
+from tests.support.workers import Site, check_key, start
 from thread_pool import ThreadPool
 from thread_pool.emulator.client import IntrospectionClient
 from thread_pool.keys import PoolKeys
 from thread_pool.redis_clients import connect
 from thread_pool.redis_server import LocalCluster, RedisServer
 from thread_pool.turns import POOL_KEY
-
-_ctx = multiprocessing.get_context("forkserver")
-_ctx.set_forkserver_preload(["tests.chaos.worker"])
 
 #: The emulator's calm and storm configurations (the storm's HTTP faults are retried by the
 #: backends; its failed, expired and stuck runs end turns with TurnFailed).
@@ -174,8 +171,7 @@ class _Workers:
             seed=self.config.seed * 1000 + self.spawned,
             **self.common,
         )
-        proc = _ctx.Process(target=worker.main, args=(worker_config,), name=f"{name}:{slot}")
-        proc.start()
+        proc = start(worker.main, worker_config, name=f"{name}:{slot}")
         with self.lock:
             self.live[name] = proc
 
@@ -303,7 +299,7 @@ def _inject_faults(
     # (a pause longer than planned tests something else than the one asked for).
     resumes: list[threading.Timer] = []
     give_up = now + config.timeout
-    while int(evidence.get(worker.done_key(prefix)) or 0) < config.turns:
+    while int(evidence.get(check_key(prefix, worker.DONE)) or 0) < config.turns:
         now = time.monotonic()
         if now > give_up:
             raise RuntimeError(f"the run did not complete {config.turns} turns in time")
@@ -348,7 +344,8 @@ def _inject_faults(
 
 def _holding(evidence: redis.Redis, prefix: str) -> set[str]:
     """The workers (by name) holding a lease, by the latest evidence: grants not ended yet."""
-    recent = Records.parse(str(x) for x in evidence.lrange(worker.evidence_key(prefix), -400, -1))
+    records = check_key(prefix, worker.RECORDS)
+    recent = Records.parse(str(x) for x in evidence.lrange(records, -400, -1))
     ended = {(e.thread_id, e.fence) for e in recent.ends}
     return {g.holder.split("/", 1)[0] for g in recent.grants if (g.thread_id, g.fence) not in ended}
 
@@ -386,10 +383,14 @@ def _collect(
                 while pool.stats(key).settling and time.monotonic() < give_up:
                     time.sleep(0.5)
                     pool.reap(key)
-    outcomes = {str(k): int(v) for k, v in evidence.hgetall(worker.outcomes_key(prefix)).items()}
+    outcomes = {
+        str(k): int(v) for k, v in evidence.hgetall(check_key(prefix, worker.OUTCOMES)).items()
+    }
     report.outcomes = outcomes
     report.turns_started = sum(outcomes.values())
-    records = Records.parse(str(x) for x in evidence.lrange(worker.evidence_key(prefix), 0, -1))
+    records = Records.parse(
+        str(x) for x in evidence.lrange(check_key(prefix, worker.RECORDS), 0, -1)
+    )
     report.turns_completed = len(records.done)
     report.faults["turn cancelled at a random moment"] = outcomes.get("cancelled", 0)
     stats = admin.stats()
@@ -436,18 +437,11 @@ def _collect(
 def _pool(config: ChaosConfig, common: dict[str, Any], kind: str) -> ThreadPool:
     """A blocking pool object of the driver's own, on the workers' pools of backend ``kind``,
     with the workers' settings (a pool takes its sizes and lease TTL from whoever creates it)."""
-    return ThreadPool(
-        backend=turn_workers.backend(
-            "assistants" if kind == "assistants" else "background",
-            common["base_url"],
-            "unused",
-            common["assistant_id"],
-        ),
-        redis_url=common["store_url"],
-        redis_cluster=config.cluster,
-        key_prefix=common["prefix"],
-        **worker.pool_settings(config),
+    site = Site(
+        common["base_url"], "unused", common["assistant_id"], common["store_url"], common["prefix"]
     )
+    settings = {"redis_cluster": config.cluster, **worker.pool_settings(config)}
+    return site.pool("assistants" if kind == "assistants" else "background", settings)
 
 
 def scaled(config: ChaosConfig, **changes: Any) -> ChaosConfig:
