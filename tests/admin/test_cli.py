@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -18,14 +17,11 @@ import openai
 import pytest
 import redis
 
-from tests.support.environment import clean_environment
+from tests.support.environment import COMMAND, clean_environment
 from thread_pool import ConversationsBackend, ThreadPool
 from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer
 from thread_pool.testing.redis_server import free_port
-
-_SCRIPT = Path(sys.executable).with_name("thread-pool")
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "thread_pool.cli"]
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 

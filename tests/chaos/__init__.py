@@ -1,1 +1,3 @@
-"""The chaos run: a load driver with fault injection, and an independent checker of its evidence."""
+"""The chaos run: a load driver with fault injection, its worker processes, and its tests; the
+evidence it collects is checked by ``tests.support.evidence``. ``python -m tests.chaos`` runs it
+from the command line."""

@@ -21,18 +21,16 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import openai
 import redis
 
 from tests.chaos import worker
-from tests.chaos.evidence import (
+from tests.support.evidence import (
     LoggedTurn,
     PoolLeftovers,
     Records,
@@ -40,16 +38,14 @@ from tests.chaos.evidence import (
     late_writes,
     violations,
 )
-from tests.support import turn_workers
+from tests.support.upstream import create_assistant
+from tests.support.workers import Site, check_key, start
 from thread_pool import ThreadPool
-from thread_pool._model.turns import FENCE_KEY, POOL_KEY
+from thread_pool._model.turns import POOL_KEY
 from thread_pool._store.clients import connect
 from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator.client import IntrospectionClient
 from thread_pool.testing.redis_server import LocalCluster, RedisServer
-
-_ctx = multiprocessing.get_context("forkserver")
-_ctx.set_forkserver_preload(["tests.chaos.worker"])
 
 #: The emulator's calm and storm configurations (the storm's HTTP faults are retried by the
 #: backends; its failed, expired and stuck runs end turns with TurnFailed).
@@ -175,8 +171,7 @@ class _Workers:
             seed=self.config.seed * 1000 + self.spawned,
             **self.common,
         )
-        proc = _ctx.Process(target=worker.main, args=(worker_config,), name=f"{name}:{slot}")
-        proc.start()
+        proc = start(worker.main, worker_config, name=f"{name}:{slot}")
         with self.lock:
             self.live[name] = proc
 
@@ -245,7 +240,7 @@ def run(config: ChaosConfig, evidence_url: str | None = None) -> Report:
         stack.callback(evidence.close)
         common = {
             "base_url": base_url,
-            "assistant_id": _assistant(base_url),
+            "assistant_id": create_assistant(base_url),
             "store_url": store_url,
             "cluster": config.cluster,
             "evidence_url": ev_url,
@@ -280,15 +275,6 @@ def _prewarm(config: ChaosConfig, common: dict[str, Any]) -> None:
                     pool.release(lease)
 
 
-def _assistant(base_url: str) -> str:
-    with (
-        openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0) as client,
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return client.beta.assistants.create(model="emulated").id
-
-
 def _inject_faults(
     config: ChaosConfig,
     workers: _Workers,
@@ -313,7 +299,7 @@ def _inject_faults(
     # (a pause longer than planned tests something else than the one asked for).
     resumes: list[threading.Timer] = []
     give_up = now + config.timeout
-    while int(evidence.get(worker.done_key(prefix)) or 0) < config.turns:
+    while int(evidence.get(check_key(prefix, worker.DONE)) or 0) < config.turns:
         now = time.monotonic()
         if now > give_up:
             raise RuntimeError(f"the run did not complete {config.turns} turns in time")
@@ -358,7 +344,8 @@ def _inject_faults(
 
 def _holding(evidence: redis.Redis, prefix: str) -> set[str]:
     """The workers (by name) holding a lease, by the latest evidence: grants not ended yet."""
-    recent = Records.parse(str(x) for x in evidence.lrange(worker.evidence_key(prefix), -400, -1))
+    records = check_key(prefix, worker.RECORDS)
+    recent = Records.parse(str(x) for x in evidence.lrange(records, -400, -1))
     ended = {(e.thread_id, e.fence) for e in recent.ends}
     return {g.holder.split("/", 1)[0] for g in recent.grants if (g.thread_id, g.fence) not in ended}
 
@@ -396,24 +383,22 @@ def _collect(
                 while pool.stats(key).settling and time.monotonic() < give_up:
                     time.sleep(0.5)
                     pool.reap(key)
-    outcomes = {str(k): int(v) for k, v in evidence.hgetall(worker.outcomes_key(prefix)).items()}
+    outcomes = {
+        str(k): int(v) for k, v in evidence.hgetall(check_key(prefix, worker.OUTCOMES)).items()
+    }
     report.outcomes = outcomes
     report.turns_started = sum(outcomes.values())
-    records = Records.parse(str(x) for x in evidence.lrange(worker.evidence_key(prefix), 0, -1))
+    records = Records.parse(
+        str(x) for x in evidence.lrange(check_key(prefix, worker.RECORDS), 0, -1)
+    )
     report.turns_completed = len(records.done)
     report.faults["turn cancelled at a random moment"] = outcomes.get("cancelled", 0)
     stats = admin.stats()
     report.faults.update({f"upstream {k}": v for k, v in stats["faults"].items()})
     writes = [
-        Write(
-            owner,
-            int(w["seq"]),
-            int(float(w["at"]) * 1000),  # floor, as Redis TIME in ms is
-            str(w["op"]),
-            int(w["metadata"][FENCE_KEY]) if FENCE_KEY in (w.get("metadata") or {}) else None,
-        )
+        Write.logged(owner, entry)
         for owner, entries in admin.all_writes().items()
-        for w in entries
+        for entry in entries
     ]
     objects = admin.objects()
     upstream: dict[str, list[str]] = {}
@@ -429,7 +414,7 @@ def _collect(
             for entry_id, fields in client.xrange(PoolKeys.of(prefix, key).log)
             if fields.get("role") == "user"
         ]
-        leftovers = [_leftovers(client, prefix, key, config.max_size) for key in keys]
+        leftovers = [PoolLeftovers.read(client, prefix, key, config.max_size) for key in keys]
     report.upstream = {
         "requests": stats["requests_total"],
         "writes": len(writes),
@@ -452,36 +437,11 @@ def _collect(
 def _pool(config: ChaosConfig, common: dict[str, Any], kind: str) -> ThreadPool:
     """A blocking pool object of the driver's own, on the workers' pools of backend ``kind``,
     with the workers' settings (a pool takes its sizes and lease TTL from whoever creates it)."""
-    return ThreadPool(
-        backend=turn_workers.backend(
-            "assistants" if kind == "assistants" else "background",
-            common["base_url"],
-            "unused",
-            common["assistant_id"],
-        ),
-        redis_url=common["store_url"],
-        redis_cluster=config.cluster,
-        key_prefix=common["prefix"],
-        **worker.pool_settings(config),
+    site = Site(
+        common["base_url"], "unused", common["assistant_id"], common["store_url"], common["prefix"]
     )
-
-
-def _leftovers(client: redis.Redis, prefix: str, key: str, max_size: int) -> PoolLeftovers:
-    k = PoolKeys.of(prefix, key)
-    return PoolLeftovers(
-        pool=key,
-        threads=int(client.hlen(k.threads)),
-        idle=int(client.zcard(k.idle)),
-        leases=int(client.zcard(k.leases)),
-        holds=int(client.hlen(k.holds)),
-        waiters=int(client.llen(k.waiters)),
-        reserved=int(client.zcard(k.reserved)),
-        settling=int(client.zcard(k.settling)),
-        claims=int(client.hlen(k.claims)),
-        in_flight=int(client.hlen(k.inflight)),
-        mailboxes=sum(1 for _ in client.scan_iter(match=f"{k.base}w:*")),
-        max_size=max_size,
-    )
+    settings = {"redis_cluster": config.cluster, **worker.pool_settings(config)}
+    return site.pool("assistants" if kind == "assistants" else "background", settings)
 
 
 def scaled(config: ChaosConfig, **changes: Any) -> ChaosConfig:

@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 import openai
 import pytest
 
-from tests.support.turn_fixtures import make_assistant
+from tests.support.evidence import assert_one_run_at_a_time
+from tests.support.upstream import FAST_RETRY, make_assistant
 from thread_pool import (
     AsyncAssistantsBackend,
     AsyncThreadPool,
     LeaseLost,
     PoolStateLost,
-    RetryPolicy,
     StoreUnavailable,
     ThreadPoolError,
     Turn,
@@ -48,7 +48,6 @@ PREFIX = "chaos"
 # Every test runs on a private single Redis of its own (also when the session runs on a cluster).
 WORKERS = 6
 SIZE = 3
-FAST_RETRY = RetryPolicy(attempts=8, deadline=20, base_delay=0.01, max_delay=0.1)
 # What a call may fail with while Redis is away or after it lost the pool's state.
 EXPECTED = {"StoreUnavailable", "PoolStateLost", "LeaseLost"}
 
@@ -187,10 +186,7 @@ def _assert_upstream_clean(emulator: EmulatorServer) -> dict[str, list[tuple[flo
     for owner, stamped in fences.items():
         seq = [f for _, f in stamped]
         assert seq == sorted(seq), f"fences went backwards on {owner}: {seq}"
-    stats = emulator.admin.stats()
-    assert stats["lock_errors"]["total"] == 0
-    assert stats["peak_active_per_owner"] <= 1
-    assert stats["owners_over_one"] == []
+    assert_one_run_at_a_time(emulator)
     return fences
 
 

@@ -22,11 +22,11 @@ from typing import Any
 import openai
 import redis
 
-from tests.chaos.evidence import Done, End, Grant
+from tests.support.evidence import Done, End, Grant
+from tests.support.upstream import backend
+from tests.support.workers import check_key
 from thread_pool import (
-    AsyncAssistantsBackend,
     AsyncBackend,
-    AsyncConversationsBackend,
     AsyncThreadPool,
     RetryPolicy,
     StoreUnavailable,
@@ -58,43 +58,23 @@ class WorkerConfig:
     seed: int
 
 
-def evidence_key(prefix: str) -> str:
-    """The list of G/E/D records."""
-    return f"{prefix}:evidence"
-
-
-def done_key(prefix: str) -> str:
-    """How many turns completed, over all workers."""
-    return f"{prefix}:done"
-
-
-def outcomes_key(prefix: str) -> str:
-    """A hash of turn outcomes by kind (``ok``, ``cancelled``, error type names)."""
-    return f"{prefix}:outcomes"
+# What workers record on the evidence server (see ``check_key``).
+RECORDS = "records"  # the list of G/E/D records
+DONE = "done"  # how many turns completed, over all workers
+OUTCOMES = "outcomes"  # a hash of turn outcomes by kind (``ok``, ``cancelled``, error type names)
 
 
 def _backend(config: WorkerConfig) -> AsyncBackend:
     client = openai.AsyncOpenAI(base_url=config.base_url, api_key="unused", max_retries=0)
-    retry = RetryPolicy(attempts=8, deadline=20, base_delay=0.02, max_delay=0.5)
+    options: dict[str, Any] = {
+        "retry": RetryPolicy(attempts=8, deadline=20, base_delay=0.02, max_delay=0.5),
+        "settle_wait": 0.2,
+        "settle_timeout": 10,
+        "turn_timeout": 3.0,  # a stuck background response never ends by itself
+    }
     if config.backend == "assistants":
-        return AsyncAssistantsBackend(
-            client,
-            assistant_id=config.assistant_id,
-            retry=retry,
-            poll_interval=0.02,
-            settle_wait=0.2,
-            settle_timeout=10,
-            turn_timeout=3.0,
-        )
-    return AsyncConversationsBackend(
-        client,
-        model="emulated",
-        background=True,
-        retry=retry,
-        settle_wait=0.2,
-        settle_timeout=10,
-        turn_timeout=3.0,  # a stuck background response never ends by itself
-    )
+        return backend("assistants", client, config.assistant_id, poll_interval=0.02, **options)
+    return backend("background", client, **options)
 
 
 class _Task:
@@ -111,16 +91,16 @@ class _Task:
         self.turns = 0
 
     def record(self, line: str) -> None:
-        self.log.rpush(evidence_key(self.config.prefix), line)
+        self.log.rpush(check_key(self.config.prefix, RECORDS), line)
 
     async def loop(self) -> None:
-        done = done_key(self.config.prefix)
+        done = check_key(self.config.prefix, DONE)
         while int(self.log.get(done) or 0) < self.config.target:
             self.turns += 1
             label = f"{self.holder}/{self.turns}"
             key = self.rng.choice(self.config.keys)
             outcome = await self.one(key, label)
-            self.log.hincrby(outcomes_key(self.config.prefix), outcome, 1)
+            self.log.hincrby(check_key(self.config.prefix, OUTCOMES), outcome, 1)
             if outcome == StoreUnavailable.__name__:
                 await asyncio.sleep(0.2)  # Redis is away: do not spin
 
@@ -160,7 +140,7 @@ class _Task:
                     end = End(thread, fence, now, round(lease.deadline * 1000), outcome)
                     self.record(end.encode())
             self.record(Done(label, thread, fence).encode())
-            self.log.incr(done_key(self.config.prefix))
+            self.log.incr(check_key(self.config.prefix, DONE))
             return "ok"
         except ThreadPoolError as exc:
             return type(exc).__name__

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.environment import clean_environment
+from tests.support.environment import COMMAND, clean_environment
 from thread_pool.emulator import EmulatorServer
 from thread_pool.testing.stress import Sample, summarise
 
-_SCRIPT = Path(sys.executable).with_name("thread-pool")
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "thread_pool.cli"]
 KEYS = ["strategy", "requests", "succeeded", "failed", "lock_errors", "wall_s", "turns_per_s"]
 KEYS += ["p50_s", "p95_s"]
 

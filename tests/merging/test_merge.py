@@ -12,8 +12,8 @@ import openai
 import pytest
 import redis
 
-from tests.support.checks import assert_quiet
-from tests.turns.test_turns_async import make_backend
+from tests.support.evidence import assert_quiet
+from tests.support.upstream import make_backend
 from thread_pool import AsyncThreadPool, InvalidArgument, LogEntry, TurnFailed
 from thread_pool._compat import call_handler
 from thread_pool._model.limits import MAX_MESSAGE_CHARS

@@ -12,7 +12,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.turn_fixtures import requests_made
+from tests.support.upstream import requests_made
 from thread_pool import (
     ConversationsBackend,
     CorruptState,

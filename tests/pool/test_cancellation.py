@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from tests.support.backends import AsyncRecordingBackend
-from tests.support.checks import assert_quiet
+from tests.support.evidence import assert_quiet
 from thread_pool import AsyncThreadPool, LeaseNotOwned, ThreadPool
 from thread_pool._store.keys import PoolKeys
 from thread_pool.testing.plugin import cluster_mode

@@ -1,9 +1,8 @@
 """Many processes and tasks at once: leases stay exclusive, the pool stays within max_size, and
-crashed holders or waiters leak nothing. Evidence is checked by ``tests.support.checker``."""
+crashed holders or waiters leak nothing. Evidence is checked by ``tests.support.evidence``."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import time
@@ -14,8 +13,9 @@ import pytest
 import redis
 
 from tests.support import workers
-from tests.support.checker import Hold, violations
-from tests.support.checks import assert_quiet
+from tests.support.evidence import Hold, assert_quiet, hold_violations
+from tests.support.sync_helpers import eventually
+from tests.support.workers import CREATED, HOLDS, OVERLAPS, READY, check_key, pid, start
 from thread_pool import ThreadPool
 from thread_pool._store.keys import PoolKeys
 
@@ -24,45 +24,26 @@ TASKS = 25
 CYCLES = 4
 POOL_SIZE = 4
 
-spawn = multiprocessing.get_context("spawn")
-
-
-def test_checker_sees_overlaps_and_repeated_fences() -> None:
-    fine = [Hold("t", 1, 0, 10, "a"), Hold("t", 2, 10, 20, "b"), Hold("u", 1, 5, 15, "c")]
-    assert violations(fine) == []
-    overlapping = [Hold("t", 1, 0, 10, "a"), Hold("t", 2, 9, 20, "b")]
-    assert "started" in violations(overlapping)[0]
-    repeated = [Hold("t", 1, 0, 10, "a"), Hold("t", 1, 20, 30, "b")]
-    assert "granted twice" in violations(repeated)[0]
-    # Fences out of time order: the later grant held the thread first.
-    reordered = [Hold("t", 2, 0, 10, "a"), Hold("t", 1, 20, 30, "b")]
-    assert violations(reordered) != []
-
 
 @pytest.mark.slow
 def test_many_processes_and_tasks_never_share_a_thread(
     thread_pool_redis_url: str, thread_pool_prefix: str, redis_client: redis.Redis
 ) -> None:
     key = "stress"
-    procs = []
-    for i in range(PROCESSES):
-        target = workers.async_worker if i % 2 == 0 else workers.sync_worker
-        args = (thread_pool_redis_url, thread_pool_prefix, key, TASKS, CYCLES, POOL_SIZE)
-        procs.append(spawn.Process(target=target, args=args))
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=240)
-        assert p.exitcode == 0, f"worker {p.pid} exited with {p.exitcode}"
+    args = (thread_pool_redis_url, thread_pool_prefix, key, TASKS, CYCLES, POOL_SIZE)
+    targets = [
+        workers.async_worker if i % 2 == 0 else workers.sync_worker for i in range(PROCESSES)
+    ]
+    workers.join([start(target, *args, fresh=True) for target in targets], timeout=240)
 
     holds = [
         Hold.decode(str(line))
-        for line in redis_client.lrange(workers.evidence_key(thread_pool_prefix), 0, -1)
+        for line in redis_client.lrange(check_key(thread_pool_prefix, HOLDS), 0, -1)
     ]
     assert len(holds) == PROCESSES * TASKS * CYCLES
-    assert violations(holds) == []
-    assert redis_client.get(workers.overlap_key(thread_pool_prefix)) is None
-    created = redis_client.lrange(workers.created_key(thread_pool_prefix), 0, -1)
+    assert hold_violations(holds) == []
+    assert redis_client.get(check_key(thread_pool_prefix, OVERLAPS)) is None
+    created = redis_client.lrange(check_key(thread_pool_prefix, CREATED), 0, -1)
     # Growth raced from 8 processes at once and still stopped at max_size.
     assert len(created) == POOL_SIZE
     assert {h.thread_id for h in holds} == set(created)
@@ -71,19 +52,6 @@ def test_many_processes_and_tasks_never_share_a_thread(
     assert stats.granted == len(holds)
     assert (stats.threads, stats.idle, stats.timeouts, stats.lost) == (POOL_SIZE, POOL_SIZE, 0, 0)
     assert_quiet(redis_client, thread_pool_prefix, key, threads=POOL_SIZE)
-
-
-def _pid(proc: multiprocessing.process.BaseProcess) -> int:
-    assert proc.pid is not None
-    return proc.pid
-
-
-def _wait_for(check: object, timeout: float = 20.0) -> None:
-    assert callable(check)
-    end = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < end, "condition not reached in time"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -108,14 +76,10 @@ def test_a_killed_holder_loses_its_thread_to_the_next_caller(
 ) -> None:
     key = "crash"
     pool = one_thread_pool
-    ready = f"{thread_pool_prefix}:check:ready"
-    proc = spawn.Process(
-        target=workers.hold_forever,
-        args=(thread_pool_redis_url, thread_pool_prefix, key, ready),
-    )
-    proc.start()
-    _wait_for(lambda: redis_client.exists(ready))
-    os.kill(_pid(proc), signal.SIGKILL)
+    ready = check_key(thread_pool_prefix, READY)
+    proc = start(workers.hold_forever, thread_pool_redis_url, thread_pool_prefix, key, fresh=True)
+    eventually(lambda: bool(redis_client.exists(ready)), timeout=20.0)
+    os.kill(pid(proc), signal.SIGKILL)
     proc.join()
     assert redis_client.get(ready) == "thread_only 1"
     # The next caller waits out the dead holder's TTL, then gets the thread with a new fence.
@@ -135,12 +99,9 @@ def test_a_thread_handed_to_a_waiter_that_died_comes_back(
     key = "vanished"
     pool = one_thread_pool
     held = pool.acquire(key)
-    proc = spawn.Process(
-        target=workers.wait_forever, args=(thread_pool_redis_url, thread_pool_prefix, key)
-    )
-    proc.start()
-    _wait_for(lambda: pool.stats(key).waiting == 1)
-    os.kill(_pid(proc), signal.SIGKILL)
+    proc = start(workers.wait_forever, thread_pool_redis_url, thread_pool_prefix, key, fresh=True)
+    eventually(lambda: pool.stats(key).waiting == 1, timeout=20.0)
+    os.kill(pid(proc), signal.SIGKILL)
     proc.join()
     # The waiter's ticket is still live, so the release hands the thread to it...
     pool.release(held)
@@ -169,20 +130,15 @@ def test_a_dead_waiters_place_in_the_queue_lapses_and_costs_no_thread(
             assert time.monotonic() < end, "condition not reached in time"
             time.sleep(0.1)
 
-    procs = [
-        spawn.Process(
-            target=workers.wait_forever, args=(thread_pool_redis_url, thread_pool_prefix, key)
-        )
-        for _ in range(2)
-    ]
-    procs[0].start()
+    args = (thread_pool_redis_url, thread_pool_prefix, key)
+    procs = [start(workers.wait_forever, *args, fresh=True)]
     holding_until(lambda: pool.stats(key).waiting == 1)
-    procs[1].start()
+    procs.append(start(workers.wait_forever, *args, fresh=True))
     holding_until(lambda: pool.stats(key).waiting == 2)
     # Both wait past a refresh of their entries; then the first in the queue dies.
     pause = time.monotonic() + 3
     holding_until(lambda: time.monotonic() > pause)
-    os.kill(_pid(procs[0]), signal.SIGKILL)
+    os.kill(pid(procs[0]), signal.SIGKILL)
     procs[0].join()
     # The living waiter keeps its entry live; the dead one's lapses within seconds.
     holding_until(lambda: pool.stats(key).waiting == 1)
@@ -191,8 +147,8 @@ def test_a_dead_waiters_place_in_the_queue_lapses_and_costs_no_thread(
     holds = redis_client.hgetall(PoolKeys.of(thread_pool_prefix, key).holds)
     assert len(holds) == 1
     (hold,) = holds.values()
-    assert f":{_pid(procs[1])}:" in hold, hold
-    os.kill(_pid(procs[1]), signal.SIGKILL)
+    assert f":{pid(procs[1])}:" in hold, hold
+    os.kill(pid(procs[1]), signal.SIGKILL)
     procs[1].join()
     with pool.lease(key, timeout=20) as lease:
         assert (lease.thread_id, lease.fence) == ("thread_only", 3)

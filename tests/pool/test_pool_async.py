@@ -11,7 +11,7 @@ import redis
 
 from tests.support.aio_helpers import Spawned, eventually, pause
 from tests.support.backends import AsyncGatedBackend, AsyncRecordingBackend, Gate
-from tests.support.checks import assert_quiet
+from tests.support.evidence import assert_quiet
 from thread_pool import (
     AsyncLease,
     AsyncThreadPool,

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from tests.support.backends import Gate, GatedBackend, RecordingBackend
-from tests.support.checks import assert_quiet
+from tests.support.evidence import assert_quiet
 from tests.support.sync_helpers import Spawned, eventually, pause
 from thread_pool import (
     CorruptState,

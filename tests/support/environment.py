@@ -1,8 +1,15 @@
-"""The environment of a subprocess a test starts as a user would (the CLI, the stress test)."""
+"""A subprocess a test starts as a user would (the CLI, the stress test): its command and its
+environment."""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+_SCRIPT = Path(sys.executable).with_name("thread-pool")
+# The ``thread-pool`` command, as installed next to this Python (or run as a module).
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "thread_pool.cli"]
 
 # Says what the session's Redis is (a cluster, in the cluster pass): a subprocess must keep it.
 KEPT = ("THREAD_POOL_REDIS_CLUSTER",)

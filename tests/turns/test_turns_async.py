@@ -11,23 +11,19 @@ import pytest
 import redis
 
 from tests.support.aio_helpers import pause
-from tests.support.checks import assert_quiet
-from tests.support.turn_fixtures import (
+from tests.support.evidence import assert_quiet, fences_of
+from tests.support.upstream import (
     ASSISTANT_TOOLS,
-    RESPONSE_TOOLS,
-    fences_of,
     lock_errors,
     make_assistant,
+    make_backend,
     requests_made,
+    tools_for,
 )
 from thread_pool import (
-    AsyncAssistantsBackend,
-    AsyncBackend,
-    AsyncConversationsBackend,
     AsyncThreadPool,
     InvalidArgument,
     LeaseLost,
-    RetryPolicy,
     ToolCall,
     TurnFailed,
     UpstreamError,
@@ -40,25 +36,6 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 MakePool = Callable[..., AsyncThreadPool]
-FAST_RETRY = RetryPolicy(attempts=8, deadline=20, base_delay=0.01, max_delay=0.1)
-
-
-def make_backend(kind: str, client: openai.AsyncOpenAI, server: EmulatorServer) -> AsyncBackend:
-    if kind == "assistants":
-        return AsyncAssistantsBackend(
-            client, assistant_id=make_assistant(server), retry=FAST_RETRY, settle_wait=0.2
-        )
-    return AsyncConversationsBackend(
-        client,
-        model="emulated",
-        background=kind == "background",
-        retry=FAST_RETRY,
-        settle_wait=0.2,
-    )
-
-
-def tools_for(kind: str) -> list[Any]:
-    return ASSISTANT_TOOLS if kind == "assistants" else RESPONSE_TOOLS
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import openai
 import pytest
 import redis
 
-from tests.support.checks import assert_quiet
-from tests.support.turn_fixtures import hooked_client, lock_errors, make_assistant
+from tests.support.evidence import assert_quiet
+from tests.support.upstream import hooked_client, lock_errors, make_assistant
 from thread_pool import (
     AsyncAssistantsBackend,
     AsyncBackend,

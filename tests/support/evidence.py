@@ -1,17 +1,24 @@
-"""The chaos run's independent checker: it reads evidence after the fact and knows nothing of how
-leases are granted, renewed or settled.
+"""Lease evidence and the independent checks on it: they read evidence after the fact and know
+nothing of how leases are granted, renewed or settled.
 
-Evidence comes from three places that do not trust each other:
+Evidence comes from places that do not trust each other:
 
-* the holders' own records, written to a Redis server of their own (not the pool's) the moment
-  they are granted a thread (``G``) and when the lease is over (``E``), and for every turn they saw
-  complete (``D``);
+* the holders' own records, written outside the pool's keys with plain commands while they hold
+  a thread: a ``Hold`` (the interval a holder used a thread, and the fence it was given: the
+  multi-process pool tests), or a ``Grant`` the moment it is granted a thread (``G``), an
+  ``End`` when the lease is over (``E``) and a ``Done`` for every turn it saw complete (``D``:
+  the chaos run, on a Redis server of its own, not the pool's);
 * the upstream's write log (the emulator's ``/_emulator/writes``): every write on every thread
-  with its arrival time and the ``tp_fence`` it was stamped with, and its lock-error counters;
-* what the pool left behind: its canonical log and its keys after ``reap``.
+  with its arrival time and the ``tp_fence`` it was stamped with, and its counters (lock
+  errors, active runs per thread);
+* what the pool left behind, read with plain Redis commands: its keys (``PoolLeftovers``,
+  ``assert_quiet``) and its canonical log.
 
-All times are milliseconds of the machine's wall clock (Redis ``TIME``, ``time.time()`` in the
-emulator and the workers all read it), so they compare across processes.
+Leases are exclusive exactly when, for every thread, the holds sorted by fence never overlap and
+the fences never repeat (``exclusive``). A ``Hold``'s times are nanoseconds of the system-wide
+monotonic clock; the chaos records' and the upstream's are milliseconds of the machine's wall
+clock (Redis ``TIME``, ``time.time()`` in the emulator and the workers all read it): either way
+they compare across processes on one machine.
 """
 
 from __future__ import annotations
@@ -20,6 +27,85 @@ import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from thread_pool._model.turns import FENCE_KEY
+from thread_pool._store.keys import PoolKeys
+
+if TYPE_CHECKING:
+    from thread_pool.emulator import EmulatorServer
+
+NS_PER_MS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """One holder's use of one thread under one fence, from ``start`` to ``end`` by a clock every
+    holder reads (``end`` is None when none was recorded: its holder was killed holding it)."""
+
+    thread_id: str
+    fence: int
+    start: int
+    end: int | None
+    holder: str
+
+    def encode(self) -> str:
+        """One line of evidence."""
+        end = "-" if self.end is None else self.end
+        return f"{self.thread_id} {self.fence} {self.start} {end} {self.holder}"
+
+    @classmethod
+    def decode(cls, line: str) -> Hold:
+        """Parse ``encode``'s line."""
+        thread_id, fence, start, end, holder = line.split(" ", 4)
+        return cls(thread_id, int(fence), int(start), None if end == "-" else int(end), holder)
+
+
+def exclusive(holds: Iterable[Hold], ticks_per_ms: int = 1) -> list[str]:
+    """Fences never repeat on a thread, and in fence order each hold started after the one
+    before it started and, when its end is known, after it ended. ``ticks_per_ms``: how many
+    units of the holds' clock make a millisecond (1 for milliseconds, ``NS_PER_MS``)."""
+    found: list[str] = []
+    by_thread: dict[str, list[Hold]] = defaultdict(list)
+    for hold in holds:
+        by_thread[hold.thread_id].append(hold)
+    for thread_id, thread_holds in by_thread.items():
+        thread_holds.sort(key=lambda h: h.fence)
+        for before, after in itertools.pairwise(thread_holds):
+            if before.fence == after.fence:
+                found.append(f"{thread_id}: fence {after.fence} granted twice")
+                continue
+            if after.start < before.start:
+                found.append(
+                    f"{thread_id}: fence {after.fence} started before fence {before.fence}"
+                )
+            if before.end is not None and after.start < before.end:
+                found.append(
+                    f"{thread_id}: fence {after.fence} ({after.holder}) started "
+                    f"{_ms(before.end - after.start, ticks_per_ms)} before fence {before.fence} "
+                    f"({before.holder}) ended"
+                )
+    return found
+
+
+def _ms(ticks: int, ticks_per_ms: int) -> str:
+    if ticks_per_ms == 1:
+        return f"{ticks} ms"
+    return f"{ticks / ticks_per_ms:.3f} ms"
+
+
+def hold_violations(holds: Iterable[Hold]) -> list[str]:
+    """Every way holders' ``Hold`` records (nanoseconds) contradict exclusive, fenced leases
+    (empty when they do not)."""
+    held = list(holds)
+    found = [
+        f"{hold.thread_id}: interval of fence {hold.fence} ends before it starts"
+        for hold in held
+        if hold.end is not None and hold.end < hold.start
+    ]
+    return found + exclusive(held, ticks_per_ms=NS_PER_MS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +156,18 @@ class Write:
     at_ms: int
     op: str
     fence: int | None
+
+    @classmethod
+    def logged(cls, thread_id: str, entry: Mapping[str, Any]) -> Write:
+        """An entry of the emulator's write log on ``thread_id``."""
+        metadata = entry.get("metadata") or {}
+        return cls(
+            thread_id,
+            int(entry["seq"]),
+            int(float(entry["at"]) * 1000),  # floor, as Redis TIME in ms is
+            str(entry["op"]),
+            int(metadata[FENCE_KEY]) if FENCE_KEY in metadata else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +222,28 @@ class PoolLeftovers:
     claims: int
     in_flight: int
     mailboxes: int
-    max_size: int
+    max_size: int | None = None
+
+    @classmethod
+    def read(
+        cls, client: redis.Redis, prefix: str, key: str, max_size: int | None = None
+    ) -> PoolLeftovers:
+        """Pool ``key``'s keys as they are now (``max_size``: the size it must keep within)."""
+        k = PoolKeys.of(prefix, key)
+        return cls(
+            pool=key,
+            threads=int(client.hlen(k.threads)),
+            idle=int(client.zcard(k.idle)),
+            leases=int(client.zcard(k.leases)),
+            holds=int(client.hlen(k.holds)),
+            waiters=int(client.llen(k.waiters)),
+            reserved=int(client.zcard(k.reserved)),
+            settling=int(client.zcard(k.settling)),
+            claims=int(client.hlen(k.claims)),
+            in_flight=int(client.hlen(k.inflight)),
+            mailboxes=sum(1 for _ in client.scan_iter(match=f"{k.base}w:*")),
+            max_size=max_size,
+        )
 
 
 def violations(
@@ -165,29 +284,17 @@ def _grants_by_thread(records: Records) -> dict[str, list[Grant]]:
 
 def _exclusive_grants(records: Records) -> list[str]:
     """Fences never repeat on a thread, and a lease that ended (by release or by its deadline)
-    ended before the next grant of its thread."""
-    found: list[str] = []
+    ended before the next grant of its thread. A lease with no end record (its holder was
+    killed) has its writes checked against the next grant instead (``_fenced_writes``)."""
     ends = {(e.thread_id, e.fence): e for e in records.ends}
-    for thread_id, grants in _grants_by_thread(records).items():
-        for before, after in itertools.pairwise(grants):
-            if before.fence == after.fence:
-                found.append(f"{thread_id}: fence {after.fence} granted twice")
-                continue
-            if after.granted_ms < before.granted_ms:
-                found.append(
-                    f"{thread_id}: fence {after.fence} granted before fence {before.fence}"
-                )
-            end = ends.get((thread_id, before.fence))
-            if end is None:
-                continue  # its holder was killed: its writes are checked against the next grant
-            held_until = min(end.end_ms, end.deadline_ms)
-            if after.granted_ms < held_until:
-                found.append(
-                    f"{thread_id}: fence {after.fence} ({after.holder}) granted "
-                    f"{held_until - after.granted_ms} ms before fence {before.fence} "
-                    f"({before.holder}) ended"
-                )
-    return found
+
+    def held_until(grant: Grant) -> int | None:
+        end = ends.get((grant.thread_id, grant.fence))
+        return None if end is None else min(end.end_ms, end.deadline_ms)
+
+    return exclusive(
+        Hold(g.thread_id, g.fence, g.granted_ms, held_until(g), g.holder) for g in records.grants
+    )
 
 
 def _fenced_writes(records: Records, writes: Iterable[Write]) -> list[str]:
@@ -305,6 +412,30 @@ def _log_exactly_once(records: Records, log: Iterable[LoggedTurn]) -> list[str]:
     return found
 
 
+def left_behind(left: PoolLeftovers) -> list[str]:
+    """What a pool that should be idle still holds: every thread idle, nothing leased, held,
+    waiting, reserved, settling or in flight, and no more threads than its size (when known)."""
+    found: list[str] = []
+    busy = {
+        "leases": left.leases,
+        "holds": left.holds,
+        "waiters": left.waiters,
+        "reservations": left.reserved,
+        "settling threads": left.settling,
+        "settling claims": left.claims,
+        "in-flight records": left.in_flight,
+        "mailboxes": left.mailboxes,
+    }
+    for what, count in busy.items():
+        if count:
+            found.append(f"pool {left.pool}: {count} {what} left behind")
+    if left.idle != left.threads:
+        found.append(f"pool {left.pool}: {left.threads - left.idle} threads not idle")
+    if left.max_size is not None and left.threads > left.max_size:
+        found.append(f"pool {left.pool}: {left.threads} threads, max {left.max_size}")
+    return found
+
+
 def _nothing_left(
     leftovers: Iterable[PoolLeftovers], upstream_threads: Mapping[str, Sequence[str]]
 ) -> list[str]:
@@ -312,23 +443,7 @@ def _nothing_left(
     pool's threads for it."""
     found: list[str] = []
     for left in leftovers:
-        busy = {
-            "leases": left.leases,
-            "holds": left.holds,
-            "waiters": left.waiters,
-            "reservations": left.reserved,
-            "settling threads": left.settling,
-            "settling claims": left.claims,
-            "in-flight records": left.in_flight,
-            "mailboxes": left.mailboxes,
-        }
-        for what, count in busy.items():
-            if count:
-                found.append(f"pool {left.pool}: {count} {what} left behind")
-        if left.idle != left.threads:
-            found.append(f"pool {left.pool}: {left.threads - left.idle} threads not idle")
-        if left.threads > left.max_size:
-            found.append(f"pool {left.pool}: {left.threads} threads, max {left.max_size}")
+        found += left_behind(left)
         upstream = len(upstream_threads.get(left.pool, ()))
         if upstream != left.threads:
             found.append(
@@ -336,3 +451,54 @@ def _nothing_left(
                 f"the pool {left.threads}"
             )
     return found
+
+
+# -- checks that read Redis and the emulator themselves, for the tests -----------------------
+
+
+def assert_quiet(client: redis.Redis, prefix: str, key: str, threads: int | None = None) -> None:
+    """Pool ``key`` is fully idle: no lease, hold, waiter, mailbox, reservation, settling claim
+    or request in flight, and every thread is in the idle set (exactly ``threads`` of them when
+    given, else at most one). ``client`` decodes responses."""
+    k = PoolKeys.of(prefix, key)
+    # Every key the scripts wrote is one that keys.py knows (else the checks below see nothing).
+    known = set(k.all_fixed())
+    names = list(client.scan_iter(match=f"{k.base}*"))
+    for name in names:
+        assert name in known or name.startswith((f"{k.base}w:", f"{k.base}x:")), name
+    left = PoolLeftovers.read(client, prefix, key)
+    # Nothing in flight on an idle thread either (a clean release or a settling clears it).
+    found = left_behind(left)
+    assert not found, (found, _contents(client, names))
+    if threads is not None:
+        assert left.threads == threads
+    else:
+        assert left.threads <= 1
+
+
+def _contents(client: redis.Redis, names: Iterable[str]) -> dict[str, Any]:
+    """What each of the keys ``names`` holds, for a failure message."""
+    read: dict[str, Any] = {
+        "hash": client.hgetall,
+        "zset": lambda name: client.zrange(name, 0, -1, withscores=True),
+        "list": lambda name: client.lrange(name, 0, -1),
+        "set": client.smembers,
+        "string": client.get,
+        "stream": client.xlen,
+    }
+    return {name: read.get(str(client.type(name)), client.type)(name) for name in names}
+
+
+def assert_one_run_at_a_time(server: EmulatorServer) -> None:
+    """Upstream never refused a write for a busy thread, nor had two active runs on one."""
+    stats = server.admin.stats()
+    assert stats["lock_errors"]["total"] == 0, stats["lock_errors"]
+    assert stats["peak_active_per_owner"] <= 1
+    assert stats["owners_over_one"] == []
+
+
+def fences_of(server: EmulatorServer, owner_id: str) -> list[int]:
+    """The ``tp_fence`` stamps of every write on a thread or conversation, in order (a
+    refused write is logged with its blocker's stamps, and is no write)."""
+    writes = (Write.logged(owner_id, entry) for entry in server.admin.writes(owner_id))
+    return [w.fence for w in writes if w.fence is not None and not w.op.endswith(".refused")]
