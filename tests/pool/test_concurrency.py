@@ -100,7 +100,14 @@ def test_a_thread_handed_to_a_waiter_that_died_comes_back(
     pool = one_thread_pool
     held = pool.acquire(key)
     proc = start(workers.wait_forever, thread_pool_redis_url, thread_pool_prefix, key, fresh=True)
-    eventually(lambda: pool.stats(key).waiting == 1, timeout=20.0)
+
+    def queued() -> bool:
+        # Held (renewed) until the waiter is queued: a 1 s lease could expire while a fresh
+        # interpreter starts, and the waiter would reclaim it instead of queueing.
+        held.renew()
+        return pool.stats(key).waiting == 1
+
+    eventually(queued, timeout=20.0)
     os.kill(pid(proc), signal.SIGKILL)
     proc.join()
     # The waiter's ticket is still live, so the release hands the thread to it...
