@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Everything CI checks: generated code current, lint, format, types, the built package
 # (scripts/package_check.sh), then the test suite twice (against a real Redis and the emulator
-# over real HTTP): on a single Redis, then on a private Redis Cluster of three masters. Meanwhile
-# the fast tests run under Python 3.12 and 3.13 (scripts/test_pythons.sh, in the background: the
-# passes leave one of the two cores mostly idle; its output is shown after them). Extra arguments
-# go to pytest, in every pass. Every stage runs even when an earlier one failed, so one run shows
-# every failure; the exit status is that of the first stage (in this order) that failed.
+# over real HTTP): on a single Redis, then on a private Redis Cluster of three masters; then the
+# fast tests under Python 3.12 and 3.13 (scripts/test_pythons.sh). Extra arguments go to pytest,
+# in every pass. Every stage runs even when an earlier one failed, so one run shows every
+# failure; the exit status is that of the first stage (in this order) that failed.
+#
+# The venvs of 3.12 and 3.13 are set up in the background while the stages before the tests run.
+# The test passes themselves run one at a time: several tests race a process start or a CLI
+# against a 1-10 s deadline, and a second pass beside them made those fail (measured on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -29,21 +32,21 @@ record() {
   fi
 }
 
-others_log=$(mktemp "${TMPDIR:-/tmp}/thread-pool-pythons.XXXXXX")
-others_pid=
+setup_log=$(mktemp "${TMPDIR:-/tmp}/thread-pool-setup.XXXXXX")
+setup_pid=
 cleanup() {
-  # The background job is a process group of its own (set -m): end it and its pytest.
-  if [ -n "$others_pid" ]; then kill -- -"$others_pid" 2>/dev/null || true; fi
-  rm -f "$others_log"
+  # The background set-up is a process group of its own (set -m): end it with its pip.
+  if [ -n "$setup_pid" ]; then kill -- -"$setup_pid" 2>/dev/null || true; fi
+  rm -f "$setup_log"
 }
 trap cleanup EXIT
 trap 'echo "== interrupted" >&2; exit 130' INT TERM
 
-echo "== Python 3.12 and 3.13: fast tests, started in the background (output after the passes)"
-others_start=$SECONDS
+echo "== venvs for Python 3.12 and 3.13: set up in the background (output before the tests)"
+setup_start=$SECONDS
 set -m
-scripts/test_pythons.sh "$@" </dev/null >"$others_log" 2>&1 &
-others_pid=$!
+scripts/test_pythons.sh --setup-only </dev/null >"$setup_log" 2>&1 &
+setup_pid=$!
 set +m
 
 echo "== generated sync code is current"
@@ -55,17 +58,20 @@ echo "== mypy (strict)"
 stage mypy .venv/bin/mypy
 echo "== package: wheel contents, install with [cli] into a new venv, CLI and a lease"
 stage "package check" scripts/package_check.sh
+
+setup=0
+wait "$setup_pid" || setup=$?
+setup_pid=
+echo "== venvs for Python 3.12 and 3.13 (set up in the background):"
+cat "$setup_log"
+record "venvs for 3.12 and 3.13" "$setup" $((SECONDS - setup_start))
+
 echo "== pytest, pass 1 of 2: single Redis"
 stage "pytest, single Redis" env THREAD_POOL_TEST_REDIS=single .venv/bin/pytest "$@"
 echo "== pytest, pass 2 of 2: Redis Cluster (3 masters, THREAD_POOL_TEST_REDIS=cluster)"
 stage "pytest, Redis Cluster" env THREAD_POOL_TEST_REDIS=cluster .venv/bin/pytest "$@"
-
-others=0
-wait "$others_pid" || others=$?
-others_pid=
-echo "== pytest on Python 3.12 and 3.13 (fast tests, ran in the background):"
-cat "$others_log"
-record "Python 3.12 and 3.13" "$others" $((SECONDS - others_start))
+echo "== pytest on Python 3.12 and 3.13: fast tests, single Redis"
+stage "pytest, Python 3.12 and 3.13" scripts/test_pythons.sh "$@"
 
 if [ "$status" -ne 0 ]; then
   printf -v list '%s; ' "${failed[@]}"
