@@ -1,27 +1,80 @@
 #!/usr/bin/env bash
-# Everything CI checks: generated code current, lint, format, types, then the test suite twice
-# (against a real Redis and the emulator over real HTTP): on a single Redis, then on a private
-# Redis Cluster of three masters. Extra arguments go to pytest, in both passes.
+# Everything CI checks: generated code current, lint, format, types, the built package
+# (scripts/package_check.sh), then the test suite twice (against a real Redis and the emulator
+# over real HTTP): on a single Redis, then on a private Redis Cluster of three masters; then the
+# fast tests under Python 3.12 and 3.13 (scripts/test_pythons.sh). Extra arguments go to pytest,
+# in every pass. Every stage runs even when an earlier one failed, so one run shows every
+# failure; the exit status is that of the first stage (in this order) that failed.
+#
+# The venvs of 3.12 and 3.13 are set up in the background while the stages before the tests run.
+# The test passes themselves run one at a time: several tests race a process start or a CLI
+# against a 1-10 s deadline, and a second pass beside them made those fail (measured on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-echo "== generated sync code is current"
-.venv/bin/python tools/async_to_sync.py --check
-echo "== ruff"
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
-echo "== mypy (strict)"
-.venv/bin/mypy
-# Both passes run even if the first fails, so one CI run shows every failure; the exit status
-# is that of the first pass that failed.
+
 status=0
+failed=()
+# stage NAME COMMAND...: run it, say how long it took, remember its failure.
+stage() {
+  local name=$1 result=0 start=$SECONDS
+  shift
+  "$@" || result=$?
+  record "$name" "$result" $((SECONDS - start))
+}
+record() {
+  if [ "$2" -eq 0 ]; then
+    echo "== $1: ok (${3}s)"
+  else
+    echo "== $1: FAILED, exit $2 (${3}s)" >&2
+    failed+=("$1")
+    [ "$status" -ne 0 ] || status=$2
+  fi
+}
+
+setup_log=$(mktemp "${TMPDIR:-/tmp}/thread-pool-setup.XXXXXX")
+setup_pid=
+cleanup() {
+  # The background set-up is a process group of its own (set -m): end it with its pip.
+  if [ -n "$setup_pid" ]; then kill -- -"$setup_pid" 2>/dev/null || true; fi
+  rm -f "$setup_log"
+}
+trap cleanup EXIT
+trap 'echo "== interrupted" >&2; exit 130' INT TERM
+
+echo "== venvs for Python 3.12 and 3.13: set up in the background (output before the tests)"
+setup_start=$SECONDS
+set -m
+scripts/test_pythons.sh --setup-only </dev/null >"$setup_log" 2>&1 &
+setup_pid=$!
+set +m
+
+echo "== generated sync code is current"
+stage "generated code" .venv/bin/python tools/async_to_sync.py --check
+echo "== ruff"
+stage "ruff check" .venv/bin/ruff check .
+stage "ruff format" .venv/bin/ruff format --check .
+echo "== mypy (strict)"
+stage mypy .venv/bin/mypy
+echo "== package: wheel contents, install with [cli] into a new venv, CLI and a lease"
+stage "package check" scripts/package_check.sh
+
+setup=0
+wait "$setup_pid" || setup=$?
+setup_pid=
+echo "== venvs for Python 3.12 and 3.13 (set up in the background):"
+cat "$setup_log"
+record "venvs for 3.12 and 3.13" "$setup" $((SECONDS - setup_start))
+
 echo "== pytest, pass 1 of 2: single Redis"
-THREAD_POOL_TEST_REDIS=single .venv/bin/pytest "$@" || status=$?
+stage "pytest, single Redis" env THREAD_POOL_TEST_REDIS=single .venv/bin/pytest "$@"
 echo "== pytest, pass 2 of 2: Redis Cluster (3 masters, THREAD_POOL_TEST_REDIS=cluster)"
-cluster=0
-THREAD_POOL_TEST_REDIS=cluster .venv/bin/pytest "$@" || cluster=$?
-[ "$status" -ne 0 ] || status=$cluster
+stage "pytest, Redis Cluster" env THREAD_POOL_TEST_REDIS=cluster .venv/bin/pytest "$@"
+echo "== pytest on Python 3.12 and 3.13: fast tests, single Redis"
+stage "pytest, Python 3.12 and 3.13" scripts/test_pythons.sh "$@"
+
 if [ "$status" -ne 0 ]; then
-  echo "== pytest failed (exit $status): see the passes above" >&2
+  printf -v list '%s; ' "${failed[@]}"
+  echo "== FAILED: ${list%; } (exit status $status, the first failure's; see above)" >&2
 fi
 exit "$status"
