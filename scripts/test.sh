@@ -51,6 +51,8 @@ set +m
 
 echo "== generated sync code is current"
 stage "generated code" .venv/bin/python tools/async_to_sync.py --check
+echo "== docs/reference.md is current"
+stage "reference page" .venv/bin/python tools/reference.py --check
 echo "== ruff"
 stage "ruff check" .venv/bin/ruff check .
 stage "ruff format" .venv/bin/ruff format --check .

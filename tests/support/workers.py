@@ -28,27 +28,25 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from tests.support.backends import AsyncRecordingBackend, RecordingBackend
 from tests.support.evidence import Hold
-from tests.support.upstream import backend, tools_for
-from thread_pool import (
-    AsyncThreadPool,
-    Backend,
-    RetryPolicy,
-    ThreadPool,
-    ThreadPoolError,
-    ToolCall,
-)
+from thread_pool import AsyncThreadPool, ThreadPool, ThreadPoolError
 from thread_pool._store.clients import connect
 
-# Workers fork from a server process that imported this module (and the SDK) once: 32
-# processes start in a moment instead of importing openai 32 times over.
+if TYPE_CHECKING:
+    from thread_pool import Backend, ToolCall
+
+# This module does not import the openai SDK (half a second): a leasing worker, started as a
+# fresh interpreter while its test holds a lease of a second, only leases. Turn workers import
+# it when they build their backend (``tests.support.upstream``).
+UPSTREAM = "tests.support.upstream"
+
+# Workers fork from a server process that imported this module and the SDK once: 32 processes
+# start in a moment instead of importing openai 32 times over.
 FORKSERVER = multiprocessing.get_context("forkserver")
-FORKSERVER.set_forkserver_preload([__name__])
+FORKSERVER.set_forkserver_preload([__name__, UPSTREAM])
 # Fresh interpreters, each reading the environment as it is when the worker starts.
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -217,6 +215,11 @@ class Site:
     def backend(self, kind: str) -> Backend:
         """A blocking backend of the emulator (``assistants``, ``conversations`` or
         ``background``), with quick retries and settling."""
+        import openai
+
+        from tests.support.upstream import backend
+        from thread_pool import RetryPolicy
+
         client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=0)
         retry = RetryPolicy(base_delay=0.02, max_delay=0.5)
         return backend(kind, client, self.assistant_id, retry=retry, settle_wait=0.2)
@@ -247,6 +250,8 @@ def stall_in_tool_call(
 ) -> None:
     """One turn whose tool call reports its lease as ``READY``, then stalls ``stall`` seconds
     (the test kills or pauses this process meanwhile); the outcome goes to ``TURNS``."""
+    from tests.support.upstream import tools_for
+
     log = connect(site.redis_url)
     with site.pool(kind, settings) as pool:
         try:
