@@ -64,6 +64,9 @@ class AsyncPoolAdmin:
             max_chars=s.merge_max_chars,
             compact=default_compact,
             log_max_entries=s.log_max_entries,
+            tools=s.merge_tools,
+            entry_cap=s.log_entry_max_chars,
+            turn_cap=s.log_turn_max_chars,
         )
         self._growth = AsyncGrower(self._store, log)
         # The key names of a pool after its base ("meta", "threads", ...), from keys.py, so a key

@@ -30,3 +30,9 @@ MAX_METADATA_VALUE = 512
 
 MAX_ITEMS = 20
 """Upstream takes at most this many items per ``conversations.create`` / ``items.create``."""
+
+MIN_LOG_CHARS = 1_000
+"""The smallest per-entry or per-turn log cap accepted: room for a marker and some text."""
+MAX_LOG_CHARS = 100_000_000
+"""The largest per-entry or per-turn log cap accepted (a Redis string holds 512 MB; every entry
+is copied into every sibling thread)."""
