@@ -12,6 +12,7 @@ from thread_pool.cli import (
     cmd_backup,
     cmd_emulator,
     cmd_manage,
+    cmd_metrics,
     cmd_prewarm,
     cmd_status,
     cmd_stress,
@@ -35,7 +36,15 @@ def cli() -> None:
     """
 
 
-for module in (cmd_status, cmd_manage, cmd_backup, cmd_prewarm, cmd_emulator, cmd_stress):
+for module in (
+    cmd_status,
+    cmd_manage,
+    cmd_backup,
+    cmd_prewarm,
+    cmd_metrics,
+    cmd_emulator,
+    cmd_stress,
+):
     for command in module.COMMANDS:
         cli.add_command(command)
 
