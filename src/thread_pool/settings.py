@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from thread_pool._model.limits import (
     MAX_CONNECTIONS,
+    MAX_LOG_AGE,
     MAX_LOG_CHARS,
     MAX_MESSAGE_CHARS,
     MAX_SECONDS,
@@ -95,6 +96,11 @@ class Settings(BaseSettings):
     log_max_entries: int | None = Field(default=None, ge=1)
     """The log keeps this many newest entries; a thread that lost entries to the trim first
     receives a marked gap message. None: the log is not trimmed."""
+
+    log_max_age: float | None = Field(default=None, ge=0.001, le=MAX_LOG_AGE)
+    """Seconds an entry stays in the log; older entries are trimmed as turns are appended, and a
+    thread that lost entries to the trim first receives a marked gap message, as with
+    ``log_max_entries``. None: no limit by age."""
 
     merge_tools: Literal["native", "text", "none"] = "native"
     """How tool calls made on one thread reach its siblings (each call is logged with its

@@ -71,6 +71,7 @@ class AsyncPoolAdmin:
             max_chars=s.merge_max_chars,
             compact=default_compact,
             log_max_entries=s.log_max_entries,
+            log_max_age=s.log_max_age,
             tools=s.merge_tools,
             entry_cap=s.log_entry_max_chars,
             turn_cap=s.log_turn_max_chars,

@@ -128,6 +128,11 @@ class AsyncStore:
         with mapped(f"retired list of pool {key!r}"):
             await self.client.lpush(self.keys(key).retired, thread_id)
 
+    async def forget_cursor(self, key: str, thread_id: str) -> None:
+        """Drop the log cursor of a thread that left pool ``key`` for good (deleted upstream)."""
+        with mapped(f"cursors of pool {key!r}"):
+            await self.client.hdel(self.keys(key).cursors, thread_id)
+
     async def aclose(self) -> None:
         """Close the client's connections."""
         await self.client.aclose()

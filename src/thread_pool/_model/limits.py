@@ -11,6 +11,10 @@ MAX_SECONDS = 86_400.0
 """The longest TTL, timeout or wait accepted (one day): more is a mistake, and it would also
 overflow the exact integers Lua keeps for milliseconds."""
 
+MAX_LOG_AGE = 3650 * 86_400.0
+"""The longest log retention by age accepted (ten years; in milliseconds still an exact integer
+in Lua)."""
+
 MAX_SIZE = 100_000
 """The largest pool size accepted."""
 

@@ -24,6 +24,7 @@ from thread_pool._model.log import (
 from thread_pool._model.record import TOOL_ROLE, described, turn_entries
 from thread_pool._model.turns import Turn
 from thread_pool._store.replies import Outcome, integers, outcome, parse_missing
+from thread_pool._store.scripts import ms
 from thread_pool._sync.known import KnownPools
 from thread_pool._sync.store import Store
 from thread_pool.errors import StoreUnavailable
@@ -42,7 +43,8 @@ class ContextLog:
 
     ``merge``: ``"full"``, ``"none"`` or a callable ``policy(entries) -> messages``;
     ``max_entries`` / ``max_chars``: the merge limits beyond which ``compact`` folds the oldest
-    missing entries; ``log_max_entries``: the log's retention (None: none)."""
+    missing entries; ``log_max_entries`` / ``log_max_age``: the log's retention by count and by
+    age in seconds (None: none)."""
 
     def __init__(
         self,
@@ -54,6 +56,7 @@ class ContextLog:
         max_chars: int | None,
         compact: Compactor,
         log_max_entries: int | None,
+        log_max_age: float | None,
         tools: str,
         entry_cap: int,
         turn_cap: int,
@@ -65,6 +68,7 @@ class ContextLog:
         self.max_chars = max_chars
         self.compact = compact
         self.log_max_entries = log_max_entries
+        self.log_max_age = log_max_age
         self.tools = tools
         self.entry_cap = entry_cap
         self.turn_cap = turn_cap
@@ -150,6 +154,7 @@ class ContextLog:
                         run_id,
                         self.log_max_entries or 0,
                         self._known.epoch(key),
+                        ms(self.log_max_age or 0),
                         *log_pairs(pairs),
                     )
                 )

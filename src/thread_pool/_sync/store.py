@@ -131,6 +131,11 @@ class Store:
         with mapped(f"retired list of pool {key!r}"):
             self.client.lpush(self.keys(key).retired, thread_id)
 
+    def forget_cursor(self, key: str, thread_id: str) -> None:
+        """Drop the log cursor of a thread that left pool ``key`` for good (deleted upstream)."""
+        with mapped(f"cursors of pool {key!r}"):
+            self.client.hdel(self.keys(key).cursors, thread_id)
+
     def close(self) -> None:
         """Close the client's connections."""
         self.client.close()
