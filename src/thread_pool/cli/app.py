@@ -11,6 +11,7 @@ import click
 from thread_pool.cli import (
     cmd_backup,
     cmd_emulator,
+    cmd_maintain,
     cmd_manage,
     cmd_metrics,
     cmd_prewarm,
@@ -42,6 +43,7 @@ for module in (
     cmd_backup,
     cmd_prewarm,
     cmd_metrics,
+    cmd_maintain,
     cmd_emulator,
     cmd_stress,
 ):

@@ -8,12 +8,14 @@ pipelined. The endpoint holds no state between scrapes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import click
 
@@ -179,32 +181,15 @@ def make_app(connection: Connection, label: Callable[[str], str]) -> Callable[..
     return app
 
 
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=9464,
-    show_default=True,
-    help="port to listen on (0: any free port, printed at start)",
-)
-@click.option(
-    "--pool-label",
-    type=click.Choice(["key", "hash", "none"]),
-    default="key",
-    show_default=True,
-    help="the pool label: the key, a hash of it, or none (figures summed over all pools)",
-)
-@target_options
-def metrics(target: Target, host: str, port: int, pool_label: str) -> None:
-    """Serve every pool's state in the Prometheus text format, read from Redis at each scrape
-    (and /healthz). Needs the `prometheus` extra."""
+@contextlib.contextmanager
+def metrics_server(target: Target, host: str, port: int, pool_label: str) -> Iterator[WSGIServer]:
+    """A metrics HTTP server bound to ``host:port`` (not serving yet: call ``serve_forever``, in
+    this thread or another); it says where it listens on stderr."""
     try:
         from prometheus_client.exposition import ThreadingWSGIServer
     except ImportError:
         hint = "pip install 'openai-thread-pool[prometheus]'"
-        raise click.UsageError(f"thread-pool metrics needs prometheus-client: {hint}") from None
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
+        raise click.UsageError(f"metrics need prometheus-client: {hint}") from None
 
     class Quiet(WSGIRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
@@ -220,9 +205,36 @@ def metrics(target: Target, host: str, port: int, pool_label: str) -> None:
         )
         sys.stderr.flush()
         try:
-            server.serve_forever()
+            yield server
         finally:
             connection.close()
+
+
+pool_label_option = click.option(
+    "--pool-label",
+    type=click.Choice(["key", "hash", "none"]),
+    default="key",
+    show_default=True,
+    help="the pool label: the key, a hash of it, or none (figures summed over all pools)",
+)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=9464,
+    show_default=True,
+    help="port to listen on (0: any free port, printed at start)",
+)
+@pool_label_option
+@target_options
+def metrics(target: Target, host: str, port: int, pool_label: str) -> None:
+    """Serve every pool's state in the Prometheus text format, read from Redis at each scrape
+    (and /healthz). Needs the `prometheus` extra."""
+    with metrics_server(target, host, port, pool_label) as server:
+        server.serve_forever()
 
 
 COMMANDS = [metrics]
