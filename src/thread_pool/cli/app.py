@@ -11,6 +11,7 @@ import click
 from thread_pool.cli import (
     cmd_backup,
     cmd_emulator,
+    cmd_gc,
     cmd_maintain,
     cmd_manage,
     cmd_metrics,
@@ -44,6 +45,7 @@ for module in (
     cmd_prewarm,
     cmd_metrics,
     cmd_maintain,
+    cmd_gc,
     cmd_emulator,
     cmd_stress,
 ):
