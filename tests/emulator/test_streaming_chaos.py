@@ -111,3 +111,76 @@ async def test_random_disconnects_and_drops_leave_the_emulator_consistent(
         if not o.background and not o.read_all
     ]
     assert plain_abandoned.count("cancelled") > len(plain_abandoned) / 2
+
+
+async def one_run(
+    client: openai.AsyncOpenAI, rng: random.Random, assistant_id: str, thread_id: str
+) -> bool:
+    """Stream one run (a tool call half the time, answered by a streamed submission) and stop
+    at a random event; whether this client read it to the end."""
+    tool = rng.random() < 0.5
+    stop_after = rng.randrange(0, 25)
+    seen = 0
+    try:
+        await client.beta.threads.messages.create(
+            thread_id, role="user", content="call:ping()" if tool else "hi"
+        )
+        stream = await client.beta.threads.runs.create(
+            thread_id=thread_id, assistant_id=assistant_id, stream=True
+        )
+        async for event in stream:
+            seen += 1
+            if seen > stop_after:
+                await stream.close()
+                return False
+            if event.event == "thread.run.requires_action":
+                run = event.data
+                calls = run.required_action.submit_tool_outputs.tool_calls  # type: ignore[union-attr]
+                stream = await client.beta.threads.runs.submit_tool_outputs(
+                    run.id,
+                    thread_id=thread_id,
+                    tool_outputs=[{"tool_call_id": c.id, "output": "pong"} for c in calls],
+                    stream=True,
+                )
+                async for _ in stream:
+                    seen += 1
+                    if seen > stop_after:
+                        await stream.close()
+                        return False
+    except openai.APIConnectionError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings(r"ignore:(The Assistants API is deprecated|deprecated$)")
+@pytest.mark.thread_pool_emulator(latency="0.2-0.4", stream_drop=0.3, seed=6)
+async def test_runs_whose_streams_are_cut_or_abandoned_still_end(
+    thread_pool_async_openai_client: openai.AsyncOpenAI, thread_pool_emulator: EmulatorServer
+) -> None:
+    client = thread_pool_async_openai_client
+    ping = {"type": "function", "function": {"name": "ping", "parameters": {}}}
+    assistant = await client.beta.assistants.create(model="gpt-4o", tools=[ping])  # type: ignore[list-item]
+    rng = random.Random(8)
+    threads = [await client.beta.threads.create() for _ in range(40)]
+    read = await asyncio.gather(*(one_run(client, rng, assistant.id, t.id) for t in threads))
+    assert 0 < sum(read) < 40
+    for thread in threads:
+        runs = (await client.beta.threads.runs.list(thread.id)).data
+        assert len(runs) == 1
+        for _ in range(100):  # a run goes on without its stream; wait for it to stop
+            if runs[0].status not in ("queued", "in_progress"):
+                break
+            await asyncio.sleep(0.02)
+            runs = (await client.beta.threads.runs.list(thread.id)).data
+        # A run left in requires_action (its client went before submitting) is cancelled.
+        if runs[0].status == "requires_action":
+            await client.beta.threads.runs.cancel(runs[0].id, thread_id=thread.id)
+            await asyncio.sleep(0.1)
+        status = (await client.beta.threads.runs.retrieve(runs[0].id, thread_id=thread.id)).status
+        assert status in ("completed", "cancelled")
+        await client.beta.threads.messages.create(thread.id, role="user", content="free again")
+    stats = thread_pool_emulator.admin.stats()
+    assert stats["owners_over_one"] == []
+    assert "500" not in stats["statuses"]
+    assert stats["faults"]["stream_drop"] > 5
