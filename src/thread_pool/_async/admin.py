@@ -23,7 +23,7 @@ from thread_pool._async.store import AsyncStore
 from thread_pool._model.backup import check_document, document, flat_keys
 from thread_pool._model.log import default_compact
 from thread_pool._model.status import DeleteReport, Growth, PoolMetrics, PoolStatus
-from thread_pool._model.validation import validate_key
+from thread_pool._model.validation import check_positive, check_size, validate_key, validate_keys
 from thread_pool._store.keys import PoolKeys
 from thread_pool._store.replies import (
     Outcome,
@@ -34,7 +34,7 @@ from thread_pool._store.replies import (
     strings,
 )
 from thread_pool._store.scripts import ms
-from thread_pool.errors import PoolBusy, PoolExists, PoolStateLost, UnknownPool
+from thread_pool.errors import InvalidArgument, PoolBusy, PoolExists, PoolStateLost, UnknownPool
 from thread_pool.settings import Settings
 
 
@@ -126,6 +126,8 @@ class AsyncPoolAdmin:
     async def drain(self, key: str, timeout: float, poll: float = 0.2) -> PoolStatus:
         """Mark pool ``key`` draining and wait up to ``timeout`` seconds until no thread is
         leased or being settled; returns the last snapshot (check its ``stats.leased``)."""
+        check_positive("timeout", timeout, allow_zero=True)
+        check_positive("poll", poll)
         await self.set_draining(key, True)
         give_up = time.monotonic() + timeout
         while True:
@@ -139,7 +141,7 @@ class AsyncPoolAdmin:
     async def export(self, keys: list[str] | None = None) -> dict[str, Any]:
         """A backup of pools ``keys`` (default: all): every key of each, verbatim, as JSON-ready
         data. Each pool is read in one step; pools are read one after the other."""
-        chosen = [validate_key(k) for k in keys] if keys is not None else await self.pools()
+        chosen = validate_keys(keys) if keys is not None else await self.pools()
         entries = []
         for key in chosen:
             reply = await self._store.call("admin_export", key, *self.key_names)
@@ -197,6 +199,8 @@ class AsyncPoolAdmin:
         """Delete pool ``key``: its threads upstream through ``backend`` (if given), then all its
         keys. Raises ``PoolBusy`` while threads are leased, unless ``force``. If an upstream
         delete fails, the pool is left in Redis (a re-run carries on where it stopped)."""
+        if backend is not None and not isinstance(backend, AsyncBackend):
+            raise InvalidArgument(f"backend must be a backend, not {type(backend).__name__}")
         status = await self.status(key)
         if status.leases and not force:
             raise PoolBusy(
@@ -235,6 +239,7 @@ class AsyncPoolAdmin:
         growing under load) never pass the cap. Interrupted anywhere, it leaves neither a
         reservation nor an unregistered upstream thread."""
         key = validate_key(key)
+        check_size("target", target)
         ticket = secrets.token_hex(16)
         # Listed first (reserving creates the pool): nothing may come between a reservation and
         # the shielded step below, or an interruption there would strand the slot.

@@ -7,6 +7,7 @@ wait-then-cancel loop that settles a run (response) a dead holder left behind.""
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Callable, Container
@@ -45,6 +46,14 @@ def answer(tool_handler: ToolHandler, call: ToolCall) -> ToolCall:
     """``call`` answered by ``tool_handler``: the same call with its ``output`` (as sent
     upstream), which the turn lists and the pool's log keeps."""
     return replace(call, output=tool_output(call_handler(tool_handler, call)))
+
+
+def sdk_params(method: Callable[..., Any], own: Container[str]) -> frozenset[str]:
+    """The keyword names of the SDK ``method`` that starts a run, less ``own`` (those the backend
+    sets itself) and ``stream``: what ``run()`` may pass on, so a misspelt one is refused before
+    anything is leased or sent, not by the SDK's ``TypeError`` halfway through a turn."""
+    names = inspect.signature(method).parameters
+    return frozenset(n for n in names if n not in own and n != "stream")
 
 
 class BackendOptions(TypedDict, total=False):
