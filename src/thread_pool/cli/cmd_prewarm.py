@@ -9,6 +9,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from thread_pool.admin import PoolProgress, prewarm, targets
+from thread_pool.cli.params import FiniteFloat
 from thread_pool.cli.render import console, print_json
 from thread_pool.cli.target import Target, run, target_options
 
@@ -74,7 +75,7 @@ async def _prewarm(
 )
 @click.option(
     "--rate",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloat(min=0.1, max=10_000),
     default=10.0,
     show_default=True,
     help="thread creations started per second, at most",
