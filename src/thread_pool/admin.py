@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from thread_pool._async.admin import AsyncPoolAdmin
-from thread_pool._async.backend import AsyncBackend
+from thread_pool._async.backend import AsyncBackend, checked_backend
 from thread_pool._model.status import (
     DeleteReport,
     Growth,
@@ -112,6 +112,7 @@ async def prewarm(
     """Grow every pool in ``pools`` to its target with up to ``concurrency`` creations in flight
     in all, started at most ``rate`` per second. The first failure cancels the rest (each
     cancelled step undoes itself) and is raised."""
+    checked_backend(backend)
     check_size("concurrency", concurrency, least=1)
     check_positive("poll", poll)
     slots = asyncio.Semaphore(concurrency)

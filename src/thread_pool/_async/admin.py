@@ -15,7 +15,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from thread_pool._acompat import open_client, shield, sleep
-from thread_pool._async.backend import AsyncBackend
+from thread_pool._async.backend import AsyncBackend, checked_backend
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.growth import AsyncGrower
 from thread_pool._async.known import AsyncKnownPools
@@ -34,7 +34,7 @@ from thread_pool._store.replies import (
     strings,
 )
 from thread_pool._store.scripts import ms
-from thread_pool.errors import InvalidArgument, PoolBusy, PoolExists, PoolStateLost, UnknownPool
+from thread_pool.errors import PoolBusy, PoolExists, PoolStateLost, UnknownPool
 from thread_pool.settings import Settings
 
 
@@ -199,8 +199,8 @@ class AsyncPoolAdmin:
         """Delete pool ``key``: its threads upstream through ``backend`` (if given), then all its
         keys. Raises ``PoolBusy`` while threads are leased, unless ``force``. If an upstream
         delete fails, the pool is left in Redis (a re-run carries on where it stopped)."""
-        if backend is not None and not isinstance(backend, AsyncBackend):
-            raise InvalidArgument(f"backend must be a backend, not {type(backend).__name__}")
+        if backend is not None:
+            checked_backend(backend)
         status = await self.status(key)
         if status.leases and not force:
             raise PoolBusy(
@@ -240,6 +240,7 @@ class AsyncPoolAdmin:
         reservation nor an unregistered upstream thread."""
         key = validate_key(key)
         check_size("target", target)
+        checked_backend(backend)
         ticket = secrets.token_hex(16)
         # Listed first (reserving creates the pool): nothing may come between a reservation and
         # the shielded step below, or an interruption there would strand the slot.

@@ -18,7 +18,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from thread_pool._acompat import open_client, shield
-from thread_pool._async.backend import AsyncBackend, ToolHandler
+from thread_pool._async.backend import AsyncBackend, ToolHandler, checked_backend
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.growth import AsyncGrower
 from thread_pool._async.known import AsyncKnownPools
@@ -95,6 +95,8 @@ class AsyncThreadPool:
         **overrides: Any,
     ) -> None:
         self.settings = s = Settings.resolve(settings, overrides)
+        if backend is not None:
+            checked_backend(backend)
         if compact is not None and not callable(compact):
             raise InvalidArgument(f"compact must be callable, not {compact!r}")
         self._own_client = client is None

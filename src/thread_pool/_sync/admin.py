@@ -32,12 +32,12 @@ from thread_pool._store.replies import (
     strings,
 )
 from thread_pool._store.scripts import ms
-from thread_pool._sync.backend import Backend
+from thread_pool._sync.backend import Backend, checked_backend
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.growth import Grower
 from thread_pool._sync.known import KnownPools
 from thread_pool._sync.store import Store
-from thread_pool.errors import InvalidArgument, PoolBusy, PoolExists, PoolStateLost, UnknownPool
+from thread_pool.errors import PoolBusy, PoolExists, PoolStateLost, UnknownPool
 from thread_pool.settings import Settings
 
 
@@ -196,8 +196,8 @@ class PoolAdmin:
         """Delete pool ``key``: its threads upstream through ``backend`` (if given), then all its
         keys. Raises ``PoolBusy`` while threads are leased, unless ``force``. If an upstream
         delete fails, the pool is left in Redis (a re-run carries on where it stopped)."""
-        if backend is not None and not isinstance(backend, Backend):
-            raise InvalidArgument(f"backend must be a backend, not {type(backend).__name__}")
+        if backend is not None:
+            checked_backend(backend)
         status = self.status(key)
         if status.leases and not force:
             raise PoolBusy(
@@ -237,6 +237,7 @@ class PoolAdmin:
         reservation nor an unregistered upstream thread."""
         key = validate_key(key)
         check_size("target", target)
+        checked_backend(backend)
         ticket = secrets.token_hex(16)
         # Listed first (reserving creates the pool): nothing may come between a reservation and
         # the shielded step below, or an interruption there would strand the slot.

@@ -37,7 +37,7 @@ from thread_pool._model.validation import (
     validate_role,
     validate_thread_ids,
 )
-from thread_pool._sync.backend import Backend, ToolHandler
+from thread_pool._sync.backend import Backend, ToolHandler, checked_backend
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.growth import Grower
 from thread_pool._sync.known import KnownPools
@@ -98,6 +98,8 @@ class ThreadPool:
         **overrides: Any,
     ) -> None:
         self.settings = s = Settings.resolve(settings, overrides)
+        if backend is not None:
+            checked_backend(backend)
         if compact is not None and not callable(compact):
             raise InvalidArgument(f"compact must be callable, not {compact!r}")
         self._own_client = client is None
