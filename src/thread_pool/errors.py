@@ -85,9 +85,9 @@ class StoreUnavailable(ThreadPoolError, ConnectionError):
 
 
 class StoreRefused(ThreadPoolError):
-    """Redis answered but refused the command: the user's ACL does not allow it, the URL's
-    database does not exist, or the server will not take writes. Not passing: the deployment
-    must change (see the docs' security section for the ACL the library needs)."""
+    """Redis answered but refused the command: the user's ACL does not allow it, the password
+    is wrong, or the server will not take writes (``MISCONF``). It does not pass by itself: the
+    deployment must change (the user needs the library's commands on the prefix's keys)."""
 
 
 class PoolStateLost(StoreUnavailable):

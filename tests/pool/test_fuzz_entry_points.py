@@ -128,7 +128,7 @@ ADMIN_CALLS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "export": st.fixed_dictionaries({"keys": st.one_of(st.lists(KEYS, max_size=2), ANY)}),
     "delete": st.fixed_dictionaries(
         {
-            "key": KEYS,
+            "key": mostly(st.sampled_from(["gone", "gone", "", "a b"])),
             "backend": st.sampled_from(["real", None, "junk"]),
             "force": mostly(st.booleans()),
         }
@@ -149,18 +149,30 @@ CALLS = st.one_of(
 class World:
     """A pool with a backend (the emulator), an admin object and a key prefix of their own."""
 
-    def __init__(self, pool: ThreadPool, admin: PoolAdmin, backend: ConversationsBackend) -> None:
+    def __init__(
+        self,
+        pool: ThreadPool,
+        admin: PoolAdmin,
+        backend: ConversationsBackend,
+        options: dict[str, Any],
+    ) -> None:
         self.pool = pool
+        self.options = options
         self.admin = admin
         self.backend = backend
         self.outcomes: Counter[str] = Counter()
         self.written: list[str] = []
 
     def reset(self) -> None:
-        """The same starting point for every case: pools doc and other, not draining."""
+        """The same starting point for every case: pools doc and other, not draining, and pool
+        gone (the one deleted: made by a pool object of its own, as a pool object that knew a
+        pool deleted under it rightly finds it lost)."""
+        if "gone" not in self.admin.pools():
+            with ThreadPool(**self.options) as other:
+                other.add_threads("gone", ["thread_g"])
         for key in ("doc", "other"):
-            self.pool.add_threads(key, ["thread_a", "thread_b"])
             self.pool.configure(key, min_size=0, max_size=8, ttl=60)
+            self.pool.add_threads(key, ["thread_a", "thread_b"])
             self.admin.set_draining(key, False)
 
     def lease(self, slot: Any) -> Any:
@@ -241,7 +253,7 @@ def world(
         ThreadPool(backend=backend, lease_ttl=2, renew_margin=1, **options) as pool,
         PoolAdmin(**options) as admin,
     ):
-        yield World(pool, admin, backend)
+        yield World(pool, admin, backend, options)
 
 
 def _fuzz(world: World, client: redis.Redis, prefix: str, profile: settings) -> None:

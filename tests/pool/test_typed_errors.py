@@ -31,6 +31,7 @@ from thread_pool import (
     StoreRefused,
     ThreadPool,
     UnknownSettingWarning,
+    build_backend,
 )
 from thread_pool._store.keys import PoolKeys
 from thread_pool.cli.render import pool_detail, pools_table
@@ -326,3 +327,30 @@ def test_status_shows_an_expired_unreaped_lease_as_expired(
     assert "s ago" in text
     assert "left -" not in text
     assert "-0." not in text
+
+
+def test_a_backend_that_is_none_is_refused_where_it_is_handed_in(
+    thread_pool_redis_url: str, thread_pool_prefix: str
+) -> None:
+    with pytest.raises(InvalidArgument, match="backend must implement"):
+        ThreadPool(backend="conversations", redis_url=thread_pool_redis_url)  # type: ignore[arg-type]
+    with PoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin:
+        with pytest.raises(InvalidArgument, match="backend must implement"):
+            admin.grow_one("doc", 2, None)  # type: ignore[arg-type]
+        assert admin.pools() == []  # nothing reserved, nothing registered
+
+
+def test_backend_constructors_refuse_what_they_cannot_use(
+    thread_pool_openai_client: openai.OpenAI,
+) -> None:
+    with pytest.raises(InvalidArgument, match=r"client must be an openai\.OpenAI"):
+        ConversationsBackend("https://api.openai.com", model="m")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match=r"unknown backend option.*modle"):
+        build_backend("conversations", thread_pool_openai_client, modle="m")
+    with pytest.raises(InvalidArgument, match="poll_interval"):
+        ConversationsBackend(thread_pool_openai_client, poll_interval=float("nan"))
+
+
+def test_a_client_that_is_no_redis_client_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match="redis-py client, not str"):
+        ThreadPool(client="redis://127.0.0.1:6379/0")  # type: ignore[arg-type]

@@ -33,8 +33,8 @@ def mapped(what: str) -> Iterator[None]:
         # Before _UNAVAILABLE: redis-py files a refused AUTH under ConnectionError, but a wrong
         # password or an ACL that forbids a command does not pass by itself.
         raise StoreRefused(
-            f"redis refused {what}: {exc} (the redis user needs the commands and keys listed "
-            "in the security section of the docs)"
+            f"redis refused {what}: {exc} (check the password and that the user's ACL allows "
+            "the library's commands on the keys of its prefix)"
         ) from exc
     except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"redis unavailable during {what}: {exc}") from exc
