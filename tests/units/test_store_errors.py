@@ -21,6 +21,8 @@ from thread_pool.errors import CorruptState, InvalidSettings, StoreRefused, Stor
         rexc.ReadOnlyError("You can't write against a read only replica."),
         rexc.OutOfMemoryError("command not allowed when used memory > 'maxmemory'"),
         rexc.SlotNotCoveredError("Slot 1234 is not covered by the cluster"),
+        rexc.ResponseError("BUSY Redis is busy running a script."),
+        rexc.ResponseError("NOREPLICAS Not enough good replicas to write."),
     ],
     ids=lambda e: type(e).__name__,
 )

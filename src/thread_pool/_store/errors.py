@@ -23,6 +23,10 @@ _UNAVAILABLE = (
     rexc.OutOfMemoryError,
 )
 
+# Refusals that end by themselves: another client's script still running, too few replicas in
+# sync for min-replicas-to-write. Like _UNAVAILABLE, the caller may try again.
+_PASSING = ("BUSY ", "NOREPLICAS ")
+
 
 @contextlib.contextmanager
 def mapped(what: str) -> Iterator[None]:
@@ -56,6 +60,8 @@ def mapped(what: str) -> Iterator[None]:
                 f"redis refused {what}: the database number of THREAD_POOL_REDIS_URL does not "
                 "exist on the server (see its 'databases' setting)"
             ) from exc
+        if text.startswith(_PASSING):
+            raise StoreUnavailable(f"redis unavailable during {what}: {text}") from exc
         # Anything else Redis refuses (MISCONF, a disabled command, ...) is typed all the same.
         raise StoreRefused(f"redis refused {what}: {text}") from exc
 
