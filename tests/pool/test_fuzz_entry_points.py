@@ -96,7 +96,11 @@ POOL_CALLS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "release": st.fixed_dictionaries({"lease": LEASES}),
     "renew": st.fixed_dictionaries({"lease": LEASES, "ttl": TTLS}),
     "check": st.fixed_dictionaries(
-        {"lease": LEASES, "min_remaining": mostly(st.floats(0, 5)), "starts_run": st.booleans()}
+        {
+            "lease": LEASES,
+            "min_remaining": mostly(st.floats(0, 5)),
+            "starts_run": mostly(st.booleans()),
+        }
     ),
     "add_threads": st.fixed_dictionaries({"key": KEYS, "thread_ids": IDS}),
     "configure": st.fixed_dictionaries(

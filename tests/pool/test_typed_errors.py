@@ -354,3 +354,17 @@ def test_backend_constructors_refuse_what_they_cannot_use(
 def test_a_client_that_is_no_redis_client_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="redis-py client, not str"):
         ThreadPool(client="redis://127.0.0.1:6379/0")  # type: ignore[arg-type]
+
+
+def test_flags_must_be_booleans(
+    pool: ThreadPool, thread_pool_redis_url: str, thread_pool_prefix: str
+) -> None:
+    pool.add_threads("doc", ["thread_a"])
+    with PoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin:
+        for value in ("", None, "no", 1):
+            with pytest.raises(InvalidArgument, match="draining must be True or False"):
+                admin.set_draining("doc", value)  # type: ignore[arg-type]
+        assert not admin.status("doc").draining
+    held = pool.acquire("doc")
+    with pytest.raises(InvalidArgument, match="starts_run must be True or False"):
+        pool.check(held, starts_run="yes")  # type: ignore[arg-type]

@@ -23,7 +23,13 @@ from thread_pool._async.store import AsyncStore
 from thread_pool._model.backup import check_document, document, flat_keys
 from thread_pool._model.log import default_compact
 from thread_pool._model.status import DeleteReport, Growth, PoolMetrics, PoolStatus
-from thread_pool._model.validation import check_positive, check_size, validate_key, validate_keys
+from thread_pool._model.validation import (
+    check_flag,
+    check_positive,
+    check_size,
+    validate_key,
+    validate_keys,
+)
 from thread_pool._store.keys import PoolKeys
 from thread_pool._store.replies import (
     Outcome,
@@ -119,6 +125,7 @@ class AsyncPoolAdmin:
     async def set_draining(self, key: str, draining: bool = True) -> None:
         """Mark pool ``key`` as draining (pre-warm adds nothing to it), or clear the mark."""
         key = validate_key(key)
+        check_flag("draining", draining)
         word, _ = outcome(await self._store.call("admin_drain", key, int(draining)))
         if word is Outcome.NOPOOL:
             raise UnknownPool(f"unknown pool {key!r}")

@@ -33,6 +33,7 @@ from thread_pool._model.status import PoolStats
 from thread_pool._model.turns import Turn
 from thread_pool._model.validation import (
     check_cap,
+    check_flag,
     check_positive,
     check_size,
     check_text,
@@ -178,7 +179,8 @@ class AsyncThreadPool:
         recorded as in flight (id not known yet) for a settler to wait on if the holder stops."""
         need = self.settings.renew_margin if min_remaining is None else min_remaining
         check_positive("min_remaining", need, allow_zero=True)
-        return await self._leasing.check(_checked(lease), need, starts_run=bool(starts_run))
+        starts_run = check_flag("starts_run", starts_run)
+        return await self._leasing.check(_checked(lease), need, starts_run=starts_run)
 
     # -- turns -------------------------------------------------------------------------------
 

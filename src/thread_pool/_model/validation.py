@@ -129,6 +129,13 @@ def check_positive(
     return value
 
 
+def check_flag(name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool, else raise ``InvalidArgument`` (``"no"`` is truthy)."""
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{name} must be True or False, not {value!r:.40}")
+    return value
+
+
 def check_size(name: str, value: object, least: int = 0) -> int:
     """Return ``value`` if it is an integer from ``least`` to ``MAX_SIZE``, else raise."""
     if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= MAX_SIZE:

@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from thread_pool.admin import DeleteReport
-from thread_pool.cli.params import seconds, ttl
+from thread_pool.cli.params import count, seconds, ttl
 from thread_pool.cli.render import console, print_json
 from thread_pool.cli.target import Target, run, target_options
 
@@ -31,8 +31,8 @@ async def _resize(
 
 @click.command()
 @click.argument("key")
-@click.option("--min", "low", type=click.IntRange(min=0), help="minimum threads")
-@click.option("--max", "high", type=click.IntRange(min=1), help="maximum threads")
+@click.option("--min", "low", type=count(0), help="minimum threads")
+@click.option("--max", "high", type=count(1), help="maximum threads")
 @click.option("--ttl", type=ttl(), help="lease TTL (seconds)")
 @click.option("--create", is_flag=True, help="create the pool if it does not exist")
 @_json_option

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from thread_pool._model.limits import MAX_SECONDS, MIN_SECONDS
+from thread_pool._model.limits import MAX_SECONDS, MAX_SIZE, MIN_SECONDS
 
 
 class FiniteFloat(click.FloatRange):
@@ -32,6 +32,11 @@ def seconds(least: float = 0.0, *, open_at_least: bool = False) -> FiniteFloat:
 def ttl() -> FiniteFloat:
     """A lease TTL option: finite, from 1 ms (Lua counts milliseconds) to a day."""
     return FiniteFloat(min=MIN_SECONDS, max=MAX_SECONDS)
+
+
+def count(least: int = 0) -> click.IntRange:
+    """A number of threads: an integer from ``least`` to the largest pool size."""
+    return click.IntRange(min=least, max=MAX_SIZE)
 
 
 def share() -> FiniteFloat:
