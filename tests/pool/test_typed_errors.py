@@ -34,6 +34,7 @@ from thread_pool import (
     build_backend,
 )
 from thread_pool._store.keys import PoolKeys
+from thread_pool.admin import Pacer
 from thread_pool.cli.render import pool_detail, pools_table
 from thread_pool.emulator import EmulatorServer
 from thread_pool.testing.plugin import cluster_mode
@@ -368,3 +369,22 @@ def test_flags_must_be_booleans(
     held = pool.acquire("doc")
     with pytest.raises(InvalidArgument, match="starts_run must be True or False"):
         pool.check(held, starts_run="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1.0])
+def test_drain_refuses_a_timeout_that_is_no_finite_number_before_marking_the_pool(
+    pool: ThreadPool, thread_pool_redis_url: str, thread_pool_prefix: str, timeout: float
+) -> None:
+    pool.add_threads("doc", ["thread_a"])
+    with PoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin:
+        with pytest.raises(InvalidArgument, match="timeout"):
+            admin.drain("doc", timeout)
+        with pytest.raises(InvalidArgument, match="poll"):
+            admin.drain("doc", 1, poll=float("nan"))
+        assert not admin.status("doc").draining
+
+
+@pytest.mark.parametrize("rate", [float("nan"), 0.0, float("inf")])
+def test_a_pacer_refuses_a_rate_that_is_no_finite_positive_number(rate: float) -> None:
+    with pytest.raises(InvalidArgument, match="rate"):
+        Pacer(rate)
