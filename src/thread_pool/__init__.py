@@ -32,12 +32,14 @@ from thread_pool.errors import (
     PoolFull,
     PoolStateLost,
     PoolTimeout,
+    StoreRefused,
     StoreUnavailable,
     ThreadBusy,
     ThreadPoolError,
     TooManyWaiters,
     TurnFailed,
     UnknownPool,
+    UnknownSettingWarning,
     UpstreamError,
 )
 from thread_pool.settings import Settings
@@ -103,6 +105,7 @@ __all__ = [
     "PoolTimeout",
     "RetryPolicy",
     "Settings",
+    "StoreRefused",
     "StoreUnavailable",
     "ThreadBusy",
     "ThreadPool",
@@ -112,6 +115,7 @@ __all__ = [
     "Turn",
     "TurnFailed",
     "UnknownPool",
+    "UnknownSettingWarning",
     "UpstreamError",
     "build_backend",
 ]
