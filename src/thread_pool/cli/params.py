@@ -4,11 +4,12 @@ out of range, so no option can make a command wait forever or spin (``--timeout 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import click
 
-from thread_pool._model.limits import MAX_SECONDS, MAX_SIZE, MIN_SECONDS
+from thread_pool._model.limits import MAX_LOG_AGE, MAX_SECONDS, MAX_SIZE, MIN_SECONDS
 
 
 class FiniteFloat(click.FloatRange):
@@ -63,3 +64,27 @@ class Latency(click.ParamType[str]):
         if bounds[0] > bounds[1]:
             self.fail(f"{value!r}: the low bound comes first", param, ctx)
         return str(value)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
+
+
+class Duration(click.ParamType[float]):
+    """``90``, ``90s``, ``15m``, ``12h``, ``7d``, ``2w``: seconds, finite, positive, at most ten
+    years (how long a pool may sit idle, or a log entry stay)."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        match = _DURATION.fullmatch(str(value).strip().lower())
+        if match is None or float(match[1]) <= 0:
+            self.fail(f"{value!r} is not a duration like 90s, 15m, 12h, 7d or 2w", param, ctx)
+        seconds = float(match[1]) * _UNITS[match[2] or "s"]
+        if seconds > MAX_LOG_AGE:
+            self.fail(f"{value!r} is longer than ten years", param, ctx)
+        return seconds
