@@ -107,6 +107,11 @@ class ConversationsBackend(BackendBase):
         self.instructions = instructions
         self.background = background
 
+    def context_items(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """Context messages as items for ``responses.create(input=...)``, exactly as a turn
+        sends them (``conversation_items``)."""
+        return conversation_items(messages)
+
     # -- threads (conversations) -------------------------------------------------------------
 
     def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
@@ -242,7 +247,7 @@ class ConversationsBackend(BackendBase):
             options["instructions"] = instructions
         background = bool(options.pop("background", self.background))
         items: list[dict[str, Any]] = [
-            *conversation_items(context),
+            *self.context_items(context),
             {"role": "user", "content": message},
         ]
         usage: dict[str, int] = {}
