@@ -125,6 +125,11 @@ class AsyncThreadPool:
         self._own = AsyncOwnCalls(backend, self.log)
         self._closed = False
 
+    @property
+    def backend(self) -> AsyncBackend | None:
+        """The backend this pool runs turns with (None: it has none)."""
+        return self._backend
+
     # -- leases ------------------------------------------------------------------------------
 
     @asynccontextmanager

@@ -128,6 +128,11 @@ class ThreadPool:
         self._own = OwnCalls(backend, self.log)
         self._closed = False
 
+    @property
+    def backend(self) -> Backend | None:
+        """The backend this pool runs turns with (None: it has none)."""
+        return self._backend
+
     # -- leases ------------------------------------------------------------------------------
 
     @contextmanager

@@ -1,0 +1,154 @@
+"""Run OpenAI Agents SDK agents on pooled conversations (``pip install
+'openai-thread-pool[agents]'``).
+
+``run_agent(pool, key, agent, input)`` leases a conversation of pool ``key`` with keepalive (the
+lease is renewed however long the agent runs, and a lost lease is reported), hands the agent the
+conversation (``conversation_id``) with what it is missing from the pool's log in front of the
+input, and records the run (its user input, function calls and final reply) in the log, so every
+other conversation of the pool receives it. The pool's backend must be a Conversations backend;
+point the SDK at the same upstream (``set_default_openai_client``, or the agent's own model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from agents import Agent, ItemHelpers, Runner, RunResult, TResponseInputItem
+from agents.items import MessageOutputItem, RunItem, ToolCallItem, ToolCallOutputItem
+
+from thread_pool import AsyncThreadPool, InvalidArgument, ThreadPool, ToolCall
+
+__all__ = ["run_agent", "run_agent_sync"]
+
+
+async def run_agent(
+    pool: AsyncThreadPool,
+    key: str,
+    agent: Agent[Any],
+    input: str | list[TResponseInputItem],
+    *,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> RunResult:
+    """Run ``agent`` on ``input`` (``Runner.run``) on a conversation of pool ``key``, leased with
+    keepalive for the run, with the conversation's missing context merged in, and the run
+    recorded in the pool's log. ``timeout`` bounds the wait for a free conversation; ``kwargs``
+    go to ``Runner.run`` (``context``, ``max_turns``, ``run_config``...). Returns the SDK's
+    ``RunResult``. Raises ``LeaseLost`` if the lease was lost during the run (the run's calls may
+    have overlapped another holder's; nothing is recorded)."""
+    _check_backend(pool.backend)
+    async with pool.lease(key, timeout, keepalive=True) as lease:
+        items = _merged(await lease.pending_context(), input)
+        result = await Runner.run(agent, items, conversation_id=lease.thread_id, **kwargs)
+        await lease.record(**recorded(input, result))
+    return result
+
+
+def run_agent_sync(
+    pool: ThreadPool,
+    key: str,
+    agent: Agent[Any],
+    input: str | list[TResponseInputItem],
+    *,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> RunResult:
+    """``run_agent`` for the blocking ``ThreadPool`` (``Runner.run_sync``; not from inside a
+    running event loop)."""
+    _check_backend(pool.backend)
+    with pool.lease(key, timeout, keepalive=True) as lease:
+        items = _merged(lease.pending_context(), input)
+        result = Runner.run_sync(agent, items, conversation_id=lease.thread_id, **kwargs)
+        lease.record(**recorded(input, result))
+    return result
+
+
+def recorded(input: str | list[TResponseInputItem], result: RunResult) -> dict[str, Any]:
+    """What the pool's log keeps of a run (``lease.record``'s arguments): the user's text of
+    ``input``, the function calls the run answered, its final reply; idempotent by the run's
+    last response id."""
+    run_id = result.last_response_id or ""
+    return {
+        "user": _user_text(input),
+        "reply": _reply_text(result),
+        "run_id": run_id,
+        "tool_calls": _tool_calls(result.new_items),
+    }
+
+
+def _check_backend(backend: object) -> None:
+    # Imported here: the backends import the SDK lazily, and only their names matter.
+    from thread_pool import AsyncConversationsBackend, ConversationsBackend
+
+    if not isinstance(backend, AsyncConversationsBackend | ConversationsBackend):
+        raise InvalidArgument(
+            "run_agent needs a pool whose backend is a ConversationsBackend (agents run on "
+            f"conversations), not {type(backend).__name__}"
+        )
+
+
+def _merged(
+    context: list[dict[str, Any]], input: str | list[TResponseInputItem]
+) -> list[TResponseInputItem]:
+    """The conversation's missing context (conversation items), then the run's own input."""
+    if isinstance(input, str):
+        own: list[TResponseInputItem] = [{"role": "user", "content": input}]
+    elif isinstance(input, list):
+        own = list(input)
+    else:
+        raise InvalidArgument(f"input must be a string or a list of input items, not {input!r:.80}")
+    # The items are shaped by the backend as upstream takes them (messages, function calls
+    # and their outputs); the SDK's input union cannot name that from a dict.
+    return [*cast("list[TResponseInputItem]", context), *own]
+
+
+def _user_text(input: str | list[TResponseInputItem]) -> str:
+    """The text of the user messages in ``input`` (what the log keeps as the turn's message)."""
+    if isinstance(input, str):
+        return input
+    parts: list[str] = []
+    for item in input:
+        if not isinstance(item, dict) or item.get("role") != "user":
+            continue
+        content = item.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts += [str(p.get("text", "")) for p in content if isinstance(p, dict)]
+    text = "\n".join(p for p in parts if p)
+    return text or "[input without user text]"
+
+
+def _reply_text(result: RunResult) -> str:
+    """The final reply as the model wrote it: the text of the run's last message."""
+    messages = [i for i in result.new_items if isinstance(i, MessageOutputItem)]
+    text = ItemHelpers.text_message_output(messages[-1]) if messages else ""
+    return text or str(result.final_output)
+
+
+def _tool_calls(items: Sequence[RunItem]) -> list[ToolCall]:
+    """The function calls of a run with their outputs, in order (unanswered ones left out)."""
+    outputs: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, ToolCallOutputItem):
+            raw = item.raw_item
+            call_id = raw.get("call_id") if isinstance(raw, dict) else getattr(raw, "call_id", None)
+            if isinstance(call_id, str):
+                outputs[call_id] = str(item.output)
+    calls: list[ToolCall] = []
+    for item in items:
+        raw_call = item.raw_item if isinstance(item, ToolCallItem) else None
+        if getattr(raw_call, "type", None) != "function_call":
+            continue
+        call_id = getattr(raw_call, "call_id", "")
+        if call_id in outputs:
+            calls.append(
+                ToolCall(
+                    call_id,
+                    getattr(raw_call, "name", ""),
+                    getattr(raw_call, "arguments", ""),
+                    outputs[call_id],
+                )
+            )
+    return calls
