@@ -147,6 +147,12 @@ REFUSED = [
     ('{"poll_after_ms": 2.5}', "poll_after_ms"),
     ('{"api_key": 5}', "api_key"),
     ('{"api_key": ""}', "api_key"),
+    ('{"stream_drop": 1.5}', "stream_drop"),
+    ('{"stream_drop": NaN}', "stream_drop"),
+    ('{"stream_drop": true}', "stream_drop"),
+    ('{"stream_drop_after": -1}', "stream_drop_after"),
+    ('{"stream_drop_after": 2.5}', "stream_drop_after"),
+    ('{"stream_drop_after": "3"}', "stream_drop_after"),
 ]
 
 
@@ -178,6 +184,9 @@ BOTH_WAYS = [
     (["--fault-rate", "nan"], {"fault_rate": float("nan")}, "fault_rate"),
     (["--poll-after-ms", "-1"], {"poll_after_ms": -1}, "poll_after_ms"),
     (["--api-key", ""], {"api_key": ""}, "api_key"),
+    (["--stream-drop", "nan"], {"stream_drop": float("nan")}, "stream_drop"),
+    (["--stream-drop", "2"], {"stream_drop": 2.0}, "stream_drop"),
+    (["--stream-drop-after", "-1"], {"stream_drop_after": -1}, "stream_drop_after"),
 ]
 
 
