@@ -11,15 +11,27 @@ point the SDK at the same upstream (``set_default_openai_client``, or the agent'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, cast
 
-from agents import Agent, ItemHelpers, Runner, RunResult, TResponseInputItem
+from agents import (
+    Agent,
+    ItemHelpers,
+    RawResponsesStreamEvent,
+    Runner,
+    RunResult,
+    RunResultStreaming,
+    StreamEvent,
+    TResponseInputItem,
+)
 from agents.items import MessageOutputItem, RunItem, ToolCallItem, ToolCallOutputItem
 
-from thread_pool import AsyncThreadPool, InvalidArgument, ThreadPool, ToolCall
+from thread_pool import AsyncLease, AsyncThreadPool, InvalidArgument, ThreadPool, ToolCall
+from thread_pool._acompat import shield
 
-__all__ = ["run_agent", "run_agent_sync"]
+__all__ = ["AgentStream", "run_agent", "run_agent_streamed", "run_agent_sync"]
 
 
 async def run_agent(
@@ -64,7 +76,83 @@ def run_agent_sync(
     return result
 
 
-def recorded(input: str | list[TResponseInputItem], result: RunResult) -> dict[str, Any]:
+class AgentStream:
+    """A streamed agent run on a leased conversation (``run_agent_streamed``): iterate it for the
+    SDK's stream events (``async for event in stream``); ``result`` is the SDK's
+    ``RunResultStreaming``. ``completed`` is true once every event was read and the run was
+    recorded."""
+
+    def __init__(self, result: RunResultStreaming) -> None:
+        self.result = result
+        self.completed = False
+        self.finished = False
+        self.response_id: str | None = None
+        """The response now streaming (from its ``response.created`` event), until it ends."""
+
+    async def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        async for event in self.result.stream_events():
+            if isinstance(event, RawResponsesStreamEvent):
+                kind = getattr(event.data, "type", "")
+                if kind == "response.created":
+                    self.response_id = getattr(getattr(event.data, "response", None), "id", None)
+                elif kind in ("response.completed", "response.failed", "response.incomplete"):
+                    self.response_id = None
+            yield event
+        self.finished = True
+
+
+@asynccontextmanager
+async def run_agent_streamed(
+    pool: AsyncThreadPool,
+    key: str,
+    agent: Agent[Any],
+    input: str | list[TResponseInputItem],
+    *,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> AsyncIterator[AgentStream]:
+    """``run_agent`` streamed (``Runner.run_streamed``): the conversation is leased with keepalive
+    for the ``async with`` block, however slowly its events are read, and the run is recorded
+    once every event was read. Leaving the block before that (``break``, an exception, a
+    cancelled task) cancels the run and settles the conversation (the response in flight ended,
+    an unanswered function call closed) before it is released; nothing is recorded then.
+
+    ``async with run_agent_streamed(pool, key, agent, "hi") as stream:
+    async for event in stream: ...``"""
+    backend = _check_backend(pool.backend)
+    async with pool.lease(key, timeout, keepalive=True) as lease:
+        items = _merged(await lease.pending_context(), input)
+        stream = AgentStream(
+            Runner.run_streamed(agent, items, conversation_id=lease.thread_id, **kwargs)
+        )
+        try:
+            yield stream
+        finally:
+            if not stream.finished:
+                await shield(_stop(stream, backend, key, lease))
+        if stream.finished:
+            await lease.record(**recorded(input, stream.result))
+            stream.completed = True
+
+
+async def _stop(stream: AgentStream, backend: Any, key: str, lease: AsyncLease) -> None:
+    """End an agent run left before its end, so the conversation goes back quiet: cancel the
+    SDK's run, then let the backend settle the conversation (wait for or cancel the response in
+    flight, answer a function call left open)."""
+    stream.result.cancel()
+    with contextlib.suppress(Exception):
+        async for _ in stream.result.stream_events():
+            pass
+    in_flight = f"{lease.fence}|{stream.response_id}" if stream.response_id else None
+    try:
+        await backend.settle_thread(key, lease.thread_id, in_flight)
+    except Exception:
+        lease.dirty = True  # the release sends it to be settled again
+
+
+def recorded(
+    input: str | list[TResponseInputItem], result: RunResult | RunResultStreaming
+) -> dict[str, Any]:
     """What the pool's log keeps of a run (``lease.record``'s arguments): the user's text of
     ``input``, the function calls the run answered, its final reply; idempotent by the run's
     last response id."""
@@ -77,7 +165,7 @@ def recorded(input: str | list[TResponseInputItem], result: RunResult) -> dict[s
     }
 
 
-def _check_backend(backend: object) -> None:
+def _check_backend(backend: object) -> Any:
     # Imported here: the backends import the SDK lazily, and only their names matter.
     from thread_pool import AsyncConversationsBackend, ConversationsBackend
 
@@ -86,6 +174,7 @@ def _check_backend(backend: object) -> None:
             "run_agent needs a pool whose backend is a ConversationsBackend (agents run on "
             f"conversations), not {type(backend).__name__}"
         )
+    return backend
 
 
 def _merged(
@@ -120,7 +209,7 @@ def _user_text(input: str | list[TResponseInputItem]) -> str:
     return text or "[input without user text]"
 
 
-def _reply_text(result: RunResult) -> str:
+def _reply_text(result: RunResult | RunResultStreaming) -> str:
     """The final reply as the model wrote it: the text of the run's last message."""
     messages = [i for i in result.new_items if isinstance(i, MessageOutputItem)]
     text = ItemHelpers.text_message_output(messages[-1]) if messages else ""
