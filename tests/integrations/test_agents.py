@@ -16,6 +16,7 @@ import pytest
 import redis
 from agents import (
     Agent,
+    MaxTurnsExceeded,
     OpenAIResponsesModel,
     RawResponsesStreamEvent,
     Runner,
@@ -152,6 +153,26 @@ async def test_a_run_longer_than_the_lease_ttl_keeps_its_lease(
     assert parse_reply(result.final_output).tool_outputs == ("sunny in Oslo",)
     stats = await pool.stats("doc")
     assert (stats.lost, stats.reaped) == (0, 0)
+    assert lock_errors(thread_pool_emulator) == 0
+
+
+async def test_a_run_stopped_part_way_leaves_its_conversation_settled(
+    make_pool: MakePool,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+) -> None:
+    pool = make_pool(max_size=1)
+    agent = weather_agent(thread_pool_async_openai_client)
+    # One model call: it asks for the tool, and the run stops before sending the output.
+    with pytest.raises(MaxTurnsExceeded):
+        await run_agent(pool, "doc", agent, 'call:lookup({"city": "x"}) hi', max_turns=1)
+    assert await pool.history("doc") == []
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+    # The call left open was closed: the conversation takes the next run.
+    result = await run_agent(pool, "doc", agent, "again")
+    assert parse_reply(result.final_output).answered_id.startswith("msg_")
     assert lock_errors(thread_pool_emulator) == 0
 
 

@@ -52,7 +52,13 @@ async def run_agent(
     _check_backend(pool.backend)
     async with pool.lease(key, timeout, keepalive=True) as lease:
         items = _merged(await lease.pending_context(), input)
-        result = await Runner.run(agent, items, conversation_id=lease.thread_id, **kwargs)
+        try:
+            result = await Runner.run(agent, items, conversation_id=lease.thread_id, **kwargs)
+        except BaseException:
+            # The run stopped part-way (an error, max_turns, a cancellation): its conversation
+            # may hold a function call without its output. The release settles it first.
+            lease.dirty = True
+            raise
         await lease.record(**recorded(input, result))
     return result
 
@@ -71,7 +77,11 @@ def run_agent_sync(
     _check_backend(pool.backend)
     with pool.lease(key, timeout, keepalive=True) as lease:
         items = _merged(lease.pending_context(), input)
-        result = Runner.run_sync(agent, items, conversation_id=lease.thread_id, **kwargs)
+        try:
+            result = Runner.run_sync(agent, items, conversation_id=lease.thread_id, **kwargs)
+        except BaseException:
+            lease.dirty = True  # as in run_agent: the release settles the conversation first
+            raise
         lease.record(**recorded(input, result))
     return result
 
