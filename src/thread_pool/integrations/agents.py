@@ -16,6 +16,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
+try:
+    import agents as _sdk  # noqa: F401  (the SDK is an optional extra)
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "thread_pool.integrations.agents needs the OpenAI Agents SDK: "
+        "pip install 'openai-thread-pool[agents]'"
+    ) from exc
+
 from agents import (
     Agent,
     ItemHelpers,
