@@ -88,6 +88,11 @@ class AsyncAssistantsBackend(AsyncBackendBase):
         )
         """What ``run()`` may pass on to ``runs.create``."""
 
+    def context_items(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """Context messages as a thread takes them (``runs.create(additional_messages=...)``),
+        exactly as a turn sends them (``thread_message``)."""
+        return [thread_message(m) for m in messages]
+
     # -- threads -----------------------------------------------------------------------------
 
     async def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
@@ -201,7 +206,7 @@ class AsyncAssistantsBackend(AsyncBackendBase):
             tried = True
             stamp = await guard.write(starts_run=True)
             # The thread's missing context first, then the turn's own message, in one request.
-            added: list[Any] = [thread_message(m) for m in context]
+            added: list[Any] = self.context_items(context)
             added.append({"role": "user", "content": message, "metadata": stamp})
             # Cancelled mid-request, the run may have started all the same: wait for the answer
             # (at once) and record it, so that its settler waits for the run, not the list.

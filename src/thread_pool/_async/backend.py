@@ -65,6 +65,11 @@ class AsyncBackend(Protocol):
         ready, False when the thread is gone upstream; raises to be retried later."""
         ...
 
+    def context_items(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """Context messages (``{"role", "content"}``, ``tool`` entries included) as input items
+        of this API, as a turn sends them: what ``lease.pending_context`` gives a caller."""
+        ...
+
     async def run_turn(
         self,
         thread_id: str,

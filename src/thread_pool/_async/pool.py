@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
@@ -24,13 +24,15 @@ from thread_pool._async.growth import AsyncGrower
 from thread_pool._async.known import AsyncKnownPools
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.leasing import AsyncLeasing
+from thread_pool._async.own_calls import AsyncOwnCalls
+from thread_pool._async.renewal import AsyncRenewer
 from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.sizing import AsyncSizing
 from thread_pool._async.store import AsyncStore
 from thread_pool._async.turn import AsyncTurnRunner
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
-from thread_pool._model.turns import Turn
+from thread_pool._model.turns import ToolCall, Turn
 from thread_pool._model.validation import (
     check_cap,
     check_flag,
@@ -126,24 +128,48 @@ class AsyncThreadPool:
             if backend is None
             else AsyncTurnRunner(backend, self.log, self._leasing, self._settling, s)
         )
+        self._own = AsyncOwnCalls(backend, self.log)
         self._closed = False
+
+    @property
+    def backend(self) -> AsyncBackend | None:
+        """The backend this pool runs turns with (None: it has none)."""
+        return self._backend
 
     # -- leases ------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def lease(self, key: str, timeout: float | None = None) -> AsyncIterator[AsyncLease]:
+    async def lease(
+        self, key: str, timeout: float | None = None, *, keepalive: bool = False
+    ) -> AsyncIterator[AsyncLease]:
         """Hold a thread of pool ``key`` for the ``async with`` block; it is released on every
         exit path, cancellation included. Raises ``LeaseLost`` on exit if the lease expired while
-        the block ran (its upstream work may have overlapped another holder's)."""
+        the block ran (its upstream work may have overlapped another holder's).
+
+        ``keepalive=True`` renews the lease in the background for the whole block (as a turn
+        does while it runs): for calls of your own that may outlast the TTL. A failed renewal
+        marks the lease lost at once: ``lease.lost`` says why, and ``check``, ``run``,
+        ``pending_context`` and ``record`` raise ``LeaseLost``."""
         held = await self.acquire(key, timeout)
         try:
-            yield held
+            if keepalive:
+                async with self.renewer(held):
+                    yield held
+            else:
+                yield held
         except BaseException:
             if not held.released:
                 await shield(self._release_quietly(held))
             raise
+        if held.lost is not None:
+            await shield(self._release_quietly(held))
+            held.alive()  # the block's work may have overlapped another holder's: say so
         if not held.released:
             await shield(self.release(held))
+
+    def renewer(self, lease: AsyncLease) -> AsyncRenewer:
+        """The background renewer of ``lease`` (``lease.keepalive()`` returns it)."""
+        return AsyncRenewer(lease, self._leasing, self.settings.renew_margin)
 
     async def acquire(self, key: str, timeout: float | None = None) -> AsyncLease:
         """Lease a thread of pool ``key``: an idle one, a new one if the pool may grow, else the
@@ -218,6 +244,30 @@ class AsyncThreadPool:
             raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
         return await turns.run(
             lease, message, tool_handler=tool_handler, metadata=metadata, params=params
+        )
+
+    async def pending_context(self, lease: AsyncLease) -> list[dict[str, Any]]:
+        """What ``lease``'s thread is missing, as input items (``lease.pending_context``)."""
+        return await self._own.pending(lease)
+
+    async def record_on(
+        self,
+        lease: AsyncLease,
+        *,
+        user: str,
+        reply: str,
+        run_id: str = "",
+        record_id: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+    ) -> int:
+        """Log a turn made by a call of the caller's own on ``lease`` (``lease.record``)."""
+        return await self._own.record(
+            lease,
+            user=user,
+            reply=reply,
+            run_id=run_id,
+            record_id=record_id,
+            tool_calls=tool_calls,
         )
 
     # -- the canonical log -------------------------------------------------------------------

@@ -9,17 +9,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from thread_pool._acompat import Background, shield
+from thread_pool._acompat import shield
 from thread_pool._async.backend import AsyncBackend, ToolHandler
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.leasing import AsyncLeasing
+from thread_pool._async.renewal import AsyncRenewer
 from thread_pool._async.settling import AsyncSettling
 from thread_pool._model.turns import FENCE_KEY, Turn
 from thread_pool._model.validation import validate_message, validate_metadata
 from thread_pool._store.replies import Outcome
 from thread_pool._upstream import send_guard
-from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
+from thread_pool.errors import InvalidArgument, ThreadBusy, TurnFailed
 from thread_pool.settings import Settings
 
 logger = logging.getLogger("thread_pool")
@@ -29,7 +30,7 @@ _ENDED = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"}
 
 
 class AsyncTurnGuard:
-    """The lease as the backend sees it during a turn (``AsyncGuard``), plus its renewer."""
+    """The lease as the backend sees it during a turn (``AsyncGuard``)."""
 
     def __init__(
         self, lease: AsyncLease, leasing: AsyncLeasing, settling: AsyncSettling, settings: Settings
@@ -39,7 +40,6 @@ class AsyncTurnGuard:
         self._settling = settling
         self._settings = settings
         self.fence = lease.fence
-        self.lost: str | None = None
         self.wrote = False
         self.context_delivered = False
         # A run-starting request is marked in flight in Redis and not yet named or cleared.
@@ -55,13 +55,9 @@ class AsyncTurnGuard:
 
     def alive(self) -> None:
         """Raise ``LeaseLost`` once renewal failed or the lease ran out by our own clock."""
-        if self.lost is None and self._lease.remaining() <= 0:
-            self.lost = "it ran out before it could be renewed"
-        if self.lost is not None:
-            raise LeaseLost(
-                f"lease on thread {self._lease.thread_id!r} of pool {self._lease.key!r} "
-                f"(fence {self.fence}) was lost during a turn: {self.lost}"
-            )
+        if self._lease.remaining() <= 0:
+            self._lease.lose("it ran out before it could be renewed")
+        self._lease.alive()
 
     def delivered(self) -> None:
         """Note that upstream took in the turn's context (see ``AsyncGuard.delivered``)."""
@@ -73,7 +69,7 @@ class AsyncTurnGuard:
         named = await self._settling.record(self._lease, request_id)
         self._unnamed = False
         if named is not Outcome.OK:
-            self.lost = "it was taken over"
+            self._lease.lose("it was taken over")
             self.alive()
 
     async def finished(self) -> None:
@@ -90,25 +86,6 @@ class AsyncTurnGuard:
         with contextlib.suppress(Exception):
             await self._settling.record(self._lease, "")
         self._unnamed = False
-
-    async def renew_step(self) -> float | None:
-        """One step of the background renewer: renew when ``renew_margin`` is left; returns the
-        seconds until the next step, or None (stop) once the lease is lost."""
-        margin = self._settings.renew_margin
-        left = self._lease.remaining()
-        if left > margin:
-            return left - margin
-        try:
-            await self._leasing.renew(self._lease, None)
-        except LeaseLost:
-            self.lost = "renewal failed: it expired or was taken over"
-            return None
-        except StoreUnavailable as exc:
-            if self._lease.remaining() <= 0:
-                self.lost = f"renewal failed: {exc}"
-                return None
-            return min(0.5, self._lease.remaining() / 4)  # Redis hiccup: try again soon
-        return max(self._lease.remaining() - margin, 0.01)
 
 
 @dataclass(frozen=True)
@@ -182,7 +159,7 @@ class AsyncTurnRunner:
                 context=context,
             )
 
-        async with Background(guard.renew_step, f"renew {lease.thread_id}"):
+        async with AsyncRenewer(lease, self.leasing, self.settings.renew_margin):
             try:
                 done = await turn()
             except ThreadBusy as exc:

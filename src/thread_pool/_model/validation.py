@@ -18,7 +18,7 @@ from thread_pool._model.limits import (
     MAX_SIZE,
     MIN_SECONDS,
 )
-from thread_pool._model.turns import RESERVED_KEYS
+from thread_pool._model.turns import RESERVED_KEYS, ToolCall
 from thread_pool.errors import InvalidArgument, InvalidPoolKey
 
 ROLES = ("user", "assistant")
@@ -217,3 +217,27 @@ def validate_role(role: object) -> str:
         raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     assert isinstance(role, str)
     return role
+
+
+def validate_record(
+    user: object, reply: object, run_id: object, record_id: object, tool_calls: object
+) -> tuple[str, str, str, str | None, tuple[ToolCall, ...]]:
+    """The arguments of ``lease.record`` (a turn made by the caller's own call), checked."""
+    texts = []
+    for name, value in (("user", user), ("reply", reply)):
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidArgument(f"{name} must be a non-empty string, not {value!r:.80}")
+        texts.append(check_text(name, value))
+    if not isinstance(run_id, str):
+        raise InvalidArgument(f"run_id must be a string, not {run_id!r:.80}")
+    if record_id is not None and (not isinstance(record_id, str) or not record_id):
+        raise InvalidArgument(f"record_id must be a non-empty string, not {record_id!r:.80}")
+    if isinstance(tool_calls, str | bytes) or not isinstance(tool_calls, Iterable):
+        raise InvalidArgument(f"tool_calls must be a list of ToolCall, not {tool_calls!r:.80}")
+    calls = tuple(tool_calls)
+    for call in calls:
+        if not isinstance(call, ToolCall) or call.output is None:
+            raise InvalidArgument(
+                f"tool_calls must be answered ToolCall objects (with an output), not {call!r:.80}"
+            )
+    return texts[0], texts[1], check_text("run_id", run_id), record_id, calls

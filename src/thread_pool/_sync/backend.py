@@ -68,6 +68,11 @@ class Backend(Protocol):
         ready, False when the thread is gone upstream; raises to be retried later."""
         ...
 
+    def context_items(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """Context messages (``{"role", "content"}``, ``tool`` entries included) as input items
+        of this API, as a turn sends them: what ``lease.pending_context`` gives a caller."""
+        ...
+
     def run_turn(
         self,
         thread_id: str,

@@ -117,6 +117,11 @@ class ConversationsBackend(BackendBase):
         )
         """What ``run()`` may pass on to ``responses.create``."""
 
+    def context_items(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """Context messages as items for ``responses.create(input=...)``, exactly as a turn
+        sends them (``conversation_items``)."""
+        return conversation_items(messages)
+
     # -- threads (conversations) -------------------------------------------------------------
 
     def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
@@ -252,7 +257,7 @@ class ConversationsBackend(BackendBase):
             options["instructions"] = instructions
         background = bool(options.pop("background", self.background))
         items: list[dict[str, Any]] = [
-            *conversation_items(context),
+            *self.context_items(context),
             {"role": "user", "content": message},
         ]
         usage: dict[str, int] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -23,7 +23,7 @@ import redis
 from thread_pool._compat import open_client
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
-from thread_pool._model.turns import Turn
+from thread_pool._model.turns import ToolCall, Turn
 from thread_pool._model.validation import (
     check_cap,
     check_flag,
@@ -44,6 +44,8 @@ from thread_pool._sync.growth import Grower
 from thread_pool._sync.known import KnownPools
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.leasing import Leasing
+from thread_pool._sync.own_calls import OwnCalls
+from thread_pool._sync.renewal import Renewer
 from thread_pool._sync.settling import Settling
 from thread_pool._sync.sizing import Sizing
 from thread_pool._sync.store import Store
@@ -129,24 +131,48 @@ class ThreadPool:
             if backend is None
             else TurnRunner(backend, self.log, self._leasing, self._settling, s)
         )
+        self._own = OwnCalls(backend, self.log)
         self._closed = False
+
+    @property
+    def backend(self) -> Backend | None:
+        """The backend this pool runs turns with (None: it has none)."""
+        return self._backend
 
     # -- leases ------------------------------------------------------------------------------
 
     @contextmanager
-    def lease(self, key: str, timeout: float | None = None) -> Iterator[Lease]:
+    def lease(
+        self, key: str, timeout: float | None = None, *, keepalive: bool = False
+    ) -> Iterator[Lease]:
         """Hold a thread of pool ``key`` for the ``with`` block; it is released on every
         exit path, cancellation included. Raises ``LeaseLost`` on exit if the lease expired while
-        the block ran (its upstream work may have overlapped another holder's)."""
+        the block ran (its upstream work may have overlapped another holder's).
+
+        ``keepalive=True`` renews the lease in the background for the whole block (as a turn
+        does while it runs): for calls of your own that may outlast the TTL. A failed renewal
+        marks the lease lost at once: ``lease.lost`` says why, and ``check``, ``run``,
+        ``pending_context`` and ``record`` raise ``LeaseLost``."""
         held = self.acquire(key, timeout)
         try:
-            yield held
+            if keepalive:
+                with self.renewer(held):
+                    yield held
+            else:
+                yield held
         except BaseException:
             if not held.released:
                 self._release_quietly(held)
             raise
+        if held.lost is not None:
+            self._release_quietly(held)
+            held.alive()  # the block's work may have overlapped another holder's: say so
         if not held.released:
             self.release(held)
+
+    def renewer(self, lease: Lease) -> Renewer:
+        """The background renewer of ``lease`` (``lease.keepalive()`` returns it)."""
+        return Renewer(lease, self._leasing, self.settings.renew_margin)
 
     def acquire(self, key: str, timeout: float | None = None) -> Lease:
         """Lease a thread of pool ``key``: an idle one, a new one if the pool may grow, else the
@@ -221,6 +247,30 @@ class ThreadPool:
             raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
         return turns.run(
             lease, message, tool_handler=tool_handler, metadata=metadata, params=params
+        )
+
+    def pending_context(self, lease: Lease) -> list[dict[str, Any]]:
+        """What ``lease``'s thread is missing, as input items (``lease.pending_context``)."""
+        return self._own.pending(lease)
+
+    def record_on(
+        self,
+        lease: Lease,
+        *,
+        user: str,
+        reply: str,
+        run_id: str = "",
+        record_id: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+    ) -> int:
+        """Log a turn made by a call of the caller's own on ``lease`` (``lease.record``)."""
+        return self._own.record(
+            lease,
+            user=user,
+            reply=reply,
+            run_id=run_id,
+            record_id=record_id,
+            tool_calls=tool_calls,
         )
 
     # -- the canonical log -------------------------------------------------------------------

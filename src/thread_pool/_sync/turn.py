@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from thread_pool._compat import Background
 from thread_pool._model.turns import FENCE_KEY, Turn
 from thread_pool._model.validation import validate_message, validate_metadata
 from thread_pool._store.replies import Outcome
@@ -20,9 +19,10 @@ from thread_pool._sync.backend import Backend, ToolHandler
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.leasing import Leasing
+from thread_pool._sync.renewal import Renewer
 from thread_pool._sync.settling import Settling
 from thread_pool._upstream import send_guard
-from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
+from thread_pool.errors import InvalidArgument, ThreadBusy, TurnFailed
 from thread_pool.settings import Settings
 
 logger = logging.getLogger("thread_pool")
@@ -32,7 +32,7 @@ _ENDED = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"}
 
 
 class TurnGuard:
-    """The lease as the backend sees it during a turn (``Guard``), plus its renewer."""
+    """The lease as the backend sees it during a turn (``Guard``)."""
 
     def __init__(
         self, lease: Lease, leasing: Leasing, settling: Settling, settings: Settings
@@ -42,7 +42,6 @@ class TurnGuard:
         self._settling = settling
         self._settings = settings
         self.fence = lease.fence
-        self.lost: str | None = None
         self.wrote = False
         self.context_delivered = False
         # A run-starting request is marked in flight in Redis and not yet named or cleared.
@@ -58,13 +57,9 @@ class TurnGuard:
 
     def alive(self) -> None:
         """Raise ``LeaseLost`` once renewal failed or the lease ran out by our own clock."""
-        if self.lost is None and self._lease.remaining() <= 0:
-            self.lost = "it ran out before it could be renewed"
-        if self.lost is not None:
-            raise LeaseLost(
-                f"lease on thread {self._lease.thread_id!r} of pool {self._lease.key!r} "
-                f"(fence {self.fence}) was lost during a turn: {self.lost}"
-            )
+        if self._lease.remaining() <= 0:
+            self._lease.lose("it ran out before it could be renewed")
+        self._lease.alive()
 
     def delivered(self) -> None:
         """Note that upstream took in the turn's context (see ``Guard.delivered``)."""
@@ -76,7 +71,7 @@ class TurnGuard:
         named = self._settling.record(self._lease, request_id)
         self._unnamed = False
         if named is not Outcome.OK:
-            self.lost = "it was taken over"
+            self._lease.lose("it was taken over")
             self.alive()
 
     def finished(self) -> None:
@@ -93,25 +88,6 @@ class TurnGuard:
         with contextlib.suppress(Exception):
             self._settling.record(self._lease, "")
         self._unnamed = False
-
-    def renew_step(self) -> float | None:
-        """One step of the background renewer: renew when ``renew_margin`` is left; returns the
-        seconds until the next step, or None (stop) once the lease is lost."""
-        margin = self._settings.renew_margin
-        left = self._lease.remaining()
-        if left > margin:
-            return left - margin
-        try:
-            self._leasing.renew(self._lease, None)
-        except LeaseLost:
-            self.lost = "renewal failed: it expired or was taken over"
-            return None
-        except StoreUnavailable as exc:
-            if self._lease.remaining() <= 0:
-                self.lost = f"renewal failed: {exc}"
-                return None
-            return min(0.5, self._lease.remaining() / 4)  # Redis hiccup: try again soon
-        return max(self._lease.remaining() - margin, 0.01)
 
 
 @dataclass(frozen=True)
@@ -181,7 +157,7 @@ class TurnRunner:
                 context=context,
             )
 
-        with Background(guard.renew_step, f"renew {lease.thread_id}"):
+        with Renewer(lease, self.leasing, self.settings.renew_margin):
             try:
                 done = turn()
             except ThreadBusy as exc:
