@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 from thread_pool._async.backend import ToolHandler
 from thread_pool._model.turns import Turn
+
+if TYPE_CHECKING:
+    from thread_pool._async.streaming import AsyncTurnStream
 
 
 class AsyncLeaseOwner(Protocol):
@@ -26,6 +30,16 @@ class AsyncLeaseOwner(Protocol):
         metadata: Mapping[str, object] | None = None,
         **params: Any,
     ) -> Turn: ...
+
+    def stream_on(
+        self,
+        lease: AsyncLease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> AbstractAsyncContextManager[AsyncTurnStream]: ...
 
     async def release(self, lease: AsyncLease) -> None: ...
 
@@ -109,6 +123,24 @@ class AsyncLease:
         ``model``, ``instructions``, ``tools``...). Raises ``TurnFailed`` when the run failed,
         ``LeaseLost`` when the lease was lost meanwhile (nothing more was written)."""
         return await self._pool.run_on(
+            self, message, tool_handler=tool_handler, metadata=metadata, **params
+        )
+
+    def stream(
+        self,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> AbstractAsyncContextManager[AsyncTurnStream]:
+        """Run one turn on this thread as ``run`` does, streaming it: ``async with
+        lease.stream(message) as events: async for event in events: ...`` yields ``TextDelta``,
+        ``ToolCallEvent`` and last ``TurnDone`` (the ``Turn`` that ``run`` returns; the turn is
+        logged by then). The lease is renewed however slowly the events are read. Leaving the
+        block before ``TurnDone`` stops the turn: its run (response) is cancelled and the thread
+        settled before the block is left, and nothing is logged."""
+        return self._pool.stream_on(
             self, message, tool_handler=tool_handler, metadata=metadata, **params
         )
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from thread_pool._acompat import open_client, shield
+from thread_pool._acompat import LoopBound, open_client, shield
 from thread_pool._async.backend import AsyncBackend, ToolHandler
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.growth import AsyncGrower
@@ -27,6 +27,7 @@ from thread_pool._async.leasing import AsyncLeasing
 from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.sizing import AsyncSizing
 from thread_pool._async.store import AsyncStore
+from thread_pool._async.streaming import AsyncTurnStream, stream_turn
 from thread_pool._async.turn import AsyncTurnRunner
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
@@ -36,6 +37,7 @@ from thread_pool._model.validation import (
     check_positive,
     check_size,
     check_text,
+    check_turn_params,
     validate_key,
     validate_message,
     validate_metadata,
@@ -121,6 +123,7 @@ class AsyncThreadPool:
             else AsyncTurnRunner(backend, self.log, self._leasing, self._settling, s)
         )
         self._closed = False
+        self._loop = LoopBound(f"the {type(self).__name__}")
 
     # -- leases ------------------------------------------------------------------------------
 
@@ -192,8 +195,37 @@ class AsyncThreadPool:
         # Bad input is refused before any request (leasing may create a thread upstream).
         validate_message(message)
         validate_metadata(metadata)
+        check_turn_params(params, streaming=False)
         async with self.lease(key, timeout) as held:
             return await held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        key: str,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> AsyncIterator[AsyncTurnStream]:
+        """Lease a thread of pool ``key`` and stream one turn on it (see ``AsyncLease.stream``);
+        the thread is released when the block ends::
+
+            async with pool.stream("doc-42", "Summarise section 3") as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        print(event.text, end="")
+        """
+        validate_message(message)
+        validate_metadata(metadata)
+        check_turn_params(params, streaming=True)
+        async with self.lease(key, timeout) as held:
+            async with held.stream(
+                message, tool_handler=tool_handler, metadata=metadata, **params
+            ) as events:
+                yield events
 
     async def run_on(
         self,
@@ -211,6 +243,24 @@ class AsyncThreadPool:
             raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
         return await self._turns.run(
             lease, message, tool_handler=tool_handler, metadata=metadata, params=params
+        )
+
+    def stream_on(
+        self,
+        lease: AsyncLease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> contextlib.AbstractAsyncContextManager[AsyncTurnStream]:
+        """Stream one turn on a held ``lease`` (``lease.stream`` calls this)."""
+        if self._turns is None:
+            raise InvalidArgument("this pool has no backend to run turns with")
+        if lease.released:
+            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
+        return stream_turn(
+            self._turns, lease, message, tool_handler=tool_handler, metadata=metadata, params=params
         )
 
     # -- the canonical log -------------------------------------------------------------------
@@ -329,6 +379,7 @@ class AsyncThreadPool:
         await self.aclose()
 
     def _check_open(self) -> None:
+        self._loop.check()
         if self._closed:
             raise PoolClosed("the pool is closed")
 

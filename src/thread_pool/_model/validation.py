@@ -119,6 +119,22 @@ def validate_message(message: object) -> str:
     return message
 
 
+def check_turn_params(params: Mapping[str, object], *, streaming: bool) -> None:
+    """Refuse upstream parameters that the pool sets itself for a turn: ``stream`` (``run``
+    waits for the whole turn; ``stream()`` streams), and for a streamed turn ``background``
+    (a streamed response is always a background one, so it can be resumed and cancelled)."""
+    if "stream" in params:
+        raise InvalidArgument(
+            "stream() streams a turn: use pool.stream(key, message) or lease.stream(message); "
+            "run() and stream() take no stream= argument"
+        )
+    if streaming and "background" in params:
+        raise InvalidArgument(
+            "stream() sends every response in the background (to resume and cancel it); it "
+            "takes no background= argument"
+        )
+
+
 def validate_metadata(metadata: Mapping[str, object] | None) -> dict[str, str]:
     """Return the caller's metadata if it fits upstream's limits next to the pool's own keys."""
     if metadata is None:

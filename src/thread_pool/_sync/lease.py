@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 from thread_pool._model.turns import Turn
 from thread_pool._sync.backend import ToolHandler
+
+if TYPE_CHECKING:
+    from thread_pool._sync.streaming import TurnStream
 
 
 class LeaseOwner(Protocol):
@@ -29,6 +33,16 @@ class LeaseOwner(Protocol):
         metadata: Mapping[str, object] | None = None,
         **params: Any,
     ) -> Turn: ...
+
+    def stream_on(
+        self,
+        lease: Lease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> AbstractContextManager[TurnStream]: ...
 
     def release(self, lease: Lease) -> None: ...
 
@@ -112,6 +126,24 @@ class Lease:
         ``model``, ``instructions``, ``tools``...). Raises ``TurnFailed`` when the run failed,
         ``LeaseLost`` when the lease was lost meanwhile (nothing more was written)."""
         return self._pool.run_on(
+            self, message, tool_handler=tool_handler, metadata=metadata, **params
+        )
+
+    def stream(
+        self,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> AbstractContextManager[TurnStream]:
+        """Run one turn on this thread as ``run`` does, streaming it: ``with
+        lease.stream(message) as events: for event in events: ...`` yields ``TextDelta``,
+        ``ToolCallEvent`` and last ``TurnDone`` (the ``Turn`` that ``run`` returns; the turn is
+        logged by then). The lease is renewed however slowly the events are read. Leaving the
+        block before ``TurnDone`` stops the turn: its run (response) is cancelled and the thread
+        settled before the block is left, and nothing is logged."""
+        return self._pool.stream_on(
             self, message, tool_handler=tool_handler, metadata=metadata, **params
         )
 

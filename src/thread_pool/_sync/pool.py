@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from thread_pool._compat import open_client
+from thread_pool._compat import LoopBound, open_client
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
 from thread_pool._model.turns import Turn
@@ -29,6 +29,7 @@ from thread_pool._model.validation import (
     check_positive,
     check_size,
     check_text,
+    check_turn_params,
     validate_key,
     validate_message,
     validate_metadata,
@@ -44,6 +45,7 @@ from thread_pool._sync.leasing import Leasing
 from thread_pool._sync.settling import Settling
 from thread_pool._sync.sizing import Sizing
 from thread_pool._sync.store import Store
+from thread_pool._sync.streaming import TurnStream, stream_turn
 from thread_pool._sync.turn import TurnRunner
 from thread_pool.errors import (
     InvalidArgument,
@@ -124,6 +126,7 @@ class ThreadPool:
             else TurnRunner(backend, self.log, self._leasing, self._settling, s)
         )
         self._closed = False
+        self._loop = LoopBound(f"the {type(self).__name__}")
 
     # -- leases ------------------------------------------------------------------------------
 
@@ -195,8 +198,37 @@ class ThreadPool:
         # Bad input is refused before any request (leasing may create a thread upstream).
         validate_message(message)
         validate_metadata(metadata)
+        check_turn_params(params, streaming=False)
         with self.lease(key, timeout) as held:
             return held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
+
+    @contextmanager
+    def stream(
+        self,
+        key: str,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Iterator[TurnStream]:
+        """Lease a thread of pool ``key`` and stream one turn on it (see ``Lease.stream``);
+        the thread is released when the block ends::
+
+            with pool.stream("doc-42", "Summarise section 3") as events:
+                for event in events:
+                    if isinstance(event, TextDelta):
+                        print(event.text, end="")
+        """
+        validate_message(message)
+        validate_metadata(metadata)
+        check_turn_params(params, streaming=True)
+        with self.lease(key, timeout) as held:
+            with held.stream(
+                message, tool_handler=tool_handler, metadata=metadata, **params
+            ) as events:
+                yield events
 
     def run_on(
         self,
@@ -214,6 +246,24 @@ class ThreadPool:
             raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
         return self._turns.run(
             lease, message, tool_handler=tool_handler, metadata=metadata, params=params
+        )
+
+    def stream_on(
+        self,
+        lease: Lease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> contextlib.AbstractContextManager[TurnStream]:
+        """Stream one turn on a held ``lease`` (``lease.stream`` calls this)."""
+        if self._turns is None:
+            raise InvalidArgument("this pool has no backend to run turns with")
+        if lease.released:
+            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
+        return stream_turn(
+            self._turns, lease, message, tool_handler=tool_handler, metadata=metadata, params=params
         )
 
     # -- the canonical log -------------------------------------------------------------------
@@ -330,6 +380,7 @@ class ThreadPool:
         self.close()
 
     def _check_open(self) -> None:
+        self._loop.check()
         if self._closed:
             raise PoolClosed("the pool is closed")
 
