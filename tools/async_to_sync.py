@@ -45,6 +45,7 @@ FILES = [
     ("src/thread_pool/_async/upstream.py", "src/thread_pool/_sync/upstream.py"),
     ("src/thread_pool/_async/waiting.py", "src/thread_pool/_sync/waiting.py"),
     ("tests/pool/test_pool_async.py", "tests/pool/test_pool_sync.py"),
+    ("tests/streaming/test_stream_async.py", "tests/streaming/test_stream_sync.py"),
     ("tests/turns/test_turns_async.py", "tests/turns/test_turns_sync.py"),
 ]
 

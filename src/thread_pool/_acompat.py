@@ -157,9 +157,10 @@ class Background:
 
 class EventPump(Generic[T]):
     """Run ``produce(put)`` beside the consumer (an asyncio task here; a thread in ``_compat``)
-    and hand what it ``put``s to ``get``, in order. At most ``size`` items wait for the consumer:
-    a slow consumer holds the producer back, so the producer's work lasts as long as the
-    consumer's reading. ``get`` raises what the producer raised, then ``StopAsyncIteration``.
+    and hand what it ``put``s to ``get``, in order. ``put`` returns once the consumer took the
+    item: the producer is never ahead of the consumer, so its work (a turn, its lease renewed)
+    lasts as long as the consumer's reading, however slow. ``get`` raises what the producer
+    raised, then ``StopAsyncIteration``.
     Leaving the block stops a producer that has not ended (here: cancels its task) and waits for
     it; a failure of the producer that the consumer never read is raised then."""
 
@@ -169,14 +170,13 @@ class EventPump(Generic[T]):
         self._produce = produce
         self._name = name
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._room = asyncio.Semaphore(64)
         self._task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
         self._told = False
 
     async def _put(self, item: T) -> None:
-        await self._room.acquire()
         self._queue.put_nowait(item)
+        await self._queue.join()
 
     async def _run(self) -> None:
         try:
@@ -191,13 +191,13 @@ class EventPump(Generic[T]):
     async def get(self) -> T:
         """The next item; the producer's error once it failed; ``StopAsyncIteration`` at the end."""
         item = await self._queue.get()
+        self._queue.task_done()
         if item is _END:
             self._queue.put_nowait(_END)  # every later ``get`` ends too
             if self._error is not None and not self._told:
                 self._told = True
                 raise self._error
             raise StopAsyncIteration
-        self._room.release()
         result: T = item
         return result
 

@@ -115,13 +115,13 @@ class StreamClosed(BaseException):
 
 class EventPump(Generic[T]):
     """Run ``produce(put)`` in a thread beside the consumer and hand what it ``put``s to ``get``,
-    in order (see ``_acompat.EventPump``). Leaving the block makes the producer's next ``put``
-    raise ``StreamClosed`` and waits for the producer to end."""
+    in order, each ``put`` returning once the consumer took the item (see
+    ``_acompat.EventPump``). Leaving the block makes the producer's ``put`` raise
+    ``StreamClosed`` and waits for the producer to end."""
 
     def __init__(self, produce: Callable[[Callable[[T], None]], None], name: str) -> None:
         self._produce = produce
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._room = threading.Semaphore(64)
+        self._queue: queue.Queue[Any] = queue.Queue()
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._told = False
@@ -132,12 +132,15 @@ class EventPump(Generic[T]):
         )
 
     def _put(self, item: T) -> None:
-        while not self._room.acquire(timeout=0.05):
-            if self._stop.is_set():
-                raise StreamClosed
         if self._stop.is_set():
             raise StreamClosed
         self._queue.put(item)
+        taken = self._queue.all_tasks_done
+        with taken:
+            while self._queue.unfinished_tasks:
+                if self._stop.is_set():
+                    raise StreamClosed
+                taken.wait(0.05)
 
     def _run(self) -> None:
         try:
@@ -150,13 +153,13 @@ class EventPump(Generic[T]):
     def get(self) -> T:
         """The next item; the producer's error once it failed; ``StopIteration`` at the end."""
         item = self._queue.get()
+        self._queue.task_done()
         if item is _END:
             self._queue.put(_END)  # every later ``get`` ends too
             if self._error is not None and not self._told:
                 self._told = True
                 raise self._error
             raise StopIteration
-        self._room.release()
         result: T = item
         return result
 

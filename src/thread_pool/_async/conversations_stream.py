@@ -91,7 +91,17 @@ class AsyncResponsesInFlight(AsyncBackendBase):
                         break
                     if progress.response is None:
                         raise UpstreamError(f"the response stream on {thread_id} named no response")
-                    # The stream ended before the response did: read on from where it stopped.
+                    # The stream ended before the response did (a cancelled response's stream
+                    # just ends): ask how it is, and read on from where it stopped if it runs.
+                    progress.response = await self._retrieve(progress.response.id)
+                    if progress.response.status not in BUSY:
+                        break
+                    drops += 1
+                    if drops >= self.retry.attempts:
+                        raise UpstreamError(
+                            f"the stream of response {progress.response.id} on {thread_id} kept "
+                            "ending before the response did"
+                        )
                 response_id, after = progress.response.id, progress.seq
                 check_turn_time(started, self.turn_timeout, thread_id, response_id)
                 guard.alive()
@@ -103,6 +113,12 @@ class AsyncResponsesInFlight(AsyncBackendBase):
             raise
         await guard.finished()
         return progress.response, request_id
+
+    async def _retrieve(self, response_id: str) -> Any:
+        return await self._request(
+            f"retrieve response {response_id}",
+            lambda: self.client.responses.retrieve(response_id),
+        )
 
     async def _resume(self, response_id: str, after: int) -> Any:
         """The response's events after the ``after``-th, streamed again."""

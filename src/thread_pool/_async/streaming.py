@@ -24,10 +24,12 @@ class AsyncTurnStream:
     ``run`` would have returned. Iterate it with ``async for``; a failed turn raises its error
     (``TurnFailed``, ``LeaseLost``, ``UpstreamError``) from the loop."""
 
-    __slots__ = ("_pump", "turn")
+    __slots__ = ("_pump", "thread_id", "turn")
 
-    def __init__(self, pump: EventPump[StreamEvent]) -> None:
+    def __init__(self, pump: EventPump[StreamEvent], thread_id: str) -> None:
         self._pump = pump
+        self.thread_id = thread_id
+        """The upstream thread (conversation) the turn runs on."""
         self.turn: Turn | None = None
         """The completed turn, once ``TurnDone`` went by."""
 
@@ -63,7 +65,7 @@ async def stream_turn(
 
     try:
         async with EventPump(produce, f"stream {lease.thread_id}") as pump:
-            yield AsyncTurnStream(pump)
+            yield AsyncTurnStream(pump, lease.thread_id)
     finally:
         if lease.dirty and not lease.released:
             await shield(_settle(runner, lease))

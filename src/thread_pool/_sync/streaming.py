@@ -27,10 +27,12 @@ class TurnStream:
     ``run`` would have returned. Iterate it with ``for``; a failed turn raises its error
     (``TurnFailed``, ``LeaseLost``, ``UpstreamError``) from the loop."""
 
-    __slots__ = ("_pump", "turn")
+    __slots__ = ("_pump", "thread_id", "turn")
 
-    def __init__(self, pump: EventPump[StreamEvent]) -> None:
+    def __init__(self, pump: EventPump[StreamEvent], thread_id: str) -> None:
         self._pump = pump
+        self.thread_id = thread_id
+        """The upstream thread (conversation) the turn runs on."""
         self.turn: Turn | None = None
         """The completed turn, once ``TurnDone`` went by."""
 
@@ -66,7 +68,7 @@ def stream_turn(
 
     try:
         with EventPump(produce, f"stream {lease.thread_id}") as pump:
-            yield TurnStream(pump)
+            yield TurnStream(pump, lease.thread_id)
     finally:
         if lease.dirty and not lease.released:
             _settle(runner, lease)
