@@ -11,7 +11,7 @@ from typing import Any
 
 import openai
 
-from thread_pool._acompat import shield, sleep
+from thread_pool._acompat import finish_first, shield, sleep
 from thread_pool._async.backend import AsyncGuard, EventSink
 from thread_pool._async.backend_base import AsyncBackendBase
 from thread_pool._model.stream import TextDelta
@@ -72,10 +72,27 @@ class AsyncResponsesInFlight(AsyncBackendBase):
         twice. Whatever stops the stream early (the consumer left, the lease was lost, an
         error) cancels the response."""
         progress = _Progress()
-        stream = await self._request(f"start a response on {thread_id}", start)
+
+        async def begin() -> tuple[Any, Any]:
+            stream = await start()
+            return stream, await stream.__anext__()  # its first event names the response
+
+        async def abandon(opened: tuple[Any, Any]) -> None:
+            # Cancelled while the response was being made: only its first event names it, so
+            # end it now, or it would run on (in the background) and lock the conversation.
+            stream, first = opened
+            await stream.close()
+            named = getattr(first, "response", None)
+            if named is not None:
+                await self._cancel_unrecorded(named.id)
+
+        stream, first = await self._request(
+            f"start a response on {thread_id}", lambda: finish_first(begin(), abandon)
+        )
         request_id = stream.response.headers.get("x-request-id")
         drops = 0
         try:
+            await self._absorb(first, progress, guard, emit)
             while True:
                 try:
                     await self._follow(stream, progress, guard, emit)
@@ -134,20 +151,25 @@ class AsyncResponsesInFlight(AsyncBackendBase):
         stream may repeat some) are skipped."""
         async with stream:
             async for event in stream:
-                seq = event.sequence_number
-                if seq <= progress.seq:
-                    continue
-                progress.seq = seq
-                kind = event.type
-                if kind == "response.output_text.delta":
-                    await emit(TextDelta(event.delta))
-                elif kind == "error":
-                    raise UpstreamError(
-                        f"the response stream failed: {event.message}", code=event.code
-                    )
-                elif kind.startswith("response.") and hasattr(event, "response"):
-                    first = progress.response is None
-                    progress.response = event.response
-                    if first:
-                        await self._name(event.response, guard)
-                guard.alive()
+                await self._absorb(event, progress, guard, emit)
+
+    async def _absorb(
+        self, event: Any, progress: _Progress, guard: AsyncGuard, emit: EventSink
+    ) -> None:
+        """One event of the stream: a delta to ``emit``, a response snapshot kept (and named
+        the first time); an event already read (a resumed stream may repeat some) is skipped."""
+        seq = event.sequence_number
+        if seq <= progress.seq:
+            return
+        progress.seq = seq
+        kind = event.type
+        if kind == "response.output_text.delta":
+            await emit(TextDelta(event.delta))
+        elif kind == "error":
+            raise UpstreamError(f"the response stream failed: {event.message}", code=event.code)
+        elif kind.startswith("response.") and hasattr(event, "response"):
+            first = progress.response is None
+            progress.response = event.response
+            if first:
+                await self._name(event.response, guard)
+        guard.alive()

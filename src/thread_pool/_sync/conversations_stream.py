@@ -14,7 +14,7 @@ from typing import Any
 
 import openai
 
-from thread_pool._compat import sleep
+from thread_pool._compat import finish_first, sleep
 from thread_pool._model.stream import TextDelta
 from thread_pool._model.turns import check_turn_time
 from thread_pool._sync.backend import EventSink, Guard
@@ -75,10 +75,27 @@ class ResponsesInFlight(BackendBase):
         twice. Whatever stops the stream early (the consumer left, the lease was lost, an
         error) cancels the response."""
         progress = _Progress()
-        stream = self._request(f"start a response on {thread_id}", start)
+
+        def begin() -> tuple[Any, Any]:
+            stream = start()
+            return stream, stream.__next__()  # its first event names the response
+
+        def abandon(opened: tuple[Any, Any]) -> None:
+            # Cancelled while the response was being made: only its first event names it, so
+            # end it now, or it would run on (in the background) and lock the conversation.
+            stream, first = opened
+            stream.close()
+            named = getattr(first, "response", None)
+            if named is not None:
+                self._cancel_unrecorded(named.id)
+
+        stream, first = self._request(
+            f"start a response on {thread_id}", lambda: finish_first(begin(), abandon)
+        )
         request_id = stream.response.headers.get("x-request-id")
         drops = 0
         try:
+            self._absorb(first, progress, guard, emit)
             while True:
                 try:
                     self._follow(stream, progress, guard, emit)
@@ -135,20 +152,23 @@ class ResponsesInFlight(BackendBase):
         stream may repeat some) are skipped."""
         with stream:
             for event in stream:
-                seq = event.sequence_number
-                if seq <= progress.seq:
-                    continue
-                progress.seq = seq
-                kind = event.type
-                if kind == "response.output_text.delta":
-                    emit(TextDelta(event.delta))
-                elif kind == "error":
-                    raise UpstreamError(
-                        f"the response stream failed: {event.message}", code=event.code
-                    )
-                elif kind.startswith("response.") and hasattr(event, "response"):
-                    first = progress.response is None
-                    progress.response = event.response
-                    if first:
-                        self._name(event.response, guard)
-                guard.alive()
+                self._absorb(event, progress, guard, emit)
+
+    def _absorb(self, event: Any, progress: _Progress, guard: Guard, emit: EventSink) -> None:
+        """One event of the stream: a delta to ``emit``, a response snapshot kept (and named
+        the first time); an event already read (a resumed stream may repeat some) is skipped."""
+        seq = event.sequence_number
+        if seq <= progress.seq:
+            return
+        progress.seq = seq
+        kind = event.type
+        if kind == "response.output_text.delta":
+            emit(TextDelta(event.delta))
+        elif kind == "error":
+            raise UpstreamError(f"the response stream failed: {event.message}", code=event.code)
+        elif kind.startswith("response.") and hasattr(event, "response"):
+            first = progress.response is None
+            progress.response = event.response
+            if first:
+                self._name(event.response, guard)
+        guard.alive()
