@@ -1,9 +1,9 @@
 """Latency and fault decisions, drawn from seeded generators so a run of tests can be replayed.
 
-Each decision has its own stream indexed by a counter (the n-th request, the n-th run), and each
-draw uses a generator seeded from ``(seed, stream, n)``. So the faults depend only on the seed and
-the order of requests, not on what else happened in between (a retrieve does not shift which
-run fails), and a reset replays the same sequence.
+Each decision has its own sequence indexed by a counter (the n-th request, the n-th run, the
+n-th streaming connection), and each draw uses a generator seeded from ``(seed, sequence, n)``.
+So the faults depend only on the seed and the order of requests, not on what else happened in
+between (a retrieve does not shift which run fails), and a reset replays the same sequence.
 """
 
 from __future__ import annotations
