@@ -27,6 +27,7 @@ from thread_pool import (
     ToolCallEvent,
     TurnDone,
     TurnStream,
+    UpstreamError,
 )
 from thread_pool.emulator import EmulatorServer, parse_reply
 
@@ -275,3 +276,43 @@ def test_a_dropped_stream_loses_and_repeats_no_delta(
     assert len(pool.history("doc")) == 6
     assert lock_errors(thread_pool_emulator) == 0
     assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+@pytest.mark.thread_pool_emulator(
+    latency=0.2, queued_fraction=0.9, stream_drop=0.3, stream_drop_after=1, seed=5
+)
+def test_a_response_a_drop_left_stuck_in_the_queue_is_ended_and_made_again(
+    make_pool: MakePool,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+) -> None:
+    # Upstream's edge: a background stream cut right after its first event can leave its
+    # response queued for good, holding the conversation.
+    pool = make_pool("conversations")
+    for i in range(8):
+        events = collect(pool, "doc", f"question {i} " + "and more " * 5)
+        assert isinstance(events[-1], TurnDone)
+        assert text_of(events) == events[-1].turn.reply
+    assert thread_pool_emulator.admin.stats()["faults"].get("stream_stall", 0) >= 1
+    assert len(pool.history("doc")) == 16
+    assert lock_errors(thread_pool_emulator) == 0
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
+@pytest.mark.thread_pool_emulator(latency=0.2, queued_fraction=0.9, stream_drop_after=1)
+def test_a_stream_that_keeps_stalling_fails_within_the_retry_policy_and_settles(
+    make_pool: MakePool,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+) -> None:
+    pool = make_pool("conversations")
+    with pytest.raises(UpstreamError):
+        collect(pool, "doc", "never gets going")
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+    thread_pool_emulator.admin.configure(stream_drop_after=None)
+    events = collect(pool, "doc", "now it does")
+    assert isinstance(events[-1], TurnDone)
+    assert lock_errors(thread_pool_emulator) == 0
+    assert len(pool.history("doc")) == 2

@@ -172,35 +172,6 @@ class ConversationsBackend(ResponsesInFlight):
             )
         return True
 
-    def _end_response(self, response_id: str) -> None:
-        def retrieve() -> str | None:
-            try:
-                resp = self._request(
-                    f"retrieve response {response_id}",
-                    lambda: self.client.responses.retrieve(response_id),
-                )
-            except UpstreamError as exc:
-                if exc.status_code == 404:
-                    return None
-                raise
-            return resp.status
-
-        self._settle(
-            f"response {response_id}",
-            BUSY,
-            None,
-            retrieve,
-            lambda: self._cancel_response(response_id),
-            # A streamed background response whose stream dropped at its first event can stay
-            # queued for good upstream; a queued response has produced nothing: end it now.
-            cancel_at_once=("queued",),
-        )
-
-    def _cancel_response(self, response_id: str) -> None:
-        self._cancel(
-            f"cancel response {response_id}", lambda: self.client.responses.cancel(response_id)
-        )
-
     # -- turns -------------------------------------------------------------------------------
 
     def run_turn(

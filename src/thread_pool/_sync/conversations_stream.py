@@ -51,6 +51,33 @@ class ResponsesInFlight(BackendBase):
             self._cancel_unrecorded(resp.id)
             raise
 
+    def _end_response(self, response_id: str) -> None:
+        """Wait ``settle_wait`` for the response to end, else cancel it (a queued one at once)
+        and wait until upstream confirms it ended."""
+
+        def retrieve() -> str | None:
+            try:
+                resp = self._request(
+                    f"retrieve response {response_id}",
+                    lambda: self.client.responses.retrieve(response_id),
+                )
+            except UpstreamError as exc:
+                if exc.status_code == 404:
+                    return None
+                raise
+            return resp.status
+
+        self._settle(
+            f"response {response_id}",
+            BUSY,
+            None,
+            retrieve,
+            lambda: self._cancel_response(response_id),
+            # A streamed background response whose stream dropped at its first event can stay
+            # queued for good upstream; a queued response has produced nothing: end it now.
+            cancel_at_once=("queued",),
+        )
+
     def _cancel_response(self, response_id: str) -> None:
         self._cancel(
             f"cancel response {response_id}", lambda: self.client.responses.cancel(response_id)
@@ -104,6 +131,18 @@ class ResponsesInFlight(BackendBase):
                     if progress.response is None or drops >= self.retry.attempts:
                         raise upstream_error(exc, f"stream a response on {thread_id}") from exc
                     sleep(min(self.retry.max_delay, self.retry.base_delay * 2 ** (drops - 1)))
+                    if progress.response.status == "queued":
+                        # Dropped before the response left the queue: upstream may keep such a
+                        # response queued for good, holding the conversation. It has produced
+                        # nothing yet: end it, and make the response again.
+                        self._end_response(progress.response.id)
+                        progress = _Progress()
+                        stream, first = self._request(
+                            f"start a response on {thread_id} again",
+                            lambda: finish_first(begin(), abandon),
+                        )
+                        self._absorb(first, progress, guard, emit)
+                        continue
                 except openai.APIError as exc:
                     raise upstream_error(exc, f"stream a response on {thread_id}") from exc
                 else:
