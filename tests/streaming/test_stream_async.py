@@ -315,3 +315,26 @@ async def test_a_stream_that_keeps_stalling_fails_within_the_retry_policy_and_se
     assert isinstance(events[-1], TurnDone)
     assert lock_errors(thread_pool_emulator) == 0
     assert len(await pool.history("doc")) == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_failing_tool_handler_ends_the_stream_with_its_error_and_settles(
+    make_pool: MakePool,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    kind: str,
+) -> None:
+    pool = make_pool(kind)
+
+    async def handler(call: ToolCall) -> str:
+        raise RuntimeError(f"no {call.name} today")
+
+    with pytest.raises(RuntimeError, match="no ping today"):
+        await collect(pool, "doc", "call:ping()", tool_handler=handler, tools=tools_for(kind))
+    assert await pool.history("doc") == []
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+    # The thread was settled (the run waiting for outputs ended): the next turn runs.
+    events = await collect(pool, "doc", "next")
+    assert isinstance(events[-1], TurnDone)
+    assert lock_errors(thread_pool_emulator) == 0
