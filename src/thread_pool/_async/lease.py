@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from thread_pool._async.backend import ToolHandler
@@ -12,6 +13,9 @@ from thread_pool.errors import LeaseLost
 
 if TYPE_CHECKING:
     from thread_pool._async.renewal import AsyncRenewer
+
+if TYPE_CHECKING:
+    from thread_pool._async.streaming import AsyncTurnStream
 
 
 class AsyncLeaseOwner(Protocol):
@@ -30,6 +34,16 @@ class AsyncLeaseOwner(Protocol):
         metadata: Mapping[str, object] | None = None,
         **params: Any,
     ) -> Turn: ...
+
+    def stream_on(
+        self,
+        lease: AsyncLease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> AbstractAsyncContextManager[AsyncTurnStream]: ...
 
     async def release(self, lease: AsyncLease) -> None: ...
 
@@ -201,6 +215,24 @@ class AsyncLease:
         your call that sent ``user``): its ``output_text`` is the reply, its id the run id."""
         reply, run_id = reply_of(response)
         return await self.record(user=user, reply=reply, run_id=run_id, record_id=record_id)
+
+    def stream(
+        self,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> AbstractAsyncContextManager[AsyncTurnStream]:
+        """Run one turn on this thread as ``run`` does, streaming it: ``async with
+        lease.stream(message) as events: async for event in events: ...`` yields ``TextDelta``,
+        ``ToolCallEvent`` and last ``TurnDone`` (the ``Turn`` that ``run`` returns; the turn is
+        logged by then). The lease is renewed however slowly the events are read. Leaving the
+        block before ``TurnDone`` stops the turn: its run (response) is cancelled and the thread
+        settled before the block is left, and nothing is logged."""
+        return self._pool.stream_on(
+            self, message, tool_handler=tool_handler, metadata=metadata, **params
+        )
 
     async def release(self) -> None:
         """Give the thread back to the pool."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from thread_pool._acompat import open_client, shield
+from thread_pool._acompat import LoopBound, open_client, shield
 from thread_pool._async.backend import AsyncBackend, ToolHandler, checked_backend
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.growth import AsyncGrower
@@ -29,6 +29,7 @@ from thread_pool._async.renewal import AsyncRenewer
 from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.sizing import AsyncSizing
 from thread_pool._async.store import AsyncStore
+from thread_pool._async.streaming import AsyncTurnStream, stream_turn
 from thread_pool._async.turn import AsyncTurnRunner
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
@@ -130,6 +131,7 @@ class AsyncThreadPool:
         )
         self._own = AsyncOwnCalls(backend, self.log)
         self._closed = False
+        self._loop = LoopBound(f"the {type(self).__name__}")
 
     @property
     def backend(self) -> AsyncBackend | None:
@@ -229,6 +231,34 @@ class AsyncThreadPool:
         async with self.lease(key, timeout) as held:
             return await held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
+    @asynccontextmanager
+    async def stream(
+        self,
+        key: str,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> AsyncIterator[AsyncTurnStream]:
+        """Lease a thread of pool ``key`` and stream one turn on it (see ``AsyncLease.stream``);
+        the thread is released when the block ends::
+
+            async with pool.stream("doc-42", "Summarise section 3") as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        print(event.text, end="")
+        """
+        validate_message(message)
+        validate_metadata(metadata)
+        self._check_turn(params, streaming=True)
+        async with self.lease(key, timeout) as held:
+            async with held.stream(
+                message, tool_handler=tool_handler, metadata=metadata, **params
+            ) as events:
+                yield events
+
     async def run_on(
         self,
         lease: AsyncLease,
@@ -268,6 +298,23 @@ class AsyncThreadPool:
             run_id=run_id,
             record_id=record_id,
             tool_calls=tool_calls,
+        )
+
+    def stream_on(
+        self,
+        lease: AsyncLease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> contextlib.AbstractAsyncContextManager[AsyncTurnStream]:
+        """Stream one turn on a held ``lease`` (``lease.stream`` calls this)."""
+        turns = self._check_turn(params, streaming=True)
+        if _checked(lease).released:
+            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
+        return stream_turn(
+            turns, lease, message, tool_handler=tool_handler, metadata=metadata, params=params
         )
 
     # -- the canonical log -------------------------------------------------------------------
@@ -385,14 +432,15 @@ class AsyncThreadPool:
     ) -> None:
         await self.aclose()
 
-    def _check_turn(self, params: Mapping[str, Any]) -> AsyncTurnRunner:
+    def _check_turn(self, params: Mapping[str, Any], *, streaming: bool = False) -> AsyncTurnRunner:
         """The turn runner, once ``params`` are known to be what the backend's request takes."""
         if self._turns is None:
             raise InvalidArgument("this pool has no backend to run turns with")
-        validate_params(params, getattr(self._backend, "run_params", None))
+        validate_params(params, getattr(self._backend, "run_params", None), streaming=streaming)
         return self._turns
 
     def _check_open(self) -> None:
+        self._loop.check()
         if self._closed:
             raise PoolClosed("the pool is closed")
 

@@ -95,14 +95,22 @@ def check_ttl(name: str, value: float) -> float:
     return value
 
 
-def validate_params(params: Mapping[str, Any], accepted: Collection[str] | None) -> None:
-    """Refuse what a turn cannot pass upstream: ``stream`` (a turn waits for its run's end and
-    reads the reply; a stream is not supported through ``run``), and, when the backend says
-    which names its request takes (``accepted``), any other name, with the closest one."""
+def validate_params(
+    params: Mapping[str, Any], accepted: Collection[str] | None, *, streaming: bool = False
+) -> None:
+    """Refuse what a turn cannot pass upstream: ``stream`` (``run`` waits for the whole turn;
+    ``stream()`` streams), for a streamed turn ``background`` (a streamed response is always a
+    background one, so it can be resumed and cancelled), and, when the backend says which names
+    its request takes (``accepted``), any other name, with the closest one."""
     if "stream" in params:
         raise InvalidArgument(
-            "stream is not supported through run(): a turn waits for the run to end and "
-            "returns its reply"
+            "stream() streams a turn: use pool.stream(key, message) or lease.stream(message); "
+            "run() and stream() take no stream= argument"
+        )
+    if streaming and "background" in params:
+        raise InvalidArgument(
+            "stream() sends every response in the background (to resume and cancel it); it "
+            "takes no background= argument"
         )
     if accepted is None:
         return
@@ -110,7 +118,7 @@ def validate_params(params: Mapping[str, Any], accepted: Collection[str] | None)
         if name not in accepted:
             close = difflib.get_close_matches(name, list(accepted), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InvalidArgument(f"run() got an unknown parameter {name!r}{hint}")
+            raise InvalidArgument(f"unknown turn parameter {name!r}{hint}")
 
 
 def check_positive(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from thread_pool._model.turns import ToolCall, Turn, reply_of
@@ -15,6 +16,9 @@ from thread_pool.errors import LeaseLost
 
 if TYPE_CHECKING:
     from thread_pool._sync.renewal import Renewer
+
+if TYPE_CHECKING:
+    from thread_pool._sync.streaming import TurnStream
 
 
 class LeaseOwner(Protocol):
@@ -33,6 +37,16 @@ class LeaseOwner(Protocol):
         metadata: Mapping[str, object] | None = None,
         **params: Any,
     ) -> Turn: ...
+
+    def stream_on(
+        self,
+        lease: Lease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> AbstractContextManager[TurnStream]: ...
 
     def release(self, lease: Lease) -> None: ...
 
@@ -202,6 +216,24 @@ class Lease:
         your call that sent ``user``): its ``output_text`` is the reply, its id the run id."""
         reply, run_id = reply_of(response)
         return self.record(user=user, reply=reply, run_id=run_id, record_id=record_id)
+
+    def stream(
+        self,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> AbstractContextManager[TurnStream]:
+        """Run one turn on this thread as ``run`` does, streaming it: ``with
+        lease.stream(message) as events: for event in events: ...`` yields ``TextDelta``,
+        ``ToolCallEvent`` and last ``TurnDone`` (the ``Turn`` that ``run`` returns; the turn is
+        logged by then). The lease is renewed however slowly the events are read. Leaving the
+        block before ``TurnDone`` stops the turn: its run (response) is cancelled and the thread
+        settled before the block is left, and nothing is logged."""
+        return self._pool.stream_on(
+            self, message, tool_handler=tool_handler, metadata=metadata, **params
+        )
 
     def release(self) -> None:
         """Give the thread back to the pool."""

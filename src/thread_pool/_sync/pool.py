@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from thread_pool._compat import open_client
+from thread_pool._compat import LoopBound, open_client
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
 from thread_pool._model.turns import ToolCall, Turn
@@ -49,6 +49,7 @@ from thread_pool._sync.renewal import Renewer
 from thread_pool._sync.settling import Settling
 from thread_pool._sync.sizing import Sizing
 from thread_pool._sync.store import Store
+from thread_pool._sync.streaming import TurnStream, stream_turn
 from thread_pool._sync.turn import TurnRunner
 from thread_pool.errors import (
     InvalidArgument,
@@ -133,6 +134,7 @@ class ThreadPool:
         )
         self._own = OwnCalls(backend, self.log)
         self._closed = False
+        self._loop = LoopBound(f"the {type(self).__name__}")
 
     @property
     def backend(self) -> Backend | None:
@@ -232,6 +234,34 @@ class ThreadPool:
         with self.lease(key, timeout) as held:
             return held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
+    @contextmanager
+    def stream(
+        self,
+        key: str,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Iterator[TurnStream]:
+        """Lease a thread of pool ``key`` and stream one turn on it (see ``Lease.stream``);
+        the thread is released when the block ends::
+
+            with pool.stream("doc-42", "Summarise section 3") as events:
+                for event in events:
+                    if isinstance(event, TextDelta):
+                        print(event.text, end="")
+        """
+        validate_message(message)
+        validate_metadata(metadata)
+        self._check_turn(params, streaming=True)
+        with self.lease(key, timeout) as held:
+            with held.stream(
+                message, tool_handler=tool_handler, metadata=metadata, **params
+            ) as events:
+                yield events
+
     def run_on(
         self,
         lease: Lease,
@@ -271,6 +301,23 @@ class ThreadPool:
             run_id=run_id,
             record_id=record_id,
             tool_calls=tool_calls,
+        )
+
+    def stream_on(
+        self,
+        lease: Lease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> contextlib.AbstractContextManager[TurnStream]:
+        """Stream one turn on a held ``lease`` (``lease.stream`` calls this)."""
+        turns = self._check_turn(params, streaming=True)
+        if _checked(lease).released:
+            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
+        return stream_turn(
+            turns, lease, message, tool_handler=tool_handler, metadata=metadata, params=params
         )
 
     # -- the canonical log -------------------------------------------------------------------
@@ -386,14 +433,15 @@ class ThreadPool:
     ) -> None:
         self.close()
 
-    def _check_turn(self, params: Mapping[str, Any]) -> TurnRunner:
+    def _check_turn(self, params: Mapping[str, Any], *, streaming: bool = False) -> TurnRunner:
         """The turn runner, once ``params`` are known to be what the backend's request takes."""
         if self._turns is None:
             raise InvalidArgument("this pool has no backend to run turns with")
-        validate_params(params, getattr(self._backend, "run_params", None))
+        validate_params(params, getattr(self._backend, "run_params", None), streaming=streaming)
         return self._turns
 
     def _check_open(self) -> None:
+        self._loop.check()
         if self._closed:
             raise PoolClosed("the pool is closed")
 

@@ -12,10 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from thread_pool._model.stream import TurnDone
 from thread_pool._model.turns import FENCE_KEY, Turn
-from thread_pool._model.validation import validate_message, validate_metadata
+from thread_pool._model.validation import (
+    validate_message,
+    validate_metadata,
+)
 from thread_pool._store.replies import Outcome
-from thread_pool._sync.backend import Backend, ToolHandler
+from thread_pool._sync.backend import Backend, EventSink, ToolHandler
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.leasing import Leasing
@@ -108,8 +112,11 @@ class TurnRunner:
         tool_handler: ToolHandler | None,
         metadata: Mapping[str, object] | None,
         params: Mapping[str, Any],
+        emit: EventSink | None = None,
     ) -> Turn:
-        """Run one turn on ``lease`` (see ``Lease.run``)."""
+        """Run one turn on ``lease`` (see ``Lease.run``). With ``emit`` (``stream()``) the
+        turn's events go to it as they come, and its last is ``TurnDone`` once the turn is
+        logged; the lease is renewed until then, however slowly ``emit`` takes them."""
         message = validate_message(message)
         checked = validate_metadata(metadata)
         guard = TurnGuard(lease, self.leasing, self.settling, self.settings)
@@ -120,18 +127,23 @@ class TurnRunner:
         # Until the turn ends cleanly its run may still be active upstream: if we leave early,
         # the release sends the thread to be settled instead of straight back to use.
         lease.dirty = True
-        try:
-            with send_guard.turn_requests(lease):
-                turn = self._guarded(lease, message, guard, tool_handler, checked, params, context)
-        except BaseException:
-            # A request that was to start a run and failed: no settler should wait for its name.
-            guard.unstarted()
-            if guard.context_delivered and missing.last_seq > missing.cursor:
-                # The turn failed, but its context reached the thread: sending it again next
-                # time would give the thread those entries twice.
-                self.log.advance(lease.key, lease.thread_id, missing.last_seq)
-            raise
-        self.log.log_turn(lease.key, lease.thread_id, turn_id, missing.last_seq, message, turn)
+        with Renewer(lease, self.leasing, self.settings.renew_margin):
+            try:
+                with send_guard.turn_requests(lease):
+                    turn = self._guarded(
+                        lease, message, guard, tool_handler, checked, params, context, emit
+                    )
+            except BaseException:
+                # A request that was to start a run and failed: no settler should wait for it.
+                guard.unstarted()
+                if guard.context_delivered and missing.last_seq > missing.cursor:
+                    # The turn failed, but its context reached the thread: sending it again
+                    # next time would give the thread those entries twice.
+                    self.log.advance(lease.key, lease.thread_id, missing.last_seq)
+                raise
+            self.log.log_turn(lease.key, lease.thread_id, turn_id, missing.last_seq, message, turn)
+            if emit is not None:
+                emit(TurnDone(turn))
         return turn
 
     def _guarded(
@@ -143,10 +155,21 @@ class TurnRunner:
         checked: Mapping[str, str],
         params: Mapping[str, Any],
         context: Sequence[Mapping[str, str]],
+        emit: EventSink | None,
     ) -> Turn:
-        """The turn under its renewer, with the lock-error fallback and the dirty flag kept."""
+        """The turn, with the lock-error fallback and the dirty flag kept."""
 
         def turn() -> Turn:
+            if emit is None:  # a backend written before streaming need not know ``emit``
+                return self.backend.run_turn(
+                    lease.thread_id,
+                    message,
+                    guard,
+                    tool_handler=tool_handler,
+                    metadata=checked,
+                    params=params,
+                    context=context,
+                )
             return self.backend.run_turn(
                 lease.thread_id,
                 message,
@@ -155,26 +178,24 @@ class TurnRunner:
                 metadata=checked,
                 params=params,
                 context=context,
+                emit=emit,
             )
 
-        with Renewer(lease, self.leasing, self.settings.renew_margin):
-            try:
-                done = turn()
-            except ThreadBusy as exc:
-                # Should never happen while the pool holds the thread: a bug signal. Count it,
-                # make the thread quiet, and try once more.
-                logger.error(
-                    "pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc
-                )
-                self.settling.settle_busy(lease)
-                done = turn()
-            except TurnFailed as exc:
-                if exc.status in _ENDED:
-                    lease.dirty = False
-                raise
-            except InvalidArgument:
-                if not guard.wrote:
-                    lease.dirty = False  # refused before any request: nothing to settle
-                raise
+        try:
+            done = turn()
+        except ThreadBusy as exc:
+            # Should never happen while the pool holds the thread: a bug signal. Count it,
+            # make the thread quiet, and try once more.
+            logger.error("pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc)
+            self.settling.settle_busy(lease)
+            done = turn()
+        except TurnFailed as exc:
+            if exc.status in _ENDED:
+                lease.dirty = False
+            raise
+        except InvalidArgument:
+            if not guard.wrote:
+                lease.dirty = False  # refused before any request: nothing to settle
+            raise
         lease.dirty = False
         return done
