@@ -5,6 +5,7 @@ several upstream threads per key and leases each to one caller at a time, so N t
 callers at once and no run ever meets another on the same thread.
 """
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from thread_pool._async.admin import AsyncPoolAdmin
@@ -12,6 +13,7 @@ from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.pool import AsyncThreadPool
 from thread_pool._model.log import LogEntry
+from thread_pool._model.redaction import RedactingFilter
 from thread_pool._model.status import PoolStats, PoolStatus
 from thread_pool._model.turns import ToolCall, Turn
 from thread_pool._sync.admin import PoolAdmin
@@ -41,6 +43,9 @@ from thread_pool.errors import (
     UpstreamError,
 )
 from thread_pool.settings import Settings
+
+# Every log line of the library passes this filter: none shows a password or an API key.
+logging.getLogger("thread_pool").addFilter(RedactingFilter())
 
 if TYPE_CHECKING:
     from thread_pool._async.assistants import AsyncAssistantsBackend

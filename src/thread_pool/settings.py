@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal, Self
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from thread_pool._model.limits import MAX_CONNECTIONS, MAX_SECONDS, MAX_SIZE, MAX_WAITERS
+from thread_pool._model.redaction import mask_url
 from thread_pool.errors import InvalidSettings
 
 ENV_PREFIX = "THREAD_POOL_"
@@ -87,6 +89,11 @@ class Settings(BaseSettings):
     log_max_entries: int | None = Field(default=None, ge=1)
     """The log keeps this many newest entries; a thread that lost entries to the trim first
     receives a marked gap message. None: the log is not trimmed."""
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr() and str() show the URL with its password masked; model_dump() keeps it.
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "redis_url" else value
 
     @model_validator(mode="after")
     def _check_relations(self) -> Self:

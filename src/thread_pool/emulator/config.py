@@ -72,7 +72,7 @@ class EmulatorConfig:
     run_ttl: float = 600.0
     cancel_delay: float = 0.05
     poll_after_ms: int | None = None
-    api_key: str | None = None
+    api_key: str | None = dataclasses.field(default=None, repr=False)  # never shown
 
     def __post_init__(self) -> None:
         # The one validation of a configuration: the command line, start_emulator() and the
