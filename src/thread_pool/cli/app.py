@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import click
 
+from thread_pool._model.redaction import scrub, scrub_chain
 from thread_pool.cli import (
     cmd_backup,
     cmd_emulator,
@@ -16,6 +17,7 @@ from thread_pool.cli import (
     cmd_status,
     cmd_stress,
 )
+from thread_pool.cli.render import safe
 from thread_pool.errors import InvalidPoolKey, InvalidSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -41,7 +43,8 @@ for module in (cmd_status, cmd_manage, cmd_backup, cmd_prewarm, cmd_emulator, cm
 
 
 def _fail(message: str, code: int) -> int:
-    click.echo(f"error: {message}", err=True)
+    # One line, whatever the message quotes: no credential, no control character.
+    click.echo(f"error: {safe(scrub(message))}", err=True)
     return code
 
 
@@ -72,7 +75,7 @@ def run(args: list[str]) -> int:
         return _fail("interrupted", EXIT_INTERRUPTED)
     except Exception as exc:
         if debug:
-            traceback.print_exc()
+            sys.stderr.write(scrub("".join(traceback.format_exception(scrub_chain(exc)))))
         code = EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_FAILED
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return _fail(message, code)

@@ -11,7 +11,7 @@ from rich.console import RenderableType
 from rich.live import Live
 
 from thread_pool import AsyncPoolAdmin, PoolStatus
-from thread_pool.cli.render import console, pool_detail, pools_table, print_json
+from thread_pool.cli.render import cell, console, pool_detail, pools_table, print_json
 from thread_pool.cli.target import Target, run, target_options
 from thread_pool.errors import UnknownPool
 
@@ -39,7 +39,7 @@ def _view(statuses: list[PoolStatus], key: str | None) -> RenderableType:
     if key is not None:
         return pool_detail(statuses[0])
     if not statuses:
-        return "no pools"
+        return cell("no pools")
     return pools_table(statuses)
 
 
