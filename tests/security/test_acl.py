@@ -69,6 +69,7 @@ def server() -> Iterator[RedisServer]:
         yield s
 
 
+@pytest.mark.slow
 def test_a_pool_admin_and_stress_run_through_the_documented_user(
     server: RedisServer, thread_pool_emulator: EmulatorServer, tmp_path: Path
 ) -> None:

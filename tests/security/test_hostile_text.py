@@ -109,18 +109,21 @@ def test_hostile_names_are_shown_as_text(
 
 
 def test_hostile_thread_ids_from_redis_are_shown_as_text(
-    env: dict[str, str], tmp_path: Path, thread_pool_redis_url: str, thread_pool_prefix: str
+    env: dict[str, str],
+    tmp_path: Path,
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    redis_client: redis.Redis,
 ) -> None:
     """Thread ids written into Redis by something else than the library (it checks its own)."""
     with ThreadPool(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as pool:
         pool.configure("doc", max_size=len(HOSTILE) + 1)
         pool.add_threads("doc", ["ok"])
     keys = PoolKeys.of(thread_pool_prefix, "doc")
-    with redis.Redis.from_url(thread_pool_redis_url) as client:
-        for thread_id in HOSTILE:
-            client.hset(keys.threads, thread_id, 0)
-            client.zadd(keys.idle, {thread_id: 0})
-        client.rpush(keys.retired, *HOSTILE)
+    for thread_id in HOSTILE:
+        redis_client.hset(keys.threads, thread_id, 0)
+        redis_client.zadd(keys.idle, {thread_id: 0})
+    redis_client.rpush(keys.retired, *HOSTILE)
     done = cli(env, "status", "doc", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert unsafe_characters(done.stdout) == []

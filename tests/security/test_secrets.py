@@ -137,6 +137,7 @@ def test_library_errors_reprs_and_logs_show_no_password(
         caplog.clear()
 
 
+@pytest.mark.slow
 def test_cli_output_shows_no_password(cases: list[Case], tmp_path: Path) -> None:
     for case in cases:
         env = {"THREAD_POOL_REDIS_CLUSTER": "1" if case.cluster else "0"}
@@ -163,11 +164,14 @@ def pool_on(single: RedisServer) -> Callable[..., ThreadPool]:
         retry = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01)
         backend = build_backend("conversations", client, model="m", retry=retry)
         prefix = f"sec-{uuid.uuid4().hex[:8]}"
-        return ThreadPool(redis_url=single.url, key_prefix=prefix, backend=backend)
+        return ThreadPool(
+            redis_url=single.url, redis_cluster=False, key_prefix=prefix, backend=backend
+        )
 
     return make
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fault", "given"), [({}, WRONG_KEY), ({"http_500": 1.0}, KEY)], ids=["wrong key", "500"]
 )

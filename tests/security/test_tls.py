@@ -56,20 +56,22 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
 
 
 def test_leases_and_an_admin_work_over_tls(tls: TlsServer) -> None:
-    with ThreadPool(redis_url=tls.url(), key_prefix="tls") as pool:
+    with ThreadPool(redis_url=tls.url(), key_prefix="tls", redis_cluster=False) as pool:
         pool.configure("doc", max_size=2)
         pool.add_threads("doc", ["t1", "t2"])
         with pool.lease("doc") as a, pool.lease("doc") as b:
             assert {a.thread_id, b.thread_id} == {"t1", "t2"}
             pool.renew(a)
         assert pool.stats("doc").idle == 2
-    with PoolAdmin(redis_url=tls.url(), key_prefix="tls") as admin:
+    with PoolAdmin(redis_url=tls.url(), key_prefix="tls", redis_cluster=False) as admin:
         assert admin.status("doc").stats.threads == 2
 
 
 def test_asyncio_pools_work_over_tls(tls: TlsServer) -> None:
     async def main() -> str:
-        async with AsyncThreadPool(redis_url=tls.url(), key_prefix="tls-async") as pool:
+        async with AsyncThreadPool(
+            redis_url=tls.url(), key_prefix="tls-async", redis_cluster=False
+        ) as pool:
             await pool.add_threads("doc", ["a1"])
             async with pool.lease("doc") as lease:
                 return lease.thread_id
@@ -78,9 +80,10 @@ def test_asyncio_pools_work_over_tls(tls: TlsServer) -> None:
 
 
 def test_the_cli_works_over_tls(tls: TlsServer, tmp_path: Path) -> None:
-    with ThreadPool(redis_url=tls.url(), key_prefix="tls-cli") as pool:
+    with ThreadPool(redis_url=tls.url(), key_prefix="tls-cli", redis_cluster=False) as pool:
         pool.add_threads("doc", ["c1"])
     env = {"THREAD_POOL_REDIS_URL": tls.url(), "THREAD_POOL_KEY_PREFIX": "tls-cli"}
+    env["THREAD_POOL_REDIS_CLUSTER"] = "0"  # a single server, also in the cluster pass
     done = cli(env, "status", "doc", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "c1" in done.stdout
@@ -91,7 +94,9 @@ def test_a_certificate_that_does_not_verify_is_refused(tls: TlsServer, tmp_path:
     other_ca = make_ca(tmp_path)["ca"]
     with (
         pytest.raises(StoreUnavailable) as caught,
-        ThreadPool(redis_url=tls.url(ca=other_ca), key_prefix="tls-bad") as pool,
+        ThreadPool(
+            redis_url=tls.url(ca=other_ca), key_prefix="tls-bad", redis_cluster=False
+        ) as pool,
     ):
         pool.stats("doc")
     assert "certificate verify failed" in str(caught.value)
@@ -103,7 +108,7 @@ def test_plain_text_to_the_tls_port_fails(tls: TlsServer) -> None:
     with (
         pytest.raises(StoreUnavailable) as caught,
         ThreadPool(
-            redis_url=tls.url(scheme="redis"), key_prefix="tls-plain", acquire_timeout=1
+            redis_url=tls.url(scheme="redis"), key_prefix="tls-plain", redis_cluster=False
         ) as pool,
     ):
         pool.stats("doc")
