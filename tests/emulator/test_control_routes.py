@@ -133,6 +133,8 @@ REFUSED = [
     ('{"run_ttl": 0}', "run_ttl"),
     ('{"cancel_delay": -0.5}', "cancel_delay"),
     ('{"queued_fraction": 1.5}', "queued_fraction"),
+    ('{"ignore_run_id": "yes"}', "ignore_run_id"),
+    ('{"require_input": 1}', "require_input"),
     ('{"http_500": "0.5"}', "http_500"),
     ('{"http_503": null}', "http_503"),
     ('{"run_stuck": -0.1}', "run_stuck"),

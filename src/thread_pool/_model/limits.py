@@ -11,6 +11,10 @@ MAX_SECONDS = 86_400.0
 """The longest TTL, timeout or wait accepted (one day): more is a mistake, and it would also
 overflow the exact integers Lua keeps for milliseconds."""
 
+MAX_LOG_AGE = 3650 * 86_400.0
+"""The longest log retention by age accepted (ten years; in milliseconds still an exact integer
+in Lua)."""
+
 MAX_SIZE = 100_000
 """The largest pool size accepted."""
 
@@ -30,3 +34,9 @@ MAX_METADATA_VALUE = 512
 
 MAX_ITEMS = 20
 """Upstream takes at most this many items per ``conversations.create`` / ``items.create``."""
+
+MIN_LOG_CHARS = 1_000
+"""The smallest per-entry or per-turn log cap accepted: room for a marker and some text."""
+MAX_LOG_CHARS = 100_000_000
+"""The largest per-entry or per-turn log cap accepted (a Redis string holds 512 MB; every entry
+is copied into every sibling thread)."""

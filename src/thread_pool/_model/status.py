@@ -44,6 +44,17 @@ class PoolStats:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolMetrics:
+    """What the metrics endpoint shows of one pool: ``stats()`` and the log's figures."""
+
+    stats: PoolStats
+    log_length: int
+    """Entries the context log holds."""
+    max_lag: int
+    """Entries logged since the thread furthest behind last caught up (0: none behind)."""
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseInfo:
     """One lease held right now."""
 

@@ -20,10 +20,17 @@ import redis
 from thread_pool._compat import open_client, sleep
 from thread_pool._model.backup import check_document, document, flat_keys
 from thread_pool._model.log import default_compact
-from thread_pool._model.status import DeleteReport, Growth, PoolStatus
+from thread_pool._model.status import DeleteReport, Growth, PoolMetrics, PoolStatus
 from thread_pool._model.validation import validate_key
 from thread_pool._store.keys import PoolKeys
-from thread_pool._store.replies import Outcome, decode_export, decode_status, outcome, strings
+from thread_pool._store.replies import (
+    Outcome,
+    decode_export,
+    decode_metrics,
+    decode_status,
+    outcome,
+    strings,
+)
 from thread_pool._store.scripts import ms
 from thread_pool._sync.backend import Backend
 from thread_pool._sync.context_log import ContextLog
@@ -67,6 +74,10 @@ class PoolAdmin:
             max_chars=s.merge_max_chars,
             compact=default_compact,
             log_max_entries=s.log_max_entries,
+            log_max_age=s.log_max_age,
+            tools=s.merge_tools,
+            entry_cap=s.log_entry_max_chars,
+            turn_cap=s.log_turn_max_chars,
         )
         self._growth = Grower(self._store, log)
         # The key names of a pool after its base ("meta", "threads", ...), from keys.py, so a key
@@ -89,6 +100,20 @@ class PoolAdmin:
         if found is None:
             raise UnknownPool(f"unknown pool {key!r}")
         return found
+
+    def metrics(self) -> list[PoolMetrics]:
+        """Every registered pool's ``stats()`` with its log's length and worst lag, read with
+        one script call per pool (pipelined): what the metrics endpoint serves. A pool deleted
+        since it was listed is left out; one whose Redis state was lost raises
+        ``PoolStateLost``."""
+        keys = self.pools()
+        out = []
+        for key, reply in zip(keys, self._store.call_each("admin_metrics", keys), strict=True):
+            _raise_if_lost(key, reply)
+            found = decode_metrics(key, reply)
+            if found is not None:
+                out.append(found)
+        return out
 
     # -- draining --------------------------------------------------------------------------------
 

@@ -71,6 +71,9 @@ class Sizing:
             except BaseException:
                 self._store.push_retired(key, thread_id)
                 raise
+            # A retired thread kept its cursor while it could still come back (add_threads);
+            # deleted upstream, it cannot.
+            self._store.forget_cursor(key, thread_id)
             purged += 1
         return purged
 

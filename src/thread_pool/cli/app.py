@@ -12,7 +12,9 @@ from thread_pool._model.redaction import scrub, scrub_chain
 from thread_pool.cli import (
     cmd_backup,
     cmd_emulator,
+    cmd_maintain,
     cmd_manage,
+    cmd_metrics,
     cmd_prewarm,
     cmd_status,
     cmd_stress,
@@ -37,7 +39,16 @@ def cli() -> None:
     """
 
 
-for module in (cmd_status, cmd_manage, cmd_backup, cmd_prewarm, cmd_emulator, cmd_stress):
+for module in (
+    cmd_status,
+    cmd_manage,
+    cmd_backup,
+    cmd_prewarm,
+    cmd_metrics,
+    cmd_maintain,
+    cmd_emulator,
+    cmd_stress,
+):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -73,6 +73,11 @@ class EmulatorConfig:
     cancel_delay: float = 0.05
     poll_after_ms: int | None = None
     api_key: str | None = dataclasses.field(default=None, repr=False)  # never shown
+    ignore_run_id: bool = False
+    """``messages.list`` ignores its ``run_id`` filter, as some Assistants-compatible servers do
+    (each message still carries its own ``run_id``)."""
+    require_input: bool = False
+    """``responses.create`` refuses a request without ``input`` (400), as llama-stack does."""
 
     def __post_init__(self) -> None:
         # The one validation of a configuration: the command line, start_emulator() and the
@@ -94,6 +99,9 @@ class EmulatorConfig:
         _whole_number("seed", self.seed)
         if self.poll_after_ms is not None:
             _whole_number("poll_after_ms", self.poll_after_ms, low=0)
+        for name in ("ignore_run_id", "require_input"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise ConfigError("api_key", "must be a non-empty string or null")
 

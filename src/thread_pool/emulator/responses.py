@@ -112,6 +112,8 @@ class ResponsesStore:
                 "'previous_response_id' or 'conversation'.",
                 code="mutually_exclusive_parameters",
             )
+        if self.core.config.require_input and not body.get("input"):
+            raise errors.missing("input")
         input_items = _input_items(body)
         background = v.boolean(body, "background")
         tools = v.array(body, "tools")
