@@ -44,8 +44,10 @@ from thread_pool.errors import (
 )
 from thread_pool.settings import Settings
 
-# Every log line of the library passes this filter: none shows a password or an API key.
-logging.getLogger("thread_pool").addFilter(RedactingFilter())
+# Every log line of the library passes this filter: none shows a password or an API key. A
+# logger's filter does not see its children's records, so each logger the library uses is named.
+for _name in ("thread_pool", "thread_pool.maintenance"):
+    logging.getLogger(_name).addFilter(RedactingFilter())
 
 if TYPE_CHECKING:
     from thread_pool._async.assistants import AsyncAssistantsBackend

@@ -4,9 +4,12 @@ exception chains and log records."""
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 
 import pytest
 
+import thread_pool
 from thread_pool import Settings
 from thread_pool._model.redaction import RedactingFilter, mask_url, scrub, scrub_chain
 
@@ -80,6 +83,19 @@ def test_the_library_logger_masks_records_and_their_exceptions(
             logger.exception("failed")
     assert SECRET not in caplog.text
     assert "<REDACTED>" in caplog.text
+
+
+def test_every_logger_of_the_library_masks_credentials() -> None:
+    """A filter on ``thread_pool`` does not see ``thread_pool.x``'s records: each logger the
+    source names must carry one."""
+    source = Path(thread_pool.__file__).parent
+    names = set()
+    for path in source.rglob("*.py"):
+        names |= set(re.findall(r"getLogger\(\"([\w.]+)\"\)", path.read_text()))
+    assert "thread_pool" in names
+    for name in names:
+        filters = logging.getLogger(name).filters
+        assert any(isinstance(f, RedactingFilter) for f in filters), name
 
 
 def test_settings_show_the_url_masked_and_keep_it_whole() -> None:

@@ -79,6 +79,7 @@ def workload(
     with PoolAdmin(**settings) as admin:
         assert admin.pools() == ["doc"]
         admin.status("doc")
+        assert [m.stats.key for m in admin.metrics()] == ["doc"]  # scripts in a pipeline
         doc = admin.export()
         admin.drain("doc", timeout=0.1)  # the waiter's lease is never released: it stays
         admin.delete("doc", backend, force=True)
