@@ -41,6 +41,8 @@ class PoolStats:
     """Unix time (Redis clock) the pool was created."""
     lock_errors: int = 0
     """Upstream "thread busy" errors met by turns (should stay 0: each one is a bug signal)."""
+    last_used: float = 0.0
+    """Unix time (Redis clock) a lease was last granted (``created_at`` if none ever was)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,6 +142,7 @@ def pool_stats(key: str, rest: list[Any]) -> PoolStats:
         reaped=n[13],
         created_at=n[14] / 1000,
         lock_errors=n[15] if len(n) > 15 else 0,
+        last_used=n[16] / 1000 if len(n) > 16 else n[14] / 1000,
     )
 
 

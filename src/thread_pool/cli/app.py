@@ -12,6 +12,7 @@ from thread_pool._model.redaction import scrub, scrub_chain
 from thread_pool.cli import (
     cmd_backup,
     cmd_emulator,
+    cmd_gc,
     cmd_maintain,
     cmd_manage,
     cmd_metrics,
@@ -46,6 +47,7 @@ for module in (
     cmd_prewarm,
     cmd_metrics,
     cmd_maintain,
+    cmd_gc,
     cmd_emulator,
     cmd_stress,
 ):

@@ -81,7 +81,7 @@ class ThreadsStore:
         if status == "completed":
             thread.messages.append(
                 MessageRec(
-                    id=new_id("msg"),
+                    id=run.reply_id,
                     thread_id=thread.id,
                     role="assistant",
                     text=run.reply,
