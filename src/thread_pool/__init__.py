@@ -34,12 +34,14 @@ from thread_pool.errors import (
     PoolFull,
     PoolStateLost,
     PoolTimeout,
+    StoreRefused,
     StoreUnavailable,
     ThreadBusy,
     ThreadPoolError,
     TooManyWaiters,
     TurnFailed,
     UnknownPool,
+    UnknownSettingWarning,
     UpstreamError,
 )
 from thread_pool.settings import Settings
@@ -110,6 +112,7 @@ __all__ = [
     "PoolTimeout",
     "RetryPolicy",
     "Settings",
+    "StoreRefused",
     "StoreUnavailable",
     "ThreadBusy",
     "ThreadPool",
@@ -119,6 +122,7 @@ __all__ = [
     "Turn",
     "TurnFailed",
     "UnknownPool",
+    "UnknownSettingWarning",
     "UpstreamError",
     "build_backend",
 ]

@@ -13,7 +13,13 @@ import openai
 
 from thread_pool._acompat import finish_first, shield, sleep
 from thread_pool._async.backend import AsyncGuard, ToolHandler
-from thread_pool._async.backend_base import AsyncBackendBase, BackendOptions, answer, poll_hint
+from thread_pool._async.backend_base import (
+    AsyncBackendBase,
+    BackendOptions,
+    answer,
+    poll_hint,
+    sdk_params,
+)
 from thread_pool._model.limits import MAX_METADATA_VALUE
 from thread_pool._model.record import TOOL_ROLE, tool_text
 from thread_pool._model.turns import (
@@ -77,6 +83,10 @@ class AsyncAssistantsBackend(AsyncBackendBase):
         super().__init__(client, **options)
         self.assistant_id = assistant_id
         self._runs = self.client.beta.threads.runs
+        self.run_params = sdk_params(
+            self._runs.create, ("thread_id", "additional_messages", "metadata")
+        )
+        """What ``run()`` may pass on to ``runs.create``."""
 
     # -- threads -----------------------------------------------------------------------------
 

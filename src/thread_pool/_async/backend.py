@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from thread_pool._model.turns import Turn
+from thread_pool.errors import InvalidArgument
 
 ToolHandler = Callable[..., Any]
 """Called with a ``ToolCall``; returns the output (text, or anything JSON-serialisable), or an
@@ -80,3 +81,14 @@ class AsyncBackend(Protocol):
         for its end, answering tool calls through ``tool_handler``. Every write goes through
         ``guard``."""
         ...
+
+
+def checked_backend(backend: object) -> AsyncBackend:
+    """``backend`` if it implements ``AsyncBackend``, else ``InvalidArgument`` (before anything
+    is reserved or written, not an ``AttributeError`` halfway through)."""
+    if not isinstance(backend, AsyncBackend):
+        raise InvalidArgument(
+            f"backend must implement AsyncBackend (create_thread, delete_thread, settle_thread, "
+            f"run_turn), not {type(backend).__name__}"
+        )
+    return backend

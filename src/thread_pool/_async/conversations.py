@@ -11,7 +11,13 @@ import openai
 
 from thread_pool._acompat import finish_first, shield, sleep
 from thread_pool._async.backend import AsyncGuard, ToolHandler
-from thread_pool._async.backend_base import AsyncBackendBase, BackendOptions, answer, poll_hint
+from thread_pool._async.backend_base import (
+    AsyncBackendBase,
+    BackendOptions,
+    answer,
+    poll_hint,
+    sdk_params,
+)
 from thread_pool._model.limits import MAX_ITEMS, MAX_METADATA_VALUE
 from thread_pool._model.record import TOOL_ROLE, tool_of, tool_text
 from thread_pool._model.turns import (
@@ -103,6 +109,10 @@ class AsyncConversationsBackend(AsyncBackendBase):
         self.model = model
         self.instructions = instructions
         self.background = background
+        self.run_params = sdk_params(
+            self.client.responses.create, ("conversation", "input", "metadata")
+        )
+        """What ``run()`` may pass on to ``responses.create``."""
 
     # -- threads (conversations) -------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from thread_pool._acompat import open_client, shield
-from thread_pool._async.backend import AsyncBackend, ToolHandler
+from thread_pool._async.backend import AsyncBackend, ToolHandler, checked_backend
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.growth import AsyncGrower
 from thread_pool._async.known import AsyncKnownPools
@@ -33,14 +33,17 @@ from thread_pool._model.status import PoolStats
 from thread_pool._model.turns import Turn
 from thread_pool._model.validation import (
     check_cap,
+    check_flag,
     check_positive,
     check_size,
     check_text,
+    check_ttl,
     validate_key,
     validate_message,
     validate_metadata,
+    validate_params,
     validate_role,
-    validate_thread_id,
+    validate_thread_ids,
 )
 from thread_pool.errors import (
     InvalidArgument,
@@ -93,6 +96,8 @@ class AsyncThreadPool:
         **overrides: Any,
     ) -> None:
         self.settings = s = Settings.resolve(settings, overrides)
+        if backend is not None:
+            checked_backend(backend)
         if compact is not None and not callable(compact):
             raise InvalidArgument(f"compact must be callable, not {compact!r}")
         self._own_client = client is None
@@ -157,13 +162,13 @@ class AsyncThreadPool:
         Raises ``LeaseNotOwned`` if the lease is not held by this token any more (released
         already, or reaped and granted again), ``LeaseLost`` if it expired before the release; in
         both cases nothing is changed."""
-        await self._leasing.release(lease)
+        await self._leasing.release(_checked(lease))
 
     async def renew(self, lease: AsyncLease, ttl: float | None = None) -> float:
         """Extend ``lease`` to ``ttl`` seconds from now (default: the pool's TTL)."""
         if ttl is not None:
-            check_positive("ttl", ttl)
-        return await self._leasing.renew(lease, ttl)
+            check_ttl("ttl", ttl)
+        return await self._leasing.renew(_checked(lease), ttl)
 
     async def check(
         self, lease: AsyncLease, min_remaining: float | None = None, *, starts_run: bool = False
@@ -174,7 +179,8 @@ class AsyncThreadPool:
         recorded as in flight (id not known yet) for a settler to wait on if the holder stops."""
         need = self.settings.renew_margin if min_remaining is None else min_remaining
         check_positive("min_remaining", need, allow_zero=True)
-        return await self._leasing.check(lease, need, starts_run=starts_run)
+        starts_run = check_flag("starts_run", starts_run)
+        return await self._leasing.check(_checked(lease), need, starts_run=starts_run)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -193,6 +199,7 @@ class AsyncThreadPool:
         # Bad input is refused before any request (leasing may create a thread upstream).
         validate_message(message)
         validate_metadata(metadata)
+        self._check_turn(params)
         async with self.lease(key, timeout) as held:
             return await held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
@@ -206,11 +213,10 @@ class AsyncThreadPool:
         **params: Any,
     ) -> Turn:
         """Run one turn on a held ``lease`` (``lease.run`` calls this)."""
-        if self._turns is None:
-            raise InvalidArgument("this pool has no backend to run turns with")
-        if lease.released:
+        turns = self._check_turn(params)
+        if _checked(lease).released:
             raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
-        return await self._turns.run(
+        return await turns.run(
             lease, message, tool_handler=tool_handler, metadata=metadata, params=params
         )
 
@@ -248,7 +254,7 @@ class AsyncThreadPool:
         added; raises ``PoolFull`` (adding none) if they would exceed ``max_size``."""
         self._check_open()
         key = validate_key(key)
-        ids = list(dict.fromkeys(validate_thread_id(t) for t in thread_ids))
+        ids = validate_thread_ids(thread_ids)
         if not ids:
             return 0
         return await self._sizing.add(key, ids)
@@ -269,7 +275,7 @@ class AsyncThreadPool:
         low = None if min_size is None else check_size("min_size", min_size)
         high = None if max_size is None else check_size("max_size", max_size, least=1)
         if ttl is not None:
-            check_positive("ttl", ttl)
+            check_ttl("ttl", ttl)
             if ttl <= self.settings.renew_margin:
                 raise InvalidArgument(
                     f"ttl ({ttl}s) must exceed the renew margin ({self.settings.renew_margin}s)"
@@ -329,6 +335,13 @@ class AsyncThreadPool:
     ) -> None:
         await self.aclose()
 
+    def _check_turn(self, params: Mapping[str, Any]) -> AsyncTurnRunner:
+        """The turn runner, once ``params`` are known to be what the backend's request takes."""
+        if self._turns is None:
+            raise InvalidArgument("this pool has no backend to run turns with")
+        validate_params(params, getattr(self._backend, "run_params", None))
+        return self._turns
+
     def _check_open(self) -> None:
         if self._closed:
             raise PoolClosed("the pool is closed")
@@ -342,6 +355,13 @@ class AsyncThreadPool:
             logger.info("pool %r: release after an error: %s", lease.key, exc)
         except Exception as exc:
             logger.warning("pool %r: release after an error failed: %s", lease.key, exc)
+
+
+def _checked(lease: object) -> AsyncLease:
+    """``lease`` if it is one (``release(None)`` must not fail on a missing attribute)."""
+    if not isinstance(lease, AsyncLease):
+        raise InvalidArgument(f"expected a lease from acquire(), not {type(lease).__name__}")
+    return lease
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:

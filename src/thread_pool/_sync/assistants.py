@@ -28,7 +28,13 @@ from thread_pool._model.turns import (
     usage_of,
 )
 from thread_pool._sync.backend import Guard, ToolHandler
-from thread_pool._sync.backend_base import BackendBase, BackendOptions, answer, poll_hint
+from thread_pool._sync.backend_base import (
+    BackendBase,
+    BackendOptions,
+    answer,
+    poll_hint,
+    sdk_params,
+)
 from thread_pool._upstream import send_guard
 from thread_pool.errors import InvalidArgument, StoreUnavailable, TurnFailed, UpstreamError
 
@@ -80,6 +86,10 @@ class AssistantsBackend(BackendBase):
         super().__init__(client, **options)
         self.assistant_id = assistant_id
         self._runs = self.client.beta.threads.runs
+        self.run_params = sdk_params(
+            self._runs.create, ("thread_id", "additional_messages", "metadata")
+        )
+        """What ``run()`` may pass on to ``runs.create``."""
 
     # -- threads -----------------------------------------------------------------------------
 

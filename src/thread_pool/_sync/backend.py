@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from thread_pool._model.turns import Turn
+from thread_pool.errors import InvalidArgument
 
 ToolHandler = Callable[..., Any]
 """Called with a ``ToolCall``; returns the output (text, or anything JSON-serialisable), or an
@@ -83,3 +84,14 @@ class Backend(Protocol):
         for its end, answering tool calls through ``tool_handler``. Every write goes through
         ``guard``."""
         ...
+
+
+def checked_backend(backend: object) -> Backend:
+    """``backend`` if it implements ``Backend``, else ``InvalidArgument`` (before anything
+    is reserved or written, not an ``AttributeError`` halfway through)."""
+    if not isinstance(backend, Backend):
+        raise InvalidArgument(
+            f"backend must implement Backend (create_thread, delete_thread, settle_thread, "
+            f"run_turn), not {type(backend).__name__}"
+        )
+    return backend

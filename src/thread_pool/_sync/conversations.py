@@ -25,7 +25,13 @@ from thread_pool._model.turns import (
     usage_of,
 )
 from thread_pool._sync.backend import Guard, ToolHandler
-from thread_pool._sync.backend_base import BackendBase, BackendOptions, answer, poll_hint
+from thread_pool._sync.backend_base import (
+    BackendBase,
+    BackendOptions,
+    answer,
+    poll_hint,
+    sdk_params,
+)
 from thread_pool._upstream import send_guard
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 
@@ -106,6 +112,10 @@ class ConversationsBackend(BackendBase):
         self.model = model
         self.instructions = instructions
         self.background = background
+        self.run_params = sdk_params(
+            self.client.responses.create, ("conversation", "input", "metadata")
+        )
+        """What ``run()`` may pass on to ``responses.create``."""
 
     # -- threads (conversations) -------------------------------------------------------------
 

@@ -26,16 +26,19 @@ from thread_pool._model.status import PoolStats
 from thread_pool._model.turns import Turn
 from thread_pool._model.validation import (
     check_cap,
+    check_flag,
     check_positive,
     check_size,
     check_text,
+    check_ttl,
     validate_key,
     validate_message,
     validate_metadata,
+    validate_params,
     validate_role,
-    validate_thread_id,
+    validate_thread_ids,
 )
-from thread_pool._sync.backend import Backend, ToolHandler
+from thread_pool._sync.backend import Backend, ToolHandler, checked_backend
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.growth import Grower
 from thread_pool._sync.known import KnownPools
@@ -96,6 +99,8 @@ class ThreadPool:
         **overrides: Any,
     ) -> None:
         self.settings = s = Settings.resolve(settings, overrides)
+        if backend is not None:
+            checked_backend(backend)
         if compact is not None and not callable(compact):
             raise InvalidArgument(f"compact must be callable, not {compact!r}")
         self._own_client = client is None
@@ -160,13 +165,13 @@ class ThreadPool:
         Raises ``LeaseNotOwned`` if the lease is not held by this token any more (released
         already, or reaped and granted again), ``LeaseLost`` if it expired before the release; in
         both cases nothing is changed."""
-        self._leasing.release(lease)
+        self._leasing.release(_checked(lease))
 
     def renew(self, lease: Lease, ttl: float | None = None) -> float:
         """Extend ``lease`` to ``ttl`` seconds from now (default: the pool's TTL)."""
         if ttl is not None:
-            check_positive("ttl", ttl)
-        return self._leasing.renew(lease, ttl)
+            check_ttl("ttl", ttl)
+        return self._leasing.renew(_checked(lease), ttl)
 
     def check(
         self, lease: Lease, min_remaining: float | None = None, *, starts_run: bool = False
@@ -177,7 +182,8 @@ class ThreadPool:
         recorded as in flight (id not known yet) for a settler to wait on if the holder stops."""
         need = self.settings.renew_margin if min_remaining is None else min_remaining
         check_positive("min_remaining", need, allow_zero=True)
-        return self._leasing.check(lease, need, starts_run=starts_run)
+        starts_run = check_flag("starts_run", starts_run)
+        return self._leasing.check(_checked(lease), need, starts_run=starts_run)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -196,6 +202,7 @@ class ThreadPool:
         # Bad input is refused before any request (leasing may create a thread upstream).
         validate_message(message)
         validate_metadata(metadata)
+        self._check_turn(params)
         with self.lease(key, timeout) as held:
             return held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
@@ -209,11 +216,10 @@ class ThreadPool:
         **params: Any,
     ) -> Turn:
         """Run one turn on a held ``lease`` (``lease.run`` calls this)."""
-        if self._turns is None:
-            raise InvalidArgument("this pool has no backend to run turns with")
-        if lease.released:
+        turns = self._check_turn(params)
+        if _checked(lease).released:
             raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
-        return self._turns.run(
+        return turns.run(
             lease, message, tool_handler=tool_handler, metadata=metadata, params=params
         )
 
@@ -249,7 +255,7 @@ class ThreadPool:
         added; raises ``PoolFull`` (adding none) if they would exceed ``max_size``."""
         self._check_open()
         key = validate_key(key)
-        ids = list(dict.fromkeys(validate_thread_id(t) for t in thread_ids))
+        ids = validate_thread_ids(thread_ids)
         if not ids:
             return 0
         return self._sizing.add(key, ids)
@@ -270,7 +276,7 @@ class ThreadPool:
         low = None if min_size is None else check_size("min_size", min_size)
         high = None if max_size is None else check_size("max_size", max_size, least=1)
         if ttl is not None:
-            check_positive("ttl", ttl)
+            check_ttl("ttl", ttl)
             if ttl <= self.settings.renew_margin:
                 raise InvalidArgument(
                     f"ttl ({ttl}s) must exceed the renew margin ({self.settings.renew_margin}s)"
@@ -330,6 +336,13 @@ class ThreadPool:
     ) -> None:
         self.close()
 
+    def _check_turn(self, params: Mapping[str, Any]) -> TurnRunner:
+        """The turn runner, once ``params`` are known to be what the backend's request takes."""
+        if self._turns is None:
+            raise InvalidArgument("this pool has no backend to run turns with")
+        validate_params(params, getattr(self._backend, "run_params", None))
+        return self._turns
+
     def _check_open(self) -> None:
         if self._closed:
             raise PoolClosed("the pool is closed")
@@ -343,6 +356,13 @@ class ThreadPool:
             logger.info("pool %r: release after an error: %s", lease.key, exc)
         except Exception as exc:
             logger.warning("pool %r: release after an error failed: %s", lease.key, exc)
+
+
+def _checked(lease: object) -> Lease:
+    """``lease`` if it is one (``release(None)`` must not fail on a missing attribute)."""
+    if not isinstance(lease, Lease):
+        raise InvalidArgument(f"expected a lease from acquire(), not {type(lease).__name__}")
+    return lease
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:

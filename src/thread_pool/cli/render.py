@@ -68,9 +68,16 @@ def _seconds(value: float) -> str:
     return f"{value:.1f}s" if abs(value) < 100 else f"{value:.0f}s"
 
 
+def _left(remaining: float) -> str:
+    return _seconds(remaining) if remaining > 0 else f"expired {_seconds(-remaining)} ago"
+
+
 def _state(status: PoolStatus) -> Text:
     if status.draining:
         return cell("draining", style="yellow")
+    if status.expired:
+        # Not "ok": a holder overran its lease (or died) and nobody has reclaimed it yet.
+        return cell(f"{status.expired} expired", style="red")
     if status.stats.waiting:
         return cell("waiting", style="red")
     return cell("ok", style="green")
@@ -125,10 +132,10 @@ def pool_detail(status: PoolStatus) -> Group:
         right = name in ("fence", "age", "left", "lag")
         threads.add_column(name, justify="right" if right else "left")
     leases = {lease.thread_id: lease for lease in status.leases}
-    styles = {"idle": "green", "leased": "yellow", "settling": "magenta"}
+    styles = {"idle": "green", "leased": "yellow", "settling": "magenta", "expired": "red"}
     for t in status.threads:
         lease = leases.get(t.thread_id)
-        left = "" if lease is None else _seconds(lease.remaining)
+        left = "" if lease is None else _left(lease.remaining)
         threads.add_row(
             cell(t.thread_id),
             cell(t.state, style=styles.get(t.state, "")),
