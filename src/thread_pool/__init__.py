@@ -12,14 +12,17 @@ from thread_pool._async.admin import AsyncPoolAdmin
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.pool import AsyncThreadPool
+from thread_pool._async.streaming import AsyncTurnStream
 from thread_pool._model.log import LogEntry
 from thread_pool._model.redaction import RedactingFilter
 from thread_pool._model.status import PoolStats, PoolStatus
+from thread_pool._model.stream import StreamEvent, TextDelta, ToolCallEvent, TurnDone
 from thread_pool._model.turns import ToolCall, Turn
 from thread_pool._sync.admin import PoolAdmin
 from thread_pool._sync.backend import Backend
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.pool import ThreadPool
+from thread_pool._sync.streaming import TurnStream
 from thread_pool.errors import (
     CorruptState,
     InvalidArgument,
@@ -43,6 +46,7 @@ from thread_pool.errors import (
     UnknownPool,
     UnknownSettingWarning,
     UpstreamError,
+    WrongEventLoop,
 )
 from thread_pool.settings import Settings
 
@@ -90,6 +94,7 @@ __all__ = [
     "AsyncLease",
     "AsyncPoolAdmin",
     "AsyncThreadPool",
+    "AsyncTurnStream",
     "Backend",
     "ConversationsBackend",
     "CorruptState",
@@ -114,16 +119,22 @@ __all__ = [
     "Settings",
     "StoreRefused",
     "StoreUnavailable",
+    "StreamEvent",
+    "TextDelta",
     "ThreadBusy",
     "ThreadPool",
     "ThreadPoolError",
     "TooManyWaiters",
     "ToolCall",
+    "ToolCallEvent",
     "Turn",
+    "TurnDone",
     "TurnFailed",
+    "TurnStream",
     "UnknownPool",
     "UnknownSettingWarning",
     "UpstreamError",
+    "WrongEventLoop",
     "build_backend",
 ]
 

@@ -68,6 +68,11 @@ class PoolClosed(ThreadPoolError):
     """The pool object was closed; it grants no more leases."""
 
 
+class WrongEventLoop(ThreadPoolError, RuntimeError):
+    """An ``AsyncThreadPool`` was used from another event loop than the one it first ran on (it
+    and its Redis connections belong to one loop: create the pool where it is used)."""
+
+
 class PoolDraining(ThreadPoolError):
     """The pool is being drained (``thread-pool drain``): it grants no new leases."""
 

@@ -214,6 +214,7 @@ class AsyncLeasing:
 
     async def renew(self, lease: AsyncLease, ttl: float | None) -> float:
         """Extend ``lease`` (see ``AsyncThreadPool.renew``)."""
+        lease.alive()
         asked_at = time.monotonic()
         word, rest = outcome(
             await self._store.call(
@@ -221,6 +222,7 @@ class AsyncLeasing:
             )
         )
         if word is not Outcome.OK:
+            lease.lose("renewal failed: it expired or was taken over")
             raise LeaseLost(f"{_named(lease)} is lost; it cannot be renewed")
         deadline_ms, ttl_ms = integers(rest)
         lease.extended(deadline_ms, ttl_ms, asked_at)
@@ -228,6 +230,7 @@ class AsyncLeasing:
 
     async def check(self, lease: AsyncLease, need: float, *, starts_run: bool = False) -> float:
         """The fence check (see ``AsyncThreadPool.check``)."""
+        lease.alive()
         word, rest = outcome(
             await self._store.call(
                 "check", lease.key, lease.thread_id, lease.token, ms(need), int(starts_run)
@@ -239,6 +242,7 @@ class AsyncLeasing:
                 return await self.check(lease, 0, starts_run=True)
             return lease.remaining()
         if word is not Outcome.OK:
+            lease.lose("a fence check found it expired or taken over")
             raise LeaseLost(f"{_named(lease)} is no longer current")
         return integers(rest)[0] / 1000
 

@@ -17,17 +17,18 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from thread_pool._acompat import open_client, shield
+from thread_pool._acompat import LoopBound, open_client, shield
 from thread_pool._async.backend import AsyncBackend, ToolHandler, checked_backend
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.growth import AsyncGrower
 from thread_pool._async.known import AsyncKnownPools
-from thread_pool._async.lease import AsyncLease
+from thread_pool._async.lease import AsyncLease, checked_lease
+from thread_pool._async.lease_work import AsyncLeaseWork
 from thread_pool._async.leasing import AsyncLeasing
 from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.sizing import AsyncSizing
 from thread_pool._async.store import AsyncStore
-from thread_pool._async.turn import AsyncTurnRunner
+from thread_pool._async.streaming import AsyncTurnStream
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
 from thread_pool._model.turns import Turn
@@ -41,7 +42,6 @@ from thread_pool._model.validation import (
     validate_key,
     validate_message,
     validate_metadata,
-    validate_params,
     validate_role,
     validate_thread_ids,
 )
@@ -121,27 +121,44 @@ class AsyncThreadPool:
         self._sizing = AsyncSizing(self._store, s, self._known)
         growth = AsyncGrower(self._store, self.log)
         self._leasing = AsyncLeasing(self._store, s, self._known, self._settling, growth, backend)
-        self._turns = (
-            None
-            if backend is None
-            else AsyncTurnRunner(backend, self.log, self._leasing, self._settling, s)
-        )
+        self.work = AsyncLeaseWork(backend, self.log, self._leasing, self._settling, s)
+        """What the pool's leases do with their threads: turns, own calls, renewal."""
         self._closed = False
+        self._loop = LoopBound(f"the {type(self).__name__}")
+
+    @property
+    def backend(self) -> AsyncBackend | None:
+        """The backend this pool runs turns with (None: it has none)."""
+        return self._backend
 
     # -- leases ------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def lease(self, key: str, timeout: float | None = None) -> AsyncIterator[AsyncLease]:
+    async def lease(
+        self, key: str, timeout: float | None = None, *, keepalive: bool = False
+    ) -> AsyncIterator[AsyncLease]:
         """Hold a thread of pool ``key`` for the ``async with`` block; it is released on every
         exit path, cancellation included. Raises ``LeaseLost`` on exit if the lease expired while
-        the block ran (its upstream work may have overlapped another holder's)."""
+        the block ran (its upstream work may have overlapped another holder's).
+
+        ``keepalive=True`` renews the lease in the background for the whole block (as a turn
+        does while it runs): for calls of your own that may outlast the TTL. A failed renewal
+        marks the lease lost at once: ``lease.lost`` says why, and ``check``, ``run``,
+        ``pending_context`` and ``record`` raise ``LeaseLost``."""
         held = await self.acquire(key, timeout)
         try:
-            yield held
+            if keepalive:
+                async with self.work.renewer(held):
+                    yield held
+            else:
+                yield held
         except BaseException:
             if not held.released:
                 await shield(self._release_quietly(held))
             raise
+        if held.lost is not None:
+            await shield(self._release_quietly(held))
+            held.alive()  # the block's work may have overlapped another holder's: say so
         if not held.released:
             await shield(self.release(held))
 
@@ -162,13 +179,13 @@ class AsyncThreadPool:
         Raises ``LeaseNotOwned`` if the lease is not held by this token any more (released
         already, or reaped and granted again), ``LeaseLost`` if it expired before the release; in
         both cases nothing is changed."""
-        await self._leasing.release(_checked(lease))
+        await self._leasing.release(checked_lease(lease))
 
     async def renew(self, lease: AsyncLease, ttl: float | None = None) -> float:
         """Extend ``lease`` to ``ttl`` seconds from now (default: the pool's TTL)."""
         if ttl is not None:
             check_ttl("ttl", ttl)
-        return await self._leasing.renew(_checked(lease), ttl)
+        return await self._leasing.renew(checked_lease(lease), ttl)
 
     async def check(
         self, lease: AsyncLease, min_remaining: float | None = None, *, starts_run: bool = False
@@ -180,7 +197,7 @@ class AsyncThreadPool:
         need = self.settings.renew_margin if min_remaining is None else min_remaining
         check_positive("min_remaining", need, allow_zero=True)
         starts_run = check_flag("starts_run", starts_run)
-        return await self._leasing.check(_checked(lease), need, starts_run=starts_run)
+        return await self._leasing.check(checked_lease(lease), need, starts_run=starts_run)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -199,26 +216,37 @@ class AsyncThreadPool:
         # Bad input is refused before any request (leasing may create a thread upstream).
         validate_message(message)
         validate_metadata(metadata)
-        self._check_turn(params)
+        self.work.check_turn(params)
         async with self.lease(key, timeout) as held:
             return await held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
-    async def run_on(
+    @asynccontextmanager
+    async def stream(
         self,
-        lease: AsyncLease,
+        key: str,
         message: str,
         *,
         tool_handler: ToolHandler | None = None,
         metadata: Mapping[str, object] | None = None,
+        timeout: float | None = None,
         **params: Any,
-    ) -> Turn:
-        """Run one turn on a held ``lease`` (``lease.run`` calls this)."""
-        turns = self._check_turn(params)
-        if _checked(lease).released:
-            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
-        return await turns.run(
-            lease, message, tool_handler=tool_handler, metadata=metadata, params=params
-        )
+    ) -> AsyncIterator[AsyncTurnStream]:
+        """Lease a thread of pool ``key`` and stream one turn on it (see ``AsyncLease.stream``);
+        the thread is released when the block ends::
+
+            async with pool.stream("doc-42", "Summarise section 3") as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        print(event.text, end="")
+        """
+        validate_message(message)
+        validate_metadata(metadata)
+        self.work.check_turn(params, streaming=True)
+        async with self.lease(key, timeout) as held:
+            async with held.stream(
+                message, tool_handler=tool_handler, metadata=metadata, **params
+            ) as events:
+                yield events
 
     # -- the canonical log -------------------------------------------------------------------
 
@@ -335,14 +363,8 @@ class AsyncThreadPool:
     ) -> None:
         await self.aclose()
 
-    def _check_turn(self, params: Mapping[str, Any]) -> AsyncTurnRunner:
-        """The turn runner, once ``params`` are known to be what the backend's request takes."""
-        if self._turns is None:
-            raise InvalidArgument("this pool has no backend to run turns with")
-        validate_params(params, getattr(self._backend, "run_params", None))
-        return self._turns
-
     def _check_open(self) -> None:
+        self._loop.check()
         if self._closed:
             raise PoolClosed("the pool is closed")
 
@@ -355,13 +377,6 @@ class AsyncThreadPool:
             logger.info("pool %r: release after an error: %s", lease.key, exc)
         except Exception as exc:
             logger.warning("pool %r: release after an error failed: %s", lease.key, exc)
-
-
-def _checked(lease: object) -> AsyncLease:
-    """``lease`` if it is one (``release(None)`` must not fail on a missing attribute)."""
-    if not isinstance(lease, AsyncLease):
-        raise InvalidArgument(f"expected a lease from acquire(), not {type(lease).__name__}")
-    return lease
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:

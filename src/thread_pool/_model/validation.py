@@ -18,7 +18,7 @@ from thread_pool._model.limits import (
     MAX_SIZE,
     MIN_SECONDS,
 )
-from thread_pool._model.turns import RESERVED_KEYS
+from thread_pool._model.turns import RESERVED_KEYS, ToolCall
 from thread_pool.errors import InvalidArgument, InvalidPoolKey
 
 ROLES = ("user", "assistant")
@@ -95,14 +95,22 @@ def check_ttl(name: str, value: float) -> float:
     return value
 
 
-def validate_params(params: Mapping[str, Any], accepted: Collection[str] | None) -> None:
-    """Refuse what a turn cannot pass upstream: ``stream`` (a turn waits for its run's end and
-    reads the reply; a stream is not supported through ``run``), and, when the backend says
-    which names its request takes (``accepted``), any other name, with the closest one."""
+def validate_params(
+    params: Mapping[str, Any], accepted: Collection[str] | None, *, streaming: bool = False
+) -> None:
+    """Refuse what a turn cannot pass upstream: ``stream`` (``run`` waits for the whole turn;
+    ``stream()`` streams), for a streamed turn ``background`` (a streamed response is always a
+    background one, so it can be resumed and cancelled), and, when the backend says which names
+    its request takes (``accepted``), any other name, with the closest one."""
     if "stream" in params:
         raise InvalidArgument(
-            "stream is not supported through run(): a turn waits for the run to end and "
-            "returns its reply"
+            "stream() streams a turn: use pool.stream(key, message) or lease.stream(message); "
+            "run() and stream() take no stream= argument"
+        )
+    if streaming and "background" in params:
+        raise InvalidArgument(
+            "stream() sends every response in the background (to resume and cancel it); it "
+            "takes no background= argument"
         )
     if accepted is None:
         return
@@ -110,7 +118,7 @@ def validate_params(params: Mapping[str, Any], accepted: Collection[str] | None)
         if name not in accepted:
             close = difflib.get_close_matches(name, list(accepted), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InvalidArgument(f"run() got an unknown parameter {name!r}{hint}")
+            raise InvalidArgument(f"unknown turn parameter {name!r}{hint}")
 
 
 def check_positive(
@@ -217,3 +225,27 @@ def validate_role(role: object) -> str:
         raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     assert isinstance(role, str)
     return role
+
+
+def validate_record(
+    user: object, reply: object, run_id: object, record_id: object, tool_calls: object
+) -> tuple[str, str, str, str | None, tuple[ToolCall, ...]]:
+    """The arguments of ``lease.record`` (a turn made by the caller's own call), checked."""
+    texts = []
+    for name, value in (("user", user), ("reply", reply)):
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidArgument(f"{name} must be a non-empty string, not {value!r:.80}")
+        texts.append(check_text(name, value))
+    if not isinstance(run_id, str):
+        raise InvalidArgument(f"run_id must be a string, not {run_id!r:.80}")
+    if record_id is not None and (not isinstance(record_id, str) or not record_id):
+        raise InvalidArgument(f"record_id must be a non-empty string, not {record_id!r:.80}")
+    if isinstance(tool_calls, str | bytes) or not isinstance(tool_calls, Iterable):
+        raise InvalidArgument(f"tool_calls must be a list of ToolCall, not {tool_calls!r:.80}")
+    calls = tuple(tool_calls)
+    for call in calls:
+        if not isinstance(call, ToolCall) or call.output is None:
+            raise InvalidArgument(
+                f"tool_calls must be answered ToolCall objects (with an output), not {call!r:.80}"
+            )
+    return texts[0], texts[1], check_text("run_id", run_id), record_id, calls

@@ -215,6 +215,7 @@ class Leasing:
 
     def renew(self, lease: Lease, ttl: float | None) -> float:
         """Extend ``lease`` (see ``ThreadPool.renew``)."""
+        lease.alive()
         asked_at = time.monotonic()
         word, rest = outcome(
             self._store.call(
@@ -222,6 +223,7 @@ class Leasing:
             )
         )
         if word is not Outcome.OK:
+            lease.lose("renewal failed: it expired or was taken over")
             raise LeaseLost(f"{_named(lease)} is lost; it cannot be renewed")
         deadline_ms, ttl_ms = integers(rest)
         lease.extended(deadline_ms, ttl_ms, asked_at)
@@ -229,6 +231,7 @@ class Leasing:
 
     def check(self, lease: Lease, need: float, *, starts_run: bool = False) -> float:
         """The fence check (see ``ThreadPool.check``)."""
+        lease.alive()
         word, rest = outcome(
             self._store.call(
                 "check", lease.key, lease.thread_id, lease.token, ms(need), int(starts_run)
@@ -240,6 +243,7 @@ class Leasing:
                 return self.check(lease, 0, starts_run=True)
             return lease.remaining()
         if word is not Outcome.OK:
+            lease.lose("a fence check found it expired or taken over")
             raise LeaseLost(f"{_named(lease)} is no longer current")
         return integers(rest)[0] / 1000
 

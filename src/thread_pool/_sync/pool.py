@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from thread_pool._compat import open_client
+from thread_pool._compat import LoopBound, open_client
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
 from thread_pool._model.turns import Turn
@@ -34,7 +34,6 @@ from thread_pool._model.validation import (
     validate_key,
     validate_message,
     validate_metadata,
-    validate_params,
     validate_role,
     validate_thread_ids,
 )
@@ -42,12 +41,13 @@ from thread_pool._sync.backend import Backend, ToolHandler, checked_backend
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.growth import Grower
 from thread_pool._sync.known import KnownPools
-from thread_pool._sync.lease import Lease
+from thread_pool._sync.lease import Lease, checked_lease
+from thread_pool._sync.lease_work import LeaseWork
 from thread_pool._sync.leasing import Leasing
 from thread_pool._sync.settling import Settling
 from thread_pool._sync.sizing import Sizing
 from thread_pool._sync.store import Store
-from thread_pool._sync.turn import TurnRunner
+from thread_pool._sync.streaming import TurnStream
 from thread_pool.errors import (
     InvalidArgument,
     LeaseLost,
@@ -124,27 +124,44 @@ class ThreadPool:
         self._sizing = Sizing(self._store, s, self._known)
         growth = Grower(self._store, self.log)
         self._leasing = Leasing(self._store, s, self._known, self._settling, growth, backend)
-        self._turns = (
-            None
-            if backend is None
-            else TurnRunner(backend, self.log, self._leasing, self._settling, s)
-        )
+        self.work = LeaseWork(backend, self.log, self._leasing, self._settling, s)
+        """What the pool's leases do with their threads: turns, own calls, renewal."""
         self._closed = False
+        self._loop = LoopBound(f"the {type(self).__name__}")
+
+    @property
+    def backend(self) -> Backend | None:
+        """The backend this pool runs turns with (None: it has none)."""
+        return self._backend
 
     # -- leases ------------------------------------------------------------------------------
 
     @contextmanager
-    def lease(self, key: str, timeout: float | None = None) -> Iterator[Lease]:
+    def lease(
+        self, key: str, timeout: float | None = None, *, keepalive: bool = False
+    ) -> Iterator[Lease]:
         """Hold a thread of pool ``key`` for the ``with`` block; it is released on every
         exit path, cancellation included. Raises ``LeaseLost`` on exit if the lease expired while
-        the block ran (its upstream work may have overlapped another holder's)."""
+        the block ran (its upstream work may have overlapped another holder's).
+
+        ``keepalive=True`` renews the lease in the background for the whole block (as a turn
+        does while it runs): for calls of your own that may outlast the TTL. A failed renewal
+        marks the lease lost at once: ``lease.lost`` says why, and ``check``, ``run``,
+        ``pending_context`` and ``record`` raise ``LeaseLost``."""
         held = self.acquire(key, timeout)
         try:
-            yield held
+            if keepalive:
+                with self.work.renewer(held):
+                    yield held
+            else:
+                yield held
         except BaseException:
             if not held.released:
                 self._release_quietly(held)
             raise
+        if held.lost is not None:
+            self._release_quietly(held)
+            held.alive()  # the block's work may have overlapped another holder's: say so
         if not held.released:
             self.release(held)
 
@@ -165,13 +182,13 @@ class ThreadPool:
         Raises ``LeaseNotOwned`` if the lease is not held by this token any more (released
         already, or reaped and granted again), ``LeaseLost`` if it expired before the release; in
         both cases nothing is changed."""
-        self._leasing.release(_checked(lease))
+        self._leasing.release(checked_lease(lease))
 
     def renew(self, lease: Lease, ttl: float | None = None) -> float:
         """Extend ``lease`` to ``ttl`` seconds from now (default: the pool's TTL)."""
         if ttl is not None:
             check_ttl("ttl", ttl)
-        return self._leasing.renew(_checked(lease), ttl)
+        return self._leasing.renew(checked_lease(lease), ttl)
 
     def check(
         self, lease: Lease, min_remaining: float | None = None, *, starts_run: bool = False
@@ -183,7 +200,7 @@ class ThreadPool:
         need = self.settings.renew_margin if min_remaining is None else min_remaining
         check_positive("min_remaining", need, allow_zero=True)
         starts_run = check_flag("starts_run", starts_run)
-        return self._leasing.check(_checked(lease), need, starts_run=starts_run)
+        return self._leasing.check(checked_lease(lease), need, starts_run=starts_run)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -202,26 +219,37 @@ class ThreadPool:
         # Bad input is refused before any request (leasing may create a thread upstream).
         validate_message(message)
         validate_metadata(metadata)
-        self._check_turn(params)
+        self.work.check_turn(params)
         with self.lease(key, timeout) as held:
             return held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
-    def run_on(
+    @contextmanager
+    def stream(
         self,
-        lease: Lease,
+        key: str,
         message: str,
         *,
         tool_handler: ToolHandler | None = None,
         metadata: Mapping[str, object] | None = None,
+        timeout: float | None = None,
         **params: Any,
-    ) -> Turn:
-        """Run one turn on a held ``lease`` (``lease.run`` calls this)."""
-        turns = self._check_turn(params)
-        if _checked(lease).released:
-            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
-        return turns.run(
-            lease, message, tool_handler=tool_handler, metadata=metadata, params=params
-        )
+    ) -> Iterator[TurnStream]:
+        """Lease a thread of pool ``key`` and stream one turn on it (see ``Lease.stream``);
+        the thread is released when the block ends::
+
+            with pool.stream("doc-42", "Summarise section 3") as events:
+                for event in events:
+                    if isinstance(event, TextDelta):
+                        print(event.text, end="")
+        """
+        validate_message(message)
+        validate_metadata(metadata)
+        self.work.check_turn(params, streaming=True)
+        with self.lease(key, timeout) as held:
+            with held.stream(
+                message, tool_handler=tool_handler, metadata=metadata, **params
+            ) as events:
+                yield events
 
     # -- the canonical log -------------------------------------------------------------------
 
@@ -336,14 +364,8 @@ class ThreadPool:
     ) -> None:
         self.close()
 
-    def _check_turn(self, params: Mapping[str, Any]) -> TurnRunner:
-        """The turn runner, once ``params`` are known to be what the backend's request takes."""
-        if self._turns is None:
-            raise InvalidArgument("this pool has no backend to run turns with")
-        validate_params(params, getattr(self._backend, "run_params", None))
-        return self._turns
-
     def _check_open(self) -> None:
+        self._loop.check()
         if self._closed:
             raise PoolClosed("the pool is closed")
 
@@ -356,13 +378,6 @@ class ThreadPool:
             logger.info("pool %r: release after an error: %s", lease.key, exc)
         except Exception as exc:
             logger.warning("pool %r: release after an error failed: %s", lease.key, exc)
-
-
-def _checked(lease: object) -> Lease:
-    """``lease`` if it is one (``release(None)`` must not fail on a missing attribute)."""
-    if not isinstance(lease, Lease):
-        raise InvalidArgument(f"expected a lease from acquire(), not {type(lease).__name__}")
-    return lease
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:
