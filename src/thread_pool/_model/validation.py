@@ -104,9 +104,9 @@ def validate_params(
     its request takes (``accepted``), any other name, with the closest one."""
     if "stream" in params:
         raise InvalidArgument(
-            "stream is not supported through run() (a turn waits for its run to end): stream a "
-            "turn with pool.stream(key, message) or lease.stream(message), which take no "
-            "stream= argument"
+            "stream is not supported through run() (a turn waits for its run to end): use "
+            "stream() to stream a turn (pool.stream(key, message) or lease.stream(message)); "
+            "it takes no stream= argument"
         )
     if streaming and "background" in params:
         raise InvalidArgument(
