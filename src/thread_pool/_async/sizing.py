@@ -33,8 +33,8 @@ class AsyncSizing:
     async def add(self, key: str, ids: list[str]) -> int:
         """Register threads ``ids`` (see ``AsyncThreadPool.add_threads``): claimed for the pool
         first (``ThreadOwned`` if another pool has one), given back if the pool refuses them."""
-        await self._known.register(key)
         claimed = await self._owners.claim(key, ids)
+        await self._known.register(key)
         word, rest = outcome(
             await self._store.call("add", key, 1, *self._defaults(), FENCES_PER_MS, *ids)
         )

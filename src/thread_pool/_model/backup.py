@@ -19,6 +19,7 @@ from typing import Any
 from thread_pool._model.limits import (
     BACKUP_CLOCK_SKEW,
     FENCE_LIMIT,
+    FENCES_PER_MS,
     MAX_BACKUP_AGE,
     MAX_BACKUP_ITEMS,
     MAX_LOG_FIELDS,
@@ -50,6 +51,20 @@ SCHEMA = {
 """Each key of a pool (after its base, as in ``keys.py``) and its Redis type."""
 
 TYPES = frozenset(SCHEMA.values())
+
+SCRIPT_LIMITS = "|".join(
+    str(round(n))
+    for n in (
+        FENCE_LIMIT,
+        MAX_BACKUP_AGE * 1000,
+        BACKUP_CLOCK_SKEW * 1000,
+        FENCES_PER_MS,
+        MAX_SIZE,
+        MAX_SECONDS * 1000,
+        MAX_LOG_FIELDS,
+    )
+)
+"""The limits admin_import.lua checks a backup against again, in the order it reads them."""
 _META_FIELD = re.compile(r"[a-z][a-z_]{0,63}")
 _STREAM_ID = re.compile(r"(0|[1-9][0-9]{0,15})-(0|[1-9][0-9]{0,15})")
 # Set only on a pool found lost, which export refuses to back up: a file with them is forged.

@@ -18,15 +18,12 @@ from typing import Any
 import redis
 
 from thread_pool._compat import open_client, sleep
-from thread_pool._model.backup import check_document, document, flat_keys, pool_threads
-from thread_pool._model.limits import (
-    BACKUP_CLOCK_SKEW,
-    FENCE_LIMIT,
-    FENCES_PER_MS,
-    MAX_BACKUP_AGE,
-    MAX_LOG_FIELDS,
-    MAX_SECONDS,
-    MAX_SIZE,
+from thread_pool._model.backup import (
+    SCRIPT_LIMITS,
+    check_document,
+    document,
+    flat_keys,
+    pool_threads,
 )
 from thread_pool._model.log import default_compact
 from thread_pool._model.status import DeleteReport, Growth, PoolStatus
@@ -49,20 +46,6 @@ from thread_pool._sync.owners import Owners
 from thread_pool._sync.store import Store
 from thread_pool.errors import InvalidBackup, PoolBusy, PoolExists, PoolStateLost, UnknownPool
 from thread_pool.settings import Settings
-
-# The limits admin_import.lua checks a backup against, in the order it reads them.
-_IMPORT_LIMITS = "|".join(
-    str(round(n))
-    for n in (
-        FENCE_LIMIT,
-        MAX_BACKUP_AGE * 1000,
-        BACKUP_CLOCK_SKEW * 1000,
-        FENCES_PER_MS,
-        MAX_SIZE,
-        MAX_SECONDS * 1000,
-        MAX_LOG_FIELDS,
-    )
-)
 
 
 def _raise_if_lost(key: str, reply: Any) -> None:
@@ -212,7 +195,7 @@ class PoolAdmin:
         exists already, ``InvalidBackup`` if the script refused it (nothing written)."""
         word, rest = outcome(
             self._store.call(
-                "admin_import", key, payload, mode, exported_ms, _IMPORT_LIMITS, int(check_only)
+                "admin_import", key, payload, mode, exported_ms, SCRIPT_LIMITS, int(check_only)
             )
         )
         if word is Outcome.INVALID:

@@ -35,8 +35,8 @@ class Sizing:
     def add(self, key: str, ids: list[str]) -> int:
         """Register threads ``ids`` (see ``ThreadPool.add_threads``): claimed for the pool
         first (``ThreadOwned`` if another pool has one), given back if the pool refuses them."""
-        self._known.register(key)
         claimed = self._owners.claim(key, ids)
+        self._known.register(key)
         word, rest = outcome(
             self._store.call("add", key, 1, *self._defaults(), FENCES_PER_MS, *ids)
         )
