@@ -228,12 +228,11 @@ class AsyncPoolAdmin:
         await self._delete_upstream(known, backend, report)
         word, rest = outcome(await self._store.call("admin_delete", key, "end", 0, *self.key_names))
         await self._store.unregister_pool(key)
-        late: list[str] = []
         if word is Outcome.OK:
             # Threads that joined while the upstream deletes ran (a forced delete).
             late = [t for t in strings(rest) if t not in set(known)]
             await self._delete_upstream(late, backend, report)
-        await self._owners.release(key, known + late)
+        await self._owners.release_all(key)
         return report
 
     async def threads(self, key: str) -> list[str]:

@@ -229,12 +229,11 @@ class PoolAdmin:
         self._delete_upstream(known, backend, report)
         word, rest = outcome(self._store.call("admin_delete", key, "end", 0, *self.key_names))
         self._store.unregister_pool(key)
-        late: list[str] = []
         if word is Outcome.OK:
             # Threads that joined while the upstream deletes ran (a forced delete).
             late = [t for t in strings(rest) if t not in set(known)]
             self._delete_upstream(late, backend, report)
-        self._owners.release(key, known + late)
+        self._owners.release_all(key)
         return report
 
     def threads(self, key: str) -> list[str]:

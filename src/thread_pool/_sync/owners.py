@@ -10,8 +10,8 @@ share a cluster slot with every pool, so it is not written in the pool's script:
 claimed for the pool first, atomically (``owners.lua``: all of the threads, or none if another
 pool owns one), and registered after. A registration that is refused gives back what it claimed;
 one that fails half-way (Redis gone) keeps the claim, which only the same pool can use, so a
-retry completes it. The record goes when the thread leaves: a purge of a retired thread or a
-delete of the pool.
+retry completes it. The record goes when the thread leaves: a purge of a retired thread, or a
+delete of the pool (which drops every record naming it, those of a lost state included).
 """
 
 from __future__ import annotations
@@ -46,5 +46,11 @@ class Owners:
 
     def release(self, key: str, thread_ids: list[str]) -> None:
         """Drop the records of those of ``thread_ids`` that pool ``key`` owns."""
-        if thread_ids:
-            self._store.owners("release", key, thread_ids)
+        for start in range(0, len(thread_ids), 1000):
+            self._store.owners("release", key, thread_ids[start : start + 1000])
+
+    def release_all(self, key: str) -> None:
+        """Drop every record naming pool ``key`` (it is being deleted): those of the threads it
+        knows, and those of threads it no longer knows (its state was lost, or a registration
+        was cut off after the claim)."""
+        self.release(key, self._store.owned_by(key))

@@ -52,6 +52,16 @@ class Store:
                 keys=[owners_key(self.prefix)], args=[op, key, *thread_ids]
             )
 
+    def owned_by(self, key: str) -> list[str]:
+        """Every thread the owners hash names pool ``key`` the owner of (read in steps, so a
+        large hash never blocks Redis)."""
+        found = []
+        with keep_cancellation(), mapped(f"list the threads owned by pool {key!r}"):
+            for thread, owner in self.client.hscan_iter(owners_key(self.prefix), count=1000):
+                if text(owner) == key:
+                    found.append(text(thread))
+        return found
+
     def wait_mailbox(self, key: str, ticket: str, timeout: float) -> str | None:
         """Block until a message reaches the waiter's mailbox, or ``timeout`` seconds pass."""
         box = self.keys(key).mailbox(ticket)
