@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 import time
 from typing import Any
 
@@ -120,10 +121,12 @@ def check_document(
         raise InvalidBackup("backup has no list of pools")
     clock = time.time() if now is None else now
     owners: dict[str, str] = {}
+    seen: set[str] = set()
     for entry in pools:
         key = _check_pool(entry, clock)
-        if any(e is not entry and e.get("key") == key for e in pools):
+        if key in seen:
             raise InvalidBackup(f"backup holds pool {key!r} twice")
+        seen.add(key)
         for thread in pool_threads(entry):
             if owners.setdefault(thread, key) != key:
                 raise InvalidBackup(
@@ -132,10 +135,14 @@ def check_document(
     return pools
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 3, 40, 40, 4, 4
+
+
 def _short(value: Any) -> str:
-    """A value for a message: its repr, cut (a fuzzed file may hold megabytes)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """A value for a message: its repr, cut short and shallow (a file may hold megabytes, or
+    lists nested thousands deep)."""
+    return _REPR.repr(value)
 
 
 def _check_exported_at(key: str, value: Any, now: float) -> None:
