@@ -145,7 +145,8 @@ def mutate(doc: dict[str, Any], rng: random.Random) -> str:
     elif how == "deep":
         parent[k] = deep(rng.choice([50, 3000]))
     elif how == "exported_at":
-        pool = rng.choice(doc["pools"]) if doc.get("pools") else {}
+        pools = doc.get("pools")
+        pool = rng.choice(pools) if isinstance(pools, list) and pools else {}
         if isinstance(pool, dict):
             pool["exported_at"] = rng.choice(
                 [time.time() - 3 * 365 * 86400, time.time() + 10, time.time() + 3600, "1", None,
@@ -161,10 +162,11 @@ def mutate(doc: dict[str, Any], rng: random.Random) -> str:
 
 def mutate_key(doc: dict[str, Any], rng: random.Random, how: str) -> None:
     """Mutations that know the model: a thread moved between states, a key's type or name."""
-    pools = [p for p in doc.get("pools", []) if isinstance(p, dict) and p.get("keys")]
-    if not pools:
+    found = doc.get("pools")
+    pools = [p for p in found if isinstance(p, dict)] if isinstance(found, list) else []
+    keys = rng.choice(pools).get("keys") if pools else None
+    if not isinstance(keys, list) or not keys:
         return
-    keys = rng.choice(pools)["keys"]
     entry = rng.choice(keys)
     if not isinstance(entry, dict):
         return
@@ -173,17 +175,21 @@ def mutate_key(doc: dict[str, Any], rng: random.Random, how: str) -> None:
     elif how == "rename":
         entry["name"] = rng.choice(["meta", "threads", "idle", "leases", "log", "pools", "x"])
     else:
-        by_name = {e.get("name"): e for e in keys if isinstance(e, dict)}
-        threads = list(by_name.get("threads", {}).get("data", {}) or [])
-        if threads:
-            thread = rng.choice(threads)
+        by_name = {
+            e["name"]: e for e in keys if isinstance(e, dict) and isinstance(e.get("name"), str)
+        }
+        threads_entry = by_name.get("threads")
+        registered = threads_entry.get("data") if threads_entry else None
+        if isinstance(registered, dict) and registered:
+            thread = rng.choice(list(registered))
             target = rng.choice(["idle", "leases", "settling", "retired"])
             if target not in by_name:
                 kind = "list" if target == "retired" else "zset"
                 by_name[target] = {"name": target, "type": kind, "data": []}
                 keys.append(by_name[target])
-            item = thread if target == "retired" else [thread, "1"]
-            by_name[target]["data"].append(item)
+            data = by_name[target].get("data")
+            if isinstance(data, list):
+                data.append(thread if target == "retired" else [thread, "1"])
 
 
 # -- one case ------------------------------------------------------------------------------------
@@ -336,7 +342,8 @@ def test_mutated_exports_end_in_a_typed_error_writing_nothing_or_a_consistent_po
     )
     print(
         f"\nbackup fuzz: {CASES} cases in {took:.1f}s; typed errors {typed}, imported "
-        f"{counts['imported']}; {dict(counts)}; mutations {dict(ways)}"
+        f"{counts['imported']}; writes after a failed case "
+        f"{counts['writes after a failed case']}; {dict(counts)}; mutations {dict(ways)}"
     )
     assert counts["writes after a failed case"] == 0
     assert counts["imported"] >= CASES // 50  # at least the untouched ones
