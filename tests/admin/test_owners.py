@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -221,9 +222,12 @@ def test_racing_processes_never_share_a_thread(
         proc.join(120)
         assert proc.exitcode == 0
     owners = redis_client.hgetall(owners_key(thread_pool_prefix))
+    won: set[str] = set()
     for thread in threads:
         holding = pools_holding(redis_client, thread_pool_prefix, keys, thread)
         assert len(holding) == 1, (thread, holding)
         assert owners[thread] == holding[0]
-    for key in keys:
+        won.add(holding[0])
+    for key in won:  # a racer that won nothing made no pool
         assert pool_problems(redis_client, thread_pool_prefix, key) == []
+    print(f"\nracing processes: threads won per pool {dict(Counter(owners.values()))}")
