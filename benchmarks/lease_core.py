@@ -22,9 +22,7 @@ import multiprocessing
 import secrets
 import statistics
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import redis
@@ -32,7 +30,7 @@ import redis.asyncio as aredis
 
 from thread_pool import AsyncThreadPool, ThreadPool
 from thread_pool._store.keys import PoolKeys
-from thread_pool.testing.redis_server import local_redis
+from thread_pool.testing.redis_server import local_redis, scratch_prefix
 
 TRIVIAL = "return 1"
 
@@ -40,20 +38,6 @@ TRIVIAL = "return 1"
 def upstream_like_id() -> str:
     """A thread id as long as OpenAI's (``thread_`` + 24 characters)."""
     return "thread_" + secrets.token_urlsafe(18)[:24].replace("-", "a").replace("_", "b")
-
-
-@contextmanager
-def scratch_prefix(url: str) -> Iterator[str]:
-    """A key prefix of our own, removed afterwards (never FLUSHALL: the server may be shared)."""
-    prefix = f"tpbench-{uuid.uuid4().hex[:8]}"
-    try:
-        yield prefix
-    finally:
-        client = redis.Redis.from_url(url)
-        names = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for i in range(0, len(names), 500):
-            client.unlink(*names[i : i + 500])
-        client.close()
 
 
 def median_us(samples: list[float]) -> float:

@@ -7,7 +7,16 @@ from typing import Any, Literal, Self
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from thread_pool._model.limits import MAX_CONNECTIONS, MAX_SECONDS, MAX_SIZE, MAX_WAITERS
+from thread_pool._model.limits import (
+    MAX_CONNECTIONS,
+    MAX_LOG_AGE,
+    MAX_LOG_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_SECONDS,
+    MAX_SIZE,
+    MAX_WAITERS,
+    MIN_LOG_CHARS,
+)
 from thread_pool.errors import InvalidSettings
 
 ENV_PREFIX = "THREAD_POOL_"
@@ -87,6 +96,31 @@ class Settings(BaseSettings):
     log_max_entries: int | None = Field(default=None, ge=1)
     """The log keeps this many newest entries; a thread that lost entries to the trim first
     receives a marked gap message. None: the log is not trimmed."""
+
+    log_max_age: float | None = Field(default=None, ge=0.001, le=MAX_LOG_AGE)
+    """Seconds an entry stays in the log; older entries are trimmed as turns are appended, and a
+    thread that lost entries to the trim first receives a marked gap message, as with
+    ``log_max_entries``. None: no limit by age."""
+
+    merge_tools: Literal["native", "text", "none"] = "native"
+    """How tool calls made on one thread reach its siblings (each call is logged with its
+    arguments and output): ``native``, as the API's own items where it has them
+    (``function_call`` / ``function_call_output`` on Conversations) and as marked text where it
+    does not (Assistants); ``text``, as marked text everywhere (for servers that refuse
+    function-call items in ``input``); ``none``, not at all (only through the reply's prose)."""
+
+    log_entry_max_chars: int = Field(default=MAX_MESSAGE_CHARS, ge=MIN_LOG_CHARS, le=MAX_LOG_CHARS)
+    """The most characters one log entry (a message, a reply, a tool call) may hold; a longer
+    one is logged cut, with a marker saying so, and a warning is logged. The thread that ran the
+    turn holds it whole; its siblings receive the cut entry."""
+
+    log_turn_max_chars: int = Field(
+        default=4 * MAX_MESSAGE_CHARS, ge=MIN_LOG_CHARS, le=MAX_LOG_CHARS
+    )
+    """The most characters one turn may add to the log (its message, tool calls and reply): the
+    message and the reply come first, then the tool calls; what does not fit is cut (marked) or,
+    for tool calls with no room left, left out, with a warning. No server's answer can make the
+    log grow faster than this per turn."""
 
     @model_validator(mode="after")
     def _check_relations(self) -> Self:

@@ -129,6 +129,28 @@ def test_base_url_lock_errors_match_upstream_and_nothing_is_left_there(
     assert deletes(after) - deletes(before) >= 4
 
 
+@pytest.mark.thread_pool_emulator(require_input=True)
+def test_conversations_naive_and_lock_send_input_like_a_user_would(
+    stress: Stress, thread_pool_emulator: EmulatorServer
+) -> None:
+    """Against a server that refuses a response without ``input`` (as llama-stack does), every
+    strategy makes valid requests: the lock and the pool lose nothing, and the naive path's
+    failures are lock errors only."""
+    out = rows(
+        stress(
+            *("--base-url", thread_pool_emulator.base_url, "--json"),
+            *("--backend", "conversations", "--workers", "3", "--iterations", "2"),
+            OPENAI_API_KEY=thread_pool_emulator.api_key,
+        )
+    )
+    assert out["pool"]["succeeded"] == out["lock"]["succeeded"] == 6
+    stats = thread_pool_emulator.admin.stats()
+    # Every 400 was a lock error (the naive path's), none a refused request.
+    assert stats["statuses"].get("400", 0) == stats["lock_errors"]["total"], stats
+    # The message travels as the response's input: no separate item create.
+    assert "POST /v1/conversations/{conversation_id}/items" not in stats["requests"]
+
+
 def test_base_url_needs_a_key(stress: Stress) -> None:
     done = stress("--base-url", "http://127.0.0.1:9/v1")
     assert done.returncode == 2

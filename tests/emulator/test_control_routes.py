@@ -133,6 +133,8 @@ REFUSED = [
     ('{"run_ttl": 0}', "run_ttl"),
     ('{"cancel_delay": -0.5}', "cancel_delay"),
     ('{"queued_fraction": 1.5}', "queued_fraction"),
+    ('{"ignore_run_id": "yes"}', "ignore_run_id"),
+    ('{"require_input": 1}', "require_input"),
     ('{"http_500": "0.5"}', "http_500"),
     ('{"http_503": null}', "http_503"),
     ('{"run_stuck": -0.1}', "run_stuck"),
@@ -145,6 +147,12 @@ REFUSED = [
     ('{"poll_after_ms": 2.5}', "poll_after_ms"),
     ('{"api_key": 5}', "api_key"),
     ('{"api_key": ""}', "api_key"),
+    ('{"stream_drop": 1.5}', "stream_drop"),
+    ('{"stream_drop": NaN}', "stream_drop"),
+    ('{"stream_drop": true}', "stream_drop"),
+    ('{"stream_drop_after": -1}', "stream_drop_after"),
+    ('{"stream_drop_after": 2.5}', "stream_drop_after"),
+    ('{"stream_drop_after": "3"}', "stream_drop_after"),
 ]
 
 
@@ -176,6 +184,9 @@ BOTH_WAYS = [
     (["--fault-rate", "nan"], {"fault_rate": float("nan")}, "fault_rate"),
     (["--poll-after-ms", "-1"], {"poll_after_ms": -1}, "poll_after_ms"),
     (["--api-key", ""], {"api_key": ""}, "api_key"),
+    (["--stream-drop", "nan"], {"stream_drop": float("nan")}, "stream_drop"),
+    (["--stream-drop", "2"], {"stream_drop": 2.0}, "stream_drop"),
+    (["--stream-drop-after", "-1"], {"stream_drop_after": -1}, "stream_drop_after"),
 ]
 
 
@@ -193,3 +204,15 @@ def test_the_command_line_refuses_what_the_route_refuses(
 def test_the_command_line_exits_with_the_refusal() -> None:
     with pytest.raises(SystemExit, match=r"^error: latency must be in \[0, 1e\+09\], got nan$"):
         main(["--latency", "nan", "--port", "0"])
+
+
+def test_the_stream_drop_options_reach_the_configuration(
+    thread_pool_emulator: EmulatorServer,
+) -> None:
+    config = config_from_args(parse_args(["--stream-drop", "0.25", "--stream-drop-after", "3"]))
+    assert (config.stream_drop, config.stream_drop_after) == (0.25, 3)
+    assert config_from_args(parse_args([])).stream_drop_after is None
+    status, answer = control(
+        thread_pool_emulator, "config", b'{"stream_drop": 0.5, "stream_drop_after": 0}'
+    )
+    assert (status, answer["stream_drop"], answer["stream_drop_after"]) == (200, 0.5, 0)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import openai
 import pytest
 import redis
 
+from tests.merging.conftest import MakePool
 from tests.support.evidence import assert_quiet
-from tests.support.upstream import make_backend
 from thread_pool import AsyncThreadPool, InvalidArgument, LogEntry, TurnFailed
 from thread_pool._compat import call_handler
 from thread_pool._model.limits import MAX_MESSAGE_CHARS
@@ -32,33 +32,7 @@ pytestmark = pytest.mark.filterwarnings(
     r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"
 )
 
-MakePool = Callable[..., AsyncThreadPool]
 KINDS = ["assistants", "conversations"]
-
-
-@pytest.fixture
-async def make_pool(
-    thread_pool_redis_url: str,
-    thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
-    thread_pool_async_openai_client: openai.AsyncOpenAI,
-) -> AsyncIterator[MakePool]:
-    pools: list[AsyncThreadPool] = []
-
-    def make(kind: str, **overrides: Any) -> AsyncThreadPool:
-        backend = make_backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
-        pool = AsyncThreadPool(
-            backend=backend,
-            redis_url=thread_pool_redis_url,
-            key_prefix=thread_pool_prefix,
-            **overrides,
-        )
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        await pool.aclose()
 
 
 async def held_by(client: openai.AsyncOpenAI, kind: str, thread_id: str) -> list[tuple[str, str]]:

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 import openai
 
-from thread_pool._acompat import call_handler, finish_first, shield, sleep
+from thread_pool._acompat import finish_first, shield, sleep
 from thread_pool._async.backend import AsyncGuard, ToolHandler
-from thread_pool._async.backend_base import AsyncBackendBase, BackendOptions, poll_hint, tool_output
+from thread_pool._async.backend_base import AsyncBackendBase, BackendOptions, answer, poll_hint
+from thread_pool._model.limits import MAX_METADATA_VALUE
+from thread_pool._model.record import TOOL_ROLE, tool_text
 from thread_pool._model.turns import (
     POOL_KEY,
     TURN_KEY,
@@ -46,6 +48,14 @@ BUSY = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 
 
+def thread_message(message: Mapping[str, str]) -> dict[str, str]:
+    """A context message as a thread takes it: the Assistants API has no tool-call items, so a
+    tool call made on a sibling thread arrives as marked text."""
+    if message["role"] == TOOL_ROLE:
+        return {"role": "assistant", "content": tool_text(message["content"])}
+    return {"role": message["role"], "content": message["content"]}
+
+
 class AsyncAssistantsBackend(AsyncBackendBase):
     """Runs turns as Assistants runs: one ``runs.create`` with ``additional_messages`` starts a
     turn, then the run is polled at the server's hinted interval.
@@ -73,10 +83,12 @@ class AsyncAssistantsBackend(AsyncBackendBase):
     async def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
         """Create a thread whose metadata names pool ``key``, seeded with ``messages`` in the
         same request."""
-        seed: list[Any] = [{"role": m["role"], "content": m["content"]} for m in messages]
+        seed: list[Any] = [thread_message(m) for m in messages]
         thread = await self._request(
             "create a thread",
-            lambda: self.client.beta.threads.create(metadata={POOL_KEY: key[:512]}, messages=seed),
+            lambda: self.client.beta.threads.create(
+                metadata={POOL_KEY: key[:MAX_METADATA_VALUE]}, messages=seed
+            ),
         )
         return thread.id
 
@@ -179,7 +191,7 @@ class AsyncAssistantsBackend(AsyncBackendBase):
             tried = True
             stamp = await guard.write(starts_run=True)
             # The thread's missing context first, then the turn's own message, in one request.
-            added: list[Any] = [{"role": m["role"], "content": m["content"]} for m in context]
+            added: list[Any] = [thread_message(m) for m in context]
             added.append({"role": "user", "content": message, "metadata": stamp})
             # Cancelled mid-request, the run may have started all the same: wait for the answer
             # (at once) and record it, so that its settler waits for the run, not the list.
@@ -199,7 +211,7 @@ class AsyncAssistantsBackend(AsyncBackendBase):
         guard.delivered()  # a created run has added its additional_messages to the thread
         await self._name(thread_id, run.id, guard)
         usage: dict[str, int] = {}
-        answered = 0
+        answered: list[ToolCall] = []
         while True:
             run, hint = await self._wait(thread_id, run, hint, guard, started)
             if run.status != "requires_action" or tool_handler is None:
@@ -211,14 +223,11 @@ class AsyncAssistantsBackend(AsyncBackendBase):
                 ToolCall(c.id, c.function.name, c.function.arguments)
                 for c in action.submit_tool_outputs.tool_calls
             ]
+            done = [await answer(tool_handler, call) for call in calls]
             outputs: list[ToolOutput] = [
-                {
-                    "tool_call_id": call.id,
-                    "output": tool_output(await call_handler(tool_handler, call)),
-                }
-                for call in calls
+                {"tool_call_id": call.id, "output": call.output or ""} for call in done
             ]
-            answered += len(calls)
+            answered += done
             raw = await self._submit(thread_id, run.id, outputs, guard)
             run, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
         usage = add_usage(usage, usage_of(run))
@@ -246,7 +255,7 @@ class AsyncAssistantsBackend(AsyncBackendBase):
             fence=guard.fence,
             usage=usage,
             request_id=request_id,
-            tool_calls=answered,
+            tool_calls=tuple(answered),
         )
 
     async def _find_turn(self, thread_id: str, nonce: str) -> Any:
@@ -287,16 +296,26 @@ class AsyncAssistantsBackend(AsyncBackendBase):
         return run, hint
 
     async def _reply(self, thread_id: str, run_id: str) -> str:
+        """The text of the run's own assistant messages, oldest first. The ``run_id`` filter is
+        the server's to apply, and not every compatible server applies it: a reply made of the
+        whole thread would be logged and copied into every sibling, so each message's own
+        ``run_id`` is checked here. A server that leaves ``run_id`` unset gets the assistant
+        messages after the thread's last user message (what the run added)."""
         page = await self._request(
             f"read the reply of {run_id}",
             lambda: self.client.beta.threads.messages.list(
-                thread_id, run_id=run_id, order="asc", limit=100
+                thread_id, run_id=run_id, order="desc", limit=100
             ),
         )
+        newest_first = list(page.data)
+        mine = [m for m in newest_first if m.run_id == run_id and m.role == "assistant"]
+        if not mine and not any(m.run_id for m in newest_first):
+            for msg in newest_first:
+                if msg.role != "assistant":
+                    break
+                mine.append(msg)
         texts = []
-        for msg in page.data:
-            if msg.role != "assistant":
-                continue
+        for msg in reversed(mine):
             for part in msg.content:
                 text = getattr(part, "text", None)
                 if text is not None:

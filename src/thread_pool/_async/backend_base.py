@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Container
+from dataclasses import replace
 from typing import Any, TypedDict, TypeVar, Unpack
 
 import openai
 
-from thread_pool._acompat import sleep
+from thread_pool._acompat import call_handler, sleep
+from thread_pool._async.backend import ToolHandler
 from thread_pool._async.upstream import request
+from thread_pool._model.turns import ToolCall
 from thread_pool._model.validation import check_positive
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import RetryPolicy
@@ -33,6 +36,12 @@ def poll_hint(headers: Any, default: float) -> float:
 def tool_output(result: Any) -> str:
     """A tool handler's result as the text upstream takes."""
     return result if isinstance(result, str) else json.dumps(result)
+
+
+async def answer(tool_handler: ToolHandler, call: ToolCall) -> ToolCall:
+    """``call`` answered by ``tool_handler``: the same call with its ``output`` (as sent
+    upstream), which the turn lists and the pool's log keeps."""
+    return replace(call, output=tool_output(await call_handler(tool_handler, call)))
 
 
 class BackendOptions(TypedDict, total=False):

@@ -9,9 +9,11 @@ from typing import Any, Unpack
 
 import openai
 
-from thread_pool._acompat import call_handler, finish_first, shield, sleep
+from thread_pool._acompat import finish_first, shield, sleep
 from thread_pool._async.backend import AsyncGuard, ToolHandler
-from thread_pool._async.backend_base import AsyncBackendBase, BackendOptions, poll_hint, tool_output
+from thread_pool._async.backend_base import AsyncBackendBase, BackendOptions, answer, poll_hint
+from thread_pool._model.limits import MAX_ITEMS, MAX_METADATA_VALUE
+from thread_pool._model.record import TOOL_ROLE, tool_of, tool_text
 from thread_pool._model.turns import (
     POOL_KEY,
     ToolCall,
@@ -24,14 +26,55 @@ from thread_pool._model.turns import (
 from thread_pool._upstream import send_guard
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 
-MAX_ITEMS = 20
-"""Upstream takes at most this many items per ``conversations.create`` / ``items.create``."""
-
 # A response in these states holds its conversation's lock.
 BUSY = frozenset({"queued", "in_progress"})
 # The output given to a function call whose turn was cut short (upstream needs one before the
 # conversation can go on).
 INTERRUPTED = "error: this call was not answered; the turn that asked for it was interrupted"
+
+
+def conversation_items(messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """Context messages as conversation items: a tool call made on a sibling conversation is
+    sent as the API's own pair of items (``function_call``, then its ``function_call_output``),
+    so the model sees it as it would have on the conversation that made it."""
+    items: list[dict[str, Any]] = []
+    for m in messages:
+        call = tool_of(m["content"]) if m["role"] == TOOL_ROLE else None
+        if call is not None:
+            items.append(
+                {
+                    "type": "function_call",
+                    "call_id": call.id,
+                    "name": call.name,
+                    "arguments": call.arguments,
+                }
+            )
+            items.append(
+                {"type": "function_call_output", "call_id": call.id, "output": call.output or ""}
+            )
+        elif m["role"] == TOOL_ROLE:
+            items.append(
+                {"type": "message", "role": "assistant", "content": tool_text(m["content"])}
+            )
+        else:
+            items.append({"type": "message", "role": m["role"], "content": m["content"]})
+    return items
+
+
+def batches(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``items`` in requests of at most ``MAX_ITEMS``, never parting a function call from its
+    output (a server may check that every call in a request is answered)."""
+    out: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    for item in items:
+        # A call reserves room for its output, which always follows it.
+        size = 2 if item.get("type") == "function_call" else 1
+        if current and len(current) + size > MAX_ITEMS:
+            out.append(current)
+            current = []
+        current.append(item)
+    out.append(current)
+    return out
 
 
 class AsyncConversationsBackend(AsyncBackendBase):
@@ -65,19 +108,18 @@ class AsyncConversationsBackend(AsyncBackendBase):
 
     async def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
         """Create a conversation whose metadata names pool ``key``, seeded with ``messages``:
-        the first ``MAX_ITEMS`` with the create, the rest in as few ``items.create`` calls as
-        upstream allows (``MAX_ITEMS`` each)."""
-        seed: list[Any] = [
-            {"type": "message", "role": m["role"], "content": m["content"]} for m in messages
-        ]
+        the first ``MAX_ITEMS`` items with the create, the rest in as few ``items.create`` calls
+        as upstream allows (``MAX_ITEMS`` each)."""
+        first, *rest = batches(conversation_items(messages))
+        seed: list[Any] = first
         conv = await self._request(
             "create a conversation",
             lambda: self.client.conversations.create(
-                metadata={POOL_KEY: key[:512]}, items=seed[:MAX_ITEMS]
+                metadata={POOL_KEY: key[:MAX_METADATA_VALUE]}, items=seed
             ),
         )
-        for start in range(MAX_ITEMS, len(seed), MAX_ITEMS):
-            await self._add_items(conv.id, seed[start : start + MAX_ITEMS])
+        for batch in rest:
+            await self._add_items(conv.id, batch)
         return conv.id
 
     async def _add_items(self, conv_id: str, items: list[Any]) -> None:
@@ -197,11 +239,11 @@ class AsyncConversationsBackend(AsyncBackendBase):
             options["instructions"] = instructions
         background = bool(options.pop("background", self.background))
         items: list[dict[str, Any]] = [
-            *({"role": m["role"], "content": m["content"]} for m in context),
+            *conversation_items(context),
             {"role": "user", "content": message},
         ]
         usage: dict[str, int] = {}
-        answered = 0
+        answered: list[ToolCall] = []
         request_id: str | None = None
         started = time.monotonic()
         while True:
@@ -237,15 +279,12 @@ class AsyncConversationsBackend(AsyncBackendBase):
                     run_id=resp.id,
                     request_id=request_id,
                 )
+            done = [await answer(tool_handler, call) for call in calls]
             items = [
-                {
-                    "type": "function_call_output",
-                    "call_id": call.id,
-                    "output": tool_output(await call_handler(tool_handler, call)),
-                }
-                for call in calls
+                {"type": "function_call_output", "call_id": call.id, "output": call.output}
+                for call in done
             ]
-            answered += len(calls)
+            answered += done
         return Turn(
             reply=resp.output_text,
             thread_id=thread_id,
@@ -254,7 +293,7 @@ class AsyncConversationsBackend(AsyncBackendBase):
             fence=guard.fence,
             usage=usage,
             request_id=request_id,
-            tool_calls=answered,
+            tool_calls=tuple(answered),
         )
 
     async def _respond(

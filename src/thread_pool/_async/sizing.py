@@ -78,6 +78,9 @@ class AsyncSizing:
                 await shield(self._store.push_retired(key, thread_id))
                 raise
             await self._owners.release(key, [thread_id])
+            # A retired thread kept its cursor while it could still come back (add_threads);
+            # deleted upstream, it cannot.
+            await self._store.forget_cursor(key, thread_id)
             purged += 1
         return purged
 

@@ -11,6 +11,10 @@ MAX_SECONDS = 86_400.0
 """The longest TTL, timeout or wait accepted (one day): more is a mistake, and it would also
 overflow the exact integers Lua keeps for milliseconds."""
 
+MAX_LOG_AGE = 3650 * 86_400.0
+"""The longest log retention by age accepted (ten years; in milliseconds still an exact integer
+in Lua)."""
+
 MAX_SIZE = 100_000
 """The largest pool size accepted."""
 
@@ -55,3 +59,9 @@ MAX_BACKUP_ITEMS = 1_000_000
 MAX_LOG_FIELDS = 32
 """The most values (fields and their values) one log entry of a backup may hold; the log writes
 six pairs."""
+
+MIN_LOG_CHARS = 1_000
+"""The smallest per-entry or per-turn log cap accepted: room for a marker and some text."""
+MAX_LOG_CHARS = 100_000_000
+"""The largest per-entry or per-turn log cap accepted (a Redis string holds 512 MB; every entry
+is copied into every sibling thread)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from thread_pool._model.limits import MAX_MESSAGE_CHARS
+from thread_pool._model.record import TOOL_ROLE, tool_of, tool_text
 from thread_pool._model.validation import validate_role
 from thread_pool.errors import InvalidArgument
 
@@ -33,7 +34,8 @@ class LogEntry:
     seq: int
     """Position in the log, from 1; a thread's cursor is the seq of the last entry it holds."""
     role: str
-    """``user`` or ``assistant``."""
+    """``user``, ``assistant``, or ``tool`` (a tool call and its output, recorded by a turn as
+    JSON: ``call_id``, ``name``, ``arguments``, ``output``)."""
     content: str
     origin: str
     """The thread whose turn made it; empty for context a caller appended (``pool.append``)."""
@@ -90,12 +92,26 @@ def split_content(content: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
     return [f"[part {n} of {len(pieces)}] {p}" for n, p in enumerate(pieces, 1)]
 
 
-def messages_for(entries: Iterable[LogEntry]) -> list[dict[str, str]]:
+def messages_for(entries: Iterable[LogEntry], tools: str = "native") -> list[dict[str, str]]:
     """The messages (``{"role", "content"}``) that carry ``entries`` to a thread, in log order,
-    each within upstream's content limit."""
-    return [
-        {"role": e.role, "content": piece} for e in entries for piece in split_content(e.content)
-    ]
+    each within upstream's content limit. A tool entry stays a ``tool`` message (its content the
+    recorded call, which a backend sends as its API's own items or as marked text) under
+    ``tools="native"``; it becomes marked text under ``"text"`` and is left out under ``"none"``
+    (see ``TOOL_MERGES``)."""
+    out: list[dict[str, str]] = []
+    for e in entries:
+        if e.role == TOOL_ROLE:
+            if tools == "none":
+                continue
+            if tools == "native" and tool_of(e.content) is not None:
+                out.append({"role": TOOL_ROLE, "content": e.content})
+                continue
+            out += [
+                {"role": "assistant", "content": p} for p in split_content(tool_text(e.content))
+            ]
+            continue
+        out += [{"role": e.role, "content": piece} for piece in split_content(e.content)]
+    return out
 
 
 def log_pairs(messages: Sequence[tuple[str, str]]) -> list[str]:

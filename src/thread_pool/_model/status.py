@@ -41,6 +41,19 @@ class PoolStats:
     """Unix time (Redis clock) the pool was created."""
     lock_errors: int = 0
     """Upstream "thread busy" errors met by turns (should stay 0: each one is a bug signal)."""
+    last_used: float = 0.0
+    """Unix time (Redis clock) a lease was last granted (``created_at`` if none ever was)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolMetrics:
+    """What the metrics endpoint shows of one pool: ``stats()`` and the log's figures."""
+
+    stats: PoolStats
+    log_length: int
+    """Entries the context log holds."""
+    max_lag: int
+    """Entries logged since the thread furthest behind last caught up (0: none behind)."""
 
 
 @dataclass(frozen=True, slots=True)

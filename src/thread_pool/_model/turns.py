@@ -29,6 +29,9 @@ class ToolCall:
     name: str
     arguments: str
     """The arguments as the model wrote them (a JSON object, as text)."""
+    output: str | None = None
+    """What ``tool_handler`` answered, as sent upstream (None until it was answered: the call a
+    handler receives has none; the calls a ``Turn`` lists have theirs)."""
 
     def args(self) -> Any:
         """The arguments decoded from JSON (``{}`` when empty)."""
@@ -53,8 +56,9 @@ class Turn:
     """Token counts as upstream reported them (summed over the responses of a tool loop)."""
     request_id: str | None = None
     """Upstream's id of the request that started the turn."""
-    tool_calls: int = 0
-    """How many tool calls were answered during the turn."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The tool calls answered during the turn, in order, each with its ``output``. The pool's
+    log keeps them too, so sibling threads receive them (see ``merge_tools``)."""
 
 
 def usage_of(obj: Any) -> dict[str, int]:

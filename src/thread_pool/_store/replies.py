@@ -14,7 +14,14 @@ from enum import StrEnum
 from typing import Any
 
 from thread_pool._model.log import LogEntry, Missing
-from thread_pool._model.status import LeaseInfo, PoolStats, PoolStatus, ThreadInfo, WaiterInfo
+from thread_pool._model.status import (
+    LeaseInfo,
+    PoolMetrics,
+    PoolStats,
+    PoolStatus,
+    ThreadInfo,
+    WaiterInfo,
+)
 from thread_pool.errors import CorruptState
 
 
@@ -138,6 +145,7 @@ def pool_stats(key: str, rest: list[Any]) -> PoolStats:
         reaped=n[13],
         created_at=n[14] / 1000,
         lock_errors=n[15] if len(n) > 15 else 0,
+        last_used=n[16] / 1000 if len(n) > 16 else n[14] / 1000,
     )
 
 
@@ -192,13 +200,21 @@ def _pairs(flat: list[Any]) -> list[tuple[str, str]]:
     return list(zip(items[0::2], items[1::2], strict=True))
 
 
+def _snapshot(reply: Any, what: str) -> bool:
+    """Whether a reply that starts with stats.lua's reply is there: False for a bare ``NOPOOL``
+    (the pool does not exist), ``CorruptState`` for anything else that is not a snapshot."""
+    if isinstance(reply, list) and reply and isinstance(reply[0], list):
+        return True
+    word, _ = outcome(reply)
+    if word is Outcome.NOPOOL:
+        return False
+    raise CorruptState(f"unexpected {what} reply {reply!r}")
+
+
 def decode_status(key: str, reply: Any) -> PoolStatus | None:
     """Decode an ``admin_inspect`` reply; None when the pool does not exist."""
-    if not isinstance(reply, list) or not reply or not isinstance(reply[0], list):
-        word, _ = outcome(reply)  # a bare outcome: the pool is not there
-        if word is Outcome.NOPOOL:
-            return None
-        raise CorruptState(f"unexpected status reply {reply!r}")
+    if not _snapshot(reply, "status"):
+        return None
     stats = pool_stats(key, outcome(reply[0])[1])
     now_ms = integers([reply[1]])[0]
     draining = text(reply[2]) != ""
@@ -248,6 +264,14 @@ def decode_status(key: str, reply: Any) -> PoolStatus | None:
         log_length=log_length,
         log_seq=log_seq,
     )
+
+
+def decode_metrics(key: str, reply: Any) -> PoolMetrics | None:
+    """Decode an ``admin_metrics`` reply; None when the pool does not exist."""
+    if not _snapshot(reply, "metrics"):
+        return None
+    log_length, max_lag = integers(reply[1:3])
+    return PoolMetrics(pool_stats(key, outcome(reply[0])[1]), log_length, max_lag)
 
 
 def decode_export(key: str, reply: Any) -> dict[str, Any] | None:

@@ -26,12 +26,13 @@ from thread_pool._model.backup import (
     pool_threads,
 )
 from thread_pool._model.log import default_compact
-from thread_pool._model.status import DeleteReport, Growth, PoolStatus
+from thread_pool._model.status import DeleteReport, Growth, PoolMetrics, PoolStatus
 from thread_pool._model.validation import validate_key
 from thread_pool._store.keys import PoolKeys
 from thread_pool._store.replies import (
     Outcome,
     decode_export,
+    decode_metrics,
     decode_status,
     integers,
     outcome,
@@ -81,6 +82,10 @@ class PoolAdmin:
             max_chars=s.merge_max_chars,
             compact=default_compact,
             log_max_entries=s.log_max_entries,
+            log_max_age=s.log_max_age,
+            tools=s.merge_tools,
+            entry_cap=s.log_entry_max_chars,
+            turn_cap=s.log_turn_max_chars,
         )
         self._growth = Grower(self._store, log)
         self._owners = Owners(self._store)
@@ -104,6 +109,20 @@ class PoolAdmin:
         if found is None:
             raise UnknownPool(f"unknown pool {key!r}")
         return found
+
+    def metrics(self) -> list[PoolMetrics]:
+        """Every registered pool's ``stats()`` with its log's length and worst lag, read with
+        one script call per pool (pipelined): what the metrics endpoint serves. A pool deleted
+        since it was listed is left out; one whose Redis state was lost raises
+        ``PoolStateLost``."""
+        keys = self.pools()
+        out = []
+        for key, reply in zip(keys, self._store.call_each("admin_metrics", keys), strict=True):
+            _raise_if_lost(key, reply)
+            found = decode_metrics(key, reply)
+            if found is not None:
+                out.append(found)
+        return out
 
     # -- draining --------------------------------------------------------------------------------
 

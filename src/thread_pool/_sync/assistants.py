@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 import openai
 
-from thread_pool._compat import call_handler, finish_first, sleep
+from thread_pool._compat import finish_first, sleep
+from thread_pool._model.limits import MAX_METADATA_VALUE
+from thread_pool._model.record import TOOL_ROLE, tool_text
 from thread_pool._model.turns import (
     POOL_KEY,
     TURN_KEY,
@@ -26,7 +28,7 @@ from thread_pool._model.turns import (
     usage_of,
 )
 from thread_pool._sync.backend import Guard, ToolHandler
-from thread_pool._sync.backend_base import BackendBase, BackendOptions, poll_hint, tool_output
+from thread_pool._sync.backend_base import BackendBase, BackendOptions, answer, poll_hint
 from thread_pool._upstream import send_guard
 from thread_pool.errors import InvalidArgument, StoreUnavailable, TurnFailed, UpstreamError
 
@@ -47,6 +49,14 @@ warnings.filterwarnings(
 # not guaranteed).
 BUSY = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
+
+
+def thread_message(message: Mapping[str, str]) -> dict[str, str]:
+    """A context message as a thread takes it: the Assistants API has no tool-call items, so a
+    tool call made on a sibling thread arrives as marked text."""
+    if message["role"] == TOOL_ROLE:
+        return {"role": "assistant", "content": tool_text(message["content"])}
+    return {"role": message["role"], "content": message["content"]}
 
 
 class AssistantsBackend(BackendBase):
@@ -76,10 +86,12 @@ class AssistantsBackend(BackendBase):
     def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
         """Create a thread whose metadata names pool ``key``, seeded with ``messages`` in the
         same request."""
-        seed: list[Any] = [{"role": m["role"], "content": m["content"]} for m in messages]
+        seed: list[Any] = [thread_message(m) for m in messages]
         thread = self._request(
             "create a thread",
-            lambda: self.client.beta.threads.create(metadata={POOL_KEY: key[:512]}, messages=seed),
+            lambda: self.client.beta.threads.create(
+                metadata={POOL_KEY: key[:MAX_METADATA_VALUE]}, messages=seed
+            ),
         )
         return thread.id
 
@@ -180,7 +192,7 @@ class AssistantsBackend(BackendBase):
             tried = True
             stamp = guard.write(starts_run=True)
             # The thread's missing context first, then the turn's own message, in one request.
-            added: list[Any] = [{"role": m["role"], "content": m["content"]} for m in context]
+            added: list[Any] = [thread_message(m) for m in context]
             added.append({"role": "user", "content": message, "metadata": stamp})
             # Cancelled mid-request, the run may have started all the same: wait for the answer
             # (at once) and record it, so that its settler waits for the run, not the list.
@@ -200,7 +212,7 @@ class AssistantsBackend(BackendBase):
         guard.delivered()  # a created run has added its additional_messages to the thread
         self._name(thread_id, run.id, guard)
         usage: dict[str, int] = {}
-        answered = 0
+        answered: list[ToolCall] = []
         while True:
             run, hint = self._wait(thread_id, run, hint, guard, started)
             if run.status != "requires_action" or tool_handler is None:
@@ -212,14 +224,11 @@ class AssistantsBackend(BackendBase):
                 ToolCall(c.id, c.function.name, c.function.arguments)
                 for c in action.submit_tool_outputs.tool_calls
             ]
+            done = [answer(tool_handler, call) for call in calls]
             outputs: list[ToolOutput] = [
-                {
-                    "tool_call_id": call.id,
-                    "output": tool_output(call_handler(tool_handler, call)),
-                }
-                for call in calls
+                {"tool_call_id": call.id, "output": call.output or ""} for call in done
             ]
-            answered += len(calls)
+            answered += done
             raw = self._submit(thread_id, run.id, outputs, guard)
             run, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
         usage = add_usage(usage, usage_of(run))
@@ -247,7 +256,7 @@ class AssistantsBackend(BackendBase):
             fence=guard.fence,
             usage=usage,
             request_id=request_id,
-            tool_calls=answered,
+            tool_calls=tuple(answered),
         )
 
     def _find_turn(self, thread_id: str, nonce: str) -> Any:
@@ -286,16 +295,26 @@ class AssistantsBackend(BackendBase):
         return run, hint
 
     def _reply(self, thread_id: str, run_id: str) -> str:
+        """The text of the run's own assistant messages, oldest first. The ``run_id`` filter is
+        the server's to apply, and not every compatible server applies it: a reply made of the
+        whole thread would be logged and copied into every sibling, so each message's own
+        ``run_id`` is checked here. A server that leaves ``run_id`` unset gets the assistant
+        messages after the thread's last user message (what the run added)."""
         page = self._request(
             f"read the reply of {run_id}",
             lambda: self.client.beta.threads.messages.list(
-                thread_id, run_id=run_id, order="asc", limit=100
+                thread_id, run_id=run_id, order="desc", limit=100
             ),
         )
+        newest_first = list(page.data)
+        mine = [m for m in newest_first if m.run_id == run_id and m.role == "assistant"]
+        if not mine and not any(m.run_id for m in newest_first):
+            for msg in newest_first:
+                if msg.role != "assistant":
+                    break
+                mine.append(msg)
         texts = []
-        for msg in page.data:
-            if msg.role != "assistant":
-                continue
+        for msg in reversed(mine):
             for part in msg.content:
                 text = getattr(part, "text", None)
                 if text is not None:

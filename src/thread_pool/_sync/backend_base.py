@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Container
+from dataclasses import replace
 from typing import Any, TypedDict, TypeVar, Unpack
 
 import openai
 
-from thread_pool._compat import sleep
+from thread_pool._compat import call_handler, sleep
+from thread_pool._model.turns import ToolCall
 from thread_pool._model.validation import check_positive
+from thread_pool._sync.backend import ToolHandler
 from thread_pool._sync.upstream import request
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import RetryPolicy
@@ -36,6 +39,12 @@ def poll_hint(headers: Any, default: float) -> float:
 def tool_output(result: Any) -> str:
     """A tool handler's result as the text upstream takes."""
     return result if isinstance(result, str) else json.dumps(result)
+
+
+def answer(tool_handler: ToolHandler, call: ToolCall) -> ToolCall:
+    """``call`` answered by ``tool_handler``: the same call with its ``output`` (as sent
+    upstream), which the turn lists and the pool's log keeps."""
+    return replace(call, output=tool_output(call_handler(tool_handler, call)))
 
 
 class BackendOptions(TypedDict, total=False):

@@ -21,8 +21,10 @@ from thread_pool._model.log import (
     messages_for,
     retention_marker,
 )
+from thread_pool._model.record import TOOL_ROLE, described, turn_entries
 from thread_pool._model.turns import Turn
 from thread_pool._store.replies import Outcome, integers, outcome, parse_missing
+from thread_pool._store.scripts import ms
 from thread_pool._sync.known import KnownPools
 from thread_pool._sync.store import Store
 from thread_pool.errors import StoreUnavailable
@@ -41,7 +43,8 @@ class ContextLog:
 
     ``merge``: ``"full"``, ``"none"`` or a callable ``policy(entries) -> messages``;
     ``max_entries`` / ``max_chars``: the merge limits beyond which ``compact`` folds the oldest
-    missing entries; ``log_max_entries``: the log's retention (None: none)."""
+    missing entries; ``log_max_entries`` / ``log_max_age``: the log's retention by count and by
+    age in seconds (None: none)."""
 
     def __init__(
         self,
@@ -53,6 +56,10 @@ class ContextLog:
         max_chars: int | None,
         compact: Compactor,
         log_max_entries: int | None,
+        log_max_age: float | None,
+        tools: str,
+        entry_cap: int,
+        turn_cap: int,
     ) -> None:
         self._store = store
         self._known = known
@@ -61,6 +68,10 @@ class ContextLog:
         self.max_chars = max_chars
         self.compact = compact
         self.log_max_entries = log_max_entries
+        self.log_max_age = log_max_age
+        self.tools = tools
+        self.entry_cap = entry_cap
+        self.turn_cap = turn_cap
 
     def missing(self, key: str, thread_id: str) -> Missing:
         """The log entries ``thread_id`` lacks (none under ``merge="none"``)."""
@@ -80,13 +91,15 @@ class ContextLog:
         dropped = missing.dropped
         gap = [retention_marker(dropped)] if dropped is not None else []
         entries = missing.entries
+        if self.tools == "none":
+            entries = tuple(e for e in entries if e.role != TOOL_ROLE)
         if callable(self.merge):
             if not entries:
                 return gap
             return gap + checked_messages(call_handler(self.merge, entries, name="merge"), "merge")
         folded, kept = fold(entries, self.max_entries, self.max_chars)
         out = checked_messages(call_handler(self.compact, folded, name="compact")) if folded else []
-        return gap + out + messages_for(kept)
+        return gap + out + messages_for(kept, self.tools)
 
     def advance(self, key: str, thread_id: str, seq: int) -> None:
         """Move the thread's cursor up to ``seq`` (never back); best effort: if Redis is away,
@@ -99,9 +112,22 @@ class ContextLog:
     def log_turn(
         self, key: str, thread_id: str, turn_id: str, seen: int, message: str, turn: Turn
     ) -> None:
-        """Append a completed turn (its user message and reply) to the log and move the thread's
-        cursor. A lost reply is retried: the turn id makes the append happen once."""
-        pairs = [("user", message), ("assistant", turn.reply)]
+        """Append a completed turn (its user message, tool calls and reply, within the caps) to
+        the log and move the thread's cursor. A lost reply is retried: the turn id makes the
+        append happen once."""
+        pairs, cuts = turn_entries(message, turn, self.entry_cap, self.turn_cap)
+        if cuts:
+            # The thread itself holds the whole turn; only what its siblings receive is cut.
+            logger.warning(
+                "pool %r: turn %s on %s was cut to fit the log's caps (log_entry_max_chars=%d, "
+                "log_turn_max_chars=%d): %s",
+                key,
+                turn.run_id,
+                thread_id,
+                self.entry_cap,
+                self.turn_cap,
+                described(cuts),
+            )
         self.append(key, turn_id, thread_id, seen, turn.run_id, pairs)
 
     def append(
@@ -128,6 +154,7 @@ class ContextLog:
                         run_id,
                         self.log_max_entries or 0,
                         self._known.epoch(key),
+                        ms(self.log_max_age or 0),
                         *log_pairs(pairs),
                     )
                 )

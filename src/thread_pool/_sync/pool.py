@@ -110,6 +110,10 @@ class ThreadPool:
             max_chars=_cap("merge_max_chars", merge_max_chars, s.merge_max_chars),
             compact=compact if compact is not None else default_compact,
             log_max_entries=_cap("log_max_entries", log_max_entries, s.log_max_entries),
+            log_max_age=s.log_max_age,
+            tools=s.merge_tools,
+            entry_cap=s.log_entry_max_chars,
+            turn_cap=s.log_turn_max_chars,
         )
         self._settling = Settling(self._store, s, backend)
         self._sizing = Sizing(self._store, s, self._known)

@@ -80,6 +80,9 @@ class Sizing:
                 self._store.push_retired(key, thread_id)
                 raise
             self._owners.release(key, [thread_id])
+            # A retired thread kept its cursor while it could still come back (add_threads);
+            # deleted upstream, it cannot.
+            self._store.forget_cursor(key, thread_id)
             purged += 1
         return purged
 

@@ -62,6 +62,24 @@ class Store:
                     found.append(text(thread))
         return found
 
+    def call_each(self, name: str, keys: list[str], batch: int = 500) -> list[Any]:
+        """Run script ``name`` on each pool of ``keys``; the replies in order. On a single
+        Redis the calls go in pipelined batches (one round trip per ``batch`` pools, so a scrape
+        of thousands of pools takes a few round trips); a cluster client gets them one by one,
+        each routed to its pool's node."""
+        script = self._scripts[name]
+        if not isinstance(self.client, redis.Redis):
+            return [self.call(name, key) for key in keys]
+        out: list[Any] = []
+        for start in range(0, len(keys), batch):
+            chunk = keys[start : start + batch]
+            with keep_cancellation(), mapped(f"{name} on {len(chunk)} pools"):
+                with self.client.pipeline(transaction=False) as pipe:
+                    for key in chunk:
+                        script(keys=[self.keys(key).meta], args=[], client=pipe)
+                    out += pipe.execute()
+        return out
+
     def wait_mailbox(self, key: str, ticket: str, timeout: float) -> str | None:
         """Block until a message reaches the waiter's mailbox, or ``timeout`` seconds pass."""
         box = self.keys(key).mailbox(ticket)
@@ -141,6 +159,11 @@ class Store:
         """Put a thread id back at the head of pool ``key``'s retired list."""
         with mapped(f"retired list of pool {key!r}"):
             self.client.lpush(self.keys(key).retired, thread_id)
+
+    def forget_cursor(self, key: str, thread_id: str) -> None:
+        """Drop the log cursor of a thread that left pool ``key`` for good (deleted upstream)."""
+        with mapped(f"cursors of pool {key!r}"):
+            self.client.hdel(self.keys(key).cursors, thread_id)
 
     def close(self) -> None:
         """Close the client's connections."""

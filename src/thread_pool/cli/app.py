@@ -11,7 +11,10 @@ import click
 from thread_pool.cli import (
     cmd_backup,
     cmd_emulator,
+    cmd_gc,
+    cmd_maintain,
     cmd_manage,
+    cmd_metrics,
     cmd_prewarm,
     cmd_status,
     cmd_stress,
@@ -35,7 +38,17 @@ def cli() -> None:
     """
 
 
-for module in (cmd_status, cmd_manage, cmd_backup, cmd_prewarm, cmd_emulator, cmd_stress):
+for module in (
+    cmd_status,
+    cmd_manage,
+    cmd_backup,
+    cmd_prewarm,
+    cmd_metrics,
+    cmd_maintain,
+    cmd_gc,
+    cmd_emulator,
+    cmd_stress,
+):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from thread_pool import AsyncBackend, AsyncPoolAdmin, AsyncThreadPool, Settings
+from thread_pool import AsyncBackend, AsyncPoolAdmin, AsyncThreadPool, PoolAdmin, Settings
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,6 +42,12 @@ class Target:
         settings = self.settings()
         with _redis_url_checked():
             return AsyncPoolAdmin(settings=settings)
+
+    def blocking_admin(self) -> PoolAdmin:
+        """The blocking admin object of these settings (for a command served from threads)."""
+        settings = self.settings()
+        with _redis_url_checked():
+            return PoolAdmin(settings=settings)
 
     def backend(self) -> AsyncBackend | None:
         """The upstream backend chosen with ``--backend`` (None: none chosen). The SDK reads

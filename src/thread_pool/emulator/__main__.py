@@ -44,10 +44,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ("run-stuck", "runs stuck in_progress until cancelled"),
     ):
         parser.add_argument(f"--{name}", type=float, default=None, help=f"share of {what}")
+    parser.add_argument(
+        "--stream-drop",
+        type=float,
+        default=0.0,
+        help="share of streaming connections cut mid-stream",
+    )
+    parser.add_argument(
+        "--stream-drop-after",
+        type=int,
+        default=None,
+        help="cut streams after this many events (every stream, unless --stream-drop is set)",
+    )
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of a 429 (s)")
     parser.add_argument("--run-ttl", type=float, default=600.0, help="run expiry (s), upstream 600")
     parser.add_argument("--poll-after-ms", type=int, default=None, help="openai-poll-after-ms")
     parser.add_argument("--api-key", default=None, help="require this key (401 otherwise)")
+    parser.add_argument(
+        "--ignore-run-id",
+        action="store_true",
+        help="messages.list ignores its run_id filter (as some compatible servers do)",
+    )
+    parser.add_argument(
+        "--require-input",
+        action="store_true",
+        help="responses.create refuses a request without input (as llama-stack does)",
+    )
     return parser.parse_args(argv)
 
 
@@ -70,6 +92,10 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         run_ttl=args.run_ttl,
         poll_after_ms=args.poll_after_ms,
         api_key=args.api_key,
+        ignore_run_id=args.ignore_run_id,
+        require_input=args.require_input,
+        stream_drop=args.stream_drop,
+        stream_drop_after=args.stream_drop_after,
         **fields,
     )
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from thread_pool.emulator.endpoints import RouteSpec
 from thread_pool.emulator.service import Emulator
+from thread_pool.emulator.streams import EventStream
 
 Json = dict[str, Any]
 
@@ -20,10 +21,13 @@ def routes(emulator: Emulator) -> list[RouteSpec]:
     ``emulator``'s stores."""
     conversations, responses = emulator.conversations, emulator.responses
 
-    async def create_response(body: Json) -> Json:
-        """A background response returns at once (``queued``); any other returns when it has
-        ended, holding its conversation meanwhile."""
+    async def create_response(body: Json) -> Json | EventStream:
+        """A streamed response answers with its events as they happen; a background response
+        returns at once (``queued``); any other returns when it has ended, holding its
+        conversation meanwhile."""
         response = responses.create_response(body)
+        if response.stream:
+            return responses.open_stream(response, after=-1, creating=True)
         if not response.background:
             # The only await in the emulator's request path; the state lock is not held across it.
             delay = response.timeline.work_ends - emulator.core.clock()
@@ -40,6 +44,6 @@ def routes(emulator: Emulator) -> list[RouteSpec]:
         ("GET", "/conversations/{conversation_id}/items", conversations.list_items),
         ("GET", "/conversations/{conversation_id}/items/{item_id}", conversations.get_item),
         ("POST", "/responses", create_response),
-        ("GET", "/responses/{response_id}", responses.render_response),
+        ("GET", "/responses/{response_id}", responses.retrieve_response),
         ("POST", "/responses/{response_id}/cancel", responses.cancel_response),
     ]

@@ -11,6 +11,7 @@ from thread_pool.emulator import api_admin, api_assistants, api_responses, error
 from thread_pool.emulator.config import EmulatorConfig
 from thread_pool.emulator.endpoints import endpoint, json_response
 from thread_pool.emulator.service import Emulator
+from thread_pool.emulator.sse import quiet_dropped_streams
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -18,6 +19,7 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 def create_app(emulator: Emulator | None = None, config: EmulatorConfig | None = None) -> Starlette:
     """The emulator as an ASGI app (give an :class:`Emulator` to keep a handle on its state)."""
     emulator = emulator or Emulator(config)
+    quiet_dropped_streams()
     routes: list[Route] = []
     for method, path, handler in (
         *api_assistants.routes(emulator),

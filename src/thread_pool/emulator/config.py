@@ -73,13 +73,23 @@ class EmulatorConfig:
     cancel_delay: float = 0.05
     poll_after_ms: int | None = None
     api_key: str | None = None
+    ignore_run_id: bool = False
+    """``messages.list`` ignores its ``run_id`` filter, as some Assistants-compatible servers do
+    (each message still carries its own ``run_id``)."""
+    require_input: bool = False
+    """``responses.create`` refuses a request without ``input`` (400), as llama-stack does."""
+    stream_drop: float = 0.0
+    """Probability that a streaming connection is cut mid-stream (drawn per stream)."""
+    stream_drop_after: int | None = None
+    """Where a cut stream is cut: after this many events (``None``: at a random event). Set
+    alone (``stream_drop`` 0), every stream is cut there."""
 
     def __post_init__(self) -> None:
         # The one validation of a configuration: the command line, start_emulator() and the
         # /_emulator routes all build one through here, so none can set what another refuses.
         for name in ("latency_min", "latency_max", "retry_after", "run_ttl", "cancel_delay"):
             _number(name, getattr(self, name))
-        for name in ("queued_fraction", *HTTP_FAULTS, *RUN_FAULTS):
+        for name in ("queued_fraction", "stream_drop", *HTTP_FAULTS, *RUN_FAULTS):
             _number(name, getattr(self, name), high=1.0)
         if self.latency_max < self.latency_min:
             raise ConfigError(
@@ -94,6 +104,11 @@ class EmulatorConfig:
         _whole_number("seed", self.seed)
         if self.poll_after_ms is not None:
             _whole_number("poll_after_ms", self.poll_after_ms, low=0)
+        if self.stream_drop_after is not None:
+            _whole_number("stream_drop_after", self.stream_drop_after, low=0)
+        for name in ("ignore_run_id", "require_input"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise ConfigError("api_key", "must be a non-empty string or null")
 

@@ -35,6 +35,8 @@ class ResponseRec:
     output_items: list[Json]
     context: list[Entry]
     prompt_chars: int
+    stream: bool = False
+    """Created with ``stream=true`` (only such a background response can be streamed again)."""
 
     def status_since(self, now: float) -> tuple[str, float]:
         """Status at ``now``; a stuck response stays ``in_progress`` until cancelled."""

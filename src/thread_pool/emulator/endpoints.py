@@ -5,7 +5,9 @@ Faults are decided before the handler runs, so an injected 500/503/429 never cha
 
 A handler is a plain function, usually a store method: it takes the route's path parameters by
 name, plus ``body`` (the JSON body) and ``query`` (the query parameters) when it has parameters
-of those names, and returns the JSON answer (or an awaitable of it). Which arguments it takes is
+of those names, and returns the JSON answer, or an
+:class:`~thread_pool.emulator.streams.EventStream` to answer with server-sent events (or an
+awaitable of either). Which arguments it takes is
 read from its signature once, when the app is built, so a handler that does not fit its path
 fails at start-up rather than on its first request.
 """
@@ -24,9 +26,11 @@ from starlette.responses import Response
 
 from thread_pool.emulator import errors
 from thread_pool.emulator.service import Emulator
+from thread_pool.emulator.sse import SseResponse
+from thread_pool.emulator.streams import EventStream
 
 Json = dict[str, Any]
-Handler = Callable[..., Json | Awaitable[Json]]
+Handler = Callable[..., Json | EventStream | Awaitable[Json | EventStream]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 #: What a route table lists: method, path under ``/v1``, handler.
 RouteSpec = tuple[str, str, Handler]
@@ -118,6 +122,8 @@ def endpoint(emulator: Emulator, method: str, path: str, handler: Handler) -> En
             answer = handler(**arguments)
             result = await answer if inspect.isawaitable(answer) else answer
             status = 200
+            if isinstance(result, EventStream):
+                return SseResponse(emulator.core, result, headers)
             return json_response(result, 200, headers)
         except errors.ApiError as error:
             if isinstance(error, errors.LockError):

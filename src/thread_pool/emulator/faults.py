@@ -1,9 +1,9 @@
 """Latency and fault decisions, drawn from seeded generators so a run of tests can be replayed.
 
-Each decision has its own stream indexed by a counter (the n-th request, the n-th run), and each
-draw uses a generator seeded from ``(seed, stream, n)``. So the faults depend only on the seed and
-the order of requests, not on what else happened in between (a retrieve does not shift which
-run fails), and a reset replays the same sequence.
+Each decision has its own sequence indexed by a counter (the n-th request, the n-th run, the
+n-th streaming connection), and each draw uses a generator seeded from ``(seed, sequence, n)``.
+So the faults depend only on the seed and the order of requests, not on what else happened in
+between (a retrieve does not shift which run fails), and a reset replays the same sequence.
 """
 
 from __future__ import annotations
@@ -43,22 +43,17 @@ class Planner:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._requests = 0
-        self._runs = 0
+        self._counts: dict[str, int] = {}
 
     def reset(self) -> None:
-        """Start both sequences again from the first draw."""
+        """Start every sequence again from the first draw."""
         with self._lock:
-            self._requests = 0
-            self._runs = 0
+            self._counts.clear()
 
     def _next(self, stream: str) -> int:
         with self._lock:
-            if stream == "request":
-                self._requests += 1
-                return self._requests
-            self._runs += 1
-            return self._runs
+            self._counts[stream] = self._counts.get(stream, 0) + 1
+            return self._counts[stream]
 
     def request_fault(self, config: EmulatorConfig) -> str | None:
         """``http_500``, ``http_503``, ``http_429`` or ``None`` for the next request."""
@@ -75,3 +70,18 @@ class Planner:
         outcome = "completed" if fault is None else fault.removeprefix("run_")
         queued = latency * config.queued_fraction
         return RunPlan(queued_for=queued, working_for=latency - queued, outcome=outcome)
+
+    def stream_cut(self, config: EmulatorConfig, count: int) -> int | None:
+        """How many events the next streaming connection sends before it is cut (``None``:
+        it is not), for a stream of ``count`` events as scheduled when it opens: cut with
+        probability ``stream_drop`` (always when only ``stream_drop_after`` is set), after
+        ``stream_drop_after`` events or else after a random number below ``count``."""
+        rng = random.Random(f"{config.seed}:stream:{self._next('stream')}")
+        chance = config.stream_drop
+        if chance == 0 and config.stream_drop_after is not None:
+            chance = 1.0
+        if rng.random() >= chance:
+            return None
+        if config.stream_drop_after is not None:
+            return config.stream_drop_after
+        return rng.randrange(max(count, 1))

@@ -34,7 +34,12 @@ class Timeline:
 
     def status_since(self, now: float) -> tuple[str, float]:
         """The status at ``now`` and the time it was entered (for ``*_at`` fields)."""
-        if self.cancel_asked is not None and self.cancel_done is not None:
+        if (
+            self.cancel_asked is not None
+            and self.cancel_done is not None
+            and now >= self.cancel_asked
+        ):
+            # Looking back before the cancel (a stream's earlier events) sees the run as it was.
             if now >= self.cancel_done:
                 return "cancelled", self.cancel_done
             return "cancelling", self.cancel_asked

@@ -21,6 +21,8 @@ from thread_pool.emulator.conversations import ConversationsStore
 from thread_pool.emulator.core import Core, new_id
 from thread_pool.emulator.lifecycle import Timeline
 from thread_pool.emulator.replies import Entry, expected_reply, find_tool_calls
+from thread_pool.emulator.response_events import ResponseEvents
+from thread_pool.emulator.streams import EventStream
 
 Json = dict[str, Any]
 
@@ -112,8 +114,11 @@ class ResponsesStore:
                 "'previous_response_id' or 'conversation'.",
                 code="mutually_exclusive_parameters",
             )
+        if self.core.config.require_input and not body.get("input"):
+            raise errors.missing("input")
         input_items = _input_items(body)
         background = v.boolean(body, "background")
+        stream = v.boolean(body, "stream")
         tools = v.array(body, "tools")
         declared = v.function_names(tools)
         metadata = v.metadata(body)
@@ -174,6 +179,7 @@ class ResponsesStore:
                 output_items=output_items,
                 context=entries,
                 prompt_chars=sum(len(text) for _, text in entries),
+                stream=stream,
             )
             self.responses[response.id] = response
             if conversation is not None:
@@ -190,6 +196,52 @@ class ResponsesStore:
             response = self._response(response_id)
             self.conversations.settle_if_present(response.conversation_id, now)
             return response.render(now)
+
+    def retrieve_response(self, response_id: str, query: dict[str, str]) -> Json | EventStream:
+        """``GET /responses/{id}``, or with ``stream=true`` its events again after
+        ``starting_after`` (a background response created with ``stream=true`` only)."""
+        stream, after = v.stream_query(query)
+        if not stream:
+            return self.render_response(response_id)
+        with self.core.lock:
+            response = self._response(response_id)
+            if not (response.background and response.stream):
+                raise errors.ApiError(
+                    400,
+                    f"Response {response_id} cannot be streamed: only a response created with "
+                    "background=true and stream=true can be.",
+                    param="stream",
+                )
+            return self.open_stream(response, after=after, creating=False)
+
+    def open_stream(self, response: ResponseRec, *, after: int, creating: bool) -> EventStream:
+        """The stream of ``response``'s events after index ``after``, with the stream-drop
+        fault drawn for it."""
+        with self.core.lock:
+            source = ResponseEvents(
+                response, creating=creating, end=self._end_unheard, stalled=self._stalled
+            )
+            count = len(source.schedule().events) - (after + 1)
+            cut = self.core.planner.stream_cut(self.core.config, count)
+            return EventStream(source, after, cut)
+
+    def _end_unheard(self, response: ResponseRec, now: float) -> None:
+        """A synchronous streamed response whose client went away ends there (``cancelled``,
+        nothing added to its conversation), releasing the conversation at once."""
+        response.timeline.cancel_asked = now
+        response.timeline.cancel_done = now
+        if response.conversation_id is not None:
+            self.core.stats.write(
+                response.conversation_id,
+                "response.disconnect",
+                response.id,
+                response.metadata,
+                now,
+            )
+            self.conversations.settle_if_present(response.conversation_id, now)
+
+    def _stalled(self, response: ResponseRec) -> None:
+        self.core.stats.fault("stream_stall")
 
     def cancel_response(self, response_id: str) -> Json:
         """``POST /responses/{id}/cancel``: background responses only; idempotent once done."""

@@ -13,6 +13,8 @@ from thread_pool.emulator.faults import RunPlan
 from thread_pool.emulator.lifecycle import Timeline
 from thread_pool.emulator.pagination import paginate
 from thread_pool.emulator.replies import expected_reply, find_tool_calls
+from thread_pool.emulator.run_events import RunEvents
+from thread_pool.emulator.streams import EventStream
 from thread_pool.emulator.thread_records import RunRec
 from thread_pool.emulator.threads import ThreadsStore, parse_message
 
@@ -20,13 +22,6 @@ Json = dict[str, Any]
 
 #: Statuses in which a run can still be cancelled.
 CANCELLABLE = ("queued", "in_progress", "requires_action")
-
-
-def _refuse_streaming(body: Json) -> None:
-    if body.get("stream"):
-        raise errors.ApiError(
-            400, "The emulator does not stream; poll the run instead.", param="stream"
-        )
 
 
 def _tool_outputs(body: Json) -> dict[str, str]:
@@ -54,9 +49,10 @@ class RunsStore:
         self.threads = threads
         self.assistants = assistants
 
-    def create_run(self, thread_id: str, body: Json) -> Json:
-        """``POST /threads/{id}/runs``: refused while another run holds the thread."""
-        _refuse_streaming(body)
+    def create_run(self, thread_id: str, body: Json) -> Json | EventStream:
+        """``POST /threads/{id}/runs``: refused while another run holds the thread; with
+        ``stream=true``, answered with the run's events."""
+        stream = v.boolean(body, "stream")
         assistant_id = v.required_string(body, "assistant_id")
         extra = [
             parse_message(item, f"additional_messages[{index}]")
@@ -116,7 +112,14 @@ class RunsStore:
             self._count_fault(plan)
             self.threads.start_run(thread, run)
             self.core.stats.write(thread.id, "run.create", run.id, metadata, now)
+            if stream:
+                return self._open_stream(RunEvents(run, first=True, start=now))
             return run.render(now)
+
+    def _open_stream(self, source: RunEvents) -> EventStream:
+        """A run leg's stream, with the stream-drop fault drawn for it."""
+        count = len(source.schedule().events)
+        return EventStream(source, -1, self.core.planner.stream_cut(self.core.config, count))
 
     def _timeline(self, now: float, plan: RunPlan, *, tool_wait: bool) -> Timeline:
         """The timeline of a run created at ``now`` under ``plan``."""
@@ -173,11 +176,11 @@ class RunsStore:
             self.core.stats.write(thread.id, "run.cancel", run.id, run.metadata, now)
             return run.render(now)
 
-    def submit_tool_outputs(self, thread_id: str, run_id: str, body: Json) -> Json:
+    def submit_tool_outputs(self, thread_id: str, run_id: str, body: Json) -> Json | EventStream:
         """``POST .../submit_tool_outputs``: answers a ``requires_action`` run, which then
         goes on (queued → in_progress → completed, or a run fault) with the outputs in its
-        reply."""
-        _refuse_streaming(body)
+        reply; with ``stream=true``, answered with the run's events from here."""
+        stream = v.boolean(body, "stream")
         given = _tool_outputs(body)
         with self.core.lock:
             now = self.core.clock()
@@ -202,7 +205,10 @@ class RunsStore:
             run.reply = expected_reply(
                 run.answered_id, run.entries, [given[call_id] for call_id in expected]
             )
+            run.tool_outputs = given
             self.core.stats.write(thread.id, "run.submit_tool_outputs", run.id, run.metadata, now)
+            if stream:
+                return self._open_stream(RunEvents(run, first=False, start=now))
             return run.render(now)
 
     def run_intervals(self, now: float) -> list[tuple[float, float]]:

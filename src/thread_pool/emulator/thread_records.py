@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from thread_pool.emulator.core import new_id
 from thread_pool.emulator.lifecycle import TERMINAL, Timeline
 from thread_pool.emulator.owners import Owner
 
@@ -62,11 +63,19 @@ class RunRec:
     reply: str
     tool_calls: list[Json] = field(default_factory=list)
     prompt_chars: int = 0
+    reply_id: str = field(default_factory=lambda: new_id("msg"))
+    """The id of the reply message, known from the start so a stream can announce it."""
+    reply_step_id: str = field(default_factory=lambda: new_id("step"))
+    tool_step_id: str = field(default_factory=lambda: new_id("step"))
+    tool_outputs: dict[str, str] = field(default_factory=dict)
+    """The outputs submitted for :attr:`tool_calls`, by call id."""
 
-    def render(self, now: float) -> Json:
-        """The upstream ``thread.run`` object at time ``now``."""
-        status, since = self.timeline.status_since(now)
-        started = self.timeline.queued_until if status != "queued" else None
+    def render(self, now: float, timeline: Timeline | None = None) -> Json:
+        """The upstream ``thread.run`` object at time ``now`` (on ``timeline``, by default
+        the run's current one; a stream renders an earlier leg's on its own)."""
+        timeline = timeline or self.timeline
+        status, since = timeline.status_since(now)
+        started = timeline.queued_until if status != "queued" else None
         usage = None
         if status == "completed":
             prompt = self.prompt_chars // 4 + 1
@@ -90,7 +99,7 @@ class RunRec:
             "thread_id": self.thread_id,
             "status": status,
             "started_at": int(started) if started is not None else None,
-            "expires_at": None if status in TERMINAL else int(self.timeline.expires),
+            "expires_at": None if status in TERMINAL else int(timeline.expires),
             "cancelled_at": int(since) if status == "cancelled" else None,
             "failed_at": int(since) if status == "failed" else None,
             "completed_at": int(since) if status == "completed" else None,

@@ -81,7 +81,7 @@ class ThreadsStore:
         if status == "completed":
             thread.messages.append(
                 MessageRec(
-                    id=new_id("msg"),
+                    id=run.reply_id,
                     thread_id=thread.id,
                     role="assistant",
                     text=run.reply,
@@ -184,7 +184,7 @@ class ThreadsStore:
             thread = self.thread(thread_id)
             self.settle(thread, self.core.clock())
             messages = thread.messages
-            if "run_id" in query:
+            if "run_id" in query and not self.core.config.ignore_run_id:
                 messages = [m for m in messages if m.run_id == query["run_id"]]
             return paginate(
                 messages, lambda m: m.id, MessageRec.render, query, limit=limit, order=order

@@ -127,6 +127,24 @@ def limit(query: dict[str, str], default: int = 20) -> int:
     return value
 
 
+def stream_query(query: dict[str, str]) -> tuple[bool, int]:
+    """``stream`` (``true``/``false``) and ``starting_after`` (a sequence number, ``-1`` when
+    absent) of ``GET /responses/{id}``."""
+    stream = query.get("stream", "false").lower()
+    if stream not in ("true", "false"):
+        raise errors.wrong_type("stream", "a boolean", stream)
+    raw = query.get("starting_after")
+    if raw is None:
+        return stream == "true", -1
+    try:
+        after = int(raw)
+    except ValueError:
+        raise errors.wrong_type("starting_after", "an integer", raw) from None
+    if after < 0:
+        raise errors.integer_out_of_range("starting_after", after, 0, 2**31 - 1)
+    return stream == "true", after
+
+
 def order(query: dict[str, str], default: str = "desc") -> str:
     """The ``order`` query parameter (``asc``/``desc``)."""
     value = query.get("order", default)

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -272,3 +273,17 @@ class LocalCluster:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def scratch_prefix(url: str) -> Iterator[str]:
+    """A key prefix of our own, removed afterwards (never FLUSHALL: the server may be shared)."""
+    prefix = f"tpbench-{uuid.uuid4().hex[:8]}"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(url)
+        names = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(names), 500):
+            client.unlink(*names[i : i + 500])
+        client.close()

@@ -35,6 +35,7 @@ NAMES = (
     "admin_export",
     "admin_import",
     "admin_inspect",
+    "admin_metrics",
     "admin_reserve",
     "admin_unreserve",
     # Not a pool's: the record of which pool owns each thread, under a key prefix.
@@ -46,7 +47,7 @@ _STANDALONE = frozenset({"owners"})
 
 # Scripts that also need stats.lua's reply: its body becomes the function stats_reply(), so a
 # status snapshot can never count differently from stats().
-_WITH_STATS = frozenset({"admin_inspect"})
+_WITH_STATS = frozenset({"admin_inspect", "admin_metrics"})
 
 
 @cache

@@ -183,6 +183,8 @@ local function grant(thread, token, holder)
   redis.call('ZADD', K_LEASES, deadline, thread)
   redis.call('HSET', K_HOLDS, thread, token .. '|' .. fence .. '|' .. NOW .. '|' .. holder)
   redis.call('HINCRBY', K_META, 'granted', 1)
+  -- When the pool was last used: what idle-pool retirement (thread-pool gc) goes by.
+  redis.call('HSET', K_META, 'used_ms', NOW)
   return fence, deadline, ttl
 end
 

@@ -7,12 +7,18 @@
 -- ARGV[5] keep    retention: the log keeps only its newest <keep> entries ("0": no limit); the
 --                 older ones are trimmed here, in the same call (XTRIM MINID on the <seq>-0 ids)
 -- ARGV[6] epoch   the pool's epoch as the caller saw it before ("": never seen it)
--- ARGV[7..] role, content pairs, in order
+-- ARGV[7] max_age retention by age, in ms ("0": none): entries older than that are trimmed here
+--                 too (a bounded number per call, oldest first)
+-- ARGV[8..] role, content pairs, in order
+-- The idempotency record of an append (K_LOGGED) goes with its last entry: trimmed together, so
+-- neither grows without bound. (A retry of an append whose entries were all trimmed already
+-- would append it again; retries come within seconds, trims only after log_max_entries more
+-- entries or log_max_age.)
 -- Returns "OK|<last seq>" | "DUP|<last seq of the earlier append>" | "LOSTSTATE|<ms>"
 --   LOSTSTATE: the pool's state is gone from Redis (see lost_state); nothing was written, so a
 --   turn finishing after a restart cannot start a fresh log that looks like the old one.
 local id, origin, seen, run = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local keep = tonumber(ARGV[5])
+local keep, max_age = tonumber(ARGV[5]), tonumber(ARGV[7])
 local lost = lost_state(redis.call('HMGET', K_META, 'epoch', 'state_lost', 'recovered'), ARGV[6])
 if lost then
   return 'LOSTSTATE|' .. lost
@@ -28,18 +34,76 @@ if tail[1] then
   last = tonumber(string.match(tail[1][1], '^(%d+)'))
 end
 local before = last
-for i = 7, #ARGV - 1, 2 do
+for i = 8, #ARGV - 1, 2 do
   last = last + 1
   redis.call('XADD', K_LOG, last .. '-0', 'role', ARGV[i], 'content', ARGV[i + 1],
     'origin', origin, 'run', run, 'turn', id, 'time', NOW)
 end
 redis.call('HSET', K_LOGGED, id, last)
+-- What retention drops: the entries before the newest <keep>, then the oldest entries older
+-- than max_age; at most TRIM_BATCH of each per call (a log that retention was just turned on for
+-- is trimmed over the next appends, not in one long call). Only the entries to drop are read.
+local TRIM_BATCH = 200
+local upto, turns = 0, {}
+local function drop(entry)
+  upto = tonumber(string.match(entry[1], '^(%d+)'))
+  local fields = entry[2]
+  for f = 1, #fields - 1, 2 do
+    if fields[f] == 'turn' then
+      turns[#turns + 1] = fields[f + 1]
+    end
+  end
+end
 if keep > 0 and last > keep then
+  for _, entry in ipairs(redis.call('XRANGE', K_LOG, '-', (last - keep) .. '-0',
+      'COUNT', TRIM_BATCH)) do
+    drop(entry)
+  end
+end
+if max_age > 0 then
+  local from = '-'
+  if upto > 0 then
+    from = '(' .. upto .. '-0'
+  end
+  local checked = 0
+  while checked < TRIM_BATCH do
+    local entries = redis.call('XRANGE', K_LOG, from, '+', 'COUNT', 10)
+    local young = #entries == 0
+    for _, entry in ipairs(entries) do
+      local fields, when = entry[2], nil
+      for f = 1, #fields - 1, 2 do
+        if fields[f] == 'time' then
+          when = tonumber(fields[f + 1])
+        end
+      end
+      if when == nil or when >= NOW - max_age then
+        young = true
+        break
+      end
+      drop(entry)
+      checked = checked + 1
+    end
+    if young then
+      break
+    end
+    from = '(' .. upto .. '-0'
+  end
+end
+if upto > 0 then
   -- A thread whose cursor falls before the first kept entry is told how many it lost
   -- (see log_missing.lua and context.retention_marker), never left with a silent gap.
-  redis.call('XTRIM', K_LOG, 'MINID', (last - keep + 1) .. '-0')
+  redis.call('XTRIM', K_LOG, 'MINID', (upto + 1) .. '-0')
+  for _, turn in ipairs(turns) do
+    local turn_last = tonumber(redis.call('HGET', K_LOGGED, turn) or '-1')
+    if turn_last >= 0 and turn_last <= upto then
+      redis.call('HDEL', K_LOGGED, turn)
+    end
+  end
 end
-if origin ~= '' then
+-- A thread that left the pool for good (dropped, or deleted upstream after retirement) has no
+-- cursor any more; a turn that ends after that must not give it one back.
+if origin ~= '' and (redis.call('HEXISTS', K_THREADS, origin) == 1
+    or redis.call('HEXISTS', K_CURSORS, origin) == 1) then
   -- The thread now holds everything up to what it read, plus its own entries. If nobody
   -- appended while the turn ran, that is the whole log; else the others' entries stay due.
   local cursor = tonumber(redis.call('HGET', K_CURSORS, origin) or '0')

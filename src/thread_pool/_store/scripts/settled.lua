@@ -18,7 +18,9 @@ redis.call('ZREM', K_SETTLING, thread)
 -- Settled or gone: whatever its last holder had in flight has ended.
 redis.call('HDEL', K_INFLIGHT, thread)
 if result == 'gone' then
+  -- Gone upstream: it will never run again, so its log cursor goes too.
   redis.call('HDEL', K_THREADS, thread)
+  redis.call('HDEL', K_CURSORS, thread)
   return {'DROPPED'}
 end
 return {handoff(thread, tonumber(ARGV[3]))}

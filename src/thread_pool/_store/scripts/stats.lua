@@ -2,7 +2,8 @@
 -- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- Returns {"NOPOOL"}, {"LOSTSTATE", ms} (see lost_state) or {"OK", threads, idle, leased,
 --   settling, reserved, waiting, retired, min_size, max_size, ttl_ms, granted, timeouts, lost,
---   reaped, created_ms, lock_errors}
+--   reaped, created_ms, lock_errors, used_ms}
+--   used_ms: when a lease was last granted (created_ms if never)
 if redis.call('EXISTS', K_META) == 0 then
   return {'NOPOOL'}
 end
@@ -11,8 +12,8 @@ if lost then
   return {'LOSTSTATE', lost}
 end
 local m = redis.call('HMGET', K_META, 'min_size', 'max_size', 'ttl_ms', 'granted', 'timeouts',
-  'lost', 'reaped', 'created_ms', 'lock_errors')
+  'lost', 'reaped', 'created_ms', 'lock_errors', 'used_ms')
 return {'OK', redis.call('HLEN', K_THREADS), redis.call('ZCARD', K_IDLE),
   redis.call('ZCARD', K_LEASES), redis.call('ZCARD', K_SETTLING), redis.call('ZCARD', K_RESERVED),
   live_waiters(), redis.call('LLEN', K_RETIRED), m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8],
-  m[9] or 0}
+  m[9] or 0, m[10] or m[8]}

@@ -110,12 +110,11 @@ def _naive_turn(client: openai.OpenAI, target: Target, text: str, errors: list[i
         if run is None:
             return False
         return beta.runs.poll(run.id, thread_id=thread).status == "completed"
+    # What a user's code sends: the message as the response's input, in one request.
     item: EasyInputMessageParam = {"type": "message", "role": "user", "content": text}
-    stored = _with_retries(lambda: client.conversations.items.create(thread, items=[item]), errors)
-    if stored is None:
-        return False
     response = _with_retries(
-        lambda: client.responses.create(model=target.model, conversation=thread), errors
+        lambda: client.responses.create(model=target.model, conversation=thread, input=[item]),
+        errors,
     )
     return response is not None and response.status == "completed"
 
@@ -132,8 +131,8 @@ def _plain_turn(client: openai.OpenAI, target: Target, text: str) -> bool:
         run = beta.runs.create_and_poll(thread_id=thread, assistant_id=target.assistant_id)
         return run.status == "completed"
     item: EasyInputMessageParam = {"type": "message", "role": "user", "content": text}
-    client.conversations.items.create(thread, items=[item])
-    return client.responses.create(model=target.model, conversation=thread).status == "completed"
+    response = client.responses.create(model=target.model, conversation=thread, input=[item])
+    return response.status == "completed"
 
 
 def _locked_turn(

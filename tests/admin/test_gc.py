@@ -1,0 +1,124 @@
+"""``thread-pool gc`` run as an operator runs it, against a real Redis and the emulator over HTTP:
+idle pools retired (threads deleted upstream first, then every key), busy ones never."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import openai
+import pytest
+import redis
+
+from tests.support.environment import COMMAND, clean_environment
+from tests.support.upstream import make_backend
+from thread_pool import AsyncPoolAdmin, AsyncThreadPool, PoolAdmin, ThreadPool
+from thread_pool._store.keys import PoolKeys
+from thread_pool.emulator import EmulatorServer
+from thread_pool.maintenance import idle_pools, retire_idle
+
+
+@pytest.fixture
+def gc(
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    tmp_path: Path,
+) -> object:
+    env = {
+        **clean_environment(),
+        "THREAD_POOL_REDIS_URL": thread_pool_redis_url,
+        "THREAD_POOL_KEY_PREFIX": thread_pool_prefix,
+        "OPENAI_API_KEY": thread_pool_emulator.api_key,
+        "OPENAI_BASE_URL": thread_pool_emulator.base_url,
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*COMMAND, "gc", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return run
+
+
+def test_gc_retires_idle_pools_only_and_leaves_nothing_of_them(
+    gc: object,
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_openai_client: openai.OpenAI,
+    redis_client: redis.Redis,
+) -> None:
+    run = gc
+    assert callable(run)
+    backend = make_backend("conversations", thread_pool_openai_client, thread_pool_emulator)
+    with ThreadPool(
+        backend=backend,
+        redis_url=thread_pool_redis_url,
+        key_prefix=thread_pool_prefix,
+        max_size=2,
+    ) as pool:
+        idle_one = pool.run("idle", "hello").thread_id
+        pool.run("held", "hello")
+        time.sleep(1.5)
+        held = pool.acquire("held")  # busy: never retired, however long unused before
+
+        listed = run("--idle-for", "1s", "--dry-run", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert [p["key"] for p in json.loads(listed.stdout)["idle"]] == ["idle"]
+        assert pool.stats("idle").threads == 1  # a dry run changes nothing
+
+        done = run("--idle-for", "1s", "--backend", "conversations", "--json")
+        assert done.returncode == 0, done.stderr
+        (report,) = json.loads(done.stdout)["retired"]
+        assert (report["key"], report["deleted_upstream"]) == ("idle", [idle_one])
+        with pytest.raises(openai.NotFoundError):
+            thread_pool_openai_client.conversations.retrieve(idle_one)
+        # Nothing of the retired pool is left in Redis; the others are untouched.
+        base = PoolKeys.of(thread_pool_prefix, "idle").meta.rsplit("meta", 1)[0]
+        assert list(redis_client.scan_iter(match=base + "*")) == []
+        with PoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin:
+            assert admin.pools() == ["held"]
+        pool.release(held)
+
+
+async def test_a_pool_used_within_the_window_is_kept(
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+) -> None:
+    backend = make_backend("conversations", thread_pool_async_openai_client, thread_pool_emulator)
+    async with (
+        AsyncThreadPool(
+            backend=backend, redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
+        ) as pool,
+        AsyncPoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin,
+    ):
+        await pool.run("old", "hello")
+        await pool.run("recent", "hello")
+        await asyncio.sleep(1.2)
+        await pool.run("recent", "again")
+        assert [p.key for p in await idle_pools(admin, 1.0)] == ["old"]
+        reports = await retire_idle(admin, backend, 1.0)
+        assert [r.key for r in reports] == ["old"]
+        assert await admin.pools() == ["recent"]
+
+
+def test_gc_needs_a_duration_and_a_backend(gc: object) -> None:
+    run = gc
+    assert callable(run)
+    for args in (["--idle-for", "soon"], ["--idle-for", "0s"], ["--idle-for", "nan"]):
+        done = run(*args)
+        assert done.returncode == 2, (args, done.stderr)
+    done = run("--idle-for", "7d")
+    assert done.returncode == 2
+    assert "--backend" in done.stderr
