@@ -259,15 +259,16 @@ class Fuzz:
             self.client.delete(*left)
 
     def run(self, case: int, doc: Any, rng: random.Random) -> None:
+        exact = rng.random() < 0.3
         try:
-            check_document(doc, self.names)
+            check_document(doc, self.names, recover=not exact)
         except InvalidBackup:
             self.counts["refused by the file check"] += 1
             if case % TO_SCRIPT == 0:
                 self.to_script(case, doc)
             return
         try:
-            self.admin.restore(doc, exact=rng.random() < 0.3)
+            self.admin.restore(doc, exact=exact)
         except ThreadPoolError as exc:
             self.counts[f"refused in redis: {type(exc).__name__}"] += 1
             self.nothing_written(case)

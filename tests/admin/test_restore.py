@@ -209,6 +209,14 @@ def test_a_recovery_that_would_take_a_fence_past_the_limit_writes_nothing(
     with pytest.raises(InvalidBackup, match="limit"):
         admin.restore(near)  # ...but not after 60 s worth of raise
     assert keys_under(redis_client, thread_pool_prefix) == set()
+    # The script works it out by itself too (by Redis's clock).
+    payload = json.dumps(flat_keys(near["pools"][0]))
+    exported = str(round(near["pools"][0]["exported_at"] * 1000))
+    store = Store(redis_client, thread_pool_prefix)
+    reply = store.call("admin_import", "doc", payload, "recover", exported, SCRIPT_LIMITS, 0)
+    assert reply[0] == "INVALID"
+    assert "limit" in reply[1]
+    assert keys_under(redis_client, thread_pool_prefix) == set()
     assert admin.restore(near, exact=True) == ["doc"]  # verbatim it fits
 
 

@@ -174,7 +174,7 @@ class AsyncPoolAdmin:
         export, and the backup's leases are void — every thread is settled before its next
         lease (see admin_import.lua). ``exact=True`` writes it verbatim, leases included: only
         for pools nobody used since the export."""
-        entries = check_document(doc, set(self.key_names))
+        entries = check_document(doc, set(self.key_names), recover=not exact)
         if keys is not None:
             entries = [e for e in entries if e["key"] in set(keys)]
         mode = "exact" if exact else "recover"

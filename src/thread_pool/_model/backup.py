@@ -101,10 +101,11 @@ def pool_threads(entry: dict[str, Any]) -> list[str]:
 
 
 def check_document(
-    doc: Any, known_names: set[str], *, now: float | None = None
+    doc: Any, known_names: set[str], *, now: float | None = None, recover: bool = True
 ) -> list[dict[str, Any]]:
     """The pool entries of a backup file, after checking all of it; ``InvalidBackup`` naming
-    the first problem otherwise. ``now`` (default: this host's clock) judges ``exported_at``."""
+    the first problem otherwise. ``now`` (default: this host's clock) judges ``exported_at``;
+    ``recover``: the import raises fences (see admin_import.lua), which must stay in range."""
     if set(SCHEMA) != known_names:  # the model and this file must name the same keys
         raise InvalidBackup("this version cannot read backups: its key model changed")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -123,7 +124,7 @@ def check_document(
     owners: dict[str, str] = {}
     seen: set[str] = set()
     for entry in pools:
-        key = _check_pool(entry, clock)
+        key = _check_pool(entry, clock, recover)
         if key in seen:
             raise InvalidBackup(f"backup holds pool {key!r} twice")
         seen.add(key)
@@ -159,7 +160,7 @@ def _check_exported_at(key: str, value: Any, now: float) -> None:
         )
 
 
-def _check_pool(entry: Any, now: float) -> str:
+def _check_pool(entry: Any, now: float, recover: bool) -> str:
     """Check one pool entry whole; its key."""
     if not isinstance(entry, dict):
         raise InvalidBackup("backup pool entry is not an object")
@@ -194,6 +195,15 @@ def _check_pool(entry: Any, now: float) -> str:
     if "meta" not in data:
         raise InvalidBackup(f"pool {key!r}: backup has no meta")
     _Pool(key, data).check()
+    if recover:
+        # What the import script will add (by Redis's clock, which this one approximates).
+        raise_by = FENCES_PER_MS * max(round((now - entry["exported_at"]) * 1000), 1)
+        for thread, fence in data.get("threads", {}).items():
+            if int(fence) + raise_by >= FENCE_LIMIT:
+                raise InvalidBackup(
+                    f"pool {key!r}: the fence of {thread!r} would pass the limit (2^52) "
+                    "after the recovery's raise"
+                )
     return key
 
 
