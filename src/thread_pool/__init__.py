@@ -11,13 +11,16 @@ from thread_pool._async.admin import AsyncPoolAdmin
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.pool import AsyncThreadPool
+from thread_pool._async.streaming import AsyncTurnStream
 from thread_pool._model.log import LogEntry
 from thread_pool._model.status import PoolStats, PoolStatus
+from thread_pool._model.stream import StreamEvent, TextDelta, ToolCallEvent, TurnDone
 from thread_pool._model.turns import ToolCall, Turn
 from thread_pool._sync.admin import PoolAdmin
 from thread_pool._sync.backend import Backend
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.pool import ThreadPool
+from thread_pool._sync.streaming import TurnStream
 from thread_pool.errors import (
     CorruptState,
     InvalidArgument,
@@ -33,6 +36,7 @@ from thread_pool.errors import (
     PoolFull,
     PoolStateLost,
     PoolTimeout,
+    StoreRefused,
     StoreUnavailable,
     ThreadBusy,
     ThreadOwned,
@@ -40,7 +44,9 @@ from thread_pool.errors import (
     TooManyWaiters,
     TurnFailed,
     UnknownPool,
+    UnknownSettingWarning,
     UpstreamError,
+    WrongEventLoop,
 )
 from thread_pool.settings import Settings
 
@@ -83,6 +89,7 @@ __all__ = [
     "AsyncLease",
     "AsyncPoolAdmin",
     "AsyncThreadPool",
+    "AsyncTurnStream",
     "Backend",
     "ConversationsBackend",
     "CorruptState",
@@ -106,17 +113,25 @@ __all__ = [
     "PoolTimeout",
     "RetryPolicy",
     "Settings",
+    "StoreRefused",
     "StoreUnavailable",
+    "StreamEvent",
+    "TextDelta",
     "ThreadBusy",
     "ThreadOwned",
     "ThreadPool",
     "ThreadPoolError",
     "TooManyWaiters",
     "ToolCall",
+    "ToolCallEvent",
     "Turn",
+    "TurnDone",
     "TurnFailed",
+    "TurnStream",
     "UnknownPool",
+    "UnknownSettingWarning",
     "UpstreamError",
+    "WrongEventLoop",
     "build_backend",
 ]
 

@@ -10,14 +10,18 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from thread_pool._store import clients
+from thread_pool.errors import WrongEventLoop
 
 open_client = clients.open_async
 """The asyncio Redis client a pool or admin object opens for itself when given none."""
 
 T = TypeVar("T")
+
+# Marks the end of what an ``EventPump`` produced.
+_END: Any = object()
 
 _HOST = socket.gethostname()
 
@@ -92,6 +96,28 @@ async def call_handler(handler: Callable[..., Any], *args: Any, name: str = "too
     return result
 
 
+class LoopBound:
+    """The event loop an object (a pool and its Redis connections) first ran on; it must not be
+    used from another (asyncio objects and redis-py's asyncio connections belong to one loop,
+    and fail in obscure ways on another)."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def check(self) -> None:
+        """Bind to the running loop on first use; raise ``WrongEventLoop`` on another."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise WrongEventLoop(
+                f"{self._what} was first used on another event loop; it is bound to that loop "
+                "(with its Redis connections): create it on the loop that uses it (in a web "
+                "app, in the app's lifespan or startup, not at import)"
+            )
+
+
 class Background:
     """Run ``step`` again and again beside the caller (here an asyncio task; in ``_compat`` a
     daemon thread) until the block ends or ``step`` returns None; otherwise it returns how many
@@ -127,3 +153,71 @@ class Background:
             logging.getLogger("thread_pool").warning(
                 "background %s failed: %s", self._name, self._task.exception()
             )
+
+
+class EventPump(Generic[T]):
+    """Run ``produce(put)`` beside the consumer (an asyncio task here; a thread in ``_compat``)
+    and hand what it ``put``s to ``get``, in order. ``put`` returns once the consumer took the
+    item: the producer is never ahead of the consumer, so its work (a turn, its lease renewed)
+    lasts as long as the consumer's reading, however slow. ``get`` raises what the producer
+    raised, then ``StopAsyncIteration``.
+    Leaving the block stops a producer that has not ended (here: cancels its task) and waits for
+    it; a failure of the producer that the consumer never read is raised then."""
+
+    def __init__(
+        self, produce: Callable[[Callable[[T], Awaitable[None]]], Awaitable[None]], name: str
+    ) -> None:
+        self._produce = produce
+        self._name = name
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+        self._told = False
+
+    async def _put(self, item: T) -> None:
+        self._queue.put_nowait(item)
+        await self._queue.join()
+
+    async def _run(self) -> None:
+        try:
+            await self._produce(self._put)
+        except BaseException as exc:
+            self._error = exc
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the task ends cancelled
+        finally:
+            self._queue.put_nowait(_END)
+
+    async def get(self) -> T:
+        """The next item; the producer's error once it failed; ``StopAsyncIteration`` at the end."""
+        item = await self._queue.get()
+        self._queue.task_done()
+        if item is _END:
+            self._queue.put_nowait(_END)  # every later ``get`` ends too
+            if self._error is not None and not self._told:
+                self._told = True
+                raise self._error
+            raise StopAsyncIteration
+        result: T = item
+        return result
+
+    async def __aenter__(self) -> EventPump[T]:
+        self._task = asyncio.create_task(self._run(), name=self._name)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._task is not None
+        stopped = not self._task.done()
+        if stopped:
+            self._task.cancel()
+        # Wait for it to end (shielded: a cancelled consumer must not leave it running).
+        await shield(asyncio.wait([self._task]))
+        error = self._error
+        if exc_type is None and not stopped and not self._told and isinstance(error, Exception):
+            self._told = True
+            raise error

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from thread_pool._async.admin import AsyncPoolAdmin
-from thread_pool._async.backend import AsyncBackend
+from thread_pool._async.backend import AsyncBackend, checked_backend
 from thread_pool._model.status import (
     DeleteReport,
     Growth,
@@ -26,7 +26,7 @@ from thread_pool._model.status import (
     ThreadInfo,
     WaiterInfo,
 )
-from thread_pool._model.validation import validate_key
+from thread_pool._model.validation import check_positive, check_size, validate_keys
 from thread_pool._sync.admin import PoolAdmin
 from thread_pool.errors import PoolBusy, PoolExists, PoolStateLost, UnknownPool
 
@@ -68,7 +68,7 @@ class Pacer:
     that gets through anyway)."""
 
     def __init__(self, rate: float) -> None:
-        self._gap = 1.0 / rate
+        self._gap = 1.0 / check_positive("rate", rate, at_most=1e6)
         self._next = 0.0
         self._lock = asyncio.Lock()
 
@@ -85,8 +85,10 @@ class Pacer:
 async def targets(admin: AsyncPoolAdmin, keys: list[str], size: int | None) -> list[PoolProgress]:
     """Each pool's starting point; the target is ``size``, else the pool's ``min_size``, capped
     at its ``max_size`` (a new pool has the default sizes of the settings)."""
+    if size is not None:
+        check_size("size", size)
     out = []
-    for key in [validate_key(k) for k in keys]:
+    for key in validate_keys(keys):
         try:
             stats = (await admin.status(key)).stats
             threads, low, high = stats.threads, stats.min_size, stats.max_size
@@ -110,6 +112,9 @@ async def prewarm(
     """Grow every pool in ``pools`` to its target with up to ``concurrency`` creations in flight
     in all, started at most ``rate`` per second. The first failure cancels the rest (each
     cancelled step undoes itself) and is raised."""
+    checked_backend(backend)
+    check_size("concurrency", concurrency, least=1)
+    check_positive("poll", poll)
     slots = asyncio.Semaphore(concurrency)
     pacer = Pacer(rate)
 

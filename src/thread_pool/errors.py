@@ -16,6 +16,11 @@ class InvalidSettings(ThreadPoolError, ValueError):
     """A setting (from the environment, ``.env`` or an argument) has an invalid value."""
 
 
+class UnknownSettingWarning(UserWarning):
+    """A ``THREAD_POOL_*`` variable in the environment or ``.env`` names no setting (it is
+    ignored); the warning names it and the closest setting."""
+
+
 class InvalidPoolKey(ThreadPoolError, ValueError):
     """A pool key is empty, too long or has characters that are not allowed."""
 
@@ -38,7 +43,26 @@ class PoolFull(ThreadPoolError):
 
 
 class PoolTimeout(ThreadPoolError, TimeoutError):
-    """No thread of the pool became free before the acquire timeout."""
+    """No thread of the pool became free before the acquire timeout.
+
+    ``waited`` is how long the caller waited (seconds); ``threads``, ``max_size`` and
+    ``waiting`` are the pool's counts when it gave up (None when they could not be read).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        waited: float | None = None,
+        threads: int | None = None,
+        max_size: int | None = None,
+        waiting: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.waited = waited
+        self.threads = threads
+        self.max_size = max_size
+        self.waiting = waiting
 
 
 class TooManyWaiters(ThreadPoolError):
@@ -47,6 +71,11 @@ class TooManyWaiters(ThreadPoolError):
 
 class PoolClosed(ThreadPoolError):
     """The pool object was closed; it grants no more leases."""
+
+
+class WrongEventLoop(ThreadPoolError, RuntimeError):
+    """An ``AsyncThreadPool`` was used from another event loop than the one it first ran on (it
+    and its Redis connections belong to one loop: create the pool where it is used)."""
 
 
 class PoolDraining(ThreadPoolError):
@@ -63,6 +92,12 @@ class LeaseNotOwned(ThreadPoolError):
 
 class StoreUnavailable(ThreadPoolError, ConnectionError):
     """Redis could not be reached or did not answer in time."""
+
+
+class StoreRefused(ThreadPoolError):
+    """Redis answered but refused the command: the user's ACL does not allow it, the password
+    is wrong, or the server will not take writes (``MISCONF``). It does not pass by itself: the
+    deployment must change (the user needs the library's commands on the prefix's keys)."""
 
 
 class PoolStateLost(StoreUnavailable):

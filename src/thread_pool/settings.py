@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+import warnings
+from pathlib import Path
 from typing import Any, Literal, Self
 
+from dotenv import dotenv_values
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,17 +21,24 @@ from thread_pool._model.limits import (
     MAX_SIZE,
     MAX_WAITERS,
     MIN_LOG_CHARS,
+    MIN_SECONDS,
 )
-from thread_pool.errors import InvalidSettings
+from thread_pool.errors import InvalidSettings, UnknownSettingWarning
 
 ENV_PREFIX = "THREAD_POOL_"
+
+OTHER_VARIABLES = frozenset({"THREAD_POOL_TEST_REDIS", "THREAD_POOL_CHAOS_TURNS"})
+"""Variables with the prefix that are not settings: the pytest plugin's choice of Redis
+(``thread_pool.testing``) and the chaos harness's turn count. Not warned about."""
 
 
 class Settings(BaseSettings):
     """Every tunable of a pool; each field can be set as ``THREAD_POOL_<NAME>``.
 
-    Build it with ``Settings.load(**overrides)`` to get ``InvalidSettings`` (naming the setting)
-    instead of pydantic's ``ValidationError``.
+    ``Settings(**values)`` and ``Settings.load(**overrides)`` raise ``InvalidSettings`` naming
+    the setting: for a value out of range, and for a name that is no setting (with the closest
+    one that is). A ``THREAD_POOL_*`` variable in the environment or ``.env`` that names no
+    setting is reported with an ``UnknownSettingWarning``.
     """
 
     model_config = SettingsConfigDict(
@@ -43,7 +55,7 @@ class Settings(BaseSettings):
     key_prefix: str = Field(default="tp", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     """Prefix of every Redis key the library writes (no ``:``, ``{`` or ``}``)."""
 
-    lease_ttl: float = Field(default=60.0, gt=0, le=MAX_SECONDS)
+    lease_ttl: float = Field(default=60.0, ge=MIN_SECONDS, le=MAX_SECONDS)
     """Seconds a lease lasts unless renewed."""
 
     acquire_timeout: float = Field(default=30.0, ge=0, le=MAX_SECONDS)
@@ -66,10 +78,10 @@ class Settings(BaseSettings):
     """Connections the pool's own Redis client may open. Each caller waiting for a thread holds
     one (it blocks on its mailbox), so this bounds the waiters of one process."""
 
-    grow_timeout: float = Field(default=120.0, gt=0, le=MAX_SECONDS)
+    grow_timeout: float = Field(default=120.0, ge=MIN_SECONDS, le=MAX_SECONDS)
     """Seconds a slot reserved for a thread being created is kept before it is reclaimed."""
 
-    settle_timeout: float = Field(default=120.0, gt=0, le=MAX_SECONDS)
+    settle_timeout: float = Field(default=120.0, ge=MIN_SECONDS, le=MAX_SECONDS)
     """Seconds a reaper may take to settle a thread before another reaper may claim it."""
 
     reclaim_delay: float = Field(default=0.0, ge=0, le=MAX_SECONDS)
@@ -122,6 +134,14 @@ class Settings(BaseSettings):
     for tool calls with no room left, left out, with a warning. No server's answer can make the
     log grow faster than this per turn."""
 
+    def __init__(self, **values: Any) -> None:
+        check_names(values)
+        warn_unknown_environment()
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise InvalidSettings(describe(exc)) from None
+
     @model_validator(mode="after")
     def _check_relations(self) -> Self:
         if self.min_size > self.max_size:
@@ -143,10 +163,44 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
         """Settings from the environment and ``.env``, with ``overrides`` on top."""
-        try:
-            return cls(**{k: v for k, v in overrides.items() if v is not None})
-        except ValidationError as exc:
-            raise InvalidSettings(describe(exc)) from None
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def check_names(values: dict[str, Any]) -> None:
+    """Raise ``InvalidSettings`` for a keyword that names no setting (``max_sise=4`` would
+    otherwise be dropped silently and the pool run with the default), naming the closest one.
+    Names with a leading ``_`` are pydantic-settings' own options (``_env_file``)."""
+    unknown = [name for name in values if name not in Settings.model_fields and name[:1] != "_"]
+    if unknown:
+        raise InvalidSettings("; ".join(f"unknown setting {n!r}{_closest(n)}" for n in unknown))
+
+
+def warn_unknown_environment() -> None:
+    """Warn (``UnknownSettingWarning``) about ``THREAD_POOL_*`` variables in the environment or
+    ``.env`` that name no setting: a misspelt variable would otherwise be ignored silently."""
+    names = {n.upper() for n in os.environ}
+    env_file = Path(".env")
+    if env_file.is_file():
+        names |= {n.upper() for n in dotenv_values(env_file)}
+    known = {ENV_PREFIX + f.upper() for f in Settings.model_fields} | OTHER_VARIABLES
+    unknown = sorted(n for n in names if n.startswith(ENV_PREFIX) and n not in known)
+    if unknown:
+        described = ", ".join(
+            f"{n}{_closest(n.removeprefix(ENV_PREFIX).lower(), env=True)}" for n in unknown
+        )
+        warnings.warn(
+            f"ignored environment variable(s) that name no setting: {described}",
+            UnknownSettingWarning,
+            stacklevel=3,
+        )
+
+
+def _closest(name: str, *, env: bool = False) -> str:
+    """`` (did you mean 'max_size'?)`` for the setting nearest ``name``, if one is near."""
+    found = difflib.get_close_matches(name.lower(), list(Settings.model_fields), n=1, cutoff=0.6)
+    if not found:
+        return ""
+    return f" (did you mean {ENV_PREFIX + found[0].upper() if env else repr(found[0])}?)"
 
 
 def describe(exc: ValidationError) -> str:

@@ -276,7 +276,7 @@ def test_resize_sets_sizes_and_refuses_unknown_pools(cli: Cli, pool: ThreadPool)
     assert "unknown pool" in one_line_error(cli("resize", "other", "--max", "3"), 1)
     ok(cli("resize", "other", "--max", "3", "--create"))
     assert pool.stats("other").max_size == 3
-    assert "exceeds" in one_line_error(cli("resize", "doc", "--min", "5", "--max", "4"), 1)
+    assert "exceeds" in one_line_error(cli("resize", "doc", "--min", "5", "--max", "4"), 2)
 
 
 def test_drain_waits_for_holders_and_stops_prewarm(cli: Cli, pool: ThreadPool) -> None:
@@ -373,10 +373,10 @@ def test_import_checks_the_file_first(cli: Cli, tmp_path: Path) -> None:
         "pools": [{"key": "k", "keys": [{}]}],
     }
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    assert "exported_at is missing" in one_line_error(cli("import", "bad.json"), 1)
+    assert "exported_at is missing" in one_line_error(cli("import", "bad.json"), 2)
     bad["pools"][0]["exported_at"] = time.time()
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    assert "is not name, type, data" in one_line_error(cli("import", "bad.json"), 1)
+    assert "is not name, type, data" in one_line_error(cli("import", "bad.json"), 2)
     (tmp_path / "junk.json").write_text("not json")
     assert "not JSON" in one_line_error(cli("import", "junk.json"), 1)
 

@@ -270,6 +270,9 @@ class _KillAfterCreate:
     async def settle_thread(self, key: str, thread_id: str, in_flight: str | None = None) -> bool:
         return await self.backend.settle_thread(key, thread_id, in_flight)
 
+    def context_items(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        return self.backend.context_items(messages)
+
     async def run_turn(self, *args: Any, **kwargs: Any) -> Turn:
         return await self.backend.run_turn(*args, **kwargs)
 

@@ -60,6 +60,9 @@ class _Recorder:
         self.settled.append(thread_id)
         return self.ready
 
+    def context_items(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        return [dict(m) for m in messages]
+
 
 class RecordingBackend(_Recorder):
     """A blocking ``Backend`` without an upstream."""

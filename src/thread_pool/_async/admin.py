@@ -15,7 +15,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from thread_pool._acompat import open_client, shield, sleep
-from thread_pool._async.backend import AsyncBackend
+from thread_pool._async.backend import AsyncBackend, checked_backend
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.growth import AsyncGrower
 from thread_pool._async.known import AsyncKnownPools
@@ -30,7 +30,13 @@ from thread_pool._model.backup import (
 )
 from thread_pool._model.log import default_compact
 from thread_pool._model.status import DeleteReport, Growth, PoolMetrics, PoolStatus
-from thread_pool._model.validation import validate_key
+from thread_pool._model.validation import (
+    check_flag,
+    check_positive,
+    check_size,
+    validate_key,
+    validate_keys,
+)
 from thread_pool._store.keys import PoolKeys
 from thread_pool._store.replies import (
     Outcome,
@@ -128,6 +134,7 @@ class AsyncPoolAdmin:
     async def set_draining(self, key: str, draining: bool = True) -> None:
         """Mark pool ``key`` as draining (pre-warm adds nothing to it), or clear the mark."""
         key = validate_key(key)
+        check_flag("draining", draining)
         word, _ = outcome(await self._store.call("admin_drain", key, int(draining)))
         if word is Outcome.NOPOOL:
             raise UnknownPool(f"unknown pool {key!r}")
@@ -135,6 +142,8 @@ class AsyncPoolAdmin:
     async def drain(self, key: str, timeout: float, poll: float = 0.2) -> PoolStatus:
         """Mark pool ``key`` draining and wait up to ``timeout`` seconds until no thread is
         leased or being settled; returns the last snapshot (check its ``stats.leased``)."""
+        check_positive("timeout", timeout, allow_zero=True)
+        check_positive("poll", poll)
         await self.set_draining(key, True)
         give_up = time.monotonic() + timeout
         while True:
@@ -148,7 +157,7 @@ class AsyncPoolAdmin:
     async def export(self, keys: list[str] | None = None) -> dict[str, Any]:
         """A backup of pools ``keys`` (default: all): every key of each, verbatim, as JSON-ready
         data. Each pool is read in one step; pools are read one after the other."""
-        chosen = [validate_key(k) for k in keys] if keys is not None else await self.pools()
+        chosen = validate_keys(keys) if keys is not None else await self.pools()
         entries = []
         for key in chosen:
             reply = await self._store.call("admin_export", key, *self.key_names)
@@ -233,6 +242,8 @@ class AsyncPoolAdmin:
         ``force``. If an upstream delete fails, the pool is left in Redis, draining (a re-run
         carries on where it stopped). A pool whose state was lost is deleted like any other."""
         key = validate_key(key)
+        if backend is not None:
+            checked_backend(backend)
         word, rest = outcome(
             await self._store.call("admin_delete", key, "begin", int(force), *self.key_names)
         )
@@ -286,6 +297,8 @@ class AsyncPoolAdmin:
         growing under load) never pass the cap. Interrupted anywhere, it leaves neither a
         reservation nor an unregistered upstream thread."""
         key = validate_key(key)
+        check_size("target", target)
+        checked_backend(backend)
         ticket = secrets.token_hex(16)
         # Listed first (reserving creates the pool): nothing may come between a reservation and
         # the shielded step below, or an interruption there would strand the slot.

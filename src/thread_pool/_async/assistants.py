@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import time
 import warnings
@@ -11,23 +10,22 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 import openai
 
-from thread_pool._acompat import finish_first, shield, sleep
-from thread_pool._async.backend import AsyncGuard, ToolHandler
-from thread_pool._async.backend_base import AsyncBackendBase, BackendOptions, answer, poll_hint
+from thread_pool._acompat import finish_first
+from thread_pool._async.assistants_stream import BUSY, AsyncRunsInFlight, emit_rest
+from thread_pool._async.backend import AsyncGuard, EventSink, ToolHandler
+from thread_pool._async.backend_base import BackendOptions, answer, poll_hint, sdk_params
 from thread_pool._model.limits import MAX_METADATA_VALUE
 from thread_pool._model.record import TOOL_ROLE, tool_text
+from thread_pool._model.stream import ToolCallEvent
 from thread_pool._model.turns import (
     POOL_KEY,
     TURN_KEY,
     ToolCall,
     Turn,
-    add_usage,
-    check_turn_time,
     error_of,
     usage_of,
 )
-from thread_pool._upstream import send_guard
-from thread_pool.errors import InvalidArgument, StoreUnavailable, TurnFailed, UpstreamError
+from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 
 if TYPE_CHECKING:
     from openai.types.beta.threads.run_submit_tool_outputs_params import ToolOutput
@@ -42,9 +40,6 @@ warnings.filterwarnings(
     module=r"thread_pool\._(async|sync)\.assistants\Z",
 )
 
-# A thread refuses new runs while one is in these states ("cancelling" too: cancelling is tried,
-# not guaranteed).
-BUSY = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 
 
@@ -56,7 +51,7 @@ def thread_message(message: Mapping[str, str]) -> dict[str, str]:
     return {"role": message["role"], "content": message["content"]}
 
 
-class AsyncAssistantsBackend(AsyncBackendBase):
+class AsyncAssistantsBackend(AsyncRunsInFlight):
     """Runs turns as Assistants runs: one ``runs.create`` with ``additional_messages`` starts a
     turn, then the run is polled at the server's hinted interval.
 
@@ -76,7 +71,15 @@ class AsyncAssistantsBackend(AsyncBackendBase):
     ) -> None:
         super().__init__(client, **options)
         self.assistant_id = assistant_id
-        self._runs = self.client.beta.threads.runs
+        self.run_params = sdk_params(
+            self._runs.create, ("thread_id", "additional_messages", "metadata")
+        )
+        """What ``run()`` may pass on to ``runs.create``."""
+
+    def context_items(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """Context messages as a thread takes them (``runs.create(additional_messages=...)``),
+        exactly as a turn sends them (``thread_message``)."""
+        return [thread_message(m) for m in messages]
 
     # -- threads -----------------------------------------------------------------------------
 
@@ -132,29 +135,6 @@ class AsyncAssistantsBackend(AsyncBackendBase):
             cancel_at_once=("requires_action",),
         )
 
-    async def _cancel_run(self, thread_id: str, run_id: str) -> None:
-        await self._cancel(
-            f"cancel run {run_id}", lambda: self._runs.cancel(run_id, thread_id=thread_id)
-        )
-
-    async def _name(self, thread_id: str, run_id: str, guard: AsyncGuard) -> None:
-        """Record the run now in flight: its settler waits for the name."""
-        try:
-            await guard.started(run_id)
-        except StoreUnavailable:
-            # Redis is away for a moment: a settler finds an Assistants run by listing the
-            # thread's runs (the name only spares it a wait), so the turn goes on.
-            return
-        except BaseException:
-            # Taken over while the request was on its way: a settler that listed the thread's
-            # runs before this one arrived did not see it. End it now, while we know it.
-            await shield(self._cancel_late(thread_id, run_id))
-            raise
-
-    async def _cancel_late(self, thread_id: str, run_id: str) -> None:
-        with send_guard.unguarded(), contextlib.suppress(UpstreamError):
-            await self._cancel_run(thread_id, run_id)
-
     # -- turns -------------------------------------------------------------------------------
 
     async def run_turn(
@@ -167,10 +147,11 @@ class AsyncAssistantsBackend(AsyncBackendBase):
         metadata: Mapping[str, str],
         params: Mapping[str, Any],
         context: Sequence[Mapping[str, str]] = (),
+        emit: EventSink | None = None,
     ) -> Turn:
         """Start a run that adds ``context`` and ``message`` (one request: the context rides in
-        ``additional_messages`` before the user message), poll it to its end, answer tool
-        calls, and read the reply."""
+        ``additional_messages`` before the user message), poll it (or with ``emit``, stream
+        it) to its end, answer tool calls, and read the reply."""
         options = dict(params)
         assistant_id = options.pop("assistant_id", None) or self.assistant_id
         if not assistant_id:
@@ -178,41 +159,62 @@ class AsyncAssistantsBackend(AsyncBackendBase):
         nonce = secrets.token_hex(8)
         started = time.monotonic()
         tried = False
+        adopted: Any = None
 
-        async def start() -> tuple[Any, float, str | None]:
-            nonlocal tried
+        async def request() -> dict[str, Any] | None:
+            """The run-creating request, fenced and stamped; None once a retry adopted the
+            run an earlier try started (its answer was lost: a timeout, a dropped connection;
+            a second run would meet the first on the thread)."""
+            nonlocal tried, adopted
             if tried:
-                # The last try may have reached upstream before it failed (a timeout, a dropped
-                # connection): adopt the run it started rather than start a second one, which
-                # would meet the first on the thread.
-                found = await self._find_turn(thread_id, nonce)
-                if found is not None:
-                    return found, self.poll_interval, None
+                adopted = await self._find_turn(thread_id, nonce)
+                if adopted is not None:
+                    return None
             tried = True
             stamp = await guard.write(starts_run=True)
             # The thread's missing context first, then the turn's own message, in one request.
-            added: list[Any] = [thread_message(m) for m in context]
+            added: list[Any] = self.context_items(context)
             added.append({"role": "user", "content": message, "metadata": stamp})
+            return {
+                "assistant_id": assistant_id,
+                "additional_messages": added,
+                "metadata": {**metadata, **stamp, TURN_KEY: nonce},
+                **options,
+            }
+
+        async def start() -> tuple[Any, float, str | None]:
+            args = await request()
+            if args is None:
+                return adopted, self.poll_interval, None
             # Cancelled mid-request, the run may have started all the same: wait for the answer
             # (at once) and record it, so that its settler waits for the run, not the list.
             raw = await finish_first(
-                self._runs.with_raw_response.create(
-                    thread_id,
-                    assistant_id=assistant_id,
-                    additional_messages=added,
-                    metadata={**metadata, **stamp, TURN_KEY: nonce},
-                    **options,
-                ),
+                self._runs.with_raw_response.create(thread_id, **args),
                 lambda raw: self._name(thread_id, raw.parse().id, guard),
             )
             return raw.parse(), poll_hint(raw.headers, self.poll_interval), raw.request_id
 
-        run, hint, request_id = await self._request(f"start a run on {thread_id}", start)
-        guard.delivered()  # a created run has added its additional_messages to the thread
-        await self._name(thread_id, run.id, guard)
-        usage: dict[str, int] = {}
+        async def open_stream() -> Any:
+            args = await request()
+            return (
+                adopted if args is None else await self._runs.create(thread_id, **args, stream=True)
+            )
+
+        streamed: list[str] = []
+        if emit is None:
+            run, hint, request_id = await self._request(f"start a run on {thread_id}", start)
+            guard.delivered()  # a created run has added its additional_messages to the thread
+            await self._name(thread_id, run.id, guard)
+        else:
+            opened = await self._request(f"start a run on {thread_id}", open_stream)
+            request_id = getattr(getattr(opened, "response", None), "headers", {}).get(
+                "x-request-id"
+            )
+            run = await self._stream_start(thread_id, nonce, opened, guard, emit, streamed)
+            hint = self.poll_interval
         answered: list[ToolCall] = []
         while True:
+            # Polled to its pause or end (a streamed run is there already, unless it dropped).
             run, hint = await self._wait(thread_id, run, hint, guard, started)
             if run.status != "requires_action" or tool_handler is None:
                 break
@@ -223,14 +225,20 @@ class AsyncAssistantsBackend(AsyncBackendBase):
                 ToolCall(c.id, c.function.name, c.function.arguments)
                 for c in action.submit_tool_outputs.tool_calls
             ]
-            done = [await answer(tool_handler, call) for call in calls]
+            done = []
+            for call in calls:
+                done.append(await answer(tool_handler, call))
+                if emit is not None:
+                    await emit(ToolCallEvent(done[-1]))
             outputs: list[ToolOutput] = [
                 {"tool_call_id": call.id, "output": call.output or ""} for call in done
             ]
             answered += done
-            raw = await self._submit(thread_id, run.id, outputs, guard)
-            run, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
-        usage = add_usage(usage, usage_of(run))
+            if emit is None:
+                raw = await self._submit(thread_id, run.id, outputs, guard)
+                run, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
+            else:
+                run = await self._submit_stream(thread_id, run, outputs, guard, emit, streamed)
         if run.status != "completed":
             raise TurnFailed(
                 f"run {run.id} on {thread_id} ended {run.status}"
@@ -247,24 +255,18 @@ class AsyncAssistantsBackend(AsyncBackendBase):
                 request_id=request_id,
             )
         reply = await self._reply(thread_id, run.id)
+        if emit is not None:
+            await emit_rest(reply, streamed, emit)
         return Turn(
             reply=reply,
             thread_id=thread_id,
             run_id=run.id,
             status=run.status,
             fence=guard.fence,
-            usage=usage,
+            usage=usage_of(run),
             request_id=request_id,
             tool_calls=tuple(answered),
         )
-
-    async def _find_turn(self, thread_id: str, nonce: str) -> Any:
-        """The run of this turn (by its ``tp_turn`` stamp) among the thread's latest, if any."""
-        page = await self._runs.list(thread_id=thread_id, limit=5, order="desc")
-        for run in page.data:
-            if (run.metadata or {}).get(TURN_KEY) == nonce:
-                return run
-        return None
 
     async def _submit(
         self, thread_id: str, run_id: str, outputs: list[ToolOutput], guard: AsyncGuard
@@ -276,24 +278,6 @@ class AsyncAssistantsBackend(AsyncBackendBase):
             )
 
         return await self._request(f"submit tool outputs to {run_id}", submit)
-
-    async def _wait(
-        self, thread_id: str, run: Any, hint: float, guard: AsyncGuard, started: float
-    ) -> tuple[Any, float]:
-        """Poll until the run needs us or ended; stop at once if the lease is lost or the turn
-        ran past ``turn_timeout``."""
-        run_id = run.id
-        while run.status in ("queued", "in_progress", "cancelling"):
-            guard.alive()
-            check_turn_time(started, self.turn_timeout, thread_id, run_id)
-            await sleep(hint)
-            guard.alive()
-            raw = await self._request(
-                f"retrieve run {run_id}",
-                lambda: self._runs.with_raw_response.retrieve(run_id, thread_id=thread_id),
-            )
-            run, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
-        return run, hint
 
     async def _reply(self, thread_id: str, run_id: str) -> str:
         """The text of the run's own assistant messages, oldest first. The ``run_id`` filter is

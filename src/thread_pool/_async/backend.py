@@ -3,14 +3,19 @@ backend is handed so it can fence its writes without touching Redis itself."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from thread_pool._model.stream import StreamEvent
 from thread_pool._model.turns import Turn
+from thread_pool.errors import InvalidArgument
 
 ToolHandler = Callable[..., Any]
 """Called with a ``ToolCall``; returns the output (text, or anything JSON-serialisable), or an
 awaitable of it (with the asyncio pool)."""
+
+EventSink = Callable[[StreamEvent], Awaitable[None]]
+"""Where a streamed turn's events go, in order (the consumer's pace holds it back)."""
 
 
 class AsyncGuard(Protocol):
@@ -64,6 +69,11 @@ class AsyncBackend(Protocol):
         ready, False when the thread is gone upstream; raises to be retried later."""
         ...
 
+    def context_items(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """Context messages (``{"role", "content"}``, ``tool`` entries included) as input items
+        of this API, as a turn sends them: what ``lease.pending_context`` gives a caller."""
+        ...
+
     async def run_turn(
         self,
         thread_id: str,
@@ -74,9 +84,23 @@ class AsyncBackend(Protocol):
         metadata: Mapping[str, str],
         params: Mapping[str, Any],
         context: Sequence[Mapping[str, str]] = (),
+        emit: EventSink | None = None,
     ) -> Turn:
         """Run one turn: one request starts it with ``context`` (messages ``{"role",
         "content"}`` the thread is missing from the pool's log) and then ``message``, then wait
         for its end, answering tool calls through ``tool_handler``. Every write goes through
-        ``guard``."""
+        ``guard``. With ``emit`` the turn is streamed: its text deltas and answered tool calls
+        go to ``emit`` as they come (the pool passes it only for ``stream()``; a backend that
+        cannot stream may refuse it with ``InvalidArgument``)."""
         ...
+
+
+def checked_backend(backend: object) -> AsyncBackend:
+    """``backend`` if it implements ``AsyncBackend``, else ``InvalidArgument`` (before anything
+    is reserved or written, not an ``AttributeError`` halfway through)."""
+    if not isinstance(backend, AsyncBackend):
+        raise InvalidArgument(
+            f"backend must implement AsyncBackend (create_thread, delete_thread, settle_thread, "
+            f"run_turn), not {type(backend).__name__}"
+        )
+    return backend

@@ -114,10 +114,10 @@ class AsyncContextLog:
 
     async def log_turn(
         self, key: str, thread_id: str, turn_id: str, seen: int, message: str, turn: Turn
-    ) -> None:
+    ) -> int:
         """Append a completed turn (its user message, tool calls and reply, within the caps) to
-        the log and move the thread's cursor. A lost reply is retried: the turn id makes the
-        append happen once."""
+        the log and move the thread's cursor; returns the seq of its last entry. A lost reply is
+        retried: the turn id makes the append happen once."""
         pairs, cuts = turn_entries(message, turn, self.entry_cap, self.turn_cap)
         if cuts:
             # The thread itself holds the whole turn; only what its siblings receive is cut.
@@ -131,7 +131,7 @@ class AsyncContextLog:
                 self.turn_cap,
                 described(cuts),
             )
-        await self.append(key, turn_id, thread_id, seen, turn.run_id, pairs)
+        return await self.append(key, turn_id, thread_id, seen, turn.run_id, pairs)
 
     async def append(
         self,

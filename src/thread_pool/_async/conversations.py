@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
 import openai
 
-from thread_pool._acompat import finish_first, shield, sleep
-from thread_pool._async.backend import AsyncGuard, ToolHandler
-from thread_pool._async.backend_base import AsyncBackendBase, BackendOptions, answer, poll_hint
+from thread_pool._acompat import finish_first, sleep
+from thread_pool._async.backend import AsyncGuard, EventSink, ToolHandler
+from thread_pool._async.backend_base import BackendOptions, answer, poll_hint, sdk_params
+from thread_pool._async.conversations_stream import BUSY, AsyncResponsesInFlight
 from thread_pool._model.limits import MAX_ITEMS, MAX_METADATA_VALUE
 from thread_pool._model.record import TOOL_ROLE, tool_of, tool_text
+from thread_pool._model.stream import ToolCallEvent
 from thread_pool._model.turns import (
     POOL_KEY,
     ToolCall,
@@ -23,11 +24,8 @@ from thread_pool._model.turns import (
     error_of,
     usage_of,
 )
-from thread_pool._upstream import send_guard
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 
-# A response in these states holds its conversation's lock.
-BUSY = frozenset({"queued", "in_progress"})
 # The output given to a function call whose turn was cut short (upstream needs one before the
 # conversation can go on).
 INTERRUPTED = "error: this call was not answered; the turn that asked for it was interrupted"
@@ -77,7 +75,7 @@ def batches(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return out
 
 
-class AsyncConversationsBackend(AsyncBackendBase):
+class AsyncConversationsBackend(AsyncResponsesInFlight):
     """Runs turns as responses on a conversation: one ``responses.create(conversation=...,
     input=[...])`` starts a turn. Synchronous by default (the reply comes with the request);
     ``background=True`` returns at once and polls, which suits long turns and lets a settler
@@ -103,6 +101,15 @@ class AsyncConversationsBackend(AsyncBackendBase):
         self.model = model
         self.instructions = instructions
         self.background = background
+        self.run_params = sdk_params(
+            self.client.responses.create, ("conversation", "input", "metadata")
+        )
+        """What ``run()`` may pass on to ``responses.create``."""
+
+    def context_items(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """Context messages as items for ``responses.create(input=...)``, exactly as a turn
+        sends them (``conversation_items``)."""
+        return conversation_items(messages)
 
     # -- threads (conversations) -------------------------------------------------------------
 
@@ -171,49 +178,6 @@ class AsyncConversationsBackend(AsyncBackendBase):
             )
         return True
 
-    async def _end_response(self, response_id: str) -> None:
-        async def retrieve() -> str | None:
-            try:
-                resp = await self._request(
-                    f"retrieve response {response_id}",
-                    lambda: self.client.responses.retrieve(response_id),
-                )
-            except UpstreamError as exc:
-                if exc.status_code == 404:
-                    return None
-                raise
-            return resp.status
-
-        await self._settle(
-            f"response {response_id}",
-            BUSY,
-            None,
-            retrieve,
-            lambda: self._cancel_response(response_id),
-        )
-
-    async def _cancel_response(self, response_id: str) -> None:
-        await self._cancel(
-            f"cancel response {response_id}", lambda: self.client.responses.cancel(response_id)
-        )
-
-    async def _name(self, resp: Any, guard: AsyncGuard) -> None:
-        """Record the response now in flight, for a settler to find."""
-        if resp.status not in BUSY:
-            return
-        try:
-            await guard.started(resp.id)
-        except BaseException:
-            # Its id did not reach Redis (Redis away, lease taken over), so no settler could find
-            # this response, and a background response may run on and lock the conversation for
-            # the next holder: end it now, while we still know it.
-            await shield(self._cancel_unrecorded(resp.id))
-            raise
-
-    async def _cancel_unrecorded(self, response_id: str) -> None:
-        with send_guard.unguarded(), contextlib.suppress(UpstreamError):
-            await self._cancel_response(response_id)
-
     # -- turns -------------------------------------------------------------------------------
 
     async def run_turn(
@@ -226,10 +190,13 @@ class AsyncConversationsBackend(AsyncBackendBase):
         metadata: Mapping[str, str],
         params: Mapping[str, Any],
         context: Sequence[Mapping[str, str]] = (),
+        emit: EventSink | None = None,
     ) -> Turn:
         """Create a response with ``context`` and ``message`` on the conversation (one request:
         the context rides as ``input`` messages before the user message), wait for it, and
-        answer function calls with ``function_call_output`` in the next response."""
+        answer function calls with ``function_call_output`` in the next response. With
+        ``emit`` every response is streamed (and sent in the background: resumable,
+        cancellable)."""
         options = dict(params)
         model = options.pop("model", None) or self.model
         if not model:
@@ -237,9 +204,9 @@ class AsyncConversationsBackend(AsyncBackendBase):
         instructions = options.pop("instructions", None) or self.instructions
         if instructions is not None:
             options["instructions"] = instructions
-        background = bool(options.pop("background", self.background))
+        background = emit is not None or bool(options.pop("background", self.background))
         items: list[dict[str, Any]] = [
-            *conversation_items(context),
+            *self.context_items(context),
             {"role": "user", "content": message},
         ]
         usage: dict[str, int] = {}
@@ -248,7 +215,7 @@ class AsyncConversationsBackend(AsyncBackendBase):
         started = time.monotonic()
         while True:
             resp, rid = await self._respond(
-                thread_id, model, items, metadata, options, background, guard, started
+                thread_id, model, items, metadata, options, background, guard, started, emit
             )
             request_id = request_id or rid
             usage = add_usage(usage, usage_of(resp))
@@ -279,7 +246,11 @@ class AsyncConversationsBackend(AsyncBackendBase):
                     run_id=resp.id,
                     request_id=request_id,
                 )
-            done = [await answer(tool_handler, call) for call in calls]
+            done = []
+            for call in calls:
+                done.append(await answer(tool_handler, call))
+                if emit is not None:
+                    await emit(ToolCallEvent(done[-1]))
             items = [
                 {"type": "function_call_output", "call_id": call.id, "output": call.output}
                 for call in done
@@ -306,19 +277,32 @@ class AsyncConversationsBackend(AsyncBackendBase):
         background: bool,
         guard: AsyncGuard,
         started: float,
+        emit: EventSink | None,
     ) -> tuple[Any, str | None]:
-        """One response on the conversation, waited for to its end (or ``turn_timeout``)."""
+        """One response on the conversation, waited for (or streamed to ``emit``) to its end
+        (or ``turn_timeout``)."""
+
+        async def request() -> dict[str, Any]:
+            # The same request streamed or not: fenced, stamped, context and message in input.
+            stamp = await guard.write(starts_run=True)
+            return {
+                "model": model,
+                "conversation": thread_id,
+                "input": items,
+                "metadata": {**metadata, **stamp},
+                "background": background,
+                **options,
+            }
+
+        if emit is not None:
+
+            async def open_stream() -> Any:
+                return await self.client.responses.create(**await request(), stream=True)
+
+            return await self._stream_response(thread_id, open_stream, guard, emit, started)
 
         async def start() -> Any:
-            stamp = await guard.write(starts_run=True)
-            create = self.client.responses.with_raw_response.create(
-                model=model,
-                conversation=thread_id,
-                input=items,  # type: ignore[arg-type]
-                metadata={**metadata, **stamp},
-                background=background,
-                **options,
-            )
+            create = self.client.responses.with_raw_response.create(**await request())
             if not background:
                 return await create
             # Cancelled mid-request, the response may have started all the same, and only the

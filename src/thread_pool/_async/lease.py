@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 from thread_pool._async.backend import ToolHandler
-from thread_pool._model.turns import Turn
+from thread_pool._model.turns import ToolCall, Turn, reply_of
+from thread_pool.errors import LeaseLost
+
+if TYPE_CHECKING:
+    from thread_pool._async.renewal import AsyncRenewer
+
+if TYPE_CHECKING:
+    from thread_pool._async.streaming import AsyncTurnStream
 
 
 class AsyncLeaseOwner(Protocol):
@@ -27,7 +35,32 @@ class AsyncLeaseOwner(Protocol):
         **params: Any,
     ) -> Turn: ...
 
+    def stream_on(
+        self,
+        lease: AsyncLease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> AbstractAsyncContextManager[AsyncTurnStream]: ...
+
     async def release(self, lease: AsyncLease) -> None: ...
+
+    def renewer(self, lease: AsyncLease) -> AsyncRenewer: ...
+
+    async def pending_context(self, lease: AsyncLease) -> list[dict[str, Any]]: ...
+
+    async def record_on(
+        self,
+        lease: AsyncLease,
+        *,
+        user: str,
+        reply: str,
+        run_id: str,
+        record_id: str | None,
+        tool_calls: Sequence[ToolCall],
+    ) -> int: ...
 
 
 class AsyncLease:
@@ -35,16 +68,20 @@ class AsyncLease:
 
     ``fence`` grows with every grant of the thread, so writes stamped with it can be ordered and a
     stale holder recognised. ``deadline`` is the Unix time (Redis clock) at which the lease expires
-    unless renewed.
+    unless renewed. ``lost`` says why the lease is known lost (a renewal failed, a check found
+    it taken over, it ran out during a turn), or is None while it is not known lost.
     """
 
     __slots__ = (
         "_local_deadline",
         "_pool",
+        "context_seq",
         "deadline",
         "dirty",
         "fence",
+        "kept_alive",
         "key",
+        "lost",
         "released",
         "thread_id",
         "token",
@@ -73,6 +110,12 @@ class AsyncLease:
         self.released = False
         # Set while a turn may have left an upstream run active: release then settles the thread.
         self.dirty = False
+        self.lost: str | None = None
+        # A renewer runs for this lease now (a kept-alive block or a turn): one is enough.
+        self.kept_alive = False
+        # The log's end as the last ``pending_context`` read it (-1: not read): what the thread
+        # holds once the caller's call that carried that context is recorded.
+        self.context_seq = -1
 
     def remaining(self) -> float:
         """Seconds left before the lease expires, by this process's clock (a safe lower bound)."""
@@ -83,6 +126,27 @@ class AsyncLease:
         ``asked_at`` (this process's monotonic clock)."""
         self.deadline = deadline_ms / 1000
         self._local_deadline = asked_at + ttl_ms / 1000
+
+    def lose(self, reason: str) -> None:
+        """Mark the lease lost (the first reason is kept): every later fence check, renewal,
+        turn, ``pending_context`` and ``record`` raises ``LeaseLost``."""
+        if self.lost is None:
+            self.lost = reason
+
+    def alive(self) -> None:
+        """Raise ``LeaseLost`` if the lease is known lost (no I/O)."""
+        if self.lost is not None:
+            raise LeaseLost(
+                f"lease on thread {self.thread_id!r} of pool {self.key!r} (fence {self.fence}) "
+                f"was lost: {self.lost}"
+            )
+
+    def keepalive(self) -> AsyncRenewer:
+        """Renew this lease in the background for the ``async with`` block (as a turn does while
+        it runs), for work of your own that may outlast the TTL; a failed renewal marks the lease
+        lost at once (``lost``; ``check`` and the write helpers raise ``LeaseLost``).
+        ``pool.lease(key, keepalive=True)`` does the same for the whole lease."""
+        return self._pool.renewer(self)
 
     async def renew(self, ttl: float | None = None) -> float:
         """Extend the lease to ``ttl`` seconds from now (default: the pool's TTL); raise
@@ -112,12 +176,76 @@ class AsyncLease:
             self, message, tool_handler=tool_handler, metadata=metadata, **params
         )
 
+    async def pending_context(self) -> list[dict[str, Any]]:
+        """What this thread is missing from the pool's log, as input items of the thread's API,
+        folded by the merge limits like a turn's context: put them before your own input
+        (Conversations: ``responses.create(input=[*items, ...])``; Assistants:
+        ``runs.create(additional_messages=[*items, ...])``). They count as delivered only once
+        the call that carried them is recorded (``record``): a call that never is recorded
+        leaves them due."""
+        return await self._pool.pending_context(self)
+
+    async def record(
+        self,
+        *,
+        user: str,
+        reply: str,
+        run_id: str = "",
+        record_id: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+    ) -> int:
+        """Log a turn that your own call made on this thread (its ``user`` message, the
+        ``tool_calls`` it answered and its ``reply``), so the sibling threads receive it, and
+        move this thread's cursor past the context ``pending_context`` gave it. Idempotent:
+        ``record_id`` (default: ``run_id``) is logged at most once. Returns the log seq of the
+        turn's last entry."""
+        return await self._pool.record_on(
+            self,
+            user=user,
+            reply=reply,
+            run_id=run_id,
+            record_id=record_id,
+            tool_calls=tool_calls,
+        )
+
+    async def record_response(
+        self, user: str, response: Any, *, record_id: str | None = None
+    ) -> int:
+        """``record`` for a Responses API ``Response`` (what ``responses.create`` returned for
+        your call that sent ``user``): its ``output_text`` is the reply, its id the run id."""
+        reply, run_id = reply_of(response)
+        return await self.record(user=user, reply=reply, run_id=run_id, record_id=record_id)
+
+    def stream(
+        self,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> AbstractAsyncContextManager[AsyncTurnStream]:
+        """Run one turn on this thread as ``run`` does, streaming it: ``async with
+        lease.stream(message) as events: async for event in events: ...`` yields ``TextDelta``,
+        ``ToolCallEvent`` and last ``TurnDone`` (the ``Turn`` that ``run`` returns; the turn is
+        logged by then). The lease is renewed however slowly the events are read. Leaving the
+        block before ``TurnDone`` stops the turn: its run (response) is cancelled and the thread
+        settled before the block is left, and nothing is logged."""
+        return self._pool.stream_on(
+            self, message, tool_handler=tool_handler, metadata=metadata, **params
+        )
+
     async def release(self) -> None:
         """Give the thread back to the pool."""
         await self._pool.release(self)
 
     def __repr__(self) -> str:
-        state = "released" if self.released else f"{self.remaining():.1f}s left"
+        state = (
+            "released"
+            if self.released
+            else "lost"
+            if self.lost is not None
+            else f"{self.remaining():.1f}s left"
+        )
         return (
             f"<{type(self).__name__} pool={self.key!r} thread={self.thread_id!r} "
             f"fence={self.fence} {state}>"

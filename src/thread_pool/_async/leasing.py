@@ -16,7 +16,16 @@ from thread_pool._async.lease import AsyncLease
 from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.store import AsyncStore
 from thread_pool._async.waiting import WAIT_LIVE_S, wait
-from thread_pool._store.replies import Grant, Outcome, grant, integers, outcome, strings, text
+from thread_pool._store.replies import (
+    Grant,
+    Outcome,
+    grant,
+    integers,
+    outcome,
+    pool_stats,
+    strings,
+    text,
+)
 from thread_pool._store.scripts import ms
 from thread_pool.errors import (
     CorruptState,
@@ -26,6 +35,7 @@ from thread_pool.errors import (
     PoolDraining,
     PoolTimeout,
     StoreUnavailable,
+    ThreadPoolError,
     TooManyWaiters,
     UnknownPool,
 )
@@ -74,7 +84,8 @@ class AsyncLeasing:
     async def acquire(self, key: str, wait_s: float) -> tuple[str, Grant, float]:
         """Lease a thread of pool ``key`` (see ``AsyncThreadPool.acquire``): the token, the
         grant, and when it was asked for (by this process's clock)."""
-        give_up = time.monotonic() + wait_s
+        started = time.monotonic()
+        give_up = started + wait_s
         token = secrets.token_hex(16)
         holder = holder_name()
         if self._backend is not None:
@@ -120,6 +131,8 @@ class AsyncLeasing:
                         return await self._granted(key, token, *waited)
                 else:
                     raise await self._refused(key, word, rest, wait_s)
+        except PoolTimeout:
+            raise await self._timed_out(key, wait_s, time.monotonic() - started) from None
         except _NOTHING_HELD:
             raise
         except BaseException:
@@ -140,7 +153,7 @@ class AsyncLeasing:
         if word is Outcome.LOSTSTATE:
             return await self._known.lost(key, rest)
         if word is Outcome.TIMEOUT:
-            return PoolTimeout(f"no thread of pool {key!r} became free within {wait_s}s")
+            return PoolTimeout(f"no thread of pool {key!r} became free")  # see _timed_out
         if word is Outcome.FULL:
             return TooManyWaiters(
                 f"pool {key!r} already has {integers(rest)[0]} waiters "
@@ -157,8 +170,32 @@ class AsyncLeasing:
             )
         return CorruptState(f"acquire on pool {key!r} answered {word!r}")
 
+    async def _timed_out(self, key: str, wait_s: float, waited: float) -> PoolTimeout:
+        """The ``PoolTimeout`` of an acquire that waited ``waited`` seconds: with the pool's
+        size and waiters, which say whether the pool is too small or a holder is slow."""
+        try:
+            word, rest = outcome(await self._store.call("stats", key))
+            stats = pool_stats(key, rest) if word is Outcome.OK else None
+        except ThreadPoolError:  # the counts are a courtesy; the timeout is the news
+            stats = None
+        message = f"no thread of pool {key!r} became free within {wait_s:g}s (waited {waited:.2f}s"
+        if stats is None:
+            return PoolTimeout(message + ")", waited=waited)
+        return PoolTimeout(
+            f"{message}; {stats.leased} of {stats.threads} thread(s) leased, max_size "
+            f"{stats.max_size}, {stats.waiting} other caller(s) waiting)",
+            waited=waited,
+            threads=stats.threads,
+            max_size=stats.max_size,
+            waiting=stats.waiting,
+        )
+
     async def release(self, lease: AsyncLease) -> None:
         """Give a leased thread back (see ``AsyncThreadPool.release``)."""
+        if lease.released:
+            # Said as it is: the token would be refused by the script as "not held" too, which
+            # reads as if someone else held it.
+            raise LeaseNotOwned(f"{_named(lease)} was already released")
         args = (lease.thread_id, lease.token, 0, int(lease.dirty))
         try:
             word, _ = outcome(await self._store.call("release", lease.key, *args))
@@ -177,6 +214,7 @@ class AsyncLeasing:
 
     async def renew(self, lease: AsyncLease, ttl: float | None) -> float:
         """Extend ``lease`` (see ``AsyncThreadPool.renew``)."""
+        lease.alive()
         asked_at = time.monotonic()
         word, rest = outcome(
             await self._store.call(
@@ -184,6 +222,7 @@ class AsyncLeasing:
             )
         )
         if word is not Outcome.OK:
+            lease.lose("renewal failed: it expired or was taken over")
             raise LeaseLost(f"{_named(lease)} is lost; it cannot be renewed")
         deadline_ms, ttl_ms = integers(rest)
         lease.extended(deadline_ms, ttl_ms, asked_at)
@@ -191,6 +230,7 @@ class AsyncLeasing:
 
     async def check(self, lease: AsyncLease, need: float, *, starts_run: bool = False) -> float:
         """The fence check (see ``AsyncThreadPool.check``)."""
+        lease.alive()
         word, rest = outcome(
             await self._store.call(
                 "check", lease.key, lease.thread_id, lease.token, ms(need), int(starts_run)
@@ -202,6 +242,7 @@ class AsyncLeasing:
                 return await self.check(lease, 0, starts_run=True)
             return lease.remaining()
         if word is not Outcome.OK:
+            lease.lose("a fence check found it expired or taken over")
             raise LeaseLost(f"{_named(lease)} is no longer current")
         return integers(rest)[0] / 1000
 

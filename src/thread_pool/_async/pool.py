@@ -10,37 +10,43 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 
 import redis.asyncio as redis
 
-from thread_pool._acompat import open_client, shield
-from thread_pool._async.backend import AsyncBackend, ToolHandler
+from thread_pool._acompat import LoopBound, open_client, shield
+from thread_pool._async.backend import AsyncBackend, ToolHandler, checked_backend
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.growth import AsyncGrower
 from thread_pool._async.known import AsyncKnownPools
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.leasing import AsyncLeasing
+from thread_pool._async.own_calls import AsyncOwnCalls
+from thread_pool._async.renewal import AsyncRenewer
 from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.sizing import AsyncSizing
 from thread_pool._async.store import AsyncStore
+from thread_pool._async.streaming import AsyncTurnStream, stream_turn
 from thread_pool._async.turn import AsyncTurnRunner
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
-from thread_pool._model.turns import Turn
+from thread_pool._model.turns import ToolCall, Turn
 from thread_pool._model.validation import (
     check_cap,
+    check_flag,
     check_positive,
     check_size,
     check_text,
+    check_ttl,
     validate_key,
     validate_message,
     validate_metadata,
+    validate_params,
     validate_role,
-    validate_thread_id,
+    validate_thread_ids,
 )
 from thread_pool.errors import (
     InvalidArgument,
@@ -93,6 +99,8 @@ class AsyncThreadPool:
         **overrides: Any,
     ) -> None:
         self.settings = s = Settings.resolve(settings, overrides)
+        if backend is not None:
+            checked_backend(backend)
         if compact is not None and not callable(compact):
             raise InvalidArgument(f"compact must be callable, not {compact!r}")
         self._own_client = client is None
@@ -121,24 +129,49 @@ class AsyncThreadPool:
             if backend is None
             else AsyncTurnRunner(backend, self.log, self._leasing, self._settling, s)
         )
+        self._own = AsyncOwnCalls(backend, self.log)
         self._closed = False
+        self._loop = LoopBound(f"the {type(self).__name__}")
+
+    @property
+    def backend(self) -> AsyncBackend | None:
+        """The backend this pool runs turns with (None: it has none)."""
+        return self._backend
 
     # -- leases ------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def lease(self, key: str, timeout: float | None = None) -> AsyncIterator[AsyncLease]:
+    async def lease(
+        self, key: str, timeout: float | None = None, *, keepalive: bool = False
+    ) -> AsyncIterator[AsyncLease]:
         """Hold a thread of pool ``key`` for the ``async with`` block; it is released on every
         exit path, cancellation included. Raises ``LeaseLost`` on exit if the lease expired while
-        the block ran (its upstream work may have overlapped another holder's)."""
+        the block ran (its upstream work may have overlapped another holder's).
+
+        ``keepalive=True`` renews the lease in the background for the whole block (as a turn
+        does while it runs): for calls of your own that may outlast the TTL. A failed renewal
+        marks the lease lost at once: ``lease.lost`` says why, and ``check``, ``run``,
+        ``pending_context`` and ``record`` raise ``LeaseLost``."""
         held = await self.acquire(key, timeout)
         try:
-            yield held
+            if keepalive:
+                async with self.renewer(held):
+                    yield held
+            else:
+                yield held
         except BaseException:
             if not held.released:
                 await shield(self._release_quietly(held))
             raise
+        if held.lost is not None:
+            await shield(self._release_quietly(held))
+            held.alive()  # the block's work may have overlapped another holder's: say so
         if not held.released:
             await shield(self.release(held))
+
+    def renewer(self, lease: AsyncLease) -> AsyncRenewer:
+        """The background renewer of ``lease`` (``lease.keepalive()`` returns it)."""
+        return AsyncRenewer(lease, self._leasing, self.settings.renew_margin)
 
     async def acquire(self, key: str, timeout: float | None = None) -> AsyncLease:
         """Lease a thread of pool ``key``: an idle one, a new one if the pool may grow, else the
@@ -157,13 +190,13 @@ class AsyncThreadPool:
         Raises ``LeaseNotOwned`` if the lease is not held by this token any more (released
         already, or reaped and granted again), ``LeaseLost`` if it expired before the release; in
         both cases nothing is changed."""
-        await self._leasing.release(lease)
+        await self._leasing.release(_checked(lease))
 
     async def renew(self, lease: AsyncLease, ttl: float | None = None) -> float:
         """Extend ``lease`` to ``ttl`` seconds from now (default: the pool's TTL)."""
         if ttl is not None:
-            check_positive("ttl", ttl)
-        return await self._leasing.renew(lease, ttl)
+            check_ttl("ttl", ttl)
+        return await self._leasing.renew(_checked(lease), ttl)
 
     async def check(
         self, lease: AsyncLease, min_remaining: float | None = None, *, starts_run: bool = False
@@ -174,7 +207,8 @@ class AsyncThreadPool:
         recorded as in flight (id not known yet) for a settler to wait on if the holder stops."""
         need = self.settings.renew_margin if min_remaining is None else min_remaining
         check_positive("min_remaining", need, allow_zero=True)
-        return await self._leasing.check(lease, need, starts_run=starts_run)
+        starts_run = check_flag("starts_run", starts_run)
+        return await self._leasing.check(_checked(lease), need, starts_run=starts_run)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -193,8 +227,37 @@ class AsyncThreadPool:
         # Bad input is refused before any request (leasing may create a thread upstream).
         validate_message(message)
         validate_metadata(metadata)
+        self._check_turn(params)
         async with self.lease(key, timeout) as held:
             return await held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        key: str,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> AsyncIterator[AsyncTurnStream]:
+        """Lease a thread of pool ``key`` and stream one turn on it (see ``AsyncLease.stream``);
+        the thread is released when the block ends::
+
+            async with pool.stream("doc-42", "Summarise section 3") as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        print(event.text, end="")
+        """
+        validate_message(message)
+        validate_metadata(metadata)
+        self._check_turn(params, streaming=True)
+        async with self.lease(key, timeout) as held:
+            async with held.stream(
+                message, tool_handler=tool_handler, metadata=metadata, **params
+            ) as events:
+                yield events
 
     async def run_on(
         self,
@@ -206,12 +269,52 @@ class AsyncThreadPool:
         **params: Any,
     ) -> Turn:
         """Run one turn on a held ``lease`` (``lease.run`` calls this)."""
-        if self._turns is None:
-            raise InvalidArgument("this pool has no backend to run turns with")
-        if lease.released:
+        turns = self._check_turn(params)
+        if _checked(lease).released:
             raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
-        return await self._turns.run(
+        return await turns.run(
             lease, message, tool_handler=tool_handler, metadata=metadata, params=params
+        )
+
+    async def pending_context(self, lease: AsyncLease) -> list[dict[str, Any]]:
+        """What ``lease``'s thread is missing, as input items (``lease.pending_context``)."""
+        return await self._own.pending(lease)
+
+    async def record_on(
+        self,
+        lease: AsyncLease,
+        *,
+        user: str,
+        reply: str,
+        run_id: str = "",
+        record_id: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+    ) -> int:
+        """Log a turn made by a call of the caller's own on ``lease`` (``lease.record``)."""
+        return await self._own.record(
+            lease,
+            user=user,
+            reply=reply,
+            run_id=run_id,
+            record_id=record_id,
+            tool_calls=tool_calls,
+        )
+
+    def stream_on(
+        self,
+        lease: AsyncLease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> contextlib.AbstractAsyncContextManager[AsyncTurnStream]:
+        """Stream one turn on a held ``lease`` (``lease.stream`` calls this)."""
+        turns = self._check_turn(params, streaming=True)
+        if _checked(lease).released:
+            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
+        return stream_turn(
+            turns, lease, message, tool_handler=tool_handler, metadata=metadata, params=params
         )
 
     # -- the canonical log -------------------------------------------------------------------
@@ -252,7 +355,7 @@ class AsyncThreadPool:
         fences go on above any they can have had."""
         self._check_open()
         key = validate_key(key)
-        ids = list(dict.fromkeys(validate_thread_id(t) for t in thread_ids))
+        ids = validate_thread_ids(thread_ids)
         if not ids:
             return 0
         return await self._sizing.add(key, ids)
@@ -273,7 +376,7 @@ class AsyncThreadPool:
         low = None if min_size is None else check_size("min_size", min_size)
         high = None if max_size is None else check_size("max_size", max_size, least=1)
         if ttl is not None:
-            check_positive("ttl", ttl)
+            check_ttl("ttl", ttl)
             if ttl <= self.settings.renew_margin:
                 raise InvalidArgument(
                     f"ttl ({ttl}s) must exceed the renew margin ({self.settings.renew_margin}s)"
@@ -333,7 +436,15 @@ class AsyncThreadPool:
     ) -> None:
         await self.aclose()
 
+    def _check_turn(self, params: Mapping[str, Any], *, streaming: bool = False) -> AsyncTurnRunner:
+        """The turn runner, once ``params`` are known to be what the backend's request takes."""
+        if self._turns is None:
+            raise InvalidArgument("this pool has no backend to run turns with")
+        validate_params(params, getattr(self._backend, "run_params", None), streaming=streaming)
+        return self._turns
+
     def _check_open(self) -> None:
+        self._loop.check()
         if self._closed:
             raise PoolClosed("the pool is closed")
 
@@ -346,6 +457,13 @@ class AsyncThreadPool:
             logger.info("pool %r: release after an error: %s", lease.key, exc)
         except Exception as exc:
             logger.warning("pool %r: release after an error failed: %s", lease.key, exc)
+
+
+def _checked(lease: object) -> AsyncLease:
+    """``lease`` if it is one (``release(None)`` must not fail on a missing attribute)."""
+    if not isinstance(lease, AsyncLease):
+        raise InvalidArgument(f"expected a lease from acquire(), not {type(lease).__name__}")
+    return lease
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:

@@ -87,6 +87,11 @@ class AsyncSettling:
         """Upstream said the thread of a lease we hold is busy, which should never happen while
         the pool holds it (a bug signal): count it and make the thread quiet."""
         await self._store.call("count", lease.key, "lock_errors")
+        await self.settle_held(lease)
+
+    async def settle_held(self, lease: AsyncLease) -> None:
+        """Make the thread of a lease we hold quiet now: end the run (response) a turn left
+        active, so that whoever uses the thread next, this holder included, meets none."""
         if self._backend is None:
             return
         await lease.check()

@@ -9,17 +9,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from thread_pool._acompat import Background, shield
-from thread_pool._async.backend import AsyncBackend, ToolHandler
+from thread_pool._acompat import shield
+from thread_pool._async.backend import AsyncBackend, EventSink, ToolHandler
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.leasing import AsyncLeasing
+from thread_pool._async.renewal import AsyncRenewer
 from thread_pool._async.settling import AsyncSettling
+from thread_pool._model.stream import TurnDone
 from thread_pool._model.turns import FENCE_KEY, Turn
-from thread_pool._model.validation import validate_message, validate_metadata
+from thread_pool._model.validation import (
+    validate_message,
+    validate_metadata,
+)
 from thread_pool._store.replies import Outcome
 from thread_pool._upstream import send_guard
-from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
+from thread_pool.errors import InvalidArgument, ThreadBusy, TurnFailed
 from thread_pool.settings import Settings
 
 logger = logging.getLogger("thread_pool")
@@ -29,7 +34,7 @@ _ENDED = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"}
 
 
 class AsyncTurnGuard:
-    """The lease as the backend sees it during a turn (``AsyncGuard``), plus its renewer."""
+    """The lease as the backend sees it during a turn (``AsyncGuard``)."""
 
     def __init__(
         self, lease: AsyncLease, leasing: AsyncLeasing, settling: AsyncSettling, settings: Settings
@@ -39,7 +44,6 @@ class AsyncTurnGuard:
         self._settling = settling
         self._settings = settings
         self.fence = lease.fence
-        self.lost: str | None = None
         self.wrote = False
         self.context_delivered = False
         # A run-starting request is marked in flight in Redis and not yet named or cleared.
@@ -55,13 +59,9 @@ class AsyncTurnGuard:
 
     def alive(self) -> None:
         """Raise ``LeaseLost`` once renewal failed or the lease ran out by our own clock."""
-        if self.lost is None and self._lease.remaining() <= 0:
-            self.lost = "it ran out before it could be renewed"
-        if self.lost is not None:
-            raise LeaseLost(
-                f"lease on thread {self._lease.thread_id!r} of pool {self._lease.key!r} "
-                f"(fence {self.fence}) was lost during a turn: {self.lost}"
-            )
+        if self._lease.remaining() <= 0:
+            self._lease.lose("it ran out before it could be renewed")
+        self._lease.alive()
 
     def delivered(self) -> None:
         """Note that upstream took in the turn's context (see ``AsyncGuard.delivered``)."""
@@ -73,7 +73,7 @@ class AsyncTurnGuard:
         named = await self._settling.record(self._lease, request_id)
         self._unnamed = False
         if named is not Outcome.OK:
-            self.lost = "it was taken over"
+            self._lease.lose("it was taken over")
             self.alive()
 
     async def finished(self) -> None:
@@ -90,25 +90,6 @@ class AsyncTurnGuard:
         with contextlib.suppress(Exception):
             await self._settling.record(self._lease, "")
         self._unnamed = False
-
-    async def renew_step(self) -> float | None:
-        """One step of the background renewer: renew when ``renew_margin`` is left; returns the
-        seconds until the next step, or None (stop) once the lease is lost."""
-        margin = self._settings.renew_margin
-        left = self._lease.remaining()
-        if left > margin:
-            return left - margin
-        try:
-            await self._leasing.renew(self._lease, None)
-        except LeaseLost:
-            self.lost = "renewal failed: it expired or was taken over"
-            return None
-        except StoreUnavailable as exc:
-            if self._lease.remaining() <= 0:
-                self.lost = f"renewal failed: {exc}"
-                return None
-            return min(0.5, self._lease.remaining() / 4)  # Redis hiccup: try again soon
-        return max(self._lease.remaining() - margin, 0.01)
 
 
 @dataclass(frozen=True)
@@ -129,8 +110,11 @@ class AsyncTurnRunner:
         tool_handler: ToolHandler | None,
         metadata: Mapping[str, object] | None,
         params: Mapping[str, Any],
+        emit: EventSink | None = None,
     ) -> Turn:
-        """Run one turn on ``lease`` (see ``AsyncLease.run``)."""
+        """Run one turn on ``lease`` (see ``AsyncLease.run``). With ``emit`` (``stream()``) the
+        turn's events go to it as they come, and its last is ``TurnDone`` once the turn is
+        logged; the lease is renewed until then, however slowly ``emit`` takes them."""
         message = validate_message(message)
         checked = validate_metadata(metadata)
         guard = AsyncTurnGuard(lease, self.leasing, self.settling, self.settings)
@@ -141,22 +125,25 @@ class AsyncTurnRunner:
         # Until the turn ends cleanly its run may still be active upstream: if we leave early,
         # the release sends the thread to be settled instead of straight back to use.
         lease.dirty = True
-        try:
-            with send_guard.turn_requests(lease):
-                turn = await self._guarded(
-                    lease, message, guard, tool_handler, checked, params, context
-                )
-        except BaseException:
-            # A request that was to start a run and failed: no settler should wait for its name.
-            await shield(guard.unstarted())
-            if guard.context_delivered and missing.last_seq > missing.cursor:
-                # The turn failed, but its context reached the thread: sending it again next
-                # time would give the thread those entries twice.
-                await shield(self.log.advance(lease.key, lease.thread_id, missing.last_seq))
-            raise
-        await self.log.log_turn(
-            lease.key, lease.thread_id, turn_id, missing.last_seq, message, turn
-        )
+        async with AsyncRenewer(lease, self.leasing, self.settings.renew_margin):
+            try:
+                with send_guard.turn_requests(lease):
+                    turn = await self._guarded(
+                        lease, message, guard, tool_handler, checked, params, context, emit
+                    )
+            except BaseException:
+                # A request that was to start a run and failed: no settler should wait for it.
+                await shield(guard.unstarted())
+                if guard.context_delivered and missing.last_seq > missing.cursor:
+                    # The turn failed, but its context reached the thread: sending it again
+                    # next time would give the thread those entries twice.
+                    await shield(self.log.advance(lease.key, lease.thread_id, missing.last_seq))
+                raise
+            await self.log.log_turn(
+                lease.key, lease.thread_id, turn_id, missing.last_seq, message, turn
+            )
+            if emit is not None:
+                await emit(TurnDone(turn))
         return turn
 
     async def _guarded(
@@ -168,10 +155,21 @@ class AsyncTurnRunner:
         checked: Mapping[str, str],
         params: Mapping[str, Any],
         context: Sequence[Mapping[str, str]],
+        emit: EventSink | None,
     ) -> Turn:
-        """The turn under its renewer, with the lock-error fallback and the dirty flag kept."""
+        """The turn, with the lock-error fallback and the dirty flag kept."""
 
         async def turn() -> Turn:
+            if emit is None:  # a backend written before streaming need not know ``emit``
+                return await self.backend.run_turn(
+                    lease.thread_id,
+                    message,
+                    guard,
+                    tool_handler=tool_handler,
+                    metadata=checked,
+                    params=params,
+                    context=context,
+                )
             return await self.backend.run_turn(
                 lease.thread_id,
                 message,
@@ -180,26 +178,24 @@ class AsyncTurnRunner:
                 metadata=checked,
                 params=params,
                 context=context,
+                emit=emit,
             )
 
-        async with Background(guard.renew_step, f"renew {lease.thread_id}"):
-            try:
-                done = await turn()
-            except ThreadBusy as exc:
-                # Should never happen while the pool holds the thread: a bug signal. Count it,
-                # make the thread quiet, and try once more.
-                logger.error(
-                    "pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc
-                )
-                await self.settling.settle_busy(lease)
-                done = await turn()
-            except TurnFailed as exc:
-                if exc.status in _ENDED:
-                    lease.dirty = False
-                raise
-            except InvalidArgument:
-                if not guard.wrote:
-                    lease.dirty = False  # refused before any request: nothing to settle
-                raise
+        try:
+            done = await turn()
+        except ThreadBusy as exc:
+            # Should never happen while the pool holds the thread: a bug signal. Count it,
+            # make the thread quiet, and try once more.
+            logger.error("pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc)
+            await self.settling.settle_busy(lease)
+            done = await turn()
+        except TurnFailed as exc:
+            if exc.status in _ENDED:
+                lease.dirty = False
+            raise
+        except InvalidArgument:
+            if not guard.wrote:
+                lease.dirty = False  # refused before any request: nothing to settle
+            raise
         lease.dirty = False
         return done

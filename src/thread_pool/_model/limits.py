@@ -15,6 +15,10 @@ MAX_LOG_AGE = 3650 * 86_400.0
 """The longest log retention by age accepted (ten years; in milliseconds still an exact integer
 in Lua)."""
 
+MIN_SECONDS = 0.001
+"""The shortest TTL or lease time accepted (1 ms): Lua counts milliseconds, and less would round
+to 0, which the scripts read as "the pool's default"."""
+
 MAX_SIZE = 100_000
 """The largest pool size accepted."""
 

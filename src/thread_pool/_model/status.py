@@ -87,7 +87,8 @@ class ThreadInfo:
     fence: int
     """Grants so far."""
     state: str
-    """``idle``, ``leased`` or ``settling``."""
+    """``idle``, ``leased``, ``expired`` (leased, past its deadline, not reclaimed yet: its
+    holder may not write any more; the next acquire or reap settles it) or ``settling``."""
     in_flight: str | None = None
     """``fence|id`` of an upstream request a turn started and has not seen end."""
     lag: int | None = None
@@ -116,6 +117,11 @@ class PoolStatus:
     def key(self) -> str:
         """The pool key."""
         return self.stats.key
+
+    @property
+    def expired(self) -> int:
+        """Leases past their deadline that no reaper has reclaimed yet."""
+        return sum(1 for lease in self.leases if lease.remaining <= 0)
 
     def to_json(self) -> dict[str, Any]:
         """A plain-JSON form (``status --json``); ``stats`` is exactly ``stats()``'s fields."""

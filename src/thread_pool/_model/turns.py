@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from thread_pool.errors import TurnFailed
+from thread_pool.errors import InvalidArgument, TurnFailed
 
 FENCE_KEY = "tp_fence"
 """Metadata key stamped on every write of a turn: the lease's fence, so writes can be ordered."""
@@ -100,3 +100,26 @@ def check_turn_time(started: float, limit: float, thread_id: str, run_id: str) -
             thread_id=thread_id,
             run_id=run_id,
         )
+
+
+def reply_of(response: Any) -> tuple[str, str]:
+    """The reply text and id of a completed Responses API response (``lease.record_response``),
+    else ``InvalidArgument``."""
+    text = getattr(response, "output_text", None)
+    response_id = getattr(response, "id", None)
+    if not isinstance(text, str) or not isinstance(response_id, str):
+        raise InvalidArgument(
+            f"record_response takes a Responses API Response (with id and output_text), not "
+            f"{type(response).__name__}; use record(user=..., reply=..., run_id=...) instead"
+        )
+    status = getattr(response, "status", None)
+    if status not in (None, "completed"):
+        raise InvalidArgument(
+            f"response {response_id} ended {status}: only a completed one is recorded"
+        )
+    if not text:
+        raise InvalidArgument(
+            f"response {response_id} has no reply text (it asks for tool calls?): record the "
+            "response that ended the turn"
+        )
+    return text, response_id

@@ -3,8 +3,10 @@ done before any write. No I/O here."""
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 from thread_pool._model.limits import (
     MAX_KEY_LENGTH,
@@ -14,8 +16,9 @@ from thread_pool._model.limits import (
     MAX_METADATA_VALUE,
     MAX_SECONDS,
     MAX_SIZE,
+    MIN_SECONDS,
 )
-from thread_pool._model.turns import RESERVED_KEYS
+from thread_pool._model.turns import RESERVED_KEYS, ToolCall
 from thread_pool.errors import InvalidArgument, InvalidPoolKey
 
 ROLES = ("user", "assistant")
@@ -48,6 +51,15 @@ def validate_key(key: object) -> str:
     return key
 
 
+def validate_keys(keys: object) -> list[str]:
+    """Return ``keys`` (an iterable of pool keys, not one key) as a list if each is valid."""
+    if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
+        raise InvalidPoolKey(
+            f"pool keys must be a list (or other iterable) of keys, not {type(keys).__name__}"
+        )
+    return [validate_key(k) for k in keys]
+
+
 def validate_thread_id(thread_id: object) -> str:
     """Return ``thread_id`` if it looks like an upstream id, else raise ``InvalidArgument``."""
     if not isinstance(thread_id, str) or not _THREAD_ID_RE.fullmatch(thread_id):
@@ -55,6 +67,58 @@ def validate_thread_id(thread_id: object) -> str:
             f"thread id {thread_id!r} must be 1-128 characters of letters, digits and . _ : -"
         )
     return thread_id
+
+
+def validate_thread_ids(thread_ids: object) -> list[str]:
+    """Return the distinct ids of ``thread_ids`` (an iterable of ids, not one id), in order, if
+    each looks like an upstream id and they fit a pool, else raise ``InvalidArgument``. A lone
+    string is refused: iterating it would register one thread per character."""
+    if isinstance(thread_ids, str | bytes) or not isinstance(thread_ids, Iterable):
+        raise InvalidArgument(
+            f"thread_ids must be a list (or other iterable) of thread ids, not "
+            f"{type(thread_ids).__name__}"
+        )
+    ids: dict[str, None] = {}
+    for thread_id in thread_ids:
+        ids[validate_thread_id(thread_id)] = None
+        if len(ids) > MAX_SIZE:
+            raise InvalidArgument(f"more than {MAX_SIZE} thread ids: no pool holds that many")
+    return list(ids)
+
+
+def check_ttl(name: str, value: float) -> float:
+    """``check_positive``, and at least 1 ms: a shorter TTL would round to 0 ms, which the
+    scripts read as "the pool's default"."""
+    check_positive(name, value)
+    if value < MIN_SECONDS:
+        raise InvalidArgument(f"{name} must be at least {MIN_SECONDS}s (1 ms), not {value}")
+    return value
+
+
+def validate_params(
+    params: Mapping[str, Any], accepted: Collection[str] | None, *, streaming: bool = False
+) -> None:
+    """Refuse what a turn cannot pass upstream: ``stream`` (``run`` waits for the whole turn;
+    ``stream()`` streams), for a streamed turn ``background`` (a streamed response is always a
+    background one, so it can be resumed and cancelled), and, when the backend says which names
+    its request takes (``accepted``), any other name, with the closest one."""
+    if "stream" in params:
+        raise InvalidArgument(
+            "stream() streams a turn: use pool.stream(key, message) or lease.stream(message); "
+            "run() and stream() take no stream= argument"
+        )
+    if streaming and "background" in params:
+        raise InvalidArgument(
+            "stream() sends every response in the background (to resume and cancel it); it "
+            "takes no background= argument"
+        )
+    if accepted is None:
+        return
+    for name in params:
+        if name not in accepted:
+            close = difflib.get_close_matches(name, list(accepted), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InvalidArgument(f"unknown turn parameter {name!r}{hint}")
 
 
 def check_positive(
@@ -70,6 +134,13 @@ def check_positive(
         raise InvalidArgument(f"{name} must be {'>= 0' if allow_zero else '> 0'}, not {value}")
     if value > at_most:
         raise InvalidArgument(f"{name} must be at most {at_most:g}, not {value}")
+    return value
+
+
+def check_flag(name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool, else raise ``InvalidArgument`` (``"no"`` is truthy)."""
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{name} must be True or False, not {value!r:.40}")
     return value
 
 
@@ -185,3 +256,27 @@ def score_text(value: object) -> float | None:
 def is_thread_id(value: object) -> bool:
     """Whether ``value`` is a well-formed upstream thread id (see ``validate_thread_id``)."""
     return isinstance(value, str) and _THREAD_ID_RE.fullmatch(value) is not None
+
+
+def validate_record(
+    user: object, reply: object, run_id: object, record_id: object, tool_calls: object
+) -> tuple[str, str, str, str | None, tuple[ToolCall, ...]]:
+    """The arguments of ``lease.record`` (a turn made by the caller's own call), checked."""
+    texts = []
+    for name, value in (("user", user), ("reply", reply)):
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidArgument(f"{name} must be a non-empty string, not {value!r:.80}")
+        texts.append(check_text(name, value))
+    if not isinstance(run_id, str):
+        raise InvalidArgument(f"run_id must be a string, not {run_id!r:.80}")
+    if record_id is not None and (not isinstance(record_id, str) or not record_id):
+        raise InvalidArgument(f"record_id must be a non-empty string, not {record_id!r:.80}")
+    if isinstance(tool_calls, str | bytes) or not isinstance(tool_calls, Iterable):
+        raise InvalidArgument(f"tool_calls must be a list of ToolCall, not {tool_calls!r:.80}")
+    calls = tuple(tool_calls)
+    for call in calls:
+        if not isinstance(call, ToolCall) or call.output is None:
+            raise InvalidArgument(
+                f"tool_calls must be answered ToolCall objects (with an output), not {call!r:.80}"
+            )
+    return texts[0], texts[1], check_text("run_id", run_id), record_id, calls

@@ -17,7 +17,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from redis.typing import EncodableT
 
-from thread_pool._store.errors import mapped
+from thread_pool._store.errors import mapped, url_checked
 from thread_pool.settings import Settings
 
 
@@ -72,24 +72,27 @@ def open_async(settings: Settings) -> aioredis.Redis:
 
     With ``redis_cluster`` it is a cluster client (the bound then holds per node): every key one
     call names is in one pool's slot, and the registry of pools is one key of its own."""
-    if settings.redis_cluster:
-        # Typed as Redis: it has the command methods the library uses, though not a subclass.
-        return cast(
-            aioredis.Redis, _AsyncRedisCluster.from_url(settings.redis_url, **_options(settings))
-        )
-    return aioredis.Redis.from_url(settings.redis_url, **_options(settings))
+    with url_checked():
+        if settings.redis_cluster:
+            # Typed as Redis: it has the command methods the library uses, though not a subclass.
+            return cast(
+                aioredis.Redis,
+                _AsyncRedisCluster.from_url(settings.redis_url, **_options(settings)),
+            )
+        return aioredis.Redis.from_url(settings.redis_url, **_options(settings))
 
 
 def open_blocking(settings: Settings) -> redis.Redis:
     """The blocking client a pool (or admin) object opens for itself when given none."""
-    if settings.redis_cluster:
-        # The blocking cluster client asks a node for the slot map at once (the asyncio one on
-        # its first command): an unreachable cluster is StoreUnavailable here already.
-        with mapped(f"connect to the redis cluster at {settings.redis_url}"):
-            return cast(
-                redis.Redis, _RedisCluster.from_url(settings.redis_url, **_options(settings))
-            )
-    return redis.Redis.from_url(settings.redis_url, **_options(settings))
+    with url_checked():
+        if settings.redis_cluster:
+            # The blocking cluster client asks a node for the slot map at once (the asyncio one
+            # on its first command): an unreachable cluster is StoreUnavailable here already.
+            with mapped(f"connect to the redis cluster at {settings.redis_url}"):
+                return cast(
+                    redis.Redis, _RedisCluster.from_url(settings.redis_url, **_options(settings))
+                )
+        return redis.Redis.from_url(settings.redis_url, **_options(settings))
 
 
 def connect(url: str, *, cluster: bool | None = None, **options: Any) -> redis.Redis:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import redis.exceptions as rexc
 
-from thread_pool.errors import CorruptState, InvalidSettings, StoreUnavailable
+from thread_pool.errors import CorruptState, InvalidSettings, StoreRefused, StoreUnavailable
 
 # Redis is there but cannot serve now: a cluster slot without a master, a failover under way
 # (TRYAGAIN, a master turned replica answering READONLY), a node out of memory. Like a dropped
@@ -23,12 +23,23 @@ _UNAVAILABLE = (
     rexc.OutOfMemoryError,
 )
 
+# Refusals that end by themselves: another client's script still running, too few replicas in
+# sync for min-replicas-to-write. Like _UNAVAILABLE, the caller may try again.
+_PASSING = ("BUSY ", "NOREPLICAS ")
+
 
 @contextlib.contextmanager
 def mapped(what: str) -> Iterator[None]:
     """Re-raise Redis failures of ``what`` (an operation and its pool) as our typed errors."""
     try:
         yield
+    except (rexc.AuthenticationError, rexc.AuthorizationError, rexc.NoPermissionError) as exc:
+        # Before _UNAVAILABLE: redis-py files a refused AUTH under ConnectionError, but a wrong
+        # password or an ACL that forbids a command does not pass by itself.
+        raise StoreRefused(
+            f"redis refused {what}: {exc} (check the password and that the user's ACL allows "
+            "the library's commands on the keys of its prefix)"
+        ) from exc
     except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"redis unavailable during {what}: {exc}") from exc
     except (rexc.MovedError, rexc.AskError) as exc:
@@ -44,4 +55,25 @@ def mapped(what: str) -> Iterator[None]:
             raise CorruptState(
                 f"the keys of {what} hold data thread_pool did not write: {text}"
             ) from exc
-        raise
+        if "DB index is out of range" in text:
+            raise InvalidSettings(
+                f"redis refused {what}: the database number of THREAD_POOL_REDIS_URL does not "
+                "exist on the server (see its 'databases' setting)"
+            ) from exc
+        if text.startswith(_PASSING):
+            raise StoreUnavailable(f"redis unavailable during {what}: {text}") from exc
+        # Anything else Redis refuses (MISCONF, a disabled command, ...) is typed all the same.
+        raise StoreRefused(f"redis refused {what}: {text}") from exc
+
+
+@contextlib.contextmanager
+def url_checked() -> Iterator[None]:
+    """redis-py refuses an ill-formed URL (a wrong scheme, a port that is no number) with a bare
+    ``ValueError`` when a client is made from it: re-raise it as ``InvalidSettings``. The URL
+    itself is not repeated (it may hold a password)."""
+    try:
+        yield
+    except ValueError as exc:
+        if isinstance(exc, InvalidSettings):
+            raise
+        raise InvalidSettings(f"invalid setting THREAD_POOL_REDIS_URL: {exc}") from exc

@@ -185,11 +185,11 @@ def entry_of(stream_id: Any, fields: dict[Any, Any]) -> LogEntry:
     """A log entry from its stream id (``<seq>-0``) and fields, as XRANGE returns them."""
     f = {_s(k): _s(v) for k, v in fields.items()}
     return LogEntry(
-        seq=int(_s(stream_id).split("-", 1)[0]),
+        seq=_number("a log entry's id", _s(stream_id).split("-", 1)[0]),
         role=f.get("role", ""),
         content=f.get("content", ""),
         origin=f.get("origin", ""),
-        time_ms=int(f.get("time", "0")),
+        time_ms=_number("a log entry's time", f.get("time", "0")),
         run_id=f.get("run", ""),
         turn_id=f.get("turn", ""),
     )
@@ -212,42 +212,81 @@ def _snapshot(reply: Any, what: str) -> bool:
 
 
 def decode_status(key: str, reply: Any) -> PoolStatus | None:
-    """Decode an ``admin_inspect`` reply; None when the pool does not exist."""
+    """Decode an ``admin_inspect`` reply; None when the pool does not exist. Damaged records
+    (a hold without its ``|`` fields, a fence that is no number) are ``CorruptState`` naming
+    the pool and the record."""
     if not _snapshot(reply, "status"):
         return None
+    try:
+        return _status(key, reply)
+    except CorruptState as exc:
+        raise CorruptState(f"the status of pool {key!r} is damaged: {exc}") from None
+    except (ValueError, IndexError, TypeError) as exc:
+        # A list of odd length, or a reply shorter than admin_inspect.lua's.
+        raise CorruptState(f"the status of pool {key!r} is damaged: {exc}") from None
+
+
+def _fields(what: str, record: str, count: int) -> list[str]:
+    """``record`` split at ``|`` into ``count`` fields (the last keeps any further ``|``)."""
+    parts = record.split("|", count - 1)
+    if len(parts) != count:
+        raise CorruptState(f"{what} {record[:200]!r} is not {count} fields separated by '|'")
+    return parts
+
+
+def _number(what: str, value: Any) -> int:
+    try:
+        return int(float(_s(value)))  # a ZSET score comes as a float's text
+    except (TypeError, ValueError, OverflowError):
+        raise CorruptState(f"{what} {value!r:.200} is not a number") from None
+
+
+def _status(key: str, reply: list[Any]) -> PoolStatus:
     stats = pool_stats(key, outcome(reply[0])[1])
     now_ms = integers([reply[1]])[0]
     draining = text(reply[2]) != ""
-    fences = {t: int(f) for t, f in _pairs(reply[3])}
+    fences = {t: _number(f"the fence of thread {t!r}", f) for t, f in _pairs(reply[3])}
+    deadlines = dict(_pairs(reply[5]))
     leases = []
     for thread_id, hold in _pairs(reply[4]):
-        _token, fence, acquired, holder = hold.split("|", 3)
-        deadline = dict(_pairs(reply[5])).get(thread_id)
+        _token, fence, acquired, holder = _fields(f"the hold of thread {thread_id!r}", hold, 4)
+        deadline = deadlines.get(thread_id)
         leases.append(
             LeaseInfo(
                 thread_id=thread_id,
-                fence=int(fence),
+                fence=_number(f"the fence in the hold of {thread_id!r}", fence),
                 holder=holder,
-                age=(now_ms - int(acquired)) / 1000,
-                remaining=(int(float(deadline)) - now_ms) / 1000 if deadline else 0.0,
+                age=(now_ms - _number(f"the grant time of {thread_id!r}", acquired)) / 1000,
+                remaining=(_number(f"the deadline of {thread_id!r}", deadline) - now_ms) / 1000
+                if deadline
+                else 0.0,
             )
         )
     leases.sort(key=lambda lease: lease.remaining)
     settling = {t for t, _ in _pairs(reply[6])}
     waiters = []
     for entry in strings(reply[7]):
-        _ticket, deadline, holder = entry.split("|", 2)
-        if int(deadline) > now_ms:  # the scripts skip waiters whose time ran out; so do we
-            waiters.append(WaiterInfo(holder=holder, remaining=(int(deadline) - now_ms) / 1000))
+        _ticket, deadline, holder = _fields("a waiter's entry", entry, 3)
+        left_ms = _number("a waiter's deadline", deadline) - now_ms
+        if left_ms > 0:  # the scripts skip waiters whose time ran out; so do we
+            waiters.append(WaiterInfo(holder=holder, remaining=left_ms / 1000))
     in_flight = dict(_pairs(reply[9]))
+    # A lease past its deadline that no reaper has reclaimed yet: its holder may write no more.
+    expired = {lease.thread_id for lease in leases if lease.remaining <= 0}
     leased = {lease.thread_id for lease in leases}
     log_length, log_seq = integers(reply[10:12])
-    cursors = {t: int(seq) for t, seq in _pairs(reply[12])}
+    cursors = {t: _number(f"the log cursor of {t!r}", seq) for t, seq in _pairs(reply[12])}
     threads = [
         ThreadInfo(
             thread_id=t,
             fence=fence,
-            state="leased" if t in leased else "settling" if t in settling else "idle",
+            state="expired"
+            if t in expired
+            else "leased"
+            if t in leased
+            else "settling"
+            if t in settling
+            else "idle",
             in_flight=in_flight.get(t),
             lag=max(0, log_seq - cursors.get(t, 0)),
         )

@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from thread_pool._model.stream import StreamEvent
 from thread_pool._model.turns import Turn
+from thread_pool.errors import InvalidArgument
 
 ToolHandler = Callable[..., Any]
 """Called with a ``ToolCall``; returns the output (text, or anything JSON-serialisable), or an
 awaitable of it (with the asyncio pool)."""
+
+EventSink = Callable[[StreamEvent], None]
+"""Where a streamed turn's events go, in order (the consumer's pace holds it back)."""
 
 
 class Guard(Protocol):
@@ -67,6 +72,11 @@ class Backend(Protocol):
         ready, False when the thread is gone upstream; raises to be retried later."""
         ...
 
+    def context_items(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """Context messages (``{"role", "content"}``, ``tool`` entries included) as input items
+        of this API, as a turn sends them: what ``lease.pending_context`` gives a caller."""
+        ...
+
     def run_turn(
         self,
         thread_id: str,
@@ -77,9 +87,23 @@ class Backend(Protocol):
         metadata: Mapping[str, str],
         params: Mapping[str, Any],
         context: Sequence[Mapping[str, str]] = (),
+        emit: EventSink | None = None,
     ) -> Turn:
         """Run one turn: one request starts it with ``context`` (messages ``{"role",
         "content"}`` the thread is missing from the pool's log) and then ``message``, then wait
         for its end, answering tool calls through ``tool_handler``. Every write goes through
-        ``guard``."""
+        ``guard``. With ``emit`` the turn is streamed: its text deltas and answered tool calls
+        go to ``emit`` as they come (the pool passes it only for ``stream()``; a backend that
+        cannot stream may refuse it with ``InvalidArgument``)."""
         ...
+
+
+def checked_backend(backend: object) -> Backend:
+    """``backend`` if it implements ``Backend``, else ``InvalidArgument`` (before anything
+    is reserved or written, not an ``AttributeError`` halfway through)."""
+    if not isinstance(backend, Backend):
+        raise InvalidArgument(
+            f"backend must implement Backend (create_thread, delete_thread, settle_thread, "
+            f"run_turn), not {type(backend).__name__}"
+        )
+    return backend

@@ -7,6 +7,7 @@ wait-then-cancel loop that settles a run (response) a dead holder left behind.""
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Callable, Container
@@ -22,7 +23,7 @@ from thread_pool._sync.backend import ToolHandler
 from thread_pool._sync.upstream import request
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import RetryPolicy
-from thread_pool.errors import UpstreamError
+from thread_pool.errors import InvalidArgument, UpstreamError
 
 T = TypeVar("T")
 
@@ -47,6 +48,14 @@ def answer(tool_handler: ToolHandler, call: ToolCall) -> ToolCall:
     return replace(call, output=tool_output(call_handler(tool_handler, call)))
 
 
+def sdk_params(method: Callable[..., Any], own: Container[str]) -> frozenset[str]:
+    """The keyword names of the SDK ``method`` that starts a run, less ``own`` (those the backend
+    sets itself) and ``stream``: what ``run()`` may pass on, so a misspelt one is refused before
+    anything is leased or sent, not by the SDK's ``TypeError`` halfway through a turn."""
+    names = inspect.signature(method).parameters
+    return frozenset(n for n in names if n not in own and n != "stream")
+
+
 class BackendOptions(TypedDict, total=False):
     """What every backend takes besides its client and its API's own options."""
 
@@ -67,6 +76,17 @@ class BackendBase:
     upstream to confirm; a turn waits at most ``turn_timeout`` (600 s)."""
 
     def __init__(self, client: openai.OpenAI, **options: Unpack[BackendOptions]) -> None:
+        if not isinstance(client, openai.OpenAI):
+            raise InvalidArgument(f"client must be an openai.OpenAI, not {client!r:.80}")
+        unknown = set(options) - set(BackendOptions.__annotations__)
+        if unknown:
+            raise InvalidArgument(
+                f"unknown backend option(s): {', '.join(sorted(unknown))} (options: "
+                f"{', '.join(BackendOptions.__annotations__)})"
+            )
+        for name in ("poll_interval", "settle_wait", "settle_timeout"):
+            if name in options:
+                check_positive(name, options[name], allow_zero=name == "settle_wait")
         self.client = client.with_options(max_retries=0)
         send_guard.install(self.client)
         self.retry = options.get("retry") or RetryPolicy()

@@ -111,10 +111,10 @@ class ContextLog:
 
     def log_turn(
         self, key: str, thread_id: str, turn_id: str, seen: int, message: str, turn: Turn
-    ) -> None:
+    ) -> int:
         """Append a completed turn (its user message, tool calls and reply, within the caps) to
-        the log and move the thread's cursor. A lost reply is retried: the turn id makes the
-        append happen once."""
+        the log and move the thread's cursor; returns the seq of its last entry. A lost reply is
+        retried: the turn id makes the append happen once."""
         pairs, cuts = turn_entries(message, turn, self.entry_cap, self.turn_cap)
         if cuts:
             # The thread itself holds the whole turn; only what its siblings receive is cut.
@@ -128,7 +128,7 @@ class ContextLog:
                 self.turn_cap,
                 described(cuts),
             )
-        self.append(key, turn_id, thread_id, seen, turn.run_id, pairs)
+        return self.append(key, turn_id, thread_id, seen, turn.run_id, pairs)
 
     def append(
         self,

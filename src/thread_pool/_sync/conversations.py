@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
@@ -15,6 +14,7 @@ import openai
 from thread_pool._compat import finish_first, sleep
 from thread_pool._model.limits import MAX_ITEMS, MAX_METADATA_VALUE
 from thread_pool._model.record import TOOL_ROLE, tool_of, tool_text
+from thread_pool._model.stream import ToolCallEvent
 from thread_pool._model.turns import (
     POOL_KEY,
     ToolCall,
@@ -24,13 +24,11 @@ from thread_pool._model.turns import (
     error_of,
     usage_of,
 )
-from thread_pool._sync.backend import Guard, ToolHandler
-from thread_pool._sync.backend_base import BackendBase, BackendOptions, answer, poll_hint
-from thread_pool._upstream import send_guard
+from thread_pool._sync.backend import EventSink, Guard, ToolHandler
+from thread_pool._sync.backend_base import BackendOptions, answer, poll_hint, sdk_params
+from thread_pool._sync.conversations_stream import BUSY, ResponsesInFlight
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 
-# A response in these states holds its conversation's lock.
-BUSY = frozenset({"queued", "in_progress"})
 # The output given to a function call whose turn was cut short (upstream needs one before the
 # conversation can go on).
 INTERRUPTED = "error: this call was not answered; the turn that asked for it was interrupted"
@@ -80,7 +78,7 @@ def batches(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return out
 
 
-class ConversationsBackend(BackendBase):
+class ConversationsBackend(ResponsesInFlight):
     """Runs turns as responses on a conversation: one ``responses.create(conversation=...,
     input=[...])`` starts a turn. Synchronous by default (the reply comes with the request);
     ``background=True`` returns at once and polls, which suits long turns and lets a settler
@@ -106,6 +104,15 @@ class ConversationsBackend(BackendBase):
         self.model = model
         self.instructions = instructions
         self.background = background
+        self.run_params = sdk_params(
+            self.client.responses.create, ("conversation", "input", "metadata")
+        )
+        """What ``run()`` may pass on to ``responses.create``."""
+
+    def context_items(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """Context messages as items for ``responses.create(input=...)``, exactly as a turn
+        sends them (``conversation_items``)."""
+        return conversation_items(messages)
 
     # -- threads (conversations) -------------------------------------------------------------
 
@@ -174,49 +181,6 @@ class ConversationsBackend(BackendBase):
             )
         return True
 
-    def _end_response(self, response_id: str) -> None:
-        def retrieve() -> str | None:
-            try:
-                resp = self._request(
-                    f"retrieve response {response_id}",
-                    lambda: self.client.responses.retrieve(response_id),
-                )
-            except UpstreamError as exc:
-                if exc.status_code == 404:
-                    return None
-                raise
-            return resp.status
-
-        self._settle(
-            f"response {response_id}",
-            BUSY,
-            None,
-            retrieve,
-            lambda: self._cancel_response(response_id),
-        )
-
-    def _cancel_response(self, response_id: str) -> None:
-        self._cancel(
-            f"cancel response {response_id}", lambda: self.client.responses.cancel(response_id)
-        )
-
-    def _name(self, resp: Any, guard: Guard) -> None:
-        """Record the response now in flight, for a settler to find."""
-        if resp.status not in BUSY:
-            return
-        try:
-            guard.started(resp.id)
-        except BaseException:
-            # Its id did not reach Redis (Redis away, lease taken over), so no settler could find
-            # this response, and a background response may run on and lock the conversation for
-            # the next holder: end it now, while we still know it.
-            self._cancel_unrecorded(resp.id)
-            raise
-
-    def _cancel_unrecorded(self, response_id: str) -> None:
-        with send_guard.unguarded(), contextlib.suppress(UpstreamError):
-            self._cancel_response(response_id)
-
     # -- turns -------------------------------------------------------------------------------
 
     def run_turn(
@@ -229,10 +193,13 @@ class ConversationsBackend(BackendBase):
         metadata: Mapping[str, str],
         params: Mapping[str, Any],
         context: Sequence[Mapping[str, str]] = (),
+        emit: EventSink | None = None,
     ) -> Turn:
         """Create a response with ``context`` and ``message`` on the conversation (one request:
         the context rides as ``input`` messages before the user message), wait for it, and
-        answer function calls with ``function_call_output`` in the next response."""
+        answer function calls with ``function_call_output`` in the next response. With
+        ``emit`` every response is streamed (and sent in the background: resumable,
+        cancellable)."""
         options = dict(params)
         model = options.pop("model", None) or self.model
         if not model:
@@ -240,9 +207,9 @@ class ConversationsBackend(BackendBase):
         instructions = options.pop("instructions", None) or self.instructions
         if instructions is not None:
             options["instructions"] = instructions
-        background = bool(options.pop("background", self.background))
+        background = emit is not None or bool(options.pop("background", self.background))
         items: list[dict[str, Any]] = [
-            *conversation_items(context),
+            *self.context_items(context),
             {"role": "user", "content": message},
         ]
         usage: dict[str, int] = {}
@@ -251,7 +218,7 @@ class ConversationsBackend(BackendBase):
         started = time.monotonic()
         while True:
             resp, rid = self._respond(
-                thread_id, model, items, metadata, options, background, guard, started
+                thread_id, model, items, metadata, options, background, guard, started, emit
             )
             request_id = request_id or rid
             usage = add_usage(usage, usage_of(resp))
@@ -282,7 +249,11 @@ class ConversationsBackend(BackendBase):
                     run_id=resp.id,
                     request_id=request_id,
                 )
-            done = [answer(tool_handler, call) for call in calls]
+            done = []
+            for call in calls:
+                done.append(answer(tool_handler, call))
+                if emit is not None:
+                    emit(ToolCallEvent(done[-1]))
             items = [
                 {"type": "function_call_output", "call_id": call.id, "output": call.output}
                 for call in done
@@ -309,19 +280,32 @@ class ConversationsBackend(BackendBase):
         background: bool,
         guard: Guard,
         started: float,
+        emit: EventSink | None,
     ) -> tuple[Any, str | None]:
-        """One response on the conversation, waited for to its end (or ``turn_timeout``)."""
+        """One response on the conversation, waited for (or streamed to ``emit``) to its end
+        (or ``turn_timeout``)."""
+
+        def request() -> dict[str, Any]:
+            # The same request streamed or not: fenced, stamped, context and message in input.
+            stamp = guard.write(starts_run=True)
+            return {
+                "model": model,
+                "conversation": thread_id,
+                "input": items,
+                "metadata": {**metadata, **stamp},
+                "background": background,
+                **options,
+            }
+
+        if emit is not None:
+
+            def open_stream() -> Any:
+                return self.client.responses.create(**request(), stream=True)
+
+            return self._stream_response(thread_id, open_stream, guard, emit, started)
 
         def start() -> Any:
-            stamp = guard.write(starts_run=True)
-            create = self.client.responses.with_raw_response.create(
-                model=model,
-                conversation=thread_id,
-                input=items,  # type: ignore[arg-type]
-                metadata={**metadata, **stamp},
-                background=background,
-                **options,
-            )
+            create = self.client.responses.with_raw_response.create(**request())
             if not background:
                 return create
             # Cancelled mid-request, the response may have started all the same, and only the

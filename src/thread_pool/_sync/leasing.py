@@ -12,7 +12,16 @@ import time
 from typing import Any
 
 from thread_pool._compat import holder_name
-from thread_pool._store.replies import Grant, Outcome, grant, integers, outcome, strings, text
+from thread_pool._store.replies import (
+    Grant,
+    Outcome,
+    grant,
+    integers,
+    outcome,
+    pool_stats,
+    strings,
+    text,
+)
 from thread_pool._store.scripts import ms
 from thread_pool._sync.backend import Backend
 from thread_pool._sync.growth import Grower
@@ -29,6 +38,7 @@ from thread_pool.errors import (
     PoolDraining,
     PoolTimeout,
     StoreUnavailable,
+    ThreadPoolError,
     TooManyWaiters,
     UnknownPool,
 )
@@ -77,7 +87,8 @@ class Leasing:
     def acquire(self, key: str, wait_s: float) -> tuple[str, Grant, float]:
         """Lease a thread of pool ``key`` (see ``ThreadPool.acquire``): the token, the
         grant, and when it was asked for (by this process's clock)."""
-        give_up = time.monotonic() + wait_s
+        started = time.monotonic()
+        give_up = started + wait_s
         token = secrets.token_hex(16)
         holder = holder_name()
         if self._backend is not None:
@@ -123,6 +134,8 @@ class Leasing:
                         return self._granted(key, token, *waited)
                 else:
                     raise self._refused(key, word, rest, wait_s)
+        except PoolTimeout:
+            raise self._timed_out(key, wait_s, time.monotonic() - started) from None
         except _NOTHING_HELD:
             raise
         except BaseException:
@@ -141,7 +154,7 @@ class Leasing:
         if word is Outcome.LOSTSTATE:
             return self._known.lost(key, rest)
         if word is Outcome.TIMEOUT:
-            return PoolTimeout(f"no thread of pool {key!r} became free within {wait_s}s")
+            return PoolTimeout(f"no thread of pool {key!r} became free")  # see _timed_out
         if word is Outcome.FULL:
             return TooManyWaiters(
                 f"pool {key!r} already has {integers(rest)[0]} waiters "
@@ -158,8 +171,32 @@ class Leasing:
             )
         return CorruptState(f"acquire on pool {key!r} answered {word!r}")
 
+    def _timed_out(self, key: str, wait_s: float, waited: float) -> PoolTimeout:
+        """The ``PoolTimeout`` of an acquire that waited ``waited`` seconds: with the pool's
+        size and waiters, which say whether the pool is too small or a holder is slow."""
+        try:
+            word, rest = outcome(self._store.call("stats", key))
+            stats = pool_stats(key, rest) if word is Outcome.OK else None
+        except ThreadPoolError:  # the counts are a courtesy; the timeout is the news
+            stats = None
+        message = f"no thread of pool {key!r} became free within {wait_s:g}s (waited {waited:.2f}s"
+        if stats is None:
+            return PoolTimeout(message + ")", waited=waited)
+        return PoolTimeout(
+            f"{message}; {stats.leased} of {stats.threads} thread(s) leased, max_size "
+            f"{stats.max_size}, {stats.waiting} other caller(s) waiting)",
+            waited=waited,
+            threads=stats.threads,
+            max_size=stats.max_size,
+            waiting=stats.waiting,
+        )
+
     def release(self, lease: Lease) -> None:
         """Give a leased thread back (see ``ThreadPool.release``)."""
+        if lease.released:
+            # Said as it is: the token would be refused by the script as "not held" too, which
+            # reads as if someone else held it.
+            raise LeaseNotOwned(f"{_named(lease)} was already released")
         args = (lease.thread_id, lease.token, 0, int(lease.dirty))
         try:
             word, _ = outcome(self._store.call("release", lease.key, *args))
@@ -178,6 +215,7 @@ class Leasing:
 
     def renew(self, lease: Lease, ttl: float | None) -> float:
         """Extend ``lease`` (see ``ThreadPool.renew``)."""
+        lease.alive()
         asked_at = time.monotonic()
         word, rest = outcome(
             self._store.call(
@@ -185,6 +223,7 @@ class Leasing:
             )
         )
         if word is not Outcome.OK:
+            lease.lose("renewal failed: it expired or was taken over")
             raise LeaseLost(f"{_named(lease)} is lost; it cannot be renewed")
         deadline_ms, ttl_ms = integers(rest)
         lease.extended(deadline_ms, ttl_ms, asked_at)
@@ -192,6 +231,7 @@ class Leasing:
 
     def check(self, lease: Lease, need: float, *, starts_run: bool = False) -> float:
         """The fence check (see ``ThreadPool.check``)."""
+        lease.alive()
         word, rest = outcome(
             self._store.call(
                 "check", lease.key, lease.thread_id, lease.token, ms(need), int(starts_run)
@@ -203,6 +243,7 @@ class Leasing:
                 return self.check(lease, 0, starts_run=True)
             return lease.remaining()
         if word is not Outcome.OK:
+            lease.lose("a fence check found it expired or taken over")
             raise LeaseLost(f"{_named(lease)} is no longer current")
         return integers(rest)[0] / 1000
 

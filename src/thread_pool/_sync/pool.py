@@ -13,37 +13,43 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
 import redis
 
-from thread_pool._compat import open_client
+from thread_pool._compat import LoopBound, open_client
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
-from thread_pool._model.turns import Turn
+from thread_pool._model.turns import ToolCall, Turn
 from thread_pool._model.validation import (
     check_cap,
+    check_flag,
     check_positive,
     check_size,
     check_text,
+    check_ttl,
     validate_key,
     validate_message,
     validate_metadata,
+    validate_params,
     validate_role,
-    validate_thread_id,
+    validate_thread_ids,
 )
-from thread_pool._sync.backend import Backend, ToolHandler
+from thread_pool._sync.backend import Backend, ToolHandler, checked_backend
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.growth import Grower
 from thread_pool._sync.known import KnownPools
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.leasing import Leasing
+from thread_pool._sync.own_calls import OwnCalls
+from thread_pool._sync.renewal import Renewer
 from thread_pool._sync.settling import Settling
 from thread_pool._sync.sizing import Sizing
 from thread_pool._sync.store import Store
+from thread_pool._sync.streaming import TurnStream, stream_turn
 from thread_pool._sync.turn import TurnRunner
 from thread_pool.errors import (
     InvalidArgument,
@@ -96,6 +102,8 @@ class ThreadPool:
         **overrides: Any,
     ) -> None:
         self.settings = s = Settings.resolve(settings, overrides)
+        if backend is not None:
+            checked_backend(backend)
         if compact is not None and not callable(compact):
             raise InvalidArgument(f"compact must be callable, not {compact!r}")
         self._own_client = client is None
@@ -124,24 +132,49 @@ class ThreadPool:
             if backend is None
             else TurnRunner(backend, self.log, self._leasing, self._settling, s)
         )
+        self._own = OwnCalls(backend, self.log)
         self._closed = False
+        self._loop = LoopBound(f"the {type(self).__name__}")
+
+    @property
+    def backend(self) -> Backend | None:
+        """The backend this pool runs turns with (None: it has none)."""
+        return self._backend
 
     # -- leases ------------------------------------------------------------------------------
 
     @contextmanager
-    def lease(self, key: str, timeout: float | None = None) -> Iterator[Lease]:
+    def lease(
+        self, key: str, timeout: float | None = None, *, keepalive: bool = False
+    ) -> Iterator[Lease]:
         """Hold a thread of pool ``key`` for the ``with`` block; it is released on every
         exit path, cancellation included. Raises ``LeaseLost`` on exit if the lease expired while
-        the block ran (its upstream work may have overlapped another holder's)."""
+        the block ran (its upstream work may have overlapped another holder's).
+
+        ``keepalive=True`` renews the lease in the background for the whole block (as a turn
+        does while it runs): for calls of your own that may outlast the TTL. A failed renewal
+        marks the lease lost at once: ``lease.lost`` says why, and ``check``, ``run``,
+        ``pending_context`` and ``record`` raise ``LeaseLost``."""
         held = self.acquire(key, timeout)
         try:
-            yield held
+            if keepalive:
+                with self.renewer(held):
+                    yield held
+            else:
+                yield held
         except BaseException:
             if not held.released:
                 self._release_quietly(held)
             raise
+        if held.lost is not None:
+            self._release_quietly(held)
+            held.alive()  # the block's work may have overlapped another holder's: say so
         if not held.released:
             self.release(held)
+
+    def renewer(self, lease: Lease) -> Renewer:
+        """The background renewer of ``lease`` (``lease.keepalive()`` returns it)."""
+        return Renewer(lease, self._leasing, self.settings.renew_margin)
 
     def acquire(self, key: str, timeout: float | None = None) -> Lease:
         """Lease a thread of pool ``key``: an idle one, a new one if the pool may grow, else the
@@ -160,13 +193,13 @@ class ThreadPool:
         Raises ``LeaseNotOwned`` if the lease is not held by this token any more (released
         already, or reaped and granted again), ``LeaseLost`` if it expired before the release; in
         both cases nothing is changed."""
-        self._leasing.release(lease)
+        self._leasing.release(_checked(lease))
 
     def renew(self, lease: Lease, ttl: float | None = None) -> float:
         """Extend ``lease`` to ``ttl`` seconds from now (default: the pool's TTL)."""
         if ttl is not None:
-            check_positive("ttl", ttl)
-        return self._leasing.renew(lease, ttl)
+            check_ttl("ttl", ttl)
+        return self._leasing.renew(_checked(lease), ttl)
 
     def check(
         self, lease: Lease, min_remaining: float | None = None, *, starts_run: bool = False
@@ -177,7 +210,8 @@ class ThreadPool:
         recorded as in flight (id not known yet) for a settler to wait on if the holder stops."""
         need = self.settings.renew_margin if min_remaining is None else min_remaining
         check_positive("min_remaining", need, allow_zero=True)
-        return self._leasing.check(lease, need, starts_run=starts_run)
+        starts_run = check_flag("starts_run", starts_run)
+        return self._leasing.check(_checked(lease), need, starts_run=starts_run)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -196,8 +230,37 @@ class ThreadPool:
         # Bad input is refused before any request (leasing may create a thread upstream).
         validate_message(message)
         validate_metadata(metadata)
+        self._check_turn(params)
         with self.lease(key, timeout) as held:
             return held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
+
+    @contextmanager
+    def stream(
+        self,
+        key: str,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Iterator[TurnStream]:
+        """Lease a thread of pool ``key`` and stream one turn on it (see ``Lease.stream``);
+        the thread is released when the block ends::
+
+            with pool.stream("doc-42", "Summarise section 3") as events:
+                for event in events:
+                    if isinstance(event, TextDelta):
+                        print(event.text, end="")
+        """
+        validate_message(message)
+        validate_metadata(metadata)
+        self._check_turn(params, streaming=True)
+        with self.lease(key, timeout) as held:
+            with held.stream(
+                message, tool_handler=tool_handler, metadata=metadata, **params
+            ) as events:
+                yield events
 
     def run_on(
         self,
@@ -209,12 +272,52 @@ class ThreadPool:
         **params: Any,
     ) -> Turn:
         """Run one turn on a held ``lease`` (``lease.run`` calls this)."""
-        if self._turns is None:
-            raise InvalidArgument("this pool has no backend to run turns with")
-        if lease.released:
+        turns = self._check_turn(params)
+        if _checked(lease).released:
             raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
-        return self._turns.run(
+        return turns.run(
             lease, message, tool_handler=tool_handler, metadata=metadata, params=params
+        )
+
+    def pending_context(self, lease: Lease) -> list[dict[str, Any]]:
+        """What ``lease``'s thread is missing, as input items (``lease.pending_context``)."""
+        return self._own.pending(lease)
+
+    def record_on(
+        self,
+        lease: Lease,
+        *,
+        user: str,
+        reply: str,
+        run_id: str = "",
+        record_id: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+    ) -> int:
+        """Log a turn made by a call of the caller's own on ``lease`` (``lease.record``)."""
+        return self._own.record(
+            lease,
+            user=user,
+            reply=reply,
+            run_id=run_id,
+            record_id=record_id,
+            tool_calls=tool_calls,
+        )
+
+    def stream_on(
+        self,
+        lease: Lease,
+        message: str,
+        *,
+        tool_handler: ToolHandler | None = None,
+        metadata: Mapping[str, object] | None = None,
+        **params: Any,
+    ) -> contextlib.AbstractContextManager[TurnStream]:
+        """Stream one turn on a held ``lease`` (``lease.stream`` calls this)."""
+        turns = self._check_turn(params, streaming=True)
+        if _checked(lease).released:
+            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
+        return stream_turn(
+            turns, lease, message, tool_handler=tool_handler, metadata=metadata, params=params
         )
 
     # -- the canonical log -------------------------------------------------------------------
@@ -253,7 +356,7 @@ class ThreadPool:
         fences go on above any they can have had."""
         self._check_open()
         key = validate_key(key)
-        ids = list(dict.fromkeys(validate_thread_id(t) for t in thread_ids))
+        ids = validate_thread_ids(thread_ids)
         if not ids:
             return 0
         return self._sizing.add(key, ids)
@@ -274,7 +377,7 @@ class ThreadPool:
         low = None if min_size is None else check_size("min_size", min_size)
         high = None if max_size is None else check_size("max_size", max_size, least=1)
         if ttl is not None:
-            check_positive("ttl", ttl)
+            check_ttl("ttl", ttl)
             if ttl <= self.settings.renew_margin:
                 raise InvalidArgument(
                     f"ttl ({ttl}s) must exceed the renew margin ({self.settings.renew_margin}s)"
@@ -334,7 +437,15 @@ class ThreadPool:
     ) -> None:
         self.close()
 
+    def _check_turn(self, params: Mapping[str, Any], *, streaming: bool = False) -> TurnRunner:
+        """The turn runner, once ``params`` are known to be what the backend's request takes."""
+        if self._turns is None:
+            raise InvalidArgument("this pool has no backend to run turns with")
+        validate_params(params, getattr(self._backend, "run_params", None), streaming=streaming)
+        return self._turns
+
     def _check_open(self) -> None:
+        self._loop.check()
         if self._closed:
             raise PoolClosed("the pool is closed")
 
@@ -347,6 +458,13 @@ class ThreadPool:
             logger.info("pool %r: release after an error: %s", lease.key, exc)
         except Exception as exc:
             logger.warning("pool %r: release after an error failed: %s", lease.key, exc)
+
+
+def _checked(lease: object) -> Lease:
+    """``lease`` if it is one (``release(None)`` must not fail on a missing attribute)."""
+    if not isinstance(lease, Lease):
+        raise InvalidArgument(f"expected a lease from acquire(), not {type(lease).__name__}")
+    return lease
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:

@@ -90,6 +90,11 @@ class Settling:
         """Upstream said the thread of a lease we hold is busy, which should never happen while
         the pool holds it (a bug signal): count it and make the thread quiet."""
         self._store.call("count", lease.key, "lock_errors")
+        self.settle_held(lease)
+
+    def settle_held(self, lease: Lease) -> None:
+        """Make the thread of a lease we hold quiet now: end the run (response) a turn left
+        active, so that whoever uses the thread next, this holder included, meets none."""
         if self._backend is None:
             return
         lease.check()

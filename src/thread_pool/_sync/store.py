@@ -19,12 +19,15 @@ from thread_pool._store import scripts
 from thread_pool._store.errors import mapped
 from thread_pool._store.keys import PoolKeys, owners_key, registry_key
 from thread_pool._store.replies import entry_of, text
+from thread_pool.errors import InvalidArgument
 
 
 class Store:
     """Pool operations over one redis-py client; every change is one script call."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
+        if not hasattr(client, "register_script"):  # a cluster client is no Redis subclass
+            raise InvalidArgument(f"client must be a redis-py client, not {type(client).__name__}")
         self.client = client
         self.prefix = prefix
         # register_script loads nothing yet: the first call tries EVALSHA and loads on NOSCRIPT,

@@ -12,17 +12,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from thread_pool._compat import Background
+from thread_pool._model.stream import TurnDone
 from thread_pool._model.turns import FENCE_KEY, Turn
-from thread_pool._model.validation import validate_message, validate_metadata
+from thread_pool._model.validation import (
+    validate_message,
+    validate_metadata,
+)
 from thread_pool._store.replies import Outcome
-from thread_pool._sync.backend import Backend, ToolHandler
+from thread_pool._sync.backend import Backend, EventSink, ToolHandler
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.leasing import Leasing
+from thread_pool._sync.renewal import Renewer
 from thread_pool._sync.settling import Settling
 from thread_pool._upstream import send_guard
-from thread_pool.errors import InvalidArgument, LeaseLost, StoreUnavailable, ThreadBusy, TurnFailed
+from thread_pool.errors import InvalidArgument, ThreadBusy, TurnFailed
 from thread_pool.settings import Settings
 
 logger = logging.getLogger("thread_pool")
@@ -32,7 +36,7 @@ _ENDED = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"}
 
 
 class TurnGuard:
-    """The lease as the backend sees it during a turn (``Guard``), plus its renewer."""
+    """The lease as the backend sees it during a turn (``Guard``)."""
 
     def __init__(
         self, lease: Lease, leasing: Leasing, settling: Settling, settings: Settings
@@ -42,7 +46,6 @@ class TurnGuard:
         self._settling = settling
         self._settings = settings
         self.fence = lease.fence
-        self.lost: str | None = None
         self.wrote = False
         self.context_delivered = False
         # A run-starting request is marked in flight in Redis and not yet named or cleared.
@@ -58,13 +61,9 @@ class TurnGuard:
 
     def alive(self) -> None:
         """Raise ``LeaseLost`` once renewal failed or the lease ran out by our own clock."""
-        if self.lost is None and self._lease.remaining() <= 0:
-            self.lost = "it ran out before it could be renewed"
-        if self.lost is not None:
-            raise LeaseLost(
-                f"lease on thread {self._lease.thread_id!r} of pool {self._lease.key!r} "
-                f"(fence {self.fence}) was lost during a turn: {self.lost}"
-            )
+        if self._lease.remaining() <= 0:
+            self._lease.lose("it ran out before it could be renewed")
+        self._lease.alive()
 
     def delivered(self) -> None:
         """Note that upstream took in the turn's context (see ``Guard.delivered``)."""
@@ -76,7 +75,7 @@ class TurnGuard:
         named = self._settling.record(self._lease, request_id)
         self._unnamed = False
         if named is not Outcome.OK:
-            self.lost = "it was taken over"
+            self._lease.lose("it was taken over")
             self.alive()
 
     def finished(self) -> None:
@@ -93,25 +92,6 @@ class TurnGuard:
         with contextlib.suppress(Exception):
             self._settling.record(self._lease, "")
         self._unnamed = False
-
-    def renew_step(self) -> float | None:
-        """One step of the background renewer: renew when ``renew_margin`` is left; returns the
-        seconds until the next step, or None (stop) once the lease is lost."""
-        margin = self._settings.renew_margin
-        left = self._lease.remaining()
-        if left > margin:
-            return left - margin
-        try:
-            self._leasing.renew(self._lease, None)
-        except LeaseLost:
-            self.lost = "renewal failed: it expired or was taken over"
-            return None
-        except StoreUnavailable as exc:
-            if self._lease.remaining() <= 0:
-                self.lost = f"renewal failed: {exc}"
-                return None
-            return min(0.5, self._lease.remaining() / 4)  # Redis hiccup: try again soon
-        return max(self._lease.remaining() - margin, 0.01)
 
 
 @dataclass(frozen=True)
@@ -132,8 +112,11 @@ class TurnRunner:
         tool_handler: ToolHandler | None,
         metadata: Mapping[str, object] | None,
         params: Mapping[str, Any],
+        emit: EventSink | None = None,
     ) -> Turn:
-        """Run one turn on ``lease`` (see ``Lease.run``)."""
+        """Run one turn on ``lease`` (see ``Lease.run``). With ``emit`` (``stream()``) the
+        turn's events go to it as they come, and its last is ``TurnDone`` once the turn is
+        logged; the lease is renewed until then, however slowly ``emit`` takes them."""
         message = validate_message(message)
         checked = validate_metadata(metadata)
         guard = TurnGuard(lease, self.leasing, self.settling, self.settings)
@@ -144,18 +127,23 @@ class TurnRunner:
         # Until the turn ends cleanly its run may still be active upstream: if we leave early,
         # the release sends the thread to be settled instead of straight back to use.
         lease.dirty = True
-        try:
-            with send_guard.turn_requests(lease):
-                turn = self._guarded(lease, message, guard, tool_handler, checked, params, context)
-        except BaseException:
-            # A request that was to start a run and failed: no settler should wait for its name.
-            guard.unstarted()
-            if guard.context_delivered and missing.last_seq > missing.cursor:
-                # The turn failed, but its context reached the thread: sending it again next
-                # time would give the thread those entries twice.
-                self.log.advance(lease.key, lease.thread_id, missing.last_seq)
-            raise
-        self.log.log_turn(lease.key, lease.thread_id, turn_id, missing.last_seq, message, turn)
+        with Renewer(lease, self.leasing, self.settings.renew_margin):
+            try:
+                with send_guard.turn_requests(lease):
+                    turn = self._guarded(
+                        lease, message, guard, tool_handler, checked, params, context, emit
+                    )
+            except BaseException:
+                # A request that was to start a run and failed: no settler should wait for it.
+                guard.unstarted()
+                if guard.context_delivered and missing.last_seq > missing.cursor:
+                    # The turn failed, but its context reached the thread: sending it again
+                    # next time would give the thread those entries twice.
+                    self.log.advance(lease.key, lease.thread_id, missing.last_seq)
+                raise
+            self.log.log_turn(lease.key, lease.thread_id, turn_id, missing.last_seq, message, turn)
+            if emit is not None:
+                emit(TurnDone(turn))
         return turn
 
     def _guarded(
@@ -167,10 +155,21 @@ class TurnRunner:
         checked: Mapping[str, str],
         params: Mapping[str, Any],
         context: Sequence[Mapping[str, str]],
+        emit: EventSink | None,
     ) -> Turn:
-        """The turn under its renewer, with the lock-error fallback and the dirty flag kept."""
+        """The turn, with the lock-error fallback and the dirty flag kept."""
 
         def turn() -> Turn:
+            if emit is None:  # a backend written before streaming need not know ``emit``
+                return self.backend.run_turn(
+                    lease.thread_id,
+                    message,
+                    guard,
+                    tool_handler=tool_handler,
+                    metadata=checked,
+                    params=params,
+                    context=context,
+                )
             return self.backend.run_turn(
                 lease.thread_id,
                 message,
@@ -179,26 +178,24 @@ class TurnRunner:
                 metadata=checked,
                 params=params,
                 context=context,
+                emit=emit,
             )
 
-        with Background(guard.renew_step, f"renew {lease.thread_id}"):
-            try:
-                done = turn()
-            except ThreadBusy as exc:
-                # Should never happen while the pool holds the thread: a bug signal. Count it,
-                # make the thread quiet, and try once more.
-                logger.error(
-                    "pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc
-                )
-                self.settling.settle_busy(lease)
-                done = turn()
-            except TurnFailed as exc:
-                if exc.status in _ENDED:
-                    lease.dirty = False
-                raise
-            except InvalidArgument:
-                if not guard.wrote:
-                    lease.dirty = False  # refused before any request: nothing to settle
-                raise
+        try:
+            done = turn()
+        except ThreadBusy as exc:
+            # Should never happen while the pool holds the thread: a bug signal. Count it,
+            # make the thread quiet, and try once more.
+            logger.error("pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc)
+            self.settling.settle_busy(lease)
+            done = turn()
+        except TurnFailed as exc:
+            if exc.status in _ENDED:
+                lease.dirty = False
+            raise
+        except InvalidArgument:
+            if not guard.wrote:
+                lease.dirty = False  # refused before any request: nothing to settle
+            raise
         lease.dirty = False
         return done

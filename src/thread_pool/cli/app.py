@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 import click
@@ -19,12 +20,13 @@ from thread_pool.cli import (
     cmd_status,
     cmd_stress,
 )
-from thread_pool.errors import InvalidPoolKey, InvalidSettings
+from thread_pool.errors import InvalidArgument, InvalidPoolKey, InvalidSettings, ThreadPoolError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by SIGINT
-# Errors in what the user typed (a pool key, a setting), found only once the command runs.
-_USAGE_ERRORS = (InvalidPoolKey, InvalidSettings)
+# Errors in what the user typed (a pool key, a setting, a number), found only once the command
+# runs.
+_USAGE_ERRORS = (InvalidPoolKey, InvalidSettings, InvalidArgument)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,6 +55,10 @@ for module in (
         cli.add_command(command)
 
 
+def _warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
 def _fail(message: str, code: int) -> int:
     click.echo(f"error: {message}", err=True)
     return code
@@ -68,7 +74,10 @@ def run(args: list[str]) -> int:
     """Run ``thread-pool args`` and return its exit code (failures reported on one line)."""
     debug = "--debug" in args
     try:
-        code = cli.main(args=args, prog_name="thread-pool", standalone_mode=False)
+        with warnings.catch_warnings():
+            # A warning (a misspelt THREAD_POOL_* variable) is one line, like an error.
+            warnings.showwarning = _warning
+            code = cli.main(args=args, prog_name="thread-pool", standalone_mode=False)
     except click.UsageError as exc:
         where = f"{exc.ctx.command_path} --help" if exc.ctx is not None else "thread-pool --help"
         return _fail(f"{exc.format_message()} (see '{where}')", EXIT_USAGE)
@@ -88,6 +97,9 @@ def run(args: list[str]) -> int:
             traceback.print_exc()
         code = EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_FAILED
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not isinstance(exc, ThreadPoolError | OSError):
+            # Every failure the library foresees is typed: anything else is a bug, said as such.
+            message = f"unexpected {type(exc).__name__}: {message} (a bug; --debug shows where)"
         return _fail(message, code)
     # Without standalone mode click returns the code of ``--help``/``ctx.exit``, else None.
     return code if isinstance(code, int) else EXIT_OK

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from thread_pool.cli.params import Latency, share
+
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -16,13 +18,14 @@ import click
 )
 @click.option(
     "--latency",
+    type=Latency(),
     default="0.5",
     show_default=True,
     help="seconds per run: fixed (0.5) or a range (0.2-0.8)",
 )
 @click.option(
     "--fault-rate",
-    type=click.FloatRange(0, 1),
+    type=share(),
     default=0.0,
     show_default=True,
     help="share of requests failing (500/503/429) and runs ending badly",

@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import re
-from typing import Any
 
 import click
 
+from thread_pool.cli.params import Duration
 from thread_pool.cli.render import console, print_json
 from thread_pool.cli.target import Target, run, target_options
 from thread_pool.maintenance import idle_pools, retire_idle
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
-
-
-class Duration(click.ParamType):  # type: ignore[type-arg]
-    """``90``, ``90s``, ``15m``, ``12h``, ``7d``, ``2w``: seconds, finite and positive."""
-
-    name = "duration"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, int | float):
-            return float(value)
-        match = _DURATION.fullmatch(str(value).strip().lower())
-        if match is None or float(match[1]) <= 0:
-            self.fail(f"{value!r} is not a duration like 90s, 15m, 12h, 7d or 2w", param, ctx)
-        return float(match[1]) * _UNITS[match[2] or "s"]
 
 
 async def _gc(target: Target, idle_for: float, dry_run: bool, as_json: bool) -> None:

@@ -7,8 +7,8 @@ import threading
 
 import click
 
-from thread_pool.cli.cmd_gc import Duration
 from thread_pool.cli.cmd_metrics import metrics_server, pool_label_option
+from thread_pool.cli.params import Duration, FiniteFloat
 from thread_pool.cli.target import Target, run, target_options
 from thread_pool.maintenance import MaintenancePass, maintain
 
@@ -51,7 +51,7 @@ async def _maintain(
 @click.command()
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.05, max=3600),
+    type=FiniteFloat(min=0.05, max=3600),
     default=1.0,
     show_default=True,
     help="seconds between passes (an expired lease is reaped within about this long)",
@@ -65,7 +65,7 @@ async def _maintain(
 )
 @click.option(
     "--rate",
-    type=click.FloatRange(min=0.1, max=1000),
+    type=FiniteFloat(min=0.1, max=1000),
     default=10.0,
     show_default=True,
     help="thread creations started per second, at most",

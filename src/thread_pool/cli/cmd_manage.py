@@ -7,6 +7,7 @@ import dataclasses
 import click
 
 from thread_pool.admin import DeleteReport
+from thread_pool.cli.params import count, seconds, ttl
 from thread_pool.cli.render import console, print_json
 from thread_pool.cli.target import Target, run, target_options
 
@@ -30,9 +31,9 @@ async def _resize(
 
 @click.command()
 @click.argument("key")
-@click.option("--min", "low", type=click.IntRange(min=0), help="minimum threads")
-@click.option("--max", "high", type=click.IntRange(min=1), help="maximum threads")
-@click.option("--ttl", type=click.FloatRange(min=0, min_open=True), help="lease TTL (seconds)")
+@click.option("--min", "low", type=count(0), help="minimum threads")
+@click.option("--max", "high", type=count(1), help="maximum threads")
+@click.option("--ttl", type=ttl(), help="lease TTL (seconds)")
 @click.option("--create", is_flag=True, help="create the pool if it does not exist")
 @_json_option
 @target_options
@@ -93,7 +94,7 @@ async def _drain(target: Target, key: str, timeout: float, off: bool) -> dict[st
 @click.argument("key")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=seconds(0),
     default=30.0,
     show_default=True,
     help="seconds to wait for holders to release",

@@ -9,6 +9,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from thread_pool.admin import PoolProgress, prewarm, targets
+from thread_pool.cli.params import FiniteFloat, count
 from thread_pool.cli.render import console, print_json
 from thread_pool.cli.target import Target, run, target_options
 
@@ -59,7 +60,7 @@ async def _prewarm(
 
 @click.command(name="prewarm")
 @click.argument("keys", nargs=-1)
-@click.option("--size", type=click.IntRange(min=0), help="threads per pool [default: min_size]")
+@click.option("--size", type=count(0), help="threads per pool [default: min_size]")
 @click.option(
     "--from-file",
     type=click.File("r", encoding="utf-8"),
@@ -74,7 +75,7 @@ async def _prewarm(
 )
 @click.option(
     "--rate",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloat(min=0.1, max=10_000),
     default=10.0,
     show_default=True,
     help="thread creations started per second, at most",

@@ -11,6 +11,7 @@ from rich.console import RenderableType
 from rich.live import Live
 
 from thread_pool import AsyncPoolAdmin, PoolStatus
+from thread_pool.cli.params import seconds
 from thread_pool.cli.render import console, pool_detail, pools_table, print_json
 from thread_pool.cli.target import Target, run, target_options
 from thread_pool.errors import UnknownPool
@@ -74,7 +75,7 @@ async def _status(
 @click.option("--watch", is_flag=True, help="refresh until Ctrl-C")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.1),
+    type=seconds(0.1),
     default=1.0,
     show_default=True,
     help="seconds between refreshes with --watch",

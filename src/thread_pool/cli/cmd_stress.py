@@ -7,6 +7,7 @@ from typing import Literal, cast
 
 import click
 
+from thread_pool.cli.params import Latency
 from thread_pool.cli.render import console, print_json, stress_table
 
 _STRATEGIES = ("naive", "lock", "pool")
@@ -24,6 +25,7 @@ _STRATEGIES = ("naive", "lock", "pool")
 )
 @click.option(
     "--run-latency",
+    type=Latency(),
     default="0.3-0.8",
     show_default=True,
     help="the emulator's seconds per run: fixed (0.5) or a range (0.3-0.8)",

@@ -35,9 +35,16 @@ def _seconds(value: float) -> str:
     return f"{value:.1f}s" if abs(value) < 100 else f"{value:.0f}s"
 
 
+def _left(remaining: float) -> str:
+    return _seconds(remaining) if remaining > 0 else f"expired {_seconds(-remaining)} ago"
+
+
 def _state(status: PoolStatus) -> Text:
     if status.draining:
         return Text("draining", style="yellow")
+    if status.expired:
+        # Not "ok": a holder overran its lease (or died) and nobody has reclaimed it yet.
+        return Text(f"{status.expired} expired", style="red")
     if status.stats.waiting:
         return Text("waiting", style="red")
     return Text("ok", style="green")
@@ -92,10 +99,10 @@ def pool_detail(status: PoolStatus) -> Group:
         right = name in ("fence", "age", "left", "lag")
         threads.add_column(name, justify="right" if right else "left")
     leases = {lease.thread_id: lease for lease in status.leases}
-    styles = {"idle": "green", "leased": "yellow", "settling": "magenta"}
+    styles = {"idle": "green", "leased": "yellow", "settling": "magenta", "expired": "red"}
     for t in status.threads:
         lease = leases.get(t.thread_id)
-        left = "" if lease is None else _seconds(lease.remaining)
+        left = "" if lease is None else _left(lease.remaining)
         threads.add_row(
             t.thread_id,
             Text(t.state, style=styles.get(t.state, "")),

@@ -16,6 +16,9 @@ from thread_pool import AsyncBackend, AsyncPoolAdmin, AsyncThreadPool, PoolAdmin
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
+# SDK clients opened by ``Target.backend`` for the command being run (see ``_main``).
+_opened: list[Any] = []
+
 # The names build_backend takes (spelled here too: click needs them before anything is imported,
 # and importing the builder would import the openai SDK for every command).
 BACKENDS = ("assistants", "conversations")
@@ -59,7 +62,9 @@ class Target:
 
         from thread_pool import build_backend
 
-        return build_backend(self.backend_name, openai.AsyncOpenAI(base_url=self.base_url))
+        client = openai.AsyncOpenAI(base_url=self.base_url)
+        _opened.append(client)
+        return build_backend(self.backend_name, client)
 
     def require_backend(self, what: str) -> AsyncBackend:
         """The backend, or a usage error saying ``what`` needs one."""
@@ -124,4 +129,10 @@ def run(main: Awaitable[T]) -> T:
 
 
 async def _main(main: Awaitable[T]) -> T:
-    return await main
+    try:
+        return await main
+    finally:
+        # The SDK clients the command made: closed in the loop that used their connections
+        # (left to garbage collection, their sockets outlive the loop, unclosed).
+        while _opened:
+            await _opened.pop().close()
