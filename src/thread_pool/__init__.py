@@ -5,6 +5,7 @@ several upstream threads per key and leases each to one caller at a time, so N t
 callers at once and no run ever meets another on the same thread.
 """
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from thread_pool._async.admin import AsyncPoolAdmin
@@ -13,6 +14,7 @@ from thread_pool._async.lease import AsyncLease
 from thread_pool._async.pool import AsyncThreadPool
 from thread_pool._async.streaming import AsyncTurnStream
 from thread_pool._model.log import LogEntry
+from thread_pool._model.redaction import RedactingFilter
 from thread_pool._model.status import PoolStats, PoolStatus
 from thread_pool._model.stream import StreamEvent, TextDelta, ToolCallEvent, TurnDone
 from thread_pool._model.turns import ToolCall, Turn
@@ -49,6 +51,11 @@ from thread_pool.errors import (
     WrongEventLoop,
 )
 from thread_pool.settings import Settings
+
+# Every log line of the library passes this filter: none shows a password or an API key. A
+# logger's filter does not see its children's records, so each logger the library uses is named.
+for _name in ("thread_pool", "thread_pool.maintenance"):
+    logging.getLogger(_name).addFilter(RedactingFilter())
 
 if TYPE_CHECKING:
     from thread_pool._async.assistants import AsyncAssistantsBackend

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -23,6 +24,7 @@ from thread_pool._model.limits import (
     MIN_LOG_CHARS,
     MIN_SECONDS,
 )
+from thread_pool._model.redaction import mask_url
 from thread_pool.errors import InvalidSettings, UnknownSettingWarning
 
 ENV_PREFIX = "THREAD_POOL_"
@@ -141,6 +143,11 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise InvalidSettings(describe(exc)) from None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr() and str() show the URL with its password masked; model_dump() keeps it.
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "redis_url" else value
 
     @model_validator(mode="after")
     def _check_relations(self) -> Self:

@@ -201,7 +201,7 @@ class World:
         if name == "lease.run":
             lease = a.pop("lease")
             if not isinstance(lease, Lease):
-                return self.pool.run_on(lease, a["message"], metadata=a["metadata"], **params)
+                return self.pool.work.run_on(lease, a["message"], metadata=a["metadata"], **params)
             return lease.run(a["message"], metadata=a["metadata"], **params)
         if name == "run":
             return self.pool.run(a.pop("key"), a.pop("message"), **a, **params)

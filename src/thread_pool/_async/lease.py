@@ -9,21 +9,30 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from thread_pool._async.backend import ToolHandler
 from thread_pool._model.turns import ToolCall, Turn, reply_of
-from thread_pool.errors import LeaseLost
+from thread_pool.errors import InvalidArgument, LeaseLost
 
 if TYPE_CHECKING:
     from thread_pool._async.renewal import AsyncRenewer
-
-if TYPE_CHECKING:
     from thread_pool._async.streaming import AsyncTurnStream
 
 
 class AsyncLeaseOwner(Protocol):
-    """What a lease asks of the pool that granted it (``AsyncThreadPool``)."""
+    """What a lease asks of the pool that granted it (``AsyncThreadPool``): the lease itself,
+    and (``work``) what is done with its thread."""
+
+    @property
+    def work(self) -> AsyncLeaseWorker: ...
 
     async def renew(self, lease: AsyncLease, ttl: float | None = None) -> float: ...
 
     async def check(self, lease: AsyncLease, min_remaining: float | None = None) -> float: ...
+
+    async def release(self, lease: AsyncLease) -> None: ...
+
+
+class AsyncLeaseWorker(Protocol):
+    """What a lease asks of its pool's ``work`` (``AsyncLeaseWork``): turns, own calls and
+    renewal on its thread."""
 
     async def run_on(
         self,
@@ -44,8 +53,6 @@ class AsyncLeaseOwner(Protocol):
         metadata: Mapping[str, object] | None = None,
         **params: Any,
     ) -> AbstractAsyncContextManager[AsyncTurnStream]: ...
-
-    async def release(self, lease: AsyncLease) -> None: ...
 
     def renewer(self, lease: AsyncLease) -> AsyncRenewer: ...
 
@@ -146,7 +153,7 @@ class AsyncLease:
         it runs), for work of your own that may outlast the TTL; a failed renewal marks the lease
         lost at once (``lost``; ``check`` and the write helpers raise ``LeaseLost``).
         ``pool.lease(key, keepalive=True)`` does the same for the whole lease."""
-        return self._pool.renewer(self)
+        return self._pool.work.renewer(self)
 
     async def renew(self, ttl: float | None = None) -> float:
         """Extend the lease to ``ttl`` seconds from now (default: the pool's TTL); raise
@@ -172,7 +179,7 @@ class AsyncLease:
         coroutine function) answers tool calls. ``params`` go to upstream (``assistant_id``,
         ``model``, ``instructions``, ``tools``...). Raises ``TurnFailed`` when the run failed,
         ``LeaseLost`` when the lease was lost meanwhile (nothing more was written)."""
-        return await self._pool.run_on(
+        return await self._pool.work.run_on(
             self, message, tool_handler=tool_handler, metadata=metadata, **params
         )
 
@@ -183,7 +190,7 @@ class AsyncLease:
         ``runs.create(additional_messages=[*items, ...])``). They count as delivered only once
         the call that carried them is recorded (``record``): a call that never is recorded
         leaves them due."""
-        return await self._pool.pending_context(self)
+        return await self._pool.work.pending_context(self)
 
     async def record(
         self,
@@ -199,7 +206,7 @@ class AsyncLease:
         move this thread's cursor past the context ``pending_context`` gave it. Idempotent:
         ``record_id`` (default: ``run_id``) is logged at most once. Returns the log seq of the
         turn's last entry."""
-        return await self._pool.record_on(
+        return await self._pool.work.record_on(
             self,
             user=user,
             reply=reply,
@@ -230,7 +237,7 @@ class AsyncLease:
         logged by then). The lease is renewed however slowly the events are read. Leaving the
         block before ``TurnDone`` stops the turn: its run (response) is cancelled and the thread
         settled before the block is left, and nothing is logged."""
-        return self._pool.stream_on(
+        return self._pool.work.stream_on(
             self, message, tool_handler=tool_handler, metadata=metadata, **params
         )
 
@@ -250,3 +257,10 @@ class AsyncLease:
             f"<{type(self).__name__} pool={self.key!r} thread={self.thread_id!r} "
             f"fence={self.fence} {state}>"
         )
+
+
+def checked_lease(lease: object) -> AsyncLease:
+    """``lease`` if it is one (``release(None)`` must not fail on a missing attribute)."""
+    if not isinstance(lease, AsyncLease):
+        raise InvalidArgument(f"expected a lease from acquire(), not {type(lease).__name__}")
+    return lease

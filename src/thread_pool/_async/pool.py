@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
@@ -22,18 +22,16 @@ from thread_pool._async.backend import AsyncBackend, ToolHandler, checked_backen
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.growth import AsyncGrower
 from thread_pool._async.known import AsyncKnownPools
-from thread_pool._async.lease import AsyncLease
+from thread_pool._async.lease import AsyncLease, checked_lease
+from thread_pool._async.lease_work import AsyncLeaseWork
 from thread_pool._async.leasing import AsyncLeasing
-from thread_pool._async.own_calls import AsyncOwnCalls
-from thread_pool._async.renewal import AsyncRenewer
 from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.sizing import AsyncSizing
 from thread_pool._async.store import AsyncStore
-from thread_pool._async.streaming import AsyncTurnStream, stream_turn
-from thread_pool._async.turn import AsyncTurnRunner
+from thread_pool._async.streaming import AsyncTurnStream
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
-from thread_pool._model.turns import ToolCall, Turn
+from thread_pool._model.turns import Turn
 from thread_pool._model.validation import (
     check_cap,
     check_flag,
@@ -44,7 +42,6 @@ from thread_pool._model.validation import (
     validate_key,
     validate_message,
     validate_metadata,
-    validate_params,
     validate_role,
     validate_thread_ids,
 )
@@ -124,12 +121,8 @@ class AsyncThreadPool:
         self._sizing = AsyncSizing(self._store, s, self._known)
         growth = AsyncGrower(self._store, self.log)
         self._leasing = AsyncLeasing(self._store, s, self._known, self._settling, growth, backend)
-        self._turns = (
-            None
-            if backend is None
-            else AsyncTurnRunner(backend, self.log, self._leasing, self._settling, s)
-        )
-        self._own = AsyncOwnCalls(backend, self.log)
+        self.work = AsyncLeaseWork(backend, self.log, self._leasing, self._settling, s)
+        """What the pool's leases do with their threads: turns, own calls, renewal."""
         self._closed = False
         self._loop = LoopBound(f"the {type(self).__name__}")
 
@@ -155,7 +148,7 @@ class AsyncThreadPool:
         held = await self.acquire(key, timeout)
         try:
             if keepalive:
-                async with self.renewer(held):
+                async with self.work.renewer(held):
                     yield held
             else:
                 yield held
@@ -168,10 +161,6 @@ class AsyncThreadPool:
             held.alive()  # the block's work may have overlapped another holder's: say so
         if not held.released:
             await shield(self.release(held))
-
-    def renewer(self, lease: AsyncLease) -> AsyncRenewer:
-        """The background renewer of ``lease`` (``lease.keepalive()`` returns it)."""
-        return AsyncRenewer(lease, self._leasing, self.settings.renew_margin)
 
     async def acquire(self, key: str, timeout: float | None = None) -> AsyncLease:
         """Lease a thread of pool ``key``: an idle one, a new one if the pool may grow, else the
@@ -190,13 +179,13 @@ class AsyncThreadPool:
         Raises ``LeaseNotOwned`` if the lease is not held by this token any more (released
         already, or reaped and granted again), ``LeaseLost`` if it expired before the release; in
         both cases nothing is changed."""
-        await self._leasing.release(_checked(lease))
+        await self._leasing.release(checked_lease(lease))
 
     async def renew(self, lease: AsyncLease, ttl: float | None = None) -> float:
         """Extend ``lease`` to ``ttl`` seconds from now (default: the pool's TTL)."""
         if ttl is not None:
             check_ttl("ttl", ttl)
-        return await self._leasing.renew(_checked(lease), ttl)
+        return await self._leasing.renew(checked_lease(lease), ttl)
 
     async def check(
         self, lease: AsyncLease, min_remaining: float | None = None, *, starts_run: bool = False
@@ -208,7 +197,7 @@ class AsyncThreadPool:
         need = self.settings.renew_margin if min_remaining is None else min_remaining
         check_positive("min_remaining", need, allow_zero=True)
         starts_run = check_flag("starts_run", starts_run)
-        return await self._leasing.check(_checked(lease), need, starts_run=starts_run)
+        return await self._leasing.check(checked_lease(lease), need, starts_run=starts_run)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -227,7 +216,7 @@ class AsyncThreadPool:
         # Bad input is refused before any request (leasing may create a thread upstream).
         validate_message(message)
         validate_metadata(metadata)
-        self._check_turn(params)
+        self.work.check_turn(params)
         async with self.lease(key, timeout) as held:
             return await held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
@@ -252,70 +241,12 @@ class AsyncThreadPool:
         """
         validate_message(message)
         validate_metadata(metadata)
-        self._check_turn(params, streaming=True)
+        self.work.check_turn(params, streaming=True)
         async with self.lease(key, timeout) as held:
             async with held.stream(
                 message, tool_handler=tool_handler, metadata=metadata, **params
             ) as events:
                 yield events
-
-    async def run_on(
-        self,
-        lease: AsyncLease,
-        message: str,
-        *,
-        tool_handler: ToolHandler | None = None,
-        metadata: Mapping[str, object] | None = None,
-        **params: Any,
-    ) -> Turn:
-        """Run one turn on a held ``lease`` (``lease.run`` calls this)."""
-        turns = self._check_turn(params)
-        if _checked(lease).released:
-            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
-        return await turns.run(
-            lease, message, tool_handler=tool_handler, metadata=metadata, params=params
-        )
-
-    async def pending_context(self, lease: AsyncLease) -> list[dict[str, Any]]:
-        """What ``lease``'s thread is missing, as input items (``lease.pending_context``)."""
-        return await self._own.pending(lease)
-
-    async def record_on(
-        self,
-        lease: AsyncLease,
-        *,
-        user: str,
-        reply: str,
-        run_id: str = "",
-        record_id: str | None = None,
-        tool_calls: Sequence[ToolCall] = (),
-    ) -> int:
-        """Log a turn made by a call of the caller's own on ``lease`` (``lease.record``)."""
-        return await self._own.record(
-            lease,
-            user=user,
-            reply=reply,
-            run_id=run_id,
-            record_id=record_id,
-            tool_calls=tool_calls,
-        )
-
-    def stream_on(
-        self,
-        lease: AsyncLease,
-        message: str,
-        *,
-        tool_handler: ToolHandler | None = None,
-        metadata: Mapping[str, object] | None = None,
-        **params: Any,
-    ) -> contextlib.AbstractAsyncContextManager[AsyncTurnStream]:
-        """Stream one turn on a held ``lease`` (``lease.stream`` calls this)."""
-        turns = self._check_turn(params, streaming=True)
-        if _checked(lease).released:
-            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
-        return stream_turn(
-            turns, lease, message, tool_handler=tool_handler, metadata=metadata, params=params
-        )
 
     # -- the canonical log -------------------------------------------------------------------
 
@@ -436,13 +367,6 @@ class AsyncThreadPool:
     ) -> None:
         await self.aclose()
 
-    def _check_turn(self, params: Mapping[str, Any], *, streaming: bool = False) -> AsyncTurnRunner:
-        """The turn runner, once ``params`` are known to be what the backend's request takes."""
-        if self._turns is None:
-            raise InvalidArgument("this pool has no backend to run turns with")
-        validate_params(params, getattr(self._backend, "run_params", None), streaming=streaming)
-        return self._turns
-
     def _check_open(self) -> None:
         self._loop.check()
         if self._closed:
@@ -457,13 +381,6 @@ class AsyncThreadPool:
             logger.info("pool %r: release after an error: %s", lease.key, exc)
         except Exception as exc:
             logger.warning("pool %r: release after an error failed: %s", lease.key, exc)
-
-
-def _checked(lease: object) -> AsyncLease:
-    """``lease`` if it is one (``release(None)`` must not fail on a missing attribute)."""
-    if not isinstance(lease, AsyncLease):
-        raise InvalidArgument(f"expected a lease from acquire(), not {type(lease).__name__}")
-    return lease
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:

@@ -104,8 +104,9 @@ def validate_params(
     its request takes (``accepted``), any other name, with the closest one."""
     if "stream" in params:
         raise InvalidArgument(
-            "stream() streams a turn: use pool.stream(key, message) or lease.stream(message); "
-            "run() and stream() take no stream= argument"
+            "stream is not supported through run() (a turn waits for its run to end): stream a "
+            "turn with pool.stream(key, message) or lease.stream(message), which take no "
+            "stream= argument"
         )
     if streaming and "background" in params:
         raise InvalidArgument(
@@ -118,7 +119,7 @@ def validate_params(
         if name not in accepted:
             close = difflib.get_close_matches(name, list(accepted), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InvalidArgument(f"unknown turn parameter {name!r}{hint}")
+            raise InvalidArgument(f"a turn got an unknown parameter {name!r}{hint}")
 
 
 def check_positive(

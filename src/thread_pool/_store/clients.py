@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from redis.typing import EncodableT
 
+from thread_pool._model.redaction import mask_url
 from thread_pool._store.errors import mapped, url_checked
 from thread_pool.settings import Settings
 
@@ -88,7 +89,7 @@ def open_blocking(settings: Settings) -> redis.Redis:
         if settings.redis_cluster:
             # The blocking cluster client asks a node for the slot map at once (the asyncio one
             # on its first command): an unreachable cluster is StoreUnavailable here already.
-            with mapped(f"connect to the redis cluster at {settings.redis_url}"):
+            with mapped(f"connect to the redis cluster at {mask_url(settings.redis_url)}"):
                 return cast(
                     redis.Redis, _RedisCluster.from_url(settings.redis_url, **_options(settings))
                 )

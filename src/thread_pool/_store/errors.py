@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import redis.exceptions as rexc
 
+from thread_pool._model.redaction import scrub, scrub_chain
 from thread_pool.errors import CorruptState, InvalidSettings, StoreRefused, StoreUnavailable
 
 # Redis is there but cannot serve now: a cluster slot without a master, a failover under way
@@ -36,12 +37,17 @@ def mapped(what: str) -> Iterator[None]:
     except (rexc.AuthenticationError, rexc.AuthorizationError, rexc.NoPermissionError) as exc:
         # Before _UNAVAILABLE: redis-py files a refused AUTH under ConnectionError, but a wrong
         # password or an ACL that forbids a command does not pass by itself.
+        scrub_chain(exc)
         raise StoreRefused(
-            f"redis refused {what}: {exc} (check the password and that the user's ACL allows "
-            "the library's commands on the keys of its prefix)"
+            scrub(
+                f"redis refused {what}: {exc} (check the password and that the user's ACL "
+                "allows the library's commands on the keys of its prefix)"
+            )
         ) from exc
     except _UNAVAILABLE as exc:
-        raise StoreUnavailable(f"redis unavailable during {what}: {exc}") from exc
+        # Neither our message nor redis-py's (kept as the cause) may show a password.
+        scrub_chain(exc)
+        raise StoreUnavailable(scrub(f"redis unavailable during {what}: {exc}")) from exc
     except (rexc.MovedError, rexc.AskError) as exc:
         # Only a plain client meets a redirection (a cluster client follows it): the URL names a
         # cluster node and the setting is off. redis-py would say only "<slot> <host:port>".

@@ -12,21 +12,30 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from thread_pool._model.turns import ToolCall, Turn, reply_of
 from thread_pool._sync.backend import ToolHandler
-from thread_pool.errors import LeaseLost
+from thread_pool.errors import InvalidArgument, LeaseLost
 
 if TYPE_CHECKING:
     from thread_pool._sync.renewal import Renewer
-
-if TYPE_CHECKING:
     from thread_pool._sync.streaming import TurnStream
 
 
 class LeaseOwner(Protocol):
-    """What a lease asks of the pool that granted it (``ThreadPool``)."""
+    """What a lease asks of the pool that granted it (``ThreadPool``): the lease itself,
+    and (``work``) what is done with its thread."""
+
+    @property
+    def work(self) -> LeaseWorker: ...
 
     def renew(self, lease: Lease, ttl: float | None = None) -> float: ...
 
     def check(self, lease: Lease, min_remaining: float | None = None) -> float: ...
+
+    def release(self, lease: Lease) -> None: ...
+
+
+class LeaseWorker(Protocol):
+    """What a lease asks of its pool's ``work`` (``LeaseWork``): turns, own calls and
+    renewal on its thread."""
 
     def run_on(
         self,
@@ -47,8 +56,6 @@ class LeaseOwner(Protocol):
         metadata: Mapping[str, object] | None = None,
         **params: Any,
     ) -> AbstractContextManager[TurnStream]: ...
-
-    def release(self, lease: Lease) -> None: ...
 
     def renewer(self, lease: Lease) -> Renewer: ...
 
@@ -149,7 +156,7 @@ class Lease:
         it runs), for work of your own that may outlast the TTL; a failed renewal marks the lease
         lost at once (``lost``; ``check`` and the write helpers raise ``LeaseLost``).
         ``pool.lease(key, keepalive=True)`` does the same for the whole lease."""
-        return self._pool.renewer(self)
+        return self._pool.work.renewer(self)
 
     def renew(self, ttl: float | None = None) -> float:
         """Extend the lease to ``ttl`` seconds from now (default: the pool's TTL); raise
@@ -175,7 +182,7 @@ class Lease:
         coroutine function) answers tool calls. ``params`` go to upstream (``assistant_id``,
         ``model``, ``instructions``, ``tools``...). Raises ``TurnFailed`` when the run failed,
         ``LeaseLost`` when the lease was lost meanwhile (nothing more was written)."""
-        return self._pool.run_on(
+        return self._pool.work.run_on(
             self, message, tool_handler=tool_handler, metadata=metadata, **params
         )
 
@@ -186,7 +193,7 @@ class Lease:
         ``runs.create(additional_messages=[*items, ...])``). They count as delivered only once
         the call that carried them is recorded (``record``): a call that never is recorded
         leaves them due."""
-        return self._pool.pending_context(self)
+        return self._pool.work.pending_context(self)
 
     def record(
         self,
@@ -202,7 +209,7 @@ class Lease:
         move this thread's cursor past the context ``pending_context`` gave it. Idempotent:
         ``record_id`` (default: ``run_id``) is logged at most once. Returns the log seq of the
         turn's last entry."""
-        return self._pool.record_on(
+        return self._pool.work.record_on(
             self,
             user=user,
             reply=reply,
@@ -231,7 +238,7 @@ class Lease:
         logged by then). The lease is renewed however slowly the events are read. Leaving the
         block before ``TurnDone`` stops the turn: its run (response) is cancelled and the thread
         settled before the block is left, and nothing is logged."""
-        return self._pool.stream_on(
+        return self._pool.work.stream_on(
             self, message, tool_handler=tool_handler, metadata=metadata, **params
         )
 
@@ -251,3 +258,10 @@ class Lease:
             f"<{type(self).__name__} pool={self.key!r} thread={self.thread_id!r} "
             f"fence={self.fence} {state}>"
         )
+
+
+def checked_lease(lease: object) -> Lease:
+    """``lease`` if it is one (``release(None)`` must not fail on a missing attribute)."""
+    if not isinstance(lease, Lease):
+        raise InvalidArgument(f"expected a lease from acquire(), not {type(lease).__name__}")
+    return lease

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -23,7 +23,7 @@ import redis
 from thread_pool._compat import LoopBound, open_client
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
-from thread_pool._model.turns import ToolCall, Turn
+from thread_pool._model.turns import Turn
 from thread_pool._model.validation import (
     check_cap,
     check_flag,
@@ -34,7 +34,6 @@ from thread_pool._model.validation import (
     validate_key,
     validate_message,
     validate_metadata,
-    validate_params,
     validate_role,
     validate_thread_ids,
 )
@@ -42,15 +41,13 @@ from thread_pool._sync.backend import Backend, ToolHandler, checked_backend
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.growth import Grower
 from thread_pool._sync.known import KnownPools
-from thread_pool._sync.lease import Lease
+from thread_pool._sync.lease import Lease, checked_lease
+from thread_pool._sync.lease_work import LeaseWork
 from thread_pool._sync.leasing import Leasing
-from thread_pool._sync.own_calls import OwnCalls
-from thread_pool._sync.renewal import Renewer
 from thread_pool._sync.settling import Settling
 from thread_pool._sync.sizing import Sizing
 from thread_pool._sync.store import Store
-from thread_pool._sync.streaming import TurnStream, stream_turn
-from thread_pool._sync.turn import TurnRunner
+from thread_pool._sync.streaming import TurnStream
 from thread_pool.errors import (
     InvalidArgument,
     LeaseLost,
@@ -127,12 +124,8 @@ class ThreadPool:
         self._sizing = Sizing(self._store, s, self._known)
         growth = Grower(self._store, self.log)
         self._leasing = Leasing(self._store, s, self._known, self._settling, growth, backend)
-        self._turns = (
-            None
-            if backend is None
-            else TurnRunner(backend, self.log, self._leasing, self._settling, s)
-        )
-        self._own = OwnCalls(backend, self.log)
+        self.work = LeaseWork(backend, self.log, self._leasing, self._settling, s)
+        """What the pool's leases do with their threads: turns, own calls, renewal."""
         self._closed = False
         self._loop = LoopBound(f"the {type(self).__name__}")
 
@@ -158,7 +151,7 @@ class ThreadPool:
         held = self.acquire(key, timeout)
         try:
             if keepalive:
-                with self.renewer(held):
+                with self.work.renewer(held):
                     yield held
             else:
                 yield held
@@ -171,10 +164,6 @@ class ThreadPool:
             held.alive()  # the block's work may have overlapped another holder's: say so
         if not held.released:
             self.release(held)
-
-    def renewer(self, lease: Lease) -> Renewer:
-        """The background renewer of ``lease`` (``lease.keepalive()`` returns it)."""
-        return Renewer(lease, self._leasing, self.settings.renew_margin)
 
     def acquire(self, key: str, timeout: float | None = None) -> Lease:
         """Lease a thread of pool ``key``: an idle one, a new one if the pool may grow, else the
@@ -193,13 +182,13 @@ class ThreadPool:
         Raises ``LeaseNotOwned`` if the lease is not held by this token any more (released
         already, or reaped and granted again), ``LeaseLost`` if it expired before the release; in
         both cases nothing is changed."""
-        self._leasing.release(_checked(lease))
+        self._leasing.release(checked_lease(lease))
 
     def renew(self, lease: Lease, ttl: float | None = None) -> float:
         """Extend ``lease`` to ``ttl`` seconds from now (default: the pool's TTL)."""
         if ttl is not None:
             check_ttl("ttl", ttl)
-        return self._leasing.renew(_checked(lease), ttl)
+        return self._leasing.renew(checked_lease(lease), ttl)
 
     def check(
         self, lease: Lease, min_remaining: float | None = None, *, starts_run: bool = False
@@ -211,7 +200,7 @@ class ThreadPool:
         need = self.settings.renew_margin if min_remaining is None else min_remaining
         check_positive("min_remaining", need, allow_zero=True)
         starts_run = check_flag("starts_run", starts_run)
-        return self._leasing.check(_checked(lease), need, starts_run=starts_run)
+        return self._leasing.check(checked_lease(lease), need, starts_run=starts_run)
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -230,7 +219,7 @@ class ThreadPool:
         # Bad input is refused before any request (leasing may create a thread upstream).
         validate_message(message)
         validate_metadata(metadata)
-        self._check_turn(params)
+        self.work.check_turn(params)
         with self.lease(key, timeout) as held:
             return held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
@@ -255,70 +244,12 @@ class ThreadPool:
         """
         validate_message(message)
         validate_metadata(metadata)
-        self._check_turn(params, streaming=True)
+        self.work.check_turn(params, streaming=True)
         with self.lease(key, timeout) as held:
             with held.stream(
                 message, tool_handler=tool_handler, metadata=metadata, **params
             ) as events:
                 yield events
-
-    def run_on(
-        self,
-        lease: Lease,
-        message: str,
-        *,
-        tool_handler: ToolHandler | None = None,
-        metadata: Mapping[str, object] | None = None,
-        **params: Any,
-    ) -> Turn:
-        """Run one turn on a held ``lease`` (``lease.run`` calls this)."""
-        turns = self._check_turn(params)
-        if _checked(lease).released:
-            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
-        return turns.run(
-            lease, message, tool_handler=tool_handler, metadata=metadata, params=params
-        )
-
-    def pending_context(self, lease: Lease) -> list[dict[str, Any]]:
-        """What ``lease``'s thread is missing, as input items (``lease.pending_context``)."""
-        return self._own.pending(lease)
-
-    def record_on(
-        self,
-        lease: Lease,
-        *,
-        user: str,
-        reply: str,
-        run_id: str = "",
-        record_id: str | None = None,
-        tool_calls: Sequence[ToolCall] = (),
-    ) -> int:
-        """Log a turn made by a call of the caller's own on ``lease`` (``lease.record``)."""
-        return self._own.record(
-            lease,
-            user=user,
-            reply=reply,
-            run_id=run_id,
-            record_id=record_id,
-            tool_calls=tool_calls,
-        )
-
-    def stream_on(
-        self,
-        lease: Lease,
-        message: str,
-        *,
-        tool_handler: ToolHandler | None = None,
-        metadata: Mapping[str, object] | None = None,
-        **params: Any,
-    ) -> contextlib.AbstractContextManager[TurnStream]:
-        """Stream one turn on a held ``lease`` (``lease.stream`` calls this)."""
-        turns = self._check_turn(params, streaming=True)
-        if _checked(lease).released:
-            raise LeaseNotOwned(f"lease on thread {lease.thread_id!r} was already released")
-        return stream_turn(
-            turns, lease, message, tool_handler=tool_handler, metadata=metadata, params=params
-        )
 
     # -- the canonical log -------------------------------------------------------------------
 
@@ -437,13 +368,6 @@ class ThreadPool:
     ) -> None:
         self.close()
 
-    def _check_turn(self, params: Mapping[str, Any], *, streaming: bool = False) -> TurnRunner:
-        """The turn runner, once ``params`` are known to be what the backend's request takes."""
-        if self._turns is None:
-            raise InvalidArgument("this pool has no backend to run turns with")
-        validate_params(params, getattr(self._backend, "run_params", None), streaming=streaming)
-        return self._turns
-
     def _check_open(self) -> None:
         self._loop.check()
         if self._closed:
@@ -458,13 +382,6 @@ class ThreadPool:
             logger.info("pool %r: release after an error: %s", lease.key, exc)
         except Exception as exc:
             logger.warning("pool %r: release after an error failed: %s", lease.key, exc)
-
-
-def _checked(lease: object) -> Lease:
-    """``lease`` if it is one (``release(None)`` must not fail on a missing attribute)."""
-    if not isinstance(lease, Lease):
-        raise InvalidArgument(f"expected a lease from acquire(), not {type(lease).__name__}")
-    return lease
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import click
 
+from thread_pool._model.redaction import scrub, scrub_chain
 from thread_pool.cli import (
     cmd_backup,
     cmd_emulator,
@@ -20,6 +21,7 @@ from thread_pool.cli import (
     cmd_status,
     cmd_stress,
 )
+from thread_pool.cli.render import safe
 from thread_pool.errors import InvalidArgument, InvalidPoolKey, InvalidSettings, ThreadPoolError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -56,11 +58,12 @@ for module in (
 
 
 def _warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
-    click.echo(f"warning: {message}", err=True)
+    click.echo(f"warning: {safe(scrub(str(message)))}", err=True)
 
 
 def _fail(message: str, code: int) -> int:
-    click.echo(f"error: {message}", err=True)
+    # One line, whatever the message quotes: no credential, no control character.
+    click.echo(f"error: {safe(scrub(message))}", err=True)
     return code
 
 
@@ -94,7 +97,7 @@ def run(args: list[str]) -> int:
         return _fail("interrupted", EXIT_INTERRUPTED)
     except Exception as exc:
         if debug:
-            traceback.print_exc()
+            sys.stderr.write(scrub("".join(traceback.format_exception(scrub_chain(exc)))))
         code = EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_FAILED
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not isinstance(exc, ThreadPoolError | OSError):

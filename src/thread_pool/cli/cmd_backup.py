@@ -6,12 +6,11 @@ The upstream API cannot list threads, so without this backup a lost Redis loses 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
-from thread_pool.cli.render import console, print_json
+from thread_pool.cli.render import print_json, say
 from thread_pool.cli.target import Target, run, target_options
 
 
@@ -40,7 +39,7 @@ def export_(target: Target, keys: tuple[str, ...], output: str) -> None:
     with open(output, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
-    console(stderr=True).print(f"exported {len(doc['pools'])} pool(s) to {output}")
+    say(f"exported {len(doc['pools'])} pool(s) to {output}", stderr=True)
 
 
 async def _import(target: Target, doc: Any, keys: list[str] | None, exact: bool) -> list[str]:
@@ -71,7 +70,7 @@ def import_(target: Target, file: Any, keys: tuple[str, ...], exact: bool, as_js
     if as_json:
         print_json({"restored": restored})
     else:
-        print(f"restored {len(restored)} pool(s): {', '.join(restored)}", file=sys.stdout)
+        say(f"restored {len(restored)} pool(s): {', '.join(restored)}")
 
 
 COMMANDS = [export_, import_]

@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from thread_pool.cli.params import Duration
-from thread_pool.cli.render import console, print_json
+from thread_pool.cli.render import print_json, say
 from thread_pool.cli.target import Target, run, target_options
 from thread_pool.maintenance import idle_pools, retire_idle
 
@@ -20,12 +20,9 @@ async def _gc(target: Target, idle_for: float, dry_run: bool, as_json: bool) -> 
                 print_json({"idle": [dataclasses.asdict(p) for p in found], "dry_run": True})
             else:
                 for p in found:
-                    console().print(
-                        f"would retire {p.key} ({p.threads} threads, idle {p.idle / 3600:.1f} h)",
-                        markup=False,
-                    )
+                    say(f"would retire {p.key} ({p.threads} threads, idle {p.idle / 3600:.1f} h)")
                 if not found:
-                    console().print("no idle pools")
+                    say("no idle pools")
             return
         backend = target.require_backend("gc (it deletes the pools' threads upstream)")
         reports = await retire_idle(admin, backend, idle_for)
@@ -33,13 +30,12 @@ async def _gc(target: Target, idle_for: float, dry_run: bool, as_json: bool) -> 
             print_json({"retired": [dataclasses.asdict(r) for r in reports]})
             return
         for r in reports:
-            console().print(
+            say(
                 f"retired {r.key}: {len(r.deleted_upstream)} threads deleted upstream, "
-                f"{len(r.missing_upstream)} already gone",
-                markup=False,
+                f"{len(r.missing_upstream)} already gone"
             )
         if not reports:
-            console().print("no idle pools")
+            say("no idle pools")
 
 
 @click.command()

@@ -9,6 +9,7 @@ import click
 
 from thread_pool.cli.cmd_metrics import metrics_server, pool_label_option
 from thread_pool.cli.params import Duration, FiniteFloat
+from thread_pool.cli.render import say
 from thread_pool.cli.target import Target, run, target_options
 from thread_pool.maintenance import MaintenancePass, maintain
 
@@ -23,18 +24,18 @@ async def _maintain(
     def report(done: MaintenancePass) -> None:
         # A line per pass that did something; a quiet pass says nothing.
         if done.reaped:
-            click.echo(f"reaped {done.reaped} expired lease(s)", err=True)
+            say(f"reaped {done.reaped} expired lease(s)", stderr=True)
         for key, count in (done.grown or {}).items():
-            click.echo(f"pool {key!r}: created {count} thread(s) toward its min_size", err=True)
+            say(f"pool {key!r}: created {count} thread(s) toward its min_size", stderr=True)
         for key in done.retired or []:
-            click.echo(f"pool {key!r}: retired, idle for over {idle_expiry:g} s", err=True)
+            say(f"pool {key!r}: retired, idle for over {idle_expiry:g} s", stderr=True)
 
     async with target.pool() as pool, target.admin() as admin:
         growth = "" if backend is None else ", and keeping each at its min_size"
-        click.echo(
+        say(
             f"maintaining the pools under prefix {admin.prefix!r} every {interval:g} s: "
             f"reaping expired leases{growth}",
-            err=True,
+            stderr=True,
         )
         await maintain(
             pool,

@@ -8,7 +8,7 @@ import click
 
 from thread_pool.admin import DeleteReport
 from thread_pool.cli.params import count, seconds, ttl
-from thread_pool.cli.render import console, print_json
+from thread_pool.cli.render import print_json, say
 from thread_pool.cli.target import Target, run, target_options
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
@@ -55,7 +55,7 @@ def resize(
     if as_json:
         print_json(stats)
         return
-    console().print(
+    say(
         f"pool {key}: min {stats['min_size']} max {stats['max_size']} "
         f"ttl {stats['lease_ttl']}s, {stats['threads']} threads ({stats['retired']} retired)"
     )
@@ -77,7 +77,7 @@ def reap(target: Target, key: str | None, as_json: bool) -> None:
     if as_json:
         print_json({"reaped": reaped})
     else:
-        console().print(f"reclaimed {reaped} expired lease(s)")
+        say(f"reclaimed {reaped} expired lease(s)")
 
 
 async def _drain(target: Target, key: str, timeout: float, off: bool) -> dict[str, int]:
@@ -110,7 +110,7 @@ def drain(target: Target, key: str, timeout: float, off: bool, as_json: bool) ->
         print_json({"key": key, "draining": not off, **left})
     if off:
         if not as_json:
-            console().print(f"pool {key}: no longer draining")
+            say(f"pool {key}: no longer draining")
         return
     if left["leased"] or left["settling"]:
         raise click.ClickException(
@@ -118,7 +118,7 @@ def drain(target: Target, key: str, timeout: float, off: bool, as_json: bool) ->
             f"thread(s) after {timeout}s; it stays marked draining"
         )
     if not as_json:
-        console().print(f"pool {key}: drained (no leases; {left['waiting']} waiting)")
+        say(f"pool {key}: drained (no leases; {left['waiting']} waiting)")
 
 
 async def _delete(target: Target, key: str, yes: bool, force: bool) -> DeleteReport:
@@ -154,7 +154,7 @@ def delete(target: Target, key: str, yes: bool, force: bool, as_json: bool) -> N
             f", {len(report.deleted_upstream)} deleted upstream"
             f", {len(report.missing_upstream)} already gone"
         )
-    console().print(text)
+    say(text)
 
 
 COMMANDS = [resize, reap, drain, delete]

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from thread_pool.admin import PoolProgress, prewarm, targets
 from thread_pool.cli.params import FiniteFloat, count
-from thread_pool.cli.render import console, print_json
+from thread_pool.cli.render import console, print_json, safe, say
 from thread_pool.cli.target import Target, run, target_options
 
 
@@ -38,7 +38,7 @@ async def _prewarm(
         pools = await targets(admin, keys, size)
         backend = target.require_backend("prewarm")
         bar = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -46,7 +46,8 @@ async def _prewarm(
             disable=quiet,
         )
         tasks = {
-            p.key: bar.add_task(p.key, total=max(p.target, 1), completed=p.threads) for p in pools
+            p.key: bar.add_task(safe(p.key), total=max(p.target, 1), completed=p.threads)
+            for p in pools
         }
 
         def show(p: PoolProgress) -> None:
@@ -99,7 +100,7 @@ def prewarm_(
         return
     for p in pools:
         note = " (draining: skipped)" if p.outcome == "draining" else ""
-        console().print(f"pool {p.key}: {p.threads}/{p.target} threads, {p.grown} created{note}")
+        say(f"pool {p.key}: {p.threads}/{p.target} threads, {p.grown} created{note}")
 
 
 COMMANDS = [prewarm_]

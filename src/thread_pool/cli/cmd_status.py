@@ -12,7 +12,7 @@ from rich.live import Live
 
 from thread_pool import AsyncPoolAdmin, PoolStatus
 from thread_pool.cli.params import seconds
-from thread_pool.cli.render import console, pool_detail, pools_table, print_json
+from thread_pool.cli.render import cell, console, pool_detail, pools_table, print_json
 from thread_pool.cli.target import Target, run, target_options
 from thread_pool.errors import UnknownPool
 
@@ -40,7 +40,7 @@ def _view(statuses: list[PoolStatus], key: str | None) -> RenderableType:
     if key is not None:
         return pool_detail(statuses[0])
     if not statuses:
-        return "no pools"
+        return cell("no pools")
     return pools_table(statuses)
 
 

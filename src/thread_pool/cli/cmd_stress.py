@@ -7,8 +7,9 @@ from typing import Literal, cast
 
 import click
 
+from thread_pool._model.redaction import mask_url
 from thread_pool.cli.params import Latency
-from thread_pool.cli.render import console, print_json, stress_table
+from thread_pool.cli.render import console, print_json, say, stress_table
 
 _STRATEGIES = ("naive", "lock", "pool")
 
@@ -95,8 +96,8 @@ def stress(
         pool_size=pool_size,
     )
     if not as_json:
-        where = base_url or f"the emulator, runs of {run_latency} s"
-        console().print(
+        where = mask_url(base_url) if base_url else f"the emulator, runs of {run_latency} s"
+        say(
             f"{workers} {'processes' if processes else 'threads'} x {iterations} turns on one "
             f"document, {backend}, against {where}; pool size {pool_size}"
         )

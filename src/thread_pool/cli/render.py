@@ -1,8 +1,15 @@
-"""How results look: rich tables for people (colour on a terminal), JSON for scripts."""
+"""How results look: rich tables for people (colour on a terminal), JSON for scripts.
+
+Text that comes from Redis or from callers (pool keys, thread ids, holder names, messages) is
+shown through ``safe``/``cell``/``say`` only: never parsed as rich markup, and with control
+characters shown as escapes, so a name cannot restyle the screen, break the command, or forge
+rows. JSON output needs nothing more: ``json.dumps`` escapes them itself.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,6 +23,32 @@ from thread_pool import PoolStatus
 if TYPE_CHECKING:
     # Only for the annotation: the stress module imports the openai SDK (slow to import).
     from thread_pool.testing.stress import StressResult
+
+
+# C0 and C1 controls (ESC, CR, LF, TAB, NUL...), DEL, and the invisible marks that reorder or
+# break a line: bidi embeddings, overrides and isolates, LRM/RLM/ALM, line/paragraph separators.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe(value: object) -> str:
+    """``value`` as text fit for one line of a terminal: unsafe characters shown as escapes."""
+    return _UNSAFE.sub(_escaped, str(value))
+
+
+def cell(value: object, style: str = "") -> Text:
+    """A table cell (or any piece of a line) showing ``value`` as it is: no markup, no
+    control characters."""
+    return Text(safe(value), style=style)
+
+
+def say(line: str, stderr: bool = False) -> None:
+    """Print one line of text to a person (stdout, or stderr)."""
+    console(stderr).print(cell(line))
 
 
 def console(stderr: bool = False) -> Console:
@@ -41,13 +74,13 @@ def _left(remaining: float) -> str:
 
 def _state(status: PoolStatus) -> Text:
     if status.draining:
-        return Text("draining", style="yellow")
+        return cell("draining", style="yellow")
     if status.expired:
         # Not "ok": a holder overran its lease (or died) and nobody has reclaimed it yet.
-        return Text(f"{status.expired} expired", style="red")
+        return cell(f"{status.expired} expired", style="red")
     if status.stats.waiting:
-        return Text("waiting", style="red")
-    return Text("ok", style="green")
+        return cell("waiting", style="red")
+    return cell("ok", style="green")
 
 
 def _log(status: PoolStatus) -> str:
@@ -68,12 +101,12 @@ def pools_table(statuses: list[PoolStatus]) -> Table:
     for st in statuses:
         s = st.stats
         table.add_row(
-            s.key,
-            *(str(n) for n in (s.threads, s.idle, s.leased, s.settling, s.reserved, s.waiting)),
-            *(str(n) for n in (s.retired, s.min_size, s.max_size)),
-            _seconds(s.lease_ttl),
-            str(s.granted),
-            "-" if st.log_length is None else str(st.log_length),
+            cell(s.key),
+            *(cell(n) for n in (s.threads, s.idle, s.leased, s.settling, s.reserved, s.waiting)),
+            *(cell(n) for n in (s.retired, s.min_size, s.max_size)),
+            cell(_seconds(s.lease_ttl)),
+            cell(s.granted),
+            cell("-" if st.log_length is None else st.log_length),
             _state(st),
         )
     return table
@@ -84,7 +117,7 @@ def pool_detail(status: PoolStatus) -> Group:
     s = status.stats
     head = Text.assemble(
         ("pool ", "bold"),
-        (s.key, "bold cyan"),
+        cell(s.key, style="bold cyan"),
         "  ",
         _state(status),
         f"\nthreads {s.threads} (idle {s.idle}, leased {s.leased}, settling {s.settling}, "
@@ -104,13 +137,13 @@ def pool_detail(status: PoolStatus) -> Group:
         lease = leases.get(t.thread_id)
         left = "" if lease is None else _left(lease.remaining)
         threads.add_row(
-            t.thread_id,
-            Text(t.state, style=styles.get(t.state, "")),
-            str(t.fence),
-            "" if lease is None else lease.holder,
-            "" if lease is None else _seconds(lease.age),
-            Text(left, style="red" if lease is not None and lease.remaining < 0 else ""),
-            "-" if t.lag is None else str(t.lag),
+            cell(t.thread_id),
+            cell(t.state, style=styles.get(t.state, "")),
+            cell(t.fence),
+            cell("" if lease is None else lease.holder),
+            cell("" if lease is None else _seconds(lease.age)),
+            cell(left, style="red" if lease is not None and lease.remaining < 0 else ""),
+            cell("-" if t.lag is None else t.lag),
         )
     parts: list[Any] = [head, Text(""), threads]
     if status.waiters:
@@ -118,10 +151,11 @@ def pool_detail(status: PoolStatus) -> Group:
         waiters.add_column("waiter")
         waiters.add_column("gives up in", justify="right")
         for w in status.waiters:
-            waiters.add_row(w.holder, _seconds(w.remaining))
+            waiters.add_row(cell(w.holder), cell(_seconds(w.remaining)))
         parts += [Text(""), waiters]
     if status.retired:
-        parts += [Text(f"\nretired (may still exist upstream): {', '.join(status.retired)}")]
+        retired = ", ".join(safe(t) for t in status.retired)
+        parts += [Text(f"\nretired (may still exist upstream): {retired}")]
     return Group(*parts)
 
 
@@ -133,14 +167,14 @@ def stress_table(results: Sequence[StressResult]) -> Table:
         table.add_column(name, justify="left" if name == "strategy" else "right", no_wrap=True)
     for r in results:
         table.add_row(
-            r.strategy,
-            str(r.requests),
-            str(r.succeeded),
-            Text(str(r.failed), style="red" if r.failed else ""),
-            Text(str(r.lock_errors), style="red" if r.lock_errors else ""),
-            f"{r.wall_s:.1f}",
-            f"{r.turns_per_s:.2f}",
-            f"{r.p50_s:.2f}",
-            f"{r.p95_s:.2f}",
+            cell(r.strategy),
+            cell(r.requests),
+            cell(r.succeeded),
+            cell(r.failed, style="red" if r.failed else ""),
+            cell(r.lock_errors, style="red" if r.lock_errors else ""),
+            cell(f"{r.wall_s:.1f}"),
+            cell(f"{r.turns_per_s:.2f}"),
+            cell(f"{r.p50_s:.2f}"),
+            cell(f"{r.p95_s:.2f}"),
         )
     return table

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import click
@@ -28,7 +28,7 @@ BACKENDS = ("assistants", "conversations")
 class Target:
     """The flags every Redis command shares; ``None`` leaves the library's setting in force."""
 
-    redis_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
     key_prefix: str | None = None
     backend_name: str | None = None
     base_url: str | None = None

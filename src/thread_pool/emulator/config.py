@@ -72,7 +72,7 @@ class EmulatorConfig:
     run_ttl: float = 600.0
     cancel_delay: float = 0.05
     poll_after_ms: int | None = None
-    api_key: str | None = None
+    api_key: str | None = dataclasses.field(default=None, repr=False)  # never shown
     ignore_run_id: bool = False
     """``messages.list`` ignores its ``run_id`` filter, as some Assistants-compatible servers do
     (each message still carries its own ``run_id``)."""

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 import redis
 
@@ -81,7 +82,8 @@ class RedisServer:
 
     Persistence is off unless ``extra_args`` turn it on (``["--appendonly", "yes"]``); the data
     directory is a temporary one that is removed by ``stop()`` unless ``keep_dir`` is set, so a
-    restarted server can find its AOF.
+    restarted server can find its AOF. With ``password`` the server requires it (``requirepass``)
+    and ``url`` carries it.
     """
 
     def __init__(
@@ -90,8 +92,10 @@ class RedisServer:
         extra_args: Sequence[str] = (),
         binary: str | None = None,
         data_dir: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.password = password
         self.extra_args = list(extra_args)
         self.binary = binary or find_redis_server()
         self._own_dir = data_dir is None
@@ -105,8 +109,9 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        """The ``redis://`` URL of this server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The ``redis://`` URL of this server (with its password, if it has one)."""
+        auth = "" if self.password is None else f":{quote(self.password, safe='')}@"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the process and wait until it answers PING."""
@@ -124,6 +129,7 @@ class RedisServer:
             str(self.data_dir),
             "--logfile",
             str(self.log_file),
+            *([] if self.password is None else ["--requirepass", self.password]),
             *self.extra_args,
         ]
         self._proc = subprocess.Popen(
@@ -134,8 +140,10 @@ class RedisServer:
             if self._proc.poll() is not None:
                 err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
                 log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-                why = (err.strip() or log.strip().splitlines()[-1:] or ["no message"])[-1]
-                raise RedisNotFound(f"redis-server exited at start: {str(why)[:500]}")
+                # The last lines say why (a config error quotes the directive it refused).
+                lines = [ln.strip() for ln in (err or log).splitlines() if ln.strip()]
+                why = " / ".join(lines[-3:]) or "no message"
+                raise RedisNotFound(f"redis-server exited at start: {why[:500]}")
             if answers(self.url, timeout=0.2):
                 return self
             time.sleep(0.02)
@@ -194,10 +202,15 @@ def local_redis() -> Iterator[str]:
 
 class LocalCluster:
     """A Redis Cluster of ``masters`` private ``redis-server`` nodes on the loopback, slots split
-    evenly, no replicas: what a test needs to show that every pool lives in one slot."""
+    evenly, no replicas: what a test needs to show that every pool lives in one slot. With
+    ``password`` every node requires it, and ``url`` carries it."""
 
     def __init__(
-        self, masters: int = 3, binary: str | None = None, extra_args: Sequence[str] = ()
+        self,
+        masters: int = 3,
+        binary: str | None = None,
+        extra_args: Sequence[str] = (),
+        password: str | None = None,
     ) -> None:
         if masters < 1:
             raise ValueError("a cluster needs at least one master")
@@ -207,6 +220,7 @@ class LocalCluster:
         # For every node, e.g. ["--appendonly", "yes"]: a node killed and started again then
         # comes back with its data (and, from nodes.conf in its data dir, its place in the cluster).
         self._extra_args = list(extra_args)
+        self._password = password
 
     @property
     def url(self) -> str:
@@ -222,6 +236,7 @@ class LocalCluster:
                 node = RedisServer(
                     port=port,
                     binary=self._binary,
+                    password=self._password,
                     extra_args=[
                         "--cluster-enabled",
                         "yes",

@@ -8,16 +8,16 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import openai
 
 from thread_pool._store.clients import connect
+from thread_pool._store.keys import PoolKeys, registry_key
 from thread_pool.settings import Settings
 from thread_pool.testing.stress.results import StressResult, summarise
 from thread_pool.testing.stress.workers import (
-    POOL_KEY,
     BackendName,
     Strategy,
     Target,
@@ -38,7 +38,7 @@ class StressOptions:
     processes: bool = False
     backend: BackendName = "assistants"
     base_url: str | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # reprs show no secret
     model: str = "gpt-4o-mini"
     pool_size: int = 16
     poll_after_ms: int | None = None  # the emulator's poll hint; None: a twentieth of a run
@@ -74,12 +74,15 @@ def _upstream(options: StressOptions) -> Iterator[tuple[str, str]]:
 
 
 def _drop_keys(target: Target) -> None:
-    """Delete this run's own keys (the Redis may be shared: never anything else). A cluster
-    client scans every master and deletes the keys slot by slot."""
+    """Delete this run's own keys: its pool's and its lock's (they share the pool's hash tag),
+    and its pool's entry in the registry. The prefix is the application's: never anything
+    else. A cluster client scans every master."""
     with connect(target.redis_url, cluster=target.redis_cluster) as client:
-        names = list(client.scan_iter(match=f"{target.prefix}:*", count=1000))
+        base = PoolKeys.of(target.prefix, target.pool_key).base
+        names = list(client.scan_iter(match=f"{base}*", count=1000))
         if names:
             client.delete(*names)
+        client.srem(registry_key(target.prefix), target.pool_key)
 
 
 def _redis_settings(target: Target) -> dict[str, Any]:
@@ -96,7 +99,7 @@ def _pool_lock_errors(target: Target) -> int:
     from thread_pool import ThreadPool
 
     with ThreadPool(**_redis_settings(target)) as pool:
-        return pool.stats(POOL_KEY).lock_errors
+        return pool.stats(target.pool_key).lock_errors
 
 
 def _delete_upstream(client: openai.OpenAI, target: Target, strategy: Strategy) -> None:
@@ -110,7 +113,7 @@ def _delete_upstream(client: openai.OpenAI, target: Target, strategy: Strategy) 
             backend.delete_thread(target.shared_thread)
             return
         with PoolAdmin(**_redis_settings(target)) as admin:
-            admin.delete(POOL_KEY, backend, force=True)
+            admin.delete(target.pool_key, backend, force=True)
 
 
 def _run_one(strategy: Strategy, base: Target, options: StressOptions) -> StressResult:
@@ -144,6 +147,7 @@ def run_stress(options: StressOptions, redis_url: str | None = None) -> list[Str
     found: AbstractContextManager[str] = (
         nullcontext(redis_url) if redis_url is not None else local_redis()
     )
+    settings = Settings.load()
     with found as url, _upstream(options) as (base_url, api_key):
         base = Target(
             base_url=base_url,
@@ -151,9 +155,11 @@ def run_stress(options: StressOptions, redis_url: str | None = None) -> list[Str
             backend=options.backend,
             model=options.model,
             redis_url=url,
-            prefix=f"stress-{uuid.uuid4().hex[:10]}",
+            # Under the application's prefix (an ACL may allow no other), in a pool of its own.
+            prefix=settings.key_prefix,
+            pool_key=f"stress-{uuid.uuid4().hex[:10]}",
             pool_size=options.pool_size,
-            redis_cluster=Settings.load().redis_cluster,
+            redis_cluster=settings.redis_cluster,
         )
         try:
             if options.backend == "assistants":

@@ -11,7 +11,7 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, TypeVar
 
@@ -21,11 +21,11 @@ from openai.types.responses import EasyInputMessageParam
 
 from thread_pool import Backend
 from thread_pool._store.clients import connect
+from thread_pool._store.keys import PoolKeys
 from thread_pool.testing.stress.results import Sample
 
 STRATEGIES = ("naive", "lock", "pool")
 BACKENDS = ("assistants", "conversations")
-POOL_KEY = "doc-42"
 # The original worker's loop: a few tries per step, pausing a little longer after each error.
 NAIVE_ATTEMPTS = 3
 NAIVE_PAUSE = 0.05
@@ -44,11 +44,12 @@ class Target:
     """Where the workers send their turns: all a worker (thread or process) needs, picklable."""
 
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)  # reprs and tracebacks show no secret
     backend: BackendName
     model: str
-    redis_url: str
-    prefix: str
+    redis_url: str = field(repr=False)  # may hold a password
+    prefix: str  # the configured key prefix: every key the test writes is under it
+    pool_key: str  # this run's own pool (and lock) key, so runs never meet
     pool_size: int
     assistant_id: str = ""
     shared_thread: str = ""  # the naive and lock strategies' one thread (or conversation)
@@ -135,12 +136,17 @@ def _plain_turn(client: openai.OpenAI, target: Target, text: str) -> bool:
     return response.status == "completed"
 
 
+def lock_name(target: Target) -> str:
+    """The Redis key of the lock strategy's lock: beside the run's pool, under the prefix."""
+    return f"{PoolKeys.of(target.prefix, target.pool_key).base}lock:{target.shared_thread}"
+
+
 def _locked_turn(
     client: openai.OpenAI, store: redis.Redis, target: Target, text: str, errors: list[int]
 ) -> bool:
     # redis-py's Lock as people use it: SET NX PX with a token, retried every 0.1 s (its default).
     lock = store.lock(
-        f"{target.prefix}:lock:{target.shared_thread}",
+        lock_name(target),
         timeout=LOCK_TTL,
         blocking_timeout=WAIT_LIMIT,
     )
@@ -213,7 +219,7 @@ def _pool_worker(
 
     def turn(text: str, errors: list[int]) -> bool:
         try:
-            return pool.run(POOL_KEY, text).status == "completed"
+            return pool.run(target.pool_key, text).status == "completed"
         except ThreadPoolError as error:
             errors[0] += int(
                 isinstance(error.__cause__, openai.APIError) and is_lock_error(error.__cause__)
