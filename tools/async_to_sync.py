@@ -36,6 +36,7 @@ FILES = [
     ("src/thread_pool/_async/known.py", "src/thread_pool/_sync/known.py"),
     ("src/thread_pool/_async/lease.py", "src/thread_pool/_sync/lease.py"),
     ("src/thread_pool/_async/lease_work.py", "src/thread_pool/_sync/lease_work.py"),
+    ("src/thread_pool/_async/owners.py", "src/thread_pool/_sync/owners.py"),
     ("src/thread_pool/_async/leasing.py", "src/thread_pool/_sync/leasing.py"),
     ("src/thread_pool/_async/own_calls.py", "src/thread_pool/_sync/own_calls.py"),
     ("src/thread_pool/_async/pool.py", "src/thread_pool/_sync/pool.py"),

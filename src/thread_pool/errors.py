@@ -29,6 +29,11 @@ class InvalidArgument(ThreadPoolError, ValueError):
     """An argument (size, TTL, timeout, thread id) is out of range or ill-formed."""
 
 
+class InvalidBackup(InvalidArgument):
+    """A backup file (``import``) is malformed or holds values a pool cannot have; nothing of it
+    was written."""
+
+
 class UnknownPool(ThreadPoolError, LookupError):
     """The pool has never been configured and this pool object cannot create threads for it."""
 
@@ -100,8 +105,9 @@ class PoolStateLost(StoreUnavailable):
     replica): a caller that knew the pool found it missing or re-created, and marked it lost.
 
     Every caller gets this until an operator restores the pool (``thread-pool import`` of a
-    backup) or re-creates it (``thread-pool prewarm``); nothing grows meanwhile, so the threads
-    the pool had upstream are not silently replaced by new ones.
+    backup), registers its threads again (``add_threads``), deletes it or re-creates it
+    (``thread-pool prewarm``); nothing grows meanwhile, so the threads the pool had upstream are
+    not silently replaced by new ones.
     """
 
     @classmethod
@@ -115,7 +121,8 @@ class PoolStateLost(StoreUnavailable):
         )
         return cls(
             f"the state of pool {key!r} is gone from redis{when}; restore it with 'thread-pool "
-            f"import <backup>', or re-create its threads with 'thread-pool prewarm {key}'"
+            f"import <backup>', register its threads again with add_threads, or remove it with "
+            f"'thread-pool delete {key}' (none of these needs --backend)"
         )
 
 
@@ -178,3 +185,13 @@ class PoolBusy(ThreadPoolError):
 
 class PoolExists(ThreadPoolError):
     """An import would overwrite a pool that exists (delete it first)."""
+
+
+class ThreadOwned(ThreadPoolError):
+    """An upstream thread is already registered with another pool under the same key prefix
+    (``owner`` names it): a thread belongs to one pool at a time."""
+
+    def __init__(self, message: str, *, thread_id: str, owner: str) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+        self.owner = owner

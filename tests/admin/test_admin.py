@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -123,7 +124,7 @@ def test_restore_refuses_bad_files_and_existing_pools(admin: PoolAdmin, pool: Th
     with pytest.raises(PoolExists):
         admin.restore(backup)
     meta = {"name": "meta", "type": "hash", "data": {"max_size": 8}}
-    bad = {**backup, "pools": [{"key": "x", "keys": [meta]}]}
+    bad = {**backup, "pools": [{"key": "x", "exported_at": time.time(), "keys": [meta]}]}
     with pytest.raises(InvalidArgument, match="not text"):
         admin.restore(bad)
     with pytest.raises(InvalidArgument, match="not a thread-pool-backup"):
@@ -141,27 +142,24 @@ def test_draining_stops_grow_one(admin: PoolAdmin, pool: ThreadPool) -> None:
 def test_export_and_restore_carry_every_key_type(
     admin: PoolAdmin, pool: ThreadPool, redis_client: redis.Redis, thread_pool_prefix: str
 ) -> None:
-    # The model has no stream or set yet (the context log will be a stream); the backup copies
-    # keys by type, so one of each is planted under a known name to prove the round trip.
-    pool.add_threads("doc", ["thread_1"])
+    # A pool with something in each key it can have: threads idle, leased and retired, a log
+    # (the stream), cursors and appended entries, a waiter and a settling claim are planted.
+    pool.add_threads("doc", ["thread_1", "thread_2", "thread_3"])
+    pool.append("doc", "user", "hi")
+    pool.append("doc", "assistant", "hello")
+    held = pool.acquire("doc")
+    pool.configure("doc", max_size=2)  # retires an idle thread
     keys = PoolKeys.of(thread_pool_prefix, "doc")
-    redis_client.xadd(keys.inflight, {"role": "user", "content": "hi"}, id="1-1")
-    redis_client.xadd(keys.inflight, {"role": "assistant", "content": "hello"}, id="2-0")
-    redis_client.sadd(keys.claims, "a", "b")
-    redis_client.set(keys.retired, "text")
+    redis_client.rpush(keys.waiters, "ticket|1|someone")
     backup = admin.export(["doc"])
-    for name in (keys.inflight, keys.claims, keys.retired):
-        redis_client.delete(name)
+    pool.release(held)
     admin.delete("doc")
     assert admin.restore(backup, exact=True) == ["doc"]  # verbatim (no recovery adjustments)
-    assert redis_client.xrange(keys.inflight) == [
-        ("1-1", {"role": "user", "content": "hi"}),
-        ("2-0", {"role": "assistant", "content": "hello"}),
-    ]
-    assert redis_client.smembers(keys.claims) == {"a", "b"}
-    assert redis_client.get(keys.retired) == "text"
+    assert [e.content for e in pool.history("doc")] == ["hi", "hello"]
     again = admin.export(["doc"])
     for doc in (backup, again):
         for p in doc["pools"]:
             p.pop("exported_at")
     assert again == backup
+    kinds = {k["name"]: k["type"] for k in backup["pools"][0]["keys"]}
+    assert {"hash", "zset", "list", "stream"} <= set(kinds.values()), kinds

@@ -367,9 +367,16 @@ def test_export_delete_import_restores_the_same_pools(
 
 
 def test_import_checks_the_file_first(cli: Cli, tmp_path: Path) -> None:
-    bad = {"format": "thread-pool-backup", "version": 1, "pools": [{"key": "k", "keys": [{}]}]}
+    bad: dict[str, Any] = {
+        "format": "thread-pool-backup",
+        "version": 1,
+        "pools": [{"key": "k", "keys": [{}]}],
+    }
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    assert "unknown key" in one_line_error(cli("import", "bad.json"), 2)
+    assert "exported_at is missing" in one_line_error(cli("import", "bad.json"), 2)
+    bad["pools"][0]["exported_at"] = time.time()
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    assert "is not name, type, data" in one_line_error(cli("import", "bad.json"), 2)
     (tmp_path / "junk.json").write_text("not json")
     assert "not JSON" in one_line_error(cli("import", "junk.json"), 1)
 

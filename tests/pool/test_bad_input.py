@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -47,9 +48,11 @@ def test_any_pool_key_is_either_refused_or_works(pool: ThreadPool, key: str) -> 
         with pytest.raises(InvalidPoolKey):
             pool.add_threads(key, ["thread_a"])
         return
-    pool.add_threads(key, ["thread_a"])
+    # One pool per thread: each key gets its own (the same one when an example is replayed).
+    thread = f"thread_{hashlib.sha1(key.encode()).hexdigest()[:24]}"
+    pool.add_threads(key, [thread])
     with pool.lease(key, timeout=0) as lease:
-        assert (lease.key, lease.thread_id) == (key, "thread_a")
+        assert (lease.key, lease.thread_id) == (key, thread)
     assert key in pool.pools()
 
 

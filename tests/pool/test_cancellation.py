@@ -98,7 +98,7 @@ class Factory(AsyncRecordingBackend):
     """Creates threads; its upstream request is an await point too."""
 
     def __init__(self, at: CancelAt) -> None:
-        super().__init__(unique=False)
+        super().__init__(unique=True)  # a thread is in one pool: each pool grows its own
         self.at = at
 
     async def create_thread(self, key: str, messages: Sequence[Mapping[str, str]] = ()) -> str:
@@ -113,7 +113,7 @@ Scenario = Callable[[AsyncThreadPool, AsyncThreadPool, str], Awaitable[None]]
 
 
 async def idle_grant(pool: AsyncThreadPool, helper: AsyncThreadPool, key: str) -> None:
-    await helper.add_threads(key, ["thread_a", "thread_b"])
+    await helper.add_threads(key, [f"thread_{key}_a", f"thread_{key}_b"])  # a thread is in one pool
     async with pool.lease(key):
         pass
 
@@ -124,7 +124,7 @@ async def growth(pool: AsyncThreadPool, helper: AsyncThreadPool, key: str) -> No
 
 
 async def hand_off(pool: AsyncThreadPool, helper: AsyncThreadPool, key: str) -> None:
-    await helper.add_threads(key, ["thread_a"])
+    await helper.add_threads(key, [f"thread_{key}_a"])
     held = await helper.acquire(key)
 
     async def release_when_queued() -> None:
@@ -147,7 +147,7 @@ async def hand_off(pool: AsyncThreadPool, helper: AsyncThreadPool, key: str) -> 
 
 
 async def reclaim(pool: AsyncThreadPool, helper: AsyncThreadPool, key: str) -> None:
-    await helper.add_threads(key, ["thread_a"])
+    await helper.add_threads(key, [f"thread_{key}_a"])
     await helper.configure(key, ttl=0.2)
     await helper.acquire(key)  # abandoned by a "dead" holder
     await asyncio.sleep(0.25)

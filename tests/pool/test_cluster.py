@@ -31,7 +31,7 @@ def prefix() -> str:
 
 
 def Factory() -> RecordingBackend:
-    return RecordingBackend(unique=False)
+    return RecordingBackend()  # distinct ids: a thread is in one pool
 
 
 def slots_of_pools(cluster: LocalCluster, prefix: str) -> dict[str, set[tuple[int, int]]]:
@@ -40,8 +40,8 @@ def slots_of_pools(cluster: LocalCluster, prefix: str) -> dict[str, set[tuple[in
     for node in cluster.nodes:
         with redis.Redis.from_url(node.url, decode_responses=True) as client:
             for name in client.scan_iter(match=f"{prefix}:*"):
-                if name == f"{prefix}:pools":
-                    continue
+                if name in (f"{prefix}:pools", f"{prefix}:owners"):
+                    continue  # the two keys outside every pool
                 pool = name[name.index("{") + 1 : name.index("}")]
                 slot = int(client.execute_command("CLUSTER KEYSLOT", name))
                 found.setdefault(pool, set()).add((node.port, slot))

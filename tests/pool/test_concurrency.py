@@ -56,15 +56,13 @@ def test_many_processes_and_tasks_never_share_a_thread(
 
 @pytest.fixture
 def one_thread_pool(thread_pool_redis_url: str, thread_pool_prefix: str) -> Iterator[ThreadPool]:
-    """A pool object whose pools get one thread, "thread_only", and 1 s leases."""
+    """A pool object with 1 s leases; a test adds its pool's one thread, "thread_only"."""
     with ThreadPool(
         redis_url=thread_pool_redis_url,
         key_prefix=thread_pool_prefix,
         lease_ttl=1,
         renew_margin=0.2,
     ) as pool:
-        for key in ("crash", "vanished"):
-            pool.add_threads(key, ["thread_only"])
         yield pool
 
 
@@ -76,6 +74,7 @@ def test_a_killed_holder_loses_its_thread_to_the_next_caller(
 ) -> None:
     key = "crash"
     pool = one_thread_pool
+    pool.add_threads(key, ["thread_only"])
     ready = check_key(thread_pool_prefix, READY)
     proc = start(workers.hold_forever, thread_pool_redis_url, thread_pool_prefix, key, fresh=True)
     eventually(lambda: bool(redis_client.exists(ready)), timeout=20.0)
@@ -98,6 +97,7 @@ def test_a_thread_handed_to_a_waiter_that_died_comes_back(
 ) -> None:
     key = "vanished"
     pool = one_thread_pool
+    pool.add_threads(key, ["thread_only"])
     held = pool.acquire(key)
     proc = start(workers.wait_forever, thread_pool_redis_url, thread_pool_prefix, key, fresh=True)
 

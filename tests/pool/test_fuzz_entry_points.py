@@ -174,9 +174,9 @@ class World:
         if "gone" not in self.admin.pools():
             with ThreadPool(**self.options) as other:
                 other.add_threads("gone", ["thread_g"])
-        for key in ("doc", "other"):
+        for key, ids in (("doc", ["thread_a", "thread_b"]), ("other", ["thread_o", "thread_p"])):
             self.pool.configure(key, min_size=0, max_size=8, ttl=60)
-            self.pool.add_threads(key, ["thread_a", "thread_b"])
+            self.pool.add_threads(key, ids)  # a thread is in one pool
             self.admin.set_draining(key, False)
 
     def lease(self, slot: Any) -> Any:

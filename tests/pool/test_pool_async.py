@@ -550,7 +550,7 @@ async def test_a_closed_pool_grants_nothing(make_pool: MakePool) -> None:
 async def test_reap_without_key_covers_every_pool(make_pool: MakePool) -> None:
     pool = make_pool(lease_ttl=0.3, renew_margin=0.1)
     for key in ("doc-1", "doc-2"):
-        await pool.add_threads(key, ["thread_a"])
+        await pool.add_threads(key, [f"thread_{key}"])
         await pool.acquire(key)
     await pause(0.4)
     assert await pool.reap() == 2

@@ -551,7 +551,7 @@ def test_a_closed_pool_grants_nothing(make_pool: MakePool) -> None:
 def test_reap_without_key_covers_every_pool(make_pool: MakePool) -> None:
     pool = make_pool(lease_ttl=0.3, renew_margin=0.1)
     for key in ("doc-1", "doc-2"):
-        pool.add_threads(key, ["thread_a"])
+        pool.add_threads(key, [f"thread_{key}"])
         pool.acquire(key)
     pause(0.4)
     assert pool.reap() == 2

@@ -19,8 +19,15 @@ from thread_pool._async.backend import AsyncBackend, checked_backend
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.growth import AsyncGrower
 from thread_pool._async.known import AsyncKnownPools
+from thread_pool._async.owners import AsyncOwners
 from thread_pool._async.store import AsyncStore
-from thread_pool._model.backup import check_document, document, flat_keys
+from thread_pool._model.backup import (
+    SCRIPT_LIMITS,
+    check_document,
+    document,
+    flat_keys,
+    pool_threads,
+)
 from thread_pool._model.log import default_compact
 from thread_pool._model.status import DeleteReport, Growth, PoolMetrics, PoolStatus
 from thread_pool._model.validation import (
@@ -36,11 +43,12 @@ from thread_pool._store.replies import (
     decode_export,
     decode_metrics,
     decode_status,
+    integers,
     outcome,
     strings,
 )
 from thread_pool._store.scripts import ms
-from thread_pool.errors import PoolBusy, PoolExists, PoolStateLost, UnknownPool
+from thread_pool.errors import InvalidBackup, PoolBusy, PoolExists, PoolStateLost, UnknownPool
 from thread_pool.settings import Settings
 
 
@@ -83,6 +91,7 @@ class AsyncPoolAdmin:
             turn_cap=s.log_turn_max_chars,
         )
         self._growth = AsyncGrower(self._store, log)
+        self._owners = AsyncOwners(self._store)
         # The key names of a pool after its base ("meta", "threads", ...), from keys.py, so a key
         # added to the model there is exported, imported and deleted here too.
         sample = PoolKeys.of(self.prefix, "k")
@@ -174,19 +183,29 @@ class AsyncPoolAdmin:
         export, and the backup's leases are void — every thread is settled before its next
         lease (see admin_import.lua). ``exact=True`` writes it verbatim, leases included: only
         for pools nobody used since the export."""
-        entries = check_document(doc, set(self.key_names))
+        entries = check_document(doc, set(self.key_names), recover=not exact)
         if keys is not None:
             entries = [e for e in entries if e["key"] in set(keys)]
+        mode = "exact" if exact else "recover"
+        # Every pool's threads are claimed for it (ThreadOwned if another pool has one), and
+        # every pool checked by the script, before the first pool is written.
+        claimed: dict[str, list[str]] = {}
+        calls: list[tuple[str, str, int]] = []
+        try:
+            for entry in entries:
+                key = entry["key"]
+                claimed[key] = await self._owners.claim(key, pool_threads(entry))
+                calls.append((key, json.dumps(flat_keys(entry)), ms(entry["exported_at"])))
+            for key, payload, exported_ms in calls:
+                await self._import(key, payload, mode, exported_ms, check_only=True)
+        except BaseException:
+            for key, threads in claimed.items():
+                await shield(self._owners.release(key, threads))
+            raise
         restored, existing = [], []
-        for entry in entries:
-            key = entry["key"]
-            payload = json.dumps(flat_keys(entry))
-            mode = "exact" if exact else "recover"
-            exported_ms = ms(float(entry.get("exported_at", 0)))
-            word, _ = outcome(
-                await self._store.call("admin_import", key, payload, mode, exported_ms)
-            )
-            if word is Outcome.EXISTS:
+        for key, payload, exported_ms in calls:
+            if not await self._import(key, payload, mode, exported_ms, check_only=False):
+                await self._owners.release(key, claimed[key])
                 existing.append(key)
                 continue
             await self._store.register_pool(key)
@@ -198,32 +217,64 @@ class AsyncPoolAdmin:
             )
         return restored
 
+    async def _import(
+        self, key: str, payload: str, mode: str, exported_ms: int, *, check_only: bool
+    ) -> bool:
+        """Run admin_import for one pool (only its checks if ``check_only``): False if the pool
+        exists already, ``InvalidBackup`` if the script refused it (nothing written)."""
+        word, rest = outcome(
+            await self._store.call(
+                "admin_import", key, payload, mode, exported_ms, SCRIPT_LIMITS, int(check_only)
+            )
+        )
+        if word is Outcome.INVALID:
+            raise InvalidBackup(f"pool {key!r}: {strings(rest)[0]}; nothing was restored")
+        return word is not Outcome.EXISTS
+
     # -- deleting --------------------------------------------------------------------------------
 
     async def delete(
         self, key: str, backend: AsyncBackend | None = None, *, force: bool = False
     ) -> DeleteReport:
         """Delete pool ``key``: its threads upstream through ``backend`` (if given), then all its
-        keys. Raises ``PoolBusy`` while threads are leased, unless ``force``. If an upstream
-        delete fails, the pool is left in Redis (a re-run carries on where it stopped)."""
+        keys. First, in one step, the pool is marked draining (no lease is granted from then on)
+        unless a thread is leased or being grown: then ``PoolBusy``, changing nothing, unless
+        ``force``. If an upstream delete fails, the pool is left in Redis, draining (a re-run
+        carries on where it stopped). A pool whose state was lost is deleted like any other."""
+        key = validate_key(key)
         if backend is not None:
             checked_backend(backend)
-        status = await self.status(key)
-        if status.leases and not force:
+        word, rest = outcome(
+            await self._store.call("admin_delete", key, "begin", int(force), *self.key_names)
+        )
+        if word is Outcome.NOPOOL:
+            raise UnknownPool(f"unknown pool {key!r}")
+        if word is Outcome.BUSY:
+            leased, growing = integers(rest)
             raise PoolBusy(
-                f"pool {key!r} has {len(status.leases)} leased thread(s); drain it first "
-                "or force the delete"
+                f"pool {key!r} has {leased} leased thread(s) and {growing} being created; drain "
+                "it first or force the delete"
             )
         report = DeleteReport(key)
-        known = [t.thread_id for t in status.threads] + status.retired
+        known = strings(rest)
         await self._delete_upstream(known, backend, report)
-        word, rest = outcome(await self._store.call("admin_delete", key, *self.key_names))
+        word, rest = outcome(await self._store.call("admin_delete", key, "end", 0, *self.key_names))
         await self._store.unregister_pool(key)
         if word is Outcome.OK:
-            # Threads that joined while the upstream deletes ran.
+            # Threads that joined while the upstream deletes ran (a forced delete).
             late = [t for t in strings(rest) if t not in set(known)]
             await self._delete_upstream(late, backend, report)
+        await self._owners.release_all(key)
         return report
+
+    async def threads(self, key: str) -> list[str]:
+        """Every thread id pool ``key`` knows, registered and retired (what a delete deletes
+        upstream); a pool whose state was lost too. ``UnknownPool`` if there is none."""
+        key = validate_key(key)
+        found = await self._store.known_threads(key)
+        if found is None:
+            raise UnknownPool(f"unknown pool {key!r}")
+        return found
 
     async def _delete_upstream(
         self, thread_ids: list[str], backend: AsyncBackend | None, report: DeleteReport

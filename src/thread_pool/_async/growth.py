@@ -17,11 +17,13 @@ from typing import Any
 from thread_pool._acompat import shield, sleep
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.context_log import AsyncContextLog
+from thread_pool._async.owners import AsyncOwners
 from thread_pool._async.store import AsyncStore
+from thread_pool._model.limits import FENCES_PER_MS
 from thread_pool._model.validation import validate_thread_id
 from thread_pool._store.replies import Outcome, integers, outcome
 from thread_pool._store.scripts import ms
-from thread_pool.errors import CorruptState, StoreUnavailable
+from thread_pool.errors import CorruptState, StoreUnavailable, ThreadOwned
 from thread_pool.settings import Settings
 
 logger = logging.getLogger("thread_pool")
@@ -36,6 +38,7 @@ class AsyncGrower:
     def __init__(self, store: AsyncStore, log: AsyncContextLog) -> None:
         self._store = store
         self._log = log
+        self._owners = AsyncOwners(store)
 
     async def reserve(
         self, key: str, ticket: str, target: int, settings: Settings
@@ -83,9 +86,17 @@ class AsyncGrower:
             # messages, and its cursor is where that read ended.
             messages, seq = await self._log.seed(key)
             thread_id = validate_thread_id(await backend.create_thread(key, messages))
+            await self._owners.claim(key, [thread_id])
             word, rest = outcome(
-                await self._store.call("register", key, ticket, thread_id, holder, seq)
+                await self._store.call(
+                    "register", key, ticket, thread_id, holder, seq, FENCES_PER_MS
+                )
             )
+        except ThreadOwned:
+            # Upstream handed out an id another pool holds: it is that pool's, never deleted here.
+            with contextlib.suppress(StoreUnavailable):
+                await shield(self.unreserve(key, ticket))
+            raise
         except BaseException:
             await shield(self._undo(backend, key, ticket, thread_id))
             raise
@@ -97,6 +108,7 @@ class AsyncGrower:
             )
         elif word is Outcome.NOPOOL:
             await backend.delete_thread(thread_id)
+            await self._owners.release(key, [thread_id])
         elif word is Outcome.RETIRED:
             logger.warning(
                 "pool %r: creating %s took longer than grow_timeout and the pool filled up; "
@@ -131,6 +143,8 @@ class AsyncGrower:
             return
         try:
             await backend.delete_thread(thread_id)
+            with contextlib.suppress(StoreUnavailable):  # else only this pool can reuse the id
+                await self._owners.release(key, [thread_id])
             logger.warning(
                 "pool %r: thread %s could not be registered; deleted it upstream", key, thread_id
             )

@@ -7,7 +7,9 @@ from __future__ import annotations
 from thread_pool._acompat import shield
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.known import AsyncKnownPools
+from thread_pool._async.owners import AsyncOwners
 from thread_pool._async.store import AsyncStore
+from thread_pool._model.limits import FENCES_PER_MS
 from thread_pool._model.status import PoolStats
 from thread_pool._store.replies import Outcome, integers, outcome, pool_stats
 from thread_pool._store.scripts import ms
@@ -22,16 +24,22 @@ class AsyncSizing:
         self._store = store
         self._settings = settings
         self._known = known
+        self._owners = AsyncOwners(store)
 
     def _defaults(self) -> tuple[int, int, int]:
         s = self._settings
         return s.min_size, s.max_size, ms(s.lease_ttl)
 
     async def add(self, key: str, ids: list[str]) -> int:
-        """Register threads ``ids`` (see ``AsyncThreadPool.add_threads``)."""
+        """Register threads ``ids`` (see ``AsyncThreadPool.add_threads``): claimed for the pool
+        first (``ThreadOwned`` if another pool has one), given back if the pool refuses them."""
+        claimed = await self._owners.claim(key, ids)
         await self._known.register(key)
-        word, rest = outcome(await self._store.call("add", key, 1, *self._defaults(), *ids))
+        word, rest = outcome(
+            await self._store.call("add", key, 1, *self._defaults(), FENCES_PER_MS, *ids)
+        )
         if word is Outcome.FULL:
+            await self._owners.release(key, claimed)
             size, max_size = integers(rest)
             raise PoolFull(
                 f"pool {key!r} has {size} threads of at most {max_size}; "
@@ -69,6 +77,7 @@ class AsyncSizing:
             except BaseException:
                 await shield(self._store.push_retired(key, thread_id))
                 raise
+            await self._owners.release(key, [thread_id])
             # A retired thread kept its cursor while it could still come back (add_threads);
             # deleted upstream, it cannot.
             await self._store.forget_cursor(key, thread_id)

@@ -39,6 +39,31 @@ MAX_METADATA_VALUE = 512
 MAX_ITEMS = 20
 """Upstream takes at most this many items per ``conversations.create`` / ``items.create``."""
 
+FENCE_LIMIT = 2**52
+"""A fence set by a restore or a recovery stays below this (and a backup holding a larger one is
+refused), so grants have 2^52 more to go before 2^53, where Lua's numbers stop being exact."""
+
+FENCES_PER_MS = 1000
+"""What a recovery adds to a fence per millisecond of time it cannot account for. A grant takes
+at least two script calls on its thread (grant, then release or reap) and Redis runs well under
+one script per microsecond, so no thread can have been granted this often: a fence raised by
+this much is above every fence used in that time."""
+
+MAX_BACKUP_AGE = 5 * 366 * 86_400.0
+"""The oldest backup (by its ``exported_at``, seconds) an import accepts: older is a mistake (a
+clock, a wrong file), and the recovery's fence raise must stay far below ``FENCE_LIMIT``."""
+
+BACKUP_CLOCK_SKEW = 300.0
+"""How far (seconds) a backup's ``exported_at`` may lie in the future of the clock checking it
+(the host's for the file check, Redis's inside the import script)."""
+
+MAX_BACKUP_ITEMS = 1_000_000
+"""The most items (fields, members, entries) one key of a backup may hold."""
+
+MAX_LOG_FIELDS = 32
+"""The most values (fields and their values) one log entry of a backup may hold; the log writes
+six pairs."""
+
 MIN_LOG_CHARS = 1_000
 """The smallest per-entry or per-turn log cap accepted: room for a marker and some text."""
 MAX_LOG_CHARS = 100_000_000

@@ -228,6 +228,37 @@ def validate_role(role: object) -> str:
     return role
 
 
+# A decimal integer as Redis and Lua keep it: digits only, exact in a Lua number (< 2^53).
+_DIGITS_RE = re.compile(r"(0|[1-9][0-9]{0,15})")
+_EXACT = 2**53
+# A score as Redis writes one back: a plain decimal, maybe with a fraction and an exponent.
+_SCORE_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
+def int_text(value: object, below: int = _EXACT) -> int | None:
+    """The integer that text ``value`` spells in plain decimal (no sign, no exponent, no
+    leading zeros) if it is below ``below``; None otherwise."""
+    if not isinstance(value, str) or not _DIGITS_RE.fullmatch(value):
+        return None
+    number = int(value)
+    return number if number < below else None
+
+
+def score_text(value: object) -> float | None:
+    """The finite number that text ``value`` spells as a sorted-set score; None otherwise."""
+    if not isinstance(value, str) or len(value) > 32 or not _SCORE_RE.fullmatch(value):
+        return None
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    return number
+
+
+def is_thread_id(value: object) -> bool:
+    """Whether ``value`` is a well-formed upstream thread id (see ``validate_thread_id``)."""
+    return isinstance(value, str) and _THREAD_ID_RE.fullmatch(value) is not None
+
+
 def validate_record(
     user: object, reply: object, run_id: object, record_id: object, tool_calls: object
 ) -> tuple[str, str, str, str | None, tuple[ToolCall, ...]]:

@@ -2,8 +2,10 @@
 
 All keys of one pool carry the pool key as a Redis Cluster hash tag (``tp:{doc-42}:idle``), so a
 pool lives in one slot and each Lua script touches one slot only. The registry of pools
-(``tp:pools``) is the one key outside any pool; it is only ever written by plain commands, never
-inside a script, so it may live on another cluster node.
+(``tp:pools``) and the owners of threads (``tp:owners``) are the keys outside any pool. The
+registry is only ever written by plain commands; the owners hash by its own script
+(``owners.lua``), which touches that key alone. Neither shares a slot with a pool, so both may
+live on another cluster node.
 """
 
 from __future__ import annotations
@@ -118,6 +120,11 @@ class PoolKeys:
             self.logged,
             self.cursors,
         ]
+
+
+def owners_key(prefix: str) -> str:
+    """Hash of thread id -> the pool that owns it, under ``prefix`` (one pool per thread)."""
+    return f"{prefix}:owners"
 
 
 def registry_key(prefix: str) -> str:

@@ -71,6 +71,9 @@ class Outcome(StrEnum):
     IDLE = "IDLE"
     DUP = "DUP"
     HANDED = "HANDED"
+    OWNED = "OWNED"
+    INVALID = "INVALID"
+    BUSY = "BUSY"
 
 
 _WORDS = {word.value: word for word in Outcome} | {"G": Outcome.GRANTED}

@@ -18,7 +18,13 @@ from typing import Any
 import redis
 
 from thread_pool._compat import open_client, sleep
-from thread_pool._model.backup import check_document, document, flat_keys
+from thread_pool._model.backup import (
+    SCRIPT_LIMITS,
+    check_document,
+    document,
+    flat_keys,
+    pool_threads,
+)
 from thread_pool._model.log import default_compact
 from thread_pool._model.status import DeleteReport, Growth, PoolMetrics, PoolStatus
 from thread_pool._model.validation import (
@@ -34,6 +40,7 @@ from thread_pool._store.replies import (
     decode_export,
     decode_metrics,
     decode_status,
+    integers,
     outcome,
     strings,
 )
@@ -42,8 +49,9 @@ from thread_pool._sync.backend import Backend, checked_backend
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.growth import Grower
 from thread_pool._sync.known import KnownPools
+from thread_pool._sync.owners import Owners
 from thread_pool._sync.store import Store
-from thread_pool.errors import PoolBusy, PoolExists, PoolStateLost, UnknownPool
+from thread_pool.errors import InvalidBackup, PoolBusy, PoolExists, PoolStateLost, UnknownPool
 from thread_pool.settings import Settings
 
 
@@ -86,6 +94,7 @@ class PoolAdmin:
             turn_cap=s.log_turn_max_chars,
         )
         self._growth = Grower(self._store, log)
+        self._owners = Owners(self._store)
         # The key names of a pool after its base ("meta", "threads", ...), from keys.py, so a key
         # added to the model there is exported, imported and deleted here too.
         sample = PoolKeys.of(self.prefix, "k")
@@ -173,17 +182,29 @@ class PoolAdmin:
         export, and the backup's leases are void — every thread is settled before its next
         lease (see admin_import.lua). ``exact=True`` writes it verbatim, leases included: only
         for pools nobody used since the export."""
-        entries = check_document(doc, set(self.key_names))
+        entries = check_document(doc, set(self.key_names), recover=not exact)
         if keys is not None:
             entries = [e for e in entries if e["key"] in set(keys)]
+        mode = "exact" if exact else "recover"
+        # Every pool's threads are claimed for it (ThreadOwned if another pool has one), and
+        # every pool checked by the script, before the first pool is written.
+        claimed: dict[str, list[str]] = {}
+        calls: list[tuple[str, str, int]] = []
+        try:
+            for entry in entries:
+                key = entry["key"]
+                claimed[key] = self._owners.claim(key, pool_threads(entry))
+                calls.append((key, json.dumps(flat_keys(entry)), ms(entry["exported_at"])))
+            for key, payload, exported_ms in calls:
+                self._import(key, payload, mode, exported_ms, check_only=True)
+        except BaseException:
+            for key, threads in claimed.items():
+                self._owners.release(key, threads)
+            raise
         restored, existing = [], []
-        for entry in entries:
-            key = entry["key"]
-            payload = json.dumps(flat_keys(entry))
-            mode = "exact" if exact else "recover"
-            exported_ms = ms(float(entry.get("exported_at", 0)))
-            word, _ = outcome(self._store.call("admin_import", key, payload, mode, exported_ms))
-            if word is Outcome.EXISTS:
+        for key, payload, exported_ms in calls:
+            if not self._import(key, payload, mode, exported_ms, check_only=False):
+                self._owners.release(key, claimed[key])
                 existing.append(key)
                 continue
             self._store.register_pool(key)
@@ -195,32 +216,64 @@ class PoolAdmin:
             )
         return restored
 
+    def _import(
+        self, key: str, payload: str, mode: str, exported_ms: int, *, check_only: bool
+    ) -> bool:
+        """Run admin_import for one pool (only its checks if ``check_only``): False if the pool
+        exists already, ``InvalidBackup`` if the script refused it (nothing written)."""
+        word, rest = outcome(
+            self._store.call(
+                "admin_import", key, payload, mode, exported_ms, SCRIPT_LIMITS, int(check_only)
+            )
+        )
+        if word is Outcome.INVALID:
+            raise InvalidBackup(f"pool {key!r}: {strings(rest)[0]}; nothing was restored")
+        return word is not Outcome.EXISTS
+
     # -- deleting --------------------------------------------------------------------------------
 
     def delete(
         self, key: str, backend: Backend | None = None, *, force: bool = False
     ) -> DeleteReport:
         """Delete pool ``key``: its threads upstream through ``backend`` (if given), then all its
-        keys. Raises ``PoolBusy`` while threads are leased, unless ``force``. If an upstream
-        delete fails, the pool is left in Redis (a re-run carries on where it stopped)."""
+        keys. First, in one step, the pool is marked draining (no lease is granted from then on)
+        unless a thread is leased or being grown: then ``PoolBusy``, changing nothing, unless
+        ``force``. If an upstream delete fails, the pool is left in Redis, draining (a re-run
+        carries on where it stopped). A pool whose state was lost is deleted like any other."""
+        key = validate_key(key)
         if backend is not None:
             checked_backend(backend)
-        status = self.status(key)
-        if status.leases and not force:
+        word, rest = outcome(
+            self._store.call("admin_delete", key, "begin", int(force), *self.key_names)
+        )
+        if word is Outcome.NOPOOL:
+            raise UnknownPool(f"unknown pool {key!r}")
+        if word is Outcome.BUSY:
+            leased, growing = integers(rest)
             raise PoolBusy(
-                f"pool {key!r} has {len(status.leases)} leased thread(s); drain it first "
-                "or force the delete"
+                f"pool {key!r} has {leased} leased thread(s) and {growing} being created; drain "
+                "it first or force the delete"
             )
         report = DeleteReport(key)
-        known = [t.thread_id for t in status.threads] + status.retired
+        known = strings(rest)
         self._delete_upstream(known, backend, report)
-        word, rest = outcome(self._store.call("admin_delete", key, *self.key_names))
+        word, rest = outcome(self._store.call("admin_delete", key, "end", 0, *self.key_names))
         self._store.unregister_pool(key)
         if word is Outcome.OK:
-            # Threads that joined while the upstream deletes ran.
+            # Threads that joined while the upstream deletes ran (a forced delete).
             late = [t for t in strings(rest) if t not in set(known)]
             self._delete_upstream(late, backend, report)
+        self._owners.release_all(key)
         return report
+
+    def threads(self, key: str) -> list[str]:
+        """Every thread id pool ``key`` knows, registered and retired (what a delete deletes
+        upstream); a pool whose state was lost too. ``UnknownPool`` if there is none."""
+        key = validate_key(key)
+        found = self._store.known_threads(key)
+        if found is None:
+            raise UnknownPool(f"unknown pool {key!r}")
+        return found
 
     def _delete_upstream(
         self, thread_ids: list[str], backend: Backend | None, report: DeleteReport

@@ -18,13 +18,15 @@ import time
 from typing import Any
 
 from thread_pool._compat import sleep
+from thread_pool._model.limits import FENCES_PER_MS
 from thread_pool._model.validation import validate_thread_id
 from thread_pool._store.replies import Outcome, integers, outcome
 from thread_pool._store.scripts import ms
 from thread_pool._sync.backend import Backend
 from thread_pool._sync.context_log import ContextLog
+from thread_pool._sync.owners import Owners
 from thread_pool._sync.store import Store
-from thread_pool.errors import CorruptState, StoreUnavailable
+from thread_pool.errors import CorruptState, StoreUnavailable, ThreadOwned
 from thread_pool.settings import Settings
 
 logger = logging.getLogger("thread_pool")
@@ -39,6 +41,7 @@ class Grower:
     def __init__(self, store: Store, log: ContextLog) -> None:
         self._store = store
         self._log = log
+        self._owners = Owners(store)
 
     def reserve(
         self, key: str, ticket: str, target: int, settings: Settings
@@ -86,7 +89,15 @@ class Grower:
             # messages, and its cursor is where that read ended.
             messages, seq = self._log.seed(key)
             thread_id = validate_thread_id(backend.create_thread(key, messages))
-            word, rest = outcome(self._store.call("register", key, ticket, thread_id, holder, seq))
+            self._owners.claim(key, [thread_id])
+            word, rest = outcome(
+                self._store.call("register", key, ticket, thread_id, holder, seq, FENCES_PER_MS)
+            )
+        except ThreadOwned:
+            # Upstream handed out an id another pool holds: it is that pool's, never deleted here.
+            with contextlib.suppress(StoreUnavailable):
+                self.unreserve(key, ticket)
+            raise
         except BaseException:
             self._undo(backend, key, ticket, thread_id)
             raise
@@ -98,6 +109,7 @@ class Grower:
             )
         elif word is Outcome.NOPOOL:
             backend.delete_thread(thread_id)
+            self._owners.release(key, [thread_id])
         elif word is Outcome.RETIRED:
             logger.warning(
                 "pool %r: creating %s took longer than grow_timeout and the pool filled up; "
@@ -130,6 +142,8 @@ class Grower:
             return
         try:
             backend.delete_thread(thread_id)
+            with contextlib.suppress(StoreUnavailable):  # else only this pool can reuse the id
+                self._owners.release(key, [thread_id])
             logger.warning(
                 "pool %r: thread %s could not be registered; deleted it upstream", key, thread_id
             )

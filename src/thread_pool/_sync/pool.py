@@ -280,7 +280,11 @@ class ThreadPool:
     def add_threads(self, key: str, thread_ids: Iterable[str]) -> int:
         """Register existing upstream threads with pool ``key`` (creating the pool with the
         default sizes if needed). Threads already registered are skipped. Returns how many were
-        added; raises ``PoolFull`` (adding none) if they would exceed ``max_size``."""
+        added; raises ``PoolFull`` (adding none) if they would exceed ``max_size``, and
+        ``ThreadOwned`` (adding none) if another pool under the prefix owns one of them. A
+        thread the pool had retired comes back (a purge no longer deletes it); a pool whose
+        state was lost (``PoolStateLost``) is revived with these threads. Either way their
+        fences go on above any they can have had."""
         self._check_open()
         key = validate_key(key)
         ids = validate_thread_ids(thread_ids)

@@ -7,11 +7,13 @@ this does the Redis side."""
 
 from __future__ import annotations
 
+from thread_pool._model.limits import FENCES_PER_MS
 from thread_pool._model.status import PoolStats
 from thread_pool._store.replies import Outcome, integers, outcome, pool_stats
 from thread_pool._store.scripts import ms
 from thread_pool._sync.backend import Backend
 from thread_pool._sync.known import KnownPools
+from thread_pool._sync.owners import Owners
 from thread_pool._sync.store import Store
 from thread_pool.errors import InvalidArgument, PoolFull, UnknownPool
 from thread_pool.settings import Settings
@@ -24,16 +26,22 @@ class Sizing:
         self._store = store
         self._settings = settings
         self._known = known
+        self._owners = Owners(store)
 
     def _defaults(self) -> tuple[int, int, int]:
         s = self._settings
         return s.min_size, s.max_size, ms(s.lease_ttl)
 
     def add(self, key: str, ids: list[str]) -> int:
-        """Register threads ``ids`` (see ``ThreadPool.add_threads``)."""
+        """Register threads ``ids`` (see ``ThreadPool.add_threads``): claimed for the pool
+        first (``ThreadOwned`` if another pool has one), given back if the pool refuses them."""
+        claimed = self._owners.claim(key, ids)
         self._known.register(key)
-        word, rest = outcome(self._store.call("add", key, 1, *self._defaults(), *ids))
+        word, rest = outcome(
+            self._store.call("add", key, 1, *self._defaults(), FENCES_PER_MS, *ids)
+        )
         if word is Outcome.FULL:
+            self._owners.release(key, claimed)
             size, max_size = integers(rest)
             raise PoolFull(
                 f"pool {key!r} has {size} threads of at most {max_size}; "
@@ -71,6 +79,7 @@ class Sizing:
             except BaseException:
                 self._store.push_retired(key, thread_id)
                 raise
+            self._owners.release(key, [thread_id])
             # A retired thread kept its cursor while it could still come back (add_threads);
             # deleted upstream, it cannot.
             self._store.forget_cursor(key, thread_id)

@@ -17,7 +17,7 @@ from thread_pool._compat import keep_cancellation
 from thread_pool._model.log import LogEntry
 from thread_pool._store import scripts
 from thread_pool._store.errors import mapped
-from thread_pool._store.keys import PoolKeys, registry_key
+from thread_pool._store.keys import PoolKeys, owners_key, registry_key
 from thread_pool._store.replies import entry_of, text
 from thread_pool.errors import InvalidArgument
 
@@ -46,6 +46,24 @@ class Store:
         """Run script ``name`` on pool ``key`` (it names the pool's other keys from the first)."""
         with keep_cancellation(), mapped(f"{name} on pool {key!r}"):
             return self._scripts[name](keys=[self.keys(key).meta], args=list(args))
+
+    def owners(self, op: str, key: str, thread_ids: list[str]) -> Any:
+        """Run ``owners.lua``'s ``op`` ("claim", "release") for pool ``key`` on the prefix's
+        owners hash (its own key, outside every pool)."""
+        with keep_cancellation(), mapped(f"{op} threads for pool {key!r}"):
+            return self._scripts["owners"](
+                keys=[owners_key(self.prefix)], args=[op, key, *thread_ids]
+            )
+
+    def owned_by(self, key: str) -> list[str]:
+        """Every thread the owners hash names pool ``key`` the owner of (read in steps, so a
+        large hash never blocks Redis)."""
+        found = []
+        with keep_cancellation(), mapped(f"list the threads owned by pool {key!r}"):
+            for thread, owner in self.client.hscan_iter(owners_key(self.prefix), count=1000):
+                if text(owner) == key:
+                    found.append(text(thread))
+        return found
 
     def call_each(self, name: str, keys: list[str], batch: int = 500) -> list[Any]:
         """Run script ``name`` on each pool of ``keys``; the replies in order. On a single
@@ -100,6 +118,17 @@ class Store:
         """Whether ``thread_id`` is registered with pool ``key``."""
         with keep_cancellation(), mapped(f"look up a thread of pool {key!r}"):
             return bool(self.client.hexists(self.keys(key).threads, thread_id))
+
+    def known_threads(self, key: str) -> list[str] | None:
+        """Pool ``key``'s registered and retired thread ids (None: no such pool), read plainly:
+        it works on a pool whose state was lost, which the scripts refuse to inspect."""
+        k = self.keys(key)
+        with keep_cancellation(), mapped(f"list the threads of pool {key!r}"):
+            if not self.client.exists(k.meta):
+                return None
+            registered: Any = self.client.hkeys(k.threads)
+            retired: Any = self.client.lrange(k.retired, 0, -1)
+        return [text(t) for t in [*registered, *retired]]
 
     def read_log(self, key: str) -> list[LogEntry]:
         """Every entry of pool ``key``'s log, oldest first, as ``LogEntry``."""

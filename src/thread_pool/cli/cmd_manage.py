@@ -124,8 +124,7 @@ def drain(target: Target, key: str, timeout: float, off: bool, as_json: bool) ->
 async def _delete(target: Target, key: str, yes: bool, force: bool) -> DeleteReport:
     backend = target.backend()
     async with target.admin() as admin:
-        status = await admin.status(key)
-        count = len(status.threads) + len(status.retired)
+        count = len(await admin.threads(key))  # works on a pool whose state was lost too
         if not yes:
             where = "upstream and in Redis" if backend else "in Redis only (no --backend)"
             click.confirm(

@@ -38,7 +38,12 @@ NAMES = (
     "admin_metrics",
     "admin_reserve",
     "admin_unreserve",
+    # Not a pool's: the record of which pool owns each thread, under a key prefix.
+    "owners",
 )
+
+# Scripts that run on a key of their own, not a pool's meta: no prelude (it names pool keys).
+_STANDALONE = frozenset({"owners"})
 
 # Scripts that also need stats.lua's reply: its body becomes the function stats_reply(), so a
 # status snapshot can never count differently from stats().
@@ -53,6 +58,8 @@ def source(name: str) -> str:
     here = resources.files(__name__)
     common = here.joinpath("_common.lua").read_text(encoding="utf-8")
     body = here.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    if name in _STANDALONE:
+        return body
     if name in _WITH_STATS:
         stats = here.joinpath("stats.lua").read_text(encoding="utf-8")
         body = f"local function stats_reply()\n{stats}\nend\n{body}"

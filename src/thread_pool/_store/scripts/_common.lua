@@ -5,8 +5,8 @@
 -- the same cluster slot, and passing one key instead of ten halves what the client packs and
 -- sends per call (the client, not Redis, is the bottleneck of a lease).
 --   meta      hash    min_size, max_size, ttl_ms, created_ms, epoch and counters; a pool whose
---                     state was found lost carries `state_lost` (ms) until an import or a pre-warm
---                     clears it and sets `recovered` (see lost_state)
+--                     state was found lost carries `state_lost` (ms) until an import, an add or a
+--                     pre-warm clears it and sets `recovered` (see lost_state)
 --   threads   hash    thread id -> fence (number of grants so far)
 --   idle      zset    idle thread id -> score (highest is handed out first)
 --   leases    zset    leased thread id -> deadline (ms, Redis time)
@@ -83,6 +83,13 @@ local function new_epoch()
   return t[1] .. string.format('%06d', tonumber(t[2]))
 end
 
+-- An integer as decimal text. Lua turns a number into text with "%.14g", which writes 1e+14
+-- and above with an exponent; fences may be that large (a recovery raises them, see
+-- fence_floor), and every integer below 2^53 is exact with "%.0f".
+local function int_text(n)
+  return string.format('%.0f', n)
+end
+
 -- Create the pool's meta hash if it is missing and creation is allowed; false if the pool is
 -- unknown. Counters start at zero so every field always exists. A pool created before epochs
 -- existed gets one here.
@@ -121,17 +128,56 @@ local function lost_state(m, known)
   return tostring(NOW)
 end
 
--- A pool that was found lost is usable again (import or pre-warm did it): epochs seen before now
--- are accepted from here on (their leases are void: the recovery dropped them).
+-- A pool that was found lost is usable again (an import, an add of its threads or a pre-warm did
+-- it): epochs seen before now are accepted from here on (their leases are void: the recovery
+-- dropped them).
 local function mark_recovered()
   redis.call('HDEL', K_META, 'state_lost', 'lost_epoch')
   redis.call('HSET', K_META, 'recovered', new_epoch())
 end
 
--- Hand `thread` to `token`: the fence goes up by one with every grant. Returns the fence, the
--- deadline and the TTL (so the holder can count its time by its own clock).
+-- Bring back a pool marked lost (an add of its threads, a pre-warm): the sizes and TTL it lacks
+-- become the given defaults, its counters start at zero where they are missing, and it keeps
+-- the epoch it was known by (so fence_floor still counts from its beginning).
+local function revive(min_size, max_size, ttl_ms)
+  local m = redis.call('HMGET', K_META, 'min_size', 'max_size', 'ttl_ms', 'lost_epoch')
+  redis.call('HSET', K_META, 'min_size', m[1] or min_size, 'max_size', m[2] or max_size,
+    'ttl_ms', m[3] or ttl_ms)
+  for _, counter in ipairs({'granted', 'timeouts', 'lost', 'reaped'}) do
+    redis.call('HSETNX', K_META, counter, 0)
+  end
+  redis.call('HSETNX', K_META, 'created_ms', NOW)
+  redis.call('HSETNX', K_META, 'epoch', m[4] or new_epoch())
+  mark_recovered()
+end
+
+-- The fence of a thread that comes (back) into a pool whose grants of it are not recorded: a
+-- thread a shrink retired, or any thread of a pool that was once found lost. It is `per_ms`
+-- (limits.FENCES_PER_MS) per millisecond since the pool's epoch: no thread can have been granted
+-- that often (see admin_import.lua), so every grant from here on is above every fence the pool
+-- used before, and the floor, counted from a fixed start, stays below 2^53 for centuries.
+-- Read it before revive() or an import clears `lost_epoch`.
+local function fence_floor(per_ms)
+  local m = redis.call('HMGET', K_META, 'lost_epoch', 'epoch')
+  local epoch_us = tonumber(m[1] or m[2] or '')
+  if not epoch_us then
+    return 0
+  end
+  return math.max(NOW - math.floor(epoch_us / 1000), 0) * tonumber(per_ms)
+end
+
+-- Register `thread` with the pool at fence `floor` if it was retired (it comes off the retired
+-- list, so that purge_retired cannot delete it upstream while it is in the pool) or `forced`,
+-- else at 0. A fence never goes down for a thread id.
+local function enter(thread, floor, forced)
+  local back = redis.call('LREM', K_RETIRED, 0, thread) > 0
+  redis.call('HSET', K_THREADS, thread, int_text((back or forced) and floor or 0))
+end
+
+-- Hand `thread` to `token`: the fence goes up by one with every grant. Returns the fence (as
+-- text), the deadline and the TTL (so the holder can count its time by its own clock).
 local function grant(thread, token, holder)
-  local fence = redis.call('HINCRBY', K_THREADS, thread, 1)
+  local fence = int_text(redis.call('HINCRBY', K_THREADS, thread, 1))
   local ttl = meta_number('ttl_ms')
   local deadline = NOW + ttl
   redis.call('ZADD', K_LEASES, deadline, thread)

@@ -1,7 +1,14 @@
--- admin_delete: remove one pool from Redis, returning the threads it knew (to delete upstream).
+-- admin_delete: remove one pool from Redis, in two steps around the upstream deletes.
 -- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
--- ARGV[1..] the names of the pool's keys after its base ("meta", "threads", ... from keys.py)
--- Returns {"NOPOOL"} or {"OK", thread...}: every thread id of the pool and of its retired list.
+-- ARGV[1] step     "begin" or "end"
+-- ARGV[2] force    "1": begin even while threads are leased or being grown
+-- ARGV[3..] the names of the pool's keys after its base ("meta", "threads", ... from keys.py)
+-- Returns {"NOPOOL"} | {"BUSY", leased, growing} (begin only; nothing changed)
+--   | {"OK", thread...}: every thread id of the pool and of its retired list
+-- "begin" marks the pool draining in the same step as it checks that nobody holds a thread, so
+-- no caller can be granted a thread from here on: the upstream deletes that follow cannot cut
+-- a holder off. (If they fail, the pool stays draining; a re-run carries on.) A pool whose state
+-- was lost has no valid leases: it is never busy. "end" deletes every key.
 if redis.call('EXISTS', K_META) == 0 then
   return {'NOPOOL'}
 end
@@ -12,6 +19,18 @@ end
 for _, thread in ipairs(redis.call('LRANGE', K_RETIRED, 0, -1)) do
   out[#out + 1] = thread
 end
+if ARGV[1] == 'begin' then
+  if ARGV[2] ~= '1' and redis.call('HEXISTS', K_META, 'state_lost') == 0 then
+    redis.call('ZREMRANGEBYSCORE', K_RESERVED, '-inf', NOW)
+    local leased, growing = redis.call('ZCARD', K_LEASES), redis.call('ZCARD', K_RESERVED)
+    if leased + growing > 0 then
+      return {'BUSY', leased, growing}
+    end
+  end
+  redis.call('HSETNX', K_META, 'draining', NOW)
+  wake_all()
+  return out
+end
 -- Mailboxes of waiters and of hand-offs not yet read go too (they would expire anyway).
 for _, entry in ipairs(redis.call('LRANGE', K_WAITERS, 0, -1)) do
   redis.call('DEL', mailbox(split3(entry)))
@@ -19,7 +38,7 @@ end
 for _, hold in ipairs(redis.call('HVALS', K_HOLDS)) do
   redis.call('DEL', mailbox(token_of(hold)))
 end
-for i = 1, #ARGV do
+for i = 3, #ARGV do
   redis.call('DEL', BASE .. ARGV[i])
 end
 return out

@@ -8,19 +8,12 @@
 -- A pool marked lost (see lost_state) is re-created here: the mark goes, sizes and TTL it lacks
 -- are the pre-warm's defaults, and the threads it still knows (none after a restart without
 -- persistence) stay. Threads of the lost state are unknown to Redis and stay upstream: only an
--- import of a backup can bring them back (the upstream API cannot list threads).
+-- import of a backup, or an add of their ids, can bring them back (the upstream API cannot list
+-- threads).
 -- Threads plus reservations are counted in one step with the reservation, and acquire counts
 -- the same way, so racing pre-warms and growing pools together never pass the cap.
 if redis.call('HEXISTS', K_META, 'state_lost') == 1 then
-  local m = redis.call('HMGET', K_META, 'min_size', 'max_size', 'ttl_ms')
-  redis.call('HSET', K_META, 'min_size', m[1] or ARGV[4], 'max_size', m[2] or ARGV[5],
-    'ttl_ms', m[3] or ARGV[6])
-  for _, counter in ipairs({'granted', 'timeouts', 'lost', 'reaped'}) do
-    redis.call('HSETNX', K_META, counter, 0)
-  end
-  redis.call('HSETNX', K_META, 'created_ms', NOW)
-  redis.call('HSETNX', K_META, 'epoch', new_epoch())
-  mark_recovered()
+  revive(ARGV[4], ARGV[5], ARGV[6])
 end
 ensure_pool('1', ARGV[4], ARGV[5], ARGV[6])
 if redis.call('HEXISTS', K_META, 'draining') == 1 then

@@ -7,6 +7,8 @@
 --                  waiter, or idle (a pre-warm)
 -- ARGV[4] seq      the log seq the thread was created holding (0: none); becomes its cursor, in
 --                  the same step, so no turn can find the thread without it
+-- ARGV[5] per_ms   limits.FENCES_PER_MS (see fence_floor)
+-- The caller has claimed the thread for this pool (see owners.lua).
 -- Returns "G|thread|fence|deadline_ms|ttl_ms" (granted to the holder) | {"OK", "IDLE"|"HANDED"}
 --   | {"ABANDONED"} (the grower was cancelled: the thread joins the pool, but not leased)
 --   | {"RETIRED"} (the reservation had lapsed and the pool filled up meanwhile: the thread is
@@ -29,7 +31,7 @@ if not had_slot and not gone then
     return {'RETIRED'}
   end
 end
-redis.call('HSET', K_THREADS, thread, 0)
+enter(thread, fence_floor(ARGV[5]), redis.call('HEXISTS', K_META, 'recovered') == 1)
 local seq = tonumber(ARGV[4]) or 0
 if seq > 0 then
   redis.call('HSET', K_CURSORS, thread, seq)
