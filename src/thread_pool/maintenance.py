@@ -69,13 +69,15 @@ async def retire_idle(
     """Delete every pool idle for ``idle_for`` seconds: its threads upstream through
     ``backend`` first, then its keys (see ``AsyncPoolAdmin.delete``). A pool leased since it
     was found idle is left alone (``PoolBusy``); a run stopped half-way is finished by the next
-    one (the pool stays in Redis until its upstream deletes are done)."""
+    one (the pool stays in Redis, draining, until its upstream deletes are done)."""
     reports = []
     for pool in await idle_pools(admin, idle_for):
         try:
-            reports.append(await admin.delete(pool.key, backend))
+            # Idle is decided again in the delete's first step, atomically with marking the
+            # pool draining: a pool used since it was listed is kept.
+            reports.append(await admin.delete(pool.key, backend, idle_for=idle_for))
         except (PoolBusy, UnknownPool):
-            continue  # leased (or deleted) since it was found idle
+            continue  # used (or deleted) since it was found idle
     return reports
 
 

@@ -28,6 +28,7 @@ from thread_pool._model.backup import (
     flat_keys,
     pool_threads,
 )
+from thread_pool._model.limits import MAX_LOG_AGE
 from thread_pool._model.log import default_compact
 from thread_pool._model.status import DeleteReport, Growth, PoolMetrics, PoolStatus
 from thread_pool._model.validation import (
@@ -234,21 +235,38 @@ class AsyncPoolAdmin:
     # -- deleting --------------------------------------------------------------------------------
 
     async def delete(
-        self, key: str, backend: AsyncBackend | None = None, *, force: bool = False
+        self,
+        key: str,
+        backend: AsyncBackend | None = None,
+        *,
+        force: bool = False,
+        idle_for: float | None = None,
     ) -> DeleteReport:
         """Delete pool ``key``: its threads upstream through ``backend`` (if given), then all its
         keys. First, in one step, the pool is marked draining (no lease is granted from then on)
         unless a thread is leased or being grown: then ``PoolBusy``, changing nothing, unless
         ``force``. If an upstream delete fails, the pool is left in Redis, draining (a re-run
-        carries on where it stopped). A pool whose state was lost is deleted like any other."""
+        carries on where it stopped). A pool whose state was lost is deleted like any other.
+        ``idle_for``: delete only if no lease was granted for that many seconds, decided in the
+        same step (else ``PoolBusy``, changing nothing)."""
         key = validate_key(key)
         if backend is not None:
             checked_backend(backend)
+        idle_ms = (
+            0 if idle_for is None else ms(check_positive("idle_for", idle_for, at_most=MAX_LOG_AGE))
+        )
         word, rest = outcome(
-            await self._store.call("admin_delete", key, "begin", int(force), *self.key_names)
+            await self._store.call(
+                "admin_delete", key, "begin", int(force), idle_ms, *self.key_names
+            )
         )
         if word is Outcome.NOPOOL:
             raise UnknownPool(f"unknown pool {key!r}")
+        if word is Outcome.USED:
+            raise PoolBusy(
+                f"pool {key!r} was used {integers(rest)[0] / 1000:.1f} s ago: not idle for "
+                f"{idle_for} s"
+            )
         if word is Outcome.BUSY:
             leased, growing = integers(rest)
             raise PoolBusy(
@@ -258,7 +276,9 @@ class AsyncPoolAdmin:
         report = DeleteReport(key)
         known = strings(rest)
         await self._delete_upstream(known, backend, report)
-        word, rest = outcome(await self._store.call("admin_delete", key, "end", 0, *self.key_names))
+        word, rest = outcome(
+            await self._store.call("admin_delete", key, "end", 0, 0, *self.key_names)
+        )
         await self._store.unregister_pool(key)
         if word is Outcome.OK:
             # Threads that joined while the upstream deletes ran (a forced delete).

@@ -74,6 +74,7 @@ class Outcome(StrEnum):
     OWNED = "OWNED"
     INVALID = "INVALID"
     BUSY = "BUSY"
+    USED = "USED"
 
 
 _WORDS = {word.value: word for word in Outcome} | {"G": Outcome.GRANTED}

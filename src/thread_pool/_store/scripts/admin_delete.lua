@@ -2,8 +2,11 @@
 -- KEYS[1] the pool's meta hash (the other keys are named from it, see _common.lua)
 -- ARGV[1] step     "begin" or "end"
 -- ARGV[2] force    "1": begin even while threads are leased or being grown
--- ARGV[3..] the names of the pool's keys after its base ("meta", "threads", ... from keys.py)
--- Returns {"NOPOOL"} | {"BUSY", leased, growing} (begin only; nothing changed)
+-- ARGV[3] idle_ms  "0", or begin only if no lease was granted for that long (idle-pool
+--                  retirement: a pool used since it was found idle is kept)
+-- ARGV[4..] the names of the pool's keys after its base ("meta", "threads", ... from keys.py)
+-- Returns {"NOPOOL"} | {"BUSY", leased, growing} | {"USED", ms since last use} (begin only;
+--   nothing changed)
 --   | {"OK", thread...}: every thread id of the pool and of its retired list
 -- "begin" marks the pool draining in the same step as it checks that nobody holds a thread, so
 -- no caller can be granted a thread from here on: the upstream deletes that follow cannot cut
@@ -20,6 +23,14 @@ for _, thread in ipairs(redis.call('LRANGE', K_RETIRED, 0, -1)) do
   out[#out + 1] = thread
 end
 if ARGV[1] == 'begin' then
+  local idle_ms = tonumber(ARGV[3])
+  if idle_ms > 0 then
+    local m = redis.call('HMGET', K_META, 'used_ms', 'created_ms')
+    local since = NOW - tonumber(m[1] or m[2] or '0')
+    if since < idle_ms then
+      return {'USED', since}
+    end
+  end
   if ARGV[2] ~= '1' and redis.call('HEXISTS', K_META, 'state_lost') == 0 then
     redis.call('ZREMRANGEBYSCORE', K_RESERVED, '-inf', NOW)
     local leased, growing = redis.call('ZCARD', K_LEASES), redis.call('ZCARD', K_RESERVED)
@@ -38,7 +49,7 @@ end
 for _, hold in ipairs(redis.call('HVALS', K_HOLDS)) do
   redis.call('DEL', mailbox(token_of(hold)))
 end
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   redis.call('DEL', BASE .. ARGV[i])
 end
 return out
