@@ -15,7 +15,7 @@ import redis
 
 from tests.support.environment import COMMAND, clean_environment
 from tests.support.upstream import make_backend
-from thread_pool import AsyncPoolAdmin, AsyncThreadPool, PoolAdmin, ThreadPool
+from thread_pool import AsyncPoolAdmin, AsyncThreadPool, PoolAdmin, PoolBusy, ThreadPool
 from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer
 from thread_pool.maintenance import idle_pools, retire_idle
@@ -122,3 +122,22 @@ def test_gc_needs_a_duration_and_a_backend(gc: object) -> None:
     done = run("--idle-for", "7d")
     assert done.returncode == 2
     assert "--backend" in done.stderr
+
+
+async def test_a_pool_used_after_it_was_found_idle_is_not_deleted(
+    thread_pool_redis_url: str, thread_pool_prefix: str
+) -> None:
+    async with (
+        AsyncThreadPool(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as pool,
+        AsyncPoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin,
+    ):
+        await pool.add_threads("doc", ["t1"])
+        await asyncio.sleep(1.2)
+        assert [p.key for p in await idle_pools(admin, 1.0)] == ["doc"]
+        async with pool.lease("doc"):
+            pass  # used between the listing and the delete
+        with pytest.raises(PoolBusy, match="was used"):
+            await admin.delete("doc", idle_for=1.0)
+        assert await retire_idle(admin, None, 1.0) == []
+        assert (await pool.stats("doc")).threads == 1
+        assert not (await admin.status("doc")).draining  # refused: nothing changed
