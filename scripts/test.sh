@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Everything CI checks: generated code current, lint, format, types, the built package
-# (scripts/package_check.sh), then the test suite twice (against a real Redis and the emulator
-# over real HTTP): on a single Redis, then on a private Redis Cluster of three masters; then the
-# fast tests under Python 3.12 and 3.13 (scripts/test_pythons.sh). Extra arguments go to pytest,
-# in every pass. Every stage runs even when an earlier one failed, so one run shows every
-# failure; the exit status is that of the first stage (in this order) that failed.
+# (scripts/package_check.sh), then the test suite (against a real Redis and the emulator over
+# real HTTP): all of it on a single Redis; its fast tier and the chaos runs again on a private
+# Redis Cluster of three masters (the fuzzers and the other many-process runs once); then the
+# library's fast tests under Python 3.12 and 3.13 (scripts/test_pythons.sh). Extra arguments go
+# to pytest, in every pass (a -m of yours replaces the cluster pass's). Every stage runs even
+# when an earlier one failed, so one run shows every failure; the exit status is that of the
+# first stage (in this order) that failed.
 #
 # The venvs of 3.12 and 3.13 are set up in the background while the stages before the tests run.
 # The test passes themselves run one at a time: several tests race a process start or a CLI
@@ -70,8 +72,8 @@ record "venvs for 3.12 and 3.13" "$setup" $((SECONDS - setup_start))
 
 echo "== pytest, pass 1 of 2: single Redis"
 stage "pytest, single Redis" env THREAD_POOL_TEST_REDIS=single .venv/bin/pytest "$@"
-echo "== pytest, pass 2 of 2: Redis Cluster (3 masters, THREAD_POOL_TEST_REDIS=cluster)"
-stage "pytest, Redis Cluster" env THREAD_POOL_TEST_REDIS=cluster .venv/bin/pytest "$@"
+echo "== pytest, pass 2 of 2: Redis Cluster (3 masters, THREAD_POOL_TEST_REDIS=cluster), fast tier"
+stage "pytest, Redis Cluster" env THREAD_POOL_TEST_REDIS=cluster .venv/bin/pytest -m "not slow or chaos" "$@"
 echo "== pytest on Python 3.12 and 3.13: fast tests, single Redis"
 stage "pytest, Python 3.12 and 3.13" scripts/test_pythons.sh "$@"
 
