@@ -88,6 +88,8 @@ def _fuzz(
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
     @given(args=command_lines())
     def one(args: list[str]) -> None:
+        # An earlier example may have shrunk the pool (resize --max 1): room for both again.
+        pool.configure("doc", min_size=0, max_size=8)
         pool.add_threads("doc", ["thread_a", "thread_b"])
         before = everything(client, prefix)
         code = run(args)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 import pytest
@@ -30,6 +31,7 @@ async def one_response(
     """Stream one response and stop after a random number of events (or read it all)."""
     outcome = Outcome(conversation_id, rng.random() < 0.5, True)
     stop_after = rng.randrange(0, 20)
+    stream = None
     try:
         stream = await client.responses.create(
             model="gpt-4o",
@@ -49,6 +51,11 @@ async def one_response(
                 break
     except openai.APIConnectionError:
         outcome.read_all = False
+    finally:
+        # A stream cut by a drop is closed too: left to the garbage collector, its generators
+        # would be finalized at a random later moment (an unraisable error under pytest).
+        if stream is not None:
+            await stream.close()
     return outcome
 
 
@@ -121,6 +128,7 @@ async def one_run(
     tool = rng.random() < 0.5
     stop_after = rng.randrange(0, 25)
     seen = 0
+    opened: list[openai.AsyncStream[Any]] = []
     try:
         await client.beta.threads.messages.create(
             thread_id, role="user", content="call:ping()" if tool else "hi"
@@ -128,6 +136,7 @@ async def one_run(
         stream = await client.beta.threads.runs.create(
             thread_id=thread_id, assistant_id=assistant_id, stream=True
         )
+        opened.append(stream)
         async for event in stream:
             seen += 1
             if seen > stop_after:
@@ -142,6 +151,7 @@ async def one_run(
                     tool_outputs=[{"tool_call_id": c.id, "output": "pong"} for c in calls],
                     stream=True,
                 )
+                opened.append(stream)
                 async for _ in stream:
                     seen += 1
                     if seen > stop_after:
@@ -149,6 +159,9 @@ async def one_run(
                         return False
     except openai.APIConnectionError:
         return False
+    finally:
+        for stream in opened:  # closed whatever happened (see one_response)
+            await stream.close()
     return True
 
 

@@ -69,7 +69,7 @@ def status_of(
     """``status KEY``, ``status`` and ``status KEY --json`` while a thread of each name but the
     last holds a lease, and one named after the last waits (the pool is full)."""
     pool.configure(key, max_size=len(names) - 1)
-    pool.add_threads(key, [f"t{i}" for i in range(len(names) - 1)])
+    pool.add_threads(key, [f"{key}-t{i}" for i in range(len(names) - 1)])
     leases = [held_by(pool, key, name) for name in names[:-1]]
     waiter = threading.Thread(
         target=lambda: pool.release(pool.acquire(key, timeout=30)), name=names[-1]

@@ -250,6 +250,7 @@ class AsyncPoolAdmin:
         ``idle_for``: delete only if no lease was granted for that many seconds, decided in the
         same step (else ``PoolBusy``, changing nothing)."""
         key = validate_key(key)
+        force = check_flag("force", force)
         if backend is not None:
             checked_backend(backend)
         idle_ms = (
