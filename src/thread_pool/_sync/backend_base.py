@@ -21,7 +21,7 @@ from thread_pool._compat import call_handler, sleep
 from thread_pool._model.limits import DEFAULT_REQUEST_CHARS, MIN_LOG_CHARS, MIN_REQUEST_ITEMS
 from thread_pool._model.log import RequestCaps
 from thread_pool._model.turns import ToolCall
-from thread_pool._model.validation import check_positive
+from thread_pool._model.validation import check_cap, check_positive
 from thread_pool._sync.backend import ToolHandler
 from thread_pool._sync.upstream import request
 from thread_pool._upstream import send_guard
@@ -59,19 +59,6 @@ def sdk_params(method: Callable[..., Any], own: Container[str]) -> frozenset[str
     anything is leased or sent, not by the SDK's ``TypeError`` halfway through a turn."""
     names = inspect.signature(method).parameters
     return frozenset(n for n in names if n not in own and n != "stream")
-
-
-def request_caps_of(items: object, chars: object) -> RequestCaps:
-    """``max_request_items`` / ``max_request_chars`` checked (whole numbers, or None)."""
-    for name, value, low in (
-        ("max_request_items", items, MIN_REQUEST_ITEMS),
-        ("max_request_chars", chars, MIN_LOG_CHARS),
-    ):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < low
-        ):
-            raise InvalidArgument(f"{name} must be a whole number >= {low} or None, not {value!r}")
-    return RequestCaps(items, chars)  # type: ignore[arg-type]
 
 
 class BackendOptions(TypedDict, total=False):
@@ -119,9 +106,13 @@ class BackendBase:
         # Upstream expires an Assistants run after 10 minutes; a background response has no
         # such bound, and a stuck one would otherwise keep its thread (and lease) forever.
         self.turn_timeout = check_positive("turn_timeout", options.get("turn_timeout", 600.0))
-        self.request_caps = request_caps_of(
-            options.get("max_request_items"),
-            options.get("max_request_chars", DEFAULT_REQUEST_CHARS),
+        self.request_caps = RequestCaps(
+            check_cap("max_request_items", options.get("max_request_items"), MIN_REQUEST_ITEMS),
+            check_cap(
+                "max_request_chars",
+                options.get("max_request_chars", DEFAULT_REQUEST_CHARS),
+                MIN_LOG_CHARS,
+            ),
         )
         """What one request may carry (``max_request_items``, ``max_request_chars``)."""
 
