@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from interop.conftest import ITEM_CAP, MODEL, MakePool, Stub, text_of
-from thread_pool import AsyncPoolAdmin, ToolCall, TurnFailed
+from thread_pool import AsyncPoolAdmin, ToolCall, TurnFailed, UpstreamError
 
 BEHIND = 30
 
@@ -243,3 +243,20 @@ async def test_stress_context_lost_without_the_pool_and_with_it(
         )
     assert results["pool"][0] == 0
     assert results["lock"][0] == 0
+
+
+async def test_a_streamed_turn_is_refused_by_the_server(make_pool: MakePool, stub: Stub) -> None:
+    # llama-stack 0.7.3 refuses stream=true with background=true, which stream() sends (so that
+    # a dropped stream can be resumed and a stopped one cancelled): said, not hidden.
+    pool = make_pool(max_size=1)
+
+    async def drain() -> None:
+        async with pool.stream("streamed", "hello") as events:
+            async for _ in events:
+                pass
+
+    with pytest.raises(UpstreamError) as caught:
+        await drain()
+    figure("streaming", f"refused: {caught.value}")
+    turn = await pool.run("streamed", "plain turn")
+    assert turn.status == "completed"
