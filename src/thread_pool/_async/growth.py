@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from thread_pool._acompat import shield, sleep
-from thread_pool._async.backend import AsyncBackend
+from thread_pool._async.backend import AsyncBackend, request_caps
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.owners import AsyncOwners
 from thread_pool._async.store import AsyncStore
@@ -84,7 +84,7 @@ class AsyncGrower:
         try:
             # A new thread starts out knowing the conversation: the log so far is its initial
             # messages, and its cursor is where that read ended.
-            messages, seq = await self._log.seed(key)
+            messages, seq = await self._log.seed(key, request_caps(backend))
             thread_id = validate_thread_id(await backend.create_thread(key, messages))
             await self._owners.claim(key, [thread_id])
             word, rest = outcome(

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from thread_pool._acompat import shield
-from thread_pool._async.backend import AsyncBackend, EventSink, ToolHandler
-from thread_pool._async.context_log import AsyncContextLog
+from thread_pool._async.backend import AsyncBackend, EventSink, ToolHandler, request_caps
+from thread_pool._async.context_log import ONE_DIGEST, AsyncContextLog
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.leasing import AsyncLeasing
 from thread_pool._async.renewal import AsyncRenewer
 from thread_pool._async.settling import AsyncSettling
+from thread_pool._model.log import TURN_RESERVE, Missing
 from thread_pool._model.stream import TurnDone
 from thread_pool._model.turns import FENCE_KEY, Turn
 from thread_pool._model.validation import (
@@ -24,7 +25,7 @@ from thread_pool._model.validation import (
 )
 from thread_pool._store.replies import Outcome
 from thread_pool._upstream import send_guard
-from thread_pool.errors import InvalidArgument, ThreadBusy, TurnFailed
+from thread_pool.errors import InvalidArgument, RequestTooLarge, ThreadBusy, TurnFailed
 from thread_pool.settings import Settings
 
 logger = logging.getLogger("thread_pool")
@@ -120,7 +121,8 @@ class AsyncTurnRunner:
         guard = AsyncTurnGuard(lease, self.leasing, self.settling, self.settings)
         # What the thread is missing from the pool's log rides in the turn's own request.
         missing = await self.log.missing(lease.key, lease.thread_id)
-        context = await self.log.messages(missing)
+        caps = request_caps(self.backend)
+        context = await self.log.messages(missing, caps, reserve=TURN_RESERVE)
         turn_id = secrets.token_hex(12)
         # Until the turn ends cleanly its run may still be active upstream: if we leave early,
         # the release sends the thread to be settled instead of straight back to use.
@@ -129,7 +131,7 @@ class AsyncTurnRunner:
             try:
                 with send_guard.turn_requests(lease):
                     turn = await self._guarded(
-                        lease, message, guard, tool_handler, checked, params, context, emit
+                        lease, message, guard, tool_handler, checked, params, context, emit, missing
                     )
             except BaseException:
                 # A request that was to start a run and failed: no settler should wait for it.
@@ -156,10 +158,11 @@ class AsyncTurnRunner:
         params: Mapping[str, Any],
         context: Sequence[Mapping[str, str]],
         emit: EventSink | None,
+        missing: Missing,
     ) -> Turn:
-        """The turn, with the lock-error fallback and the dirty flag kept."""
+        """The turn, with the lock-error and size fallbacks and the dirty flag kept."""
 
-        async def turn() -> Turn:
+        async def turn(context: Sequence[Mapping[str, str]] = context) -> Turn:
             if emit is None:  # a backend written before streaming need not know ``emit``
                 return await self.backend.run_turn(
                     lease.thread_id,
@@ -189,6 +192,23 @@ class AsyncTurnRunner:
             logger.error("pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc)
             await self.settling.settle_busy(lease)
             done = await turn()
+        except RequestTooLarge as exc:
+            # The server refused the request (or could not save the response) for its size, so
+            # sending the same context again would fail forever, and the thread fall further
+            # behind. Try once more with everything it misses folded into one marked digest:
+            # the thread catches up in this turn.
+            smaller = await self.log.messages(missing, ONE_DIGEST)
+            if not missing.entries or len(smaller) >= len(context):
+                raise
+            logger.warning(
+                "pool %r: upstream refused the turn on %s for its size (%s); sending its %d "
+                "missing entries folded into one digest",
+                lease.key,
+                lease.thread_id,
+                exc,
+                len(missing.entries),
+            )
+            done = await turn(smaller)
         except TurnFailed as exc:
             if exc.status in _ENDED:
                 lease.dirty = False

@@ -209,12 +209,13 @@ def check_size(name: str, value: object, least: int = 0) -> int:
     return value
 
 
-def check_cap(name: str, value: object) -> int | None:
-    """Return a merge limit if it is None or a positive integer, else raise."""
+def check_cap(name: str, value: object, least: int = 1) -> int | None:
+    """Return a limit (merge, request) if it is None or an integer >= ``least``, else raise."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"{name} must be a positive integer or None, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        what = "a positive integer" if least == 1 else f"an integer >= {least}"
+        raise InvalidArgument(f"{name} must be {what} or None, not {value!r}")
     return value
 
 

@@ -22,7 +22,7 @@ from thread_pool._model.limits import FENCES_PER_MS
 from thread_pool._model.validation import validate_thread_id
 from thread_pool._store.replies import Outcome, integers, outcome
 from thread_pool._store.scripts import ms
-from thread_pool._sync.backend import Backend
+from thread_pool._sync.backend import Backend, request_caps
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.owners import Owners
 from thread_pool._sync.store import Store
@@ -87,7 +87,7 @@ class Grower:
         try:
             # A new thread starts out knowing the conversation: the log so far is its initial
             # messages, and its cursor is where that read ended.
-            messages, seq = self._log.seed(key)
+            messages, seq = self._log.seed(key, request_caps(backend))
             thread_id = validate_thread_id(backend.create_thread(key, messages))
             self._owners.claim(key, [thread_id])
             word, rest = outcome(
