@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from thread_pool import _telemetry as telemetry
 from thread_pool._acompat import open_client, shield, sleep
 from thread_pool._async.backend import AsyncBackend, checked_backend
 from thread_pool._async.context_log import AsyncContextLog
@@ -91,7 +92,7 @@ class AsyncPoolAdmin:
             entry_cap=s.log_entry_max_chars,
             turn_cap=s.log_turn_max_chars,
         )
-        self._growth = AsyncGrower(self._store, log)
+        self._growth = AsyncGrower(self._store, log, telemetry.scope(s.otel_pool_key))
         self._owners = AsyncOwners(self._store)
         # The key names of a pool after its base ("meta", "threads", ...), from keys.py, so a key
         # added to the model there is exported, imported and deleted here too.

@@ -13,6 +13,7 @@ from typing import Any, TypedDict, TypeVar, Unpack
 
 import openai
 
+from thread_pool import _telemetry as telemetry
 from thread_pool._acompat import call_handler, sleep
 from thread_pool._async.backend import ToolHandler
 from thread_pool._async.upstream import request
@@ -143,6 +144,7 @@ class AsyncBackendBase:
             if not cancelled and (status in cancel_at_once or waited >= self.settle_wait):
                 await cancel()
                 cancelled = True
+                telemetry.cancelled()
             if waited >= self.settle_wait + self.settle_timeout:
                 raise UpstreamError(f"{name} is still {status}; not settled")
             await sleep(self.poll_interval / 2)

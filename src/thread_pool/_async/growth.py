@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from thread_pool import _telemetry as telemetry
 from thread_pool._acompat import shield, sleep
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.context_log import AsyncContextLog
@@ -35,7 +36,10 @@ _CONFIRM_S = 3.0
 class AsyncGrower:
     """Reserves slots, creates threads through a backend and registers them."""
 
-    def __init__(self, store: AsyncStore, log: AsyncContextLog) -> None:
+    def __init__(
+        self, store: AsyncStore, log: AsyncContextLog, tel: telemetry.Scope = telemetry.OFF
+    ) -> None:
+        self.telemetry = tel
         self._store = store
         self._log = log
         self._owners = AsyncOwners(store)
@@ -77,6 +81,7 @@ class AsyncGrower:
         registered or deleted again before the cancellation goes on."""
         return await shield(self._fill(backend, key, ticket, holder))
 
+    @telemetry.traced_growth
     async def _fill(
         self, backend: AsyncBackend, key: str, ticket: str, holder: str
     ) -> tuple[Outcome, list[Any]]:

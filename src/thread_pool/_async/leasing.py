@@ -8,6 +8,7 @@ import secrets
 import time
 from typing import Any
 
+from thread_pool import _telemetry as telemetry
 from thread_pool._acompat import holder_name, shield
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.growth import AsyncGrower
@@ -68,6 +69,7 @@ class AsyncLeasing:
         self._settling = settling
         self._growth = growth
         self._backend = backend
+        self.telemetry = telemetry.scope(settings.otel_pool_key)
         # What acquire sends every time, packed once (see acquire.lua).
         s = settings
         grows = int(backend is not None)
@@ -81,6 +83,7 @@ class AsyncLeasing:
         # has gone, until its deadline. Each is safe to run late (they act by token only).
         self._pending: list[tuple[str, str, tuple[str | int, ...]]] = []
 
+    @telemetry.traced_acquire
     async def acquire(self, key: str, wait_s: float) -> tuple[str, Grant, float]:
         """Lease a thread of pool ``key`` (see ``AsyncThreadPool.acquire``): the token, the
         grant, and when it was asked for (by this process's clock)."""
@@ -203,6 +206,7 @@ class AsyncLeasing:
             self._later("release", lease.key, args)
             raise
         lease.released = True
+        self.telemetry.released(lease.key, lease.held_for())
         if word is Outcome.SETTLE:
             # A turn was cut short and its run may still be active: settle the thread now, so
             # it reaches the next holder (or waiter) quiet.
@@ -210,6 +214,7 @@ class AsyncLeasing:
         elif word is Outcome.NOTOWNED:
             raise LeaseNotOwned(f"{_named(lease)} is not held by this holder")
         elif word is Outcome.LOST:
+            lease.lose("it expired before it was released")
             raise LeaseLost(f"{_named(lease)} expired before it was released")
 
     async def renew(self, lease: AsyncLease, ttl: float | None) -> float:

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from thread_pool import _telemetry as telemetry
 from thread_pool._acompat import LoopBound, open_client, shield
 from thread_pool._async.backend import AsyncBackend, ToolHandler, checked_backend
 from thread_pool._async.context_log import AsyncContextLog
@@ -119,10 +120,12 @@ class AsyncThreadPool:
         )
         self._settling = AsyncSettling(self._store, s, backend)
         self._sizing = AsyncSizing(self._store, s, self._known)
-        growth = AsyncGrower(self._store, self.log)
+        growth = AsyncGrower(self._store, self.log, telemetry.scope(s.otel_pool_key))
         self._leasing = AsyncLeasing(self._store, s, self._known, self._settling, growth, backend)
         self.work = AsyncLeaseWork(backend, self.log, self._leasing, self._settling, s)
         """What the pool's leases do with their threads: turns, own calls, renewal."""
+        self.telemetry = self._leasing.telemetry
+        """Where the pool's OpenTelemetry metrics and spans go (see ``docs/observability.md``)."""
         self._closed = False
         self._loop = LoopBound(f"the {type(self).__name__}")
 

@@ -9,6 +9,7 @@ import logging
 import secrets
 import time
 
+from thread_pool import _telemetry as telemetry
 from thread_pool._acompat import shield, sleep
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.lease import AsyncLease
@@ -33,6 +34,7 @@ class AsyncSettling:
         self._store = store
         self._settings = settings
         self._backend = backend
+        self.telemetry = telemetry.scope(settings.otel_pool_key)
 
     async def reap_once(self, key: str) -> tuple[int, list[str]]:
         """Claim up to 100 expired leases of pool ``key``; also the ms until the next is due."""
@@ -66,8 +68,7 @@ class AsyncSettling:
                 ready = True
                 if self._backend is not None:
                     try:
-                        in_flight = await self.in_flight(key, thread_id)
-                        ready = await self._backend.settle_thread(key, thread_id, in_flight)
+                        ready = await self.settle_one(key, thread_id)
                     except Exception:
                         logger.exception("pool %r: settling %s failed", key, thread_id)
                         await self._store.call("settled", key, thread_id, "retry", 0)
@@ -83,10 +84,18 @@ class AsyncSettling:
                     await shield(self._store.call("settled", key, thread_id, "retry", 0))
             raise
 
+    @telemetry.traced_settle
+    async def settle_one(self, key: str, thread_id: str) -> bool:
+        """Settle one claimed thread through the backend; False if it is gone upstream."""
+        assert self._backend is not None
+        in_flight = await self.in_flight(key, thread_id)
+        return await self._backend.settle_thread(key, thread_id, in_flight)
+
     async def settle_busy(self, lease: AsyncLease) -> None:
         """Upstream said the thread of a lease we hold is busy, which should never happen while
         the pool holds it (a bug signal): count it and make the thread quiet."""
         await self._store.call("count", lease.key, "lock_errors")
+        self.telemetry.lock_error(lease.key)
         await self.settle_held(lease)
 
     async def settle_held(self, lease: AsyncLease) -> None:

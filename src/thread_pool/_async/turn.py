@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from thread_pool import _telemetry as otel
 from thread_pool._acompat import shield
 from thread_pool._async.backend import AsyncBackend, EventSink, ToolHandler
 from thread_pool._async.context_log import AsyncContextLog
@@ -102,6 +103,12 @@ class AsyncTurnRunner:
     settling: AsyncSettling
     settings: Settings
 
+    @property
+    def telemetry(self) -> otel.Scope:
+        """Where the turn's metrics and span go."""
+        return otel.scope(self.settings.otel_pool_key)
+
+    @otel.traced_turn
     async def run(
         self,
         lease: AsyncLease,
@@ -121,6 +128,7 @@ class AsyncTurnRunner:
         # What the thread is missing from the pool's log rides in the turn's own request.
         missing = await self.log.missing(lease.key, lease.thread_id)
         context = await self.log.messages(missing)
+        otel.merged(len(missing.entries))
         turn_id = secrets.token_hex(12)
         # Until the turn ends cleanly its run may still be active upstream: if we leave early,
         # the release sends the thread to be settled instead of straight back to use.

@@ -17,6 +17,7 @@ import logging
 import time
 from typing import Any
 
+from thread_pool import _telemetry as telemetry
 from thread_pool._compat import sleep
 from thread_pool._model.limits import FENCES_PER_MS
 from thread_pool._model.validation import validate_thread_id
@@ -38,7 +39,8 @@ _CONFIRM_S = 3.0
 class Grower:
     """Reserves slots, creates threads through a backend and registers them."""
 
-    def __init__(self, store: Store, log: ContextLog) -> None:
+    def __init__(self, store: Store, log: ContextLog, tel: telemetry.Scope = telemetry.OFF) -> None:
+        self.telemetry = tel
         self._store = store
         self._log = log
         self._owners = Owners(store)
@@ -80,6 +82,7 @@ class Grower:
         registered or deleted again before the cancellation goes on."""
         return self._fill(backend, key, ticket, holder)
 
+    @telemetry.traced_growth
     def _fill(
         self, backend: Backend, key: str, ticket: str, holder: str
     ) -> tuple[Outcome, list[Any]]:

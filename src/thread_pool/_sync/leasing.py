@@ -11,6 +11,7 @@ import secrets
 import time
 from typing import Any
 
+from thread_pool import _telemetry as telemetry
 from thread_pool._compat import holder_name
 from thread_pool._store.replies import (
     Grant,
@@ -71,6 +72,7 @@ class Leasing:
         self._settling = settling
         self._growth = growth
         self._backend = backend
+        self.telemetry = telemetry.scope(settings.otel_pool_key)
         # What acquire sends every time, packed once (see acquire.lua).
         s = settings
         grows = int(backend is not None)
@@ -84,6 +86,7 @@ class Leasing:
         # has gone, until its deadline. Each is safe to run late (they act by token only).
         self._pending: list[tuple[str, str, tuple[str | int, ...]]] = []
 
+    @telemetry.traced_acquire
     def acquire(self, key: str, wait_s: float) -> tuple[str, Grant, float]:
         """Lease a thread of pool ``key`` (see ``ThreadPool.acquire``): the token, the
         grant, and when it was asked for (by this process's clock)."""
@@ -204,6 +207,7 @@ class Leasing:
             self._later("release", lease.key, args)
             raise
         lease.released = True
+        self.telemetry.released(lease.key, lease.held_for())
         if word is Outcome.SETTLE:
             # A turn was cut short and its run may still be active: settle the thread now, so
             # it reaches the next holder (or waiter) quiet.
@@ -211,6 +215,7 @@ class Leasing:
         elif word is Outcome.NOTOWNED:
             raise LeaseNotOwned(f"{_named(lease)} is not held by this holder")
         elif word is Outcome.LOST:
+            lease.lose("it expired before it was released")
             raise LeaseLost(f"{_named(lease)} expired before it was released")
 
     def renew(self, lease: Lease, ttl: float | None) -> float:

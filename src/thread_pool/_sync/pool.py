@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from thread_pool import _telemetry as telemetry
 from thread_pool._compat import LoopBound, open_client
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.status import PoolStats
@@ -122,10 +123,12 @@ class ThreadPool:
         )
         self._settling = Settling(self._store, s, backend)
         self._sizing = Sizing(self._store, s, self._known)
-        growth = Grower(self._store, self.log)
+        growth = Grower(self._store, self.log, telemetry.scope(s.otel_pool_key))
         self._leasing = Leasing(self._store, s, self._known, self._settling, growth, backend)
         self.work = LeaseWork(backend, self.log, self._leasing, self._settling, s)
         """What the pool's leases do with their threads: turns, own calls, renewal."""
+        self.telemetry = self._leasing.telemetry
+        """Where the pool's OpenTelemetry metrics and spans go (see ``docs/observability.md``)."""
         self._closed = False
         self._loop = LoopBound(f"the {type(self).__name__}")
 

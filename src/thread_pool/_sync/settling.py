@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 
+from thread_pool import _telemetry as telemetry
 from thread_pool._compat import sleep
 from thread_pool._store.replies import Outcome, integers, outcome, strings
 from thread_pool._store.scripts import ms
@@ -36,6 +37,7 @@ class Settling:
         self._store = store
         self._settings = settings
         self._backend = backend
+        self.telemetry = telemetry.scope(settings.otel_pool_key)
 
     def reap_once(self, key: str) -> tuple[int, list[str]]:
         """Claim up to 100 expired leases of pool ``key``; also the ms until the next is due."""
@@ -69,8 +71,7 @@ class Settling:
                 ready = True
                 if self._backend is not None:
                     try:
-                        in_flight = self.in_flight(key, thread_id)
-                        ready = self._backend.settle_thread(key, thread_id, in_flight)
+                        ready = self.settle_one(key, thread_id)
                     except Exception:
                         logger.exception("pool %r: settling %s failed", key, thread_id)
                         self._store.call("settled", key, thread_id, "retry", 0)
@@ -86,10 +87,18 @@ class Settling:
                     self._store.call("settled", key, thread_id, "retry", 0)
             raise
 
+    @telemetry.traced_settle
+    def settle_one(self, key: str, thread_id: str) -> bool:
+        """Settle one claimed thread through the backend; False if it is gone upstream."""
+        assert self._backend is not None
+        in_flight = self.in_flight(key, thread_id)
+        return self._backend.settle_thread(key, thread_id, in_flight)
+
     def settle_busy(self, lease: Lease) -> None:
         """Upstream said the thread of a lease we hold is busy, which should never happen while
         the pool holds it (a bug signal): count it and make the thread quiet."""
         self._store.call("count", lease.key, "lock_errors")
+        self.telemetry.lock_error(lease.key)
         self.settle_held(lease)
 
     def settle_held(self, lease: Lease) -> None:

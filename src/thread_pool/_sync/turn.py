@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from thread_pool import _telemetry as otel
 from thread_pool._model.stream import TurnDone
 from thread_pool._model.turns import FENCE_KEY, Turn
 from thread_pool._model.validation import (
@@ -104,6 +105,12 @@ class TurnRunner:
     settling: Settling
     settings: Settings
 
+    @property
+    def telemetry(self) -> otel.Scope:
+        """Where the turn's metrics and span go."""
+        return otel.scope(self.settings.otel_pool_key)
+
+    @otel.traced_turn
     def run(
         self,
         lease: Lease,
@@ -123,6 +130,7 @@ class TurnRunner:
         # What the thread is missing from the pool's log rides in the turn's own request.
         missing = self.log.missing(lease.key, lease.thread_id)
         context = self.log.messages(missing)
+        otel.merged(len(missing.entries))
         turn_id = secrets.token_hex(12)
         # Until the turn ends cleanly its run may still be active upstream: if we leave early,
         # the release sends the thread to be settled instead of straight back to use.
