@@ -83,13 +83,18 @@ class _Instruments:
     """The instruments and the tracer, made once per pair of providers."""
 
     def __init__(self, meter_provider: Any, tracer_provider: Any) -> None:
-        from opentelemetry import metrics, trace
+        from opentelemetry import context, metrics, trace
 
         from thread_pool import __version__
 
         meter = metrics.get_meter("thread_pool", __version__, meter_provider)
         self.tracer = trace.get_tracer("thread_pool", __version__, tracer_provider)
         self.status_error = trace.StatusCode.ERROR
+        self.current_span = trace.get_current_span
+        self.in_context = trace.set_span_in_context
+        self.attach = context.attach
+        self.detach = context.detach
+        self.no_span = trace.INVALID_SPAN
         self.wait_time = meter.create_histogram(
             "thread_pool.lease.wait_time", "s", "Time callers waited for a lease"
         )
@@ -216,28 +221,42 @@ def _wrap(
     name: str,
     start: Callable[[Any, Scope, tuple[Any, ...], dict[str, Any]], Mapping[str, Any]],
     end: Callable[[Any, Scope, Any, Mapping[str, Any], Any, _TurnNotes, float], None],
+    *,
+    root: bool = True,
 ) -> F:
     """``fn`` in a span named ``name``: ``start`` gives the span's first attributes, ``end``
-    records the metrics and the last attributes from the result or the exception."""
+    records the metrics and the last attributes from the result or the exception. ``root``
+    False: a span only within a trace the application records (a span is current), the
+    metrics always."""
     if not INSTALLED:
         return fn
 
     def begin(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         tel: Scope = obj.telemetry
         attrs = start(obj, tel, args, kwargs)
+        i = _get()
+        if not (root or i.current_span().is_recording()):
+            return tel, attrs, i.no_span, None, _NOTES.set(_TurnNotes()), time.monotonic()
         span_name = str(attrs.get("span.name", name))
-        span = _get().tracer.start_span(
+        span = i.tracer.start_span(
             span_name, attributes={k: v for k, v in attrs.items() if k != "span.name"}
         )
-        return tel, attrs, span
+        attached = i.attach(i.in_context(span))
+        return tel, attrs, span, attached, _NOTES.set(_TurnNotes()), time.monotonic()
 
-    def finish(obj: Any, state: Any, result: Any, notes: _TurnNotes, started: float) -> None:
-        tel, attrs, span = state
+    def finish(obj: Any, state: Any, result: Any) -> None:
+        tel, attrs, span, attached, notes_set, started = state
+        took = time.monotonic() - started
+        notes = _NOTES.get() or _TurnNotes()
+        _NOTES.reset(notes_set)
+        i = _get()
+        if attached is not None:
+            i.detach(attached)
         try:
-            end(span, tel, result, attrs, obj, notes, time.monotonic() - started)
+            end(span, tel, result, attrs, obj, notes, took)
             if isinstance(result, BaseException):
                 span.record_exception(result)
-                span.set_status(_get().status_error, type(result).__name__)
+                span.set_status(i.status_error, type(result).__name__)
         finally:
             span.end()
 
@@ -247,21 +266,13 @@ def _wrap(
         async def awrapper(obj: Any, *args: Any, **kwargs: Any) -> Any:
             if obj.telemetry is OFF:
                 return await fn(obj, *args, **kwargs)
-            from opentelemetry import trace
-
             state = begin(obj, args, kwargs)
-            notes = _TurnNotes()
-            reset = _NOTES.set(notes)
-            started = time.monotonic()
             try:
-                with trace.use_span(state[2], end_on_exit=False, record_exception=False):
-                    result = await fn(obj, *args, **kwargs)
+                result = await fn(obj, *args, **kwargs)
             except BaseException as exc:
-                finish(obj, state, exc, notes, started)
+                finish(obj, state, exc)
                 raise
-            finally:
-                _NOTES.reset(reset)
-            finish(obj, state, result, notes, started)
+            finish(obj, state, result)
             return result
 
         return cast(F, awrapper)
@@ -270,21 +281,13 @@ def _wrap(
     def wrapper(obj: Any, *args: Any, **kwargs: Any) -> Any:
         if obj.telemetry is OFF:
             return fn(obj, *args, **kwargs)
-        from opentelemetry import trace
-
         state = begin(obj, args, kwargs)
-        notes = _TurnNotes()
-        reset = _NOTES.set(notes)
-        started = time.monotonic()
         try:
-            with trace.use_span(state[2], end_on_exit=False, record_exception=False):
-                result = fn(obj, *args, **kwargs)
+            result = fn(obj, *args, **kwargs)
         except BaseException as exc:
-            finish(obj, state, exc, notes, started)
+            finish(obj, state, exc)
             raise
-        finally:
-            _NOTES.reset(reset)
-        finish(obj, state, result, notes, started)
+        finish(obj, state, result)
         return result
 
     return cast(F, wrapper)
@@ -412,9 +415,11 @@ def _pool_of(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def traced_acquire(fn: F) -> F:
-    """Span ``thread_pool.acquire`` (its wait included); ``lease.wait_time`` by outcome and
-    ``lease.timeouts``. Wraps ``acquire(self, key, wait_s) -> (token, grant, asked_at)``."""
-    return _wrap(fn, "thread_pool.acquire", _acquire_start, _acquire_end)
+    """Span ``thread_pool.acquire`` (its wait included) within a recorded trace (a lease cycle
+    is a few hundred microseconds: a span of its own for every one would add a tenth);
+    ``lease.wait_time`` by outcome and ``lease.timeouts``. Wraps ``acquire(self, key, wait_s)
+    -> (token, grant, asked_at)``."""
+    return _wrap(fn, "thread_pool.acquire", _acquire_start, _acquire_end, root=False)
 
 
 def traced_turn(fn: F) -> F:

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.support.aio_helpers import eventually, pause
 from tests.support.upstream import make_backend
 from thread_pool import (
     AsyncThreadPool,
@@ -64,14 +65,24 @@ class Recorded:
         return total
 
     def sum(self, name: str, **attrs: Any) -> float:
-        return sum(
+        return sum(  # type: ignore[no-any-return]
             p.sum
             for p in self.points(name)
             if all(p.attributes.get(k) == v for k, v in attrs.items())
         )
 
+    def request(self) -> Any:
+        """A span of the application's around what the test does (acquire spans are made
+        only within a recorded trace)."""
+        return self.tracers.get_tracer("app").start_as_current_span("request")
+
     def spans(self, name: str) -> list[ReadableSpan]:
         return [s for s in self.exporter.get_finished_spans() if s.name.startswith(name)]
+
+
+def attr(span: ReadableSpan, name: str) -> Any:
+    """A span's attribute (KeyError if it has none of that name)."""
+    return (span.attributes or {})[name]
 
 
 @pytest.fixture
@@ -111,27 +122,31 @@ async def make_pool(
         await pool.aclose()
 
 
+async def _waiting(pool: AsyncThreadPool, n: int) -> bool:
+    return (await pool.stats("doc")).waiting >= n
+
+
 async def test_grants_timeouts_and_refusals_are_counted_as_they_happened(
     otel: Recorded, make_pool: Callable[..., AsyncThreadPool]
 ) -> None:
     pool = make_pool(max_waiters=1)
     await pool.add_threads("doc", ["thread-a"])
     grants = 5
-    for _ in range(grants):
-        await pool.release(await pool.acquire("doc"))
-    held = await pool.acquire("doc")
     timeouts = 3
-    for _ in range(timeouts):
-        with pytest.raises(PoolTimeout):
-            await pool.acquire("doc", timeout=0.05)
-    # One caller waits; the next is refused at once (max_waiters=1).
-    waiter = asyncio.create_task(pool.acquire("doc", timeout=30))
-    while (await pool.stats("doc")).waiting < 1:
-        await asyncio.sleep(0.01)
-    with pytest.raises(TooManyWaiters):
-        await pool.acquire("doc", timeout=30)
-    await pool.release(held)
-    await pool.release(await waiter)
+    with otel.request():
+        for _ in range(grants):
+            await pool.release(await pool.acquire("doc"))
+        held = await pool.acquire("doc")
+        for _ in range(timeouts):
+            with pytest.raises(PoolTimeout):
+                await pool.acquire("doc", timeout=0.05)
+        # One caller waits; the next is refused at once (max_waiters=1).
+        waiter = asyncio.create_task(pool.acquire("doc", timeout=30))
+        await eventually(lambda: _waiting(pool, 1), timeout=30)
+        with pytest.raises(TooManyWaiters):
+            await pool.acquire("doc", timeout=30)
+        await pool.release(held)
+        await pool.release(await waiter)
 
     pool_attr = {"thread_pool.pool": "doc"}
     wait = "thread_pool.lease.wait_time"
@@ -142,13 +157,11 @@ async def test_grants_timeouts_and_refusals_are_counted_as_they_happened(
     assert otel.count("thread_pool.lease.use_time", **pool_attr) == grants + 2
     spans = otel.spans("thread_pool.acquire")
     assert len(spans) == grants + 2 + timeouts + 1
-    granted = [s for s in spans if s.attributes["thread_pool.outcome"] == "granted"]
-    assert sorted(s.attributes["thread_pool.fence"] for s in granted) == list(
-        range(1, grants + 3)
-    )
-    assert {s.attributes["thread_pool.thread.id"] for s in granted} == {"thread-a"}
+    granted = [s for s in spans if attr(s, "thread_pool.outcome") == "granted"]
+    assert sorted(attr(s, "thread_pool.fence") for s in granted) == list(range(1, grants + 3))
+    assert {attr(s, "thread_pool.thread.id") for s in granted} == {"thread-a"}
     # The waiter's span covers its wait: it began before the holder released.
-    assert max(s.attributes["thread_pool.wait_time"] for s in granted) > 0
+    assert max(attr(s, "thread_pool.wait_time") for s in granted) > 0
 
 
 @pytest.mark.parametrize("kind", ["conversations", "assistants"])
@@ -159,13 +172,14 @@ async def test_turns_by_status_tokens_and_requests_match_the_run(
     kind: str,
 ) -> None:
     pool = make_pool(kind)
-    turns = [await pool.run("doc", f"question {i}") for i in range(3)]
-    thread_pool_emulator.admin.configure(run_failed=1.0)
-    try:
-        with pytest.raises(TurnFailed):
-            await pool.run("doc", "fails")
-    finally:
-        thread_pool_emulator.admin.configure(run_failed=0.0)
+    with otel.request():
+        turns = [await pool.run("doc", f"question {i}") for i in range(3)]
+        thread_pool_emulator.admin.configure(run_failed=1.0)
+        try:
+            with pytest.raises(TurnFailed):
+                await pool.run("doc", "fails")
+        finally:
+            thread_pool_emulator.admin.configure(run_failed=0.0)
 
     duration = "thread_pool.turn.duration"
     assert otel.count(duration, backend=kind, status="completed") == 3
@@ -185,12 +199,10 @@ async def test_turns_by_status_tokens_and_requests_match_the_run(
     # Spans: one per turn with the gen_ai attributes, the growth nested under an acquire.
     chats = otel.spans("chat")
     assert len(chats) == 4
-    ok = [s for s in chats if s.attributes["thread_pool.status"] == "completed"]
-    assert sorted(s.attributes["gen_ai.response.id"] for s in ok) == sorted(
-        t.run_id for t in turns
-    )
-    assert {s.attributes["gen_ai.conversation.id"] for s in chats} == {turns[0].thread_id}
-    assert [s.attributes["thread_pool.fence"] for s in chats] == [1, 2, 3, 4]
+    ok = [s for s in chats if attr(s, "thread_pool.status") == "completed"]
+    assert sorted(attr(s, "gen_ai.response.id") for s in ok) == sorted(t.run_id for t in turns)
+    assert {attr(s, "gen_ai.conversation.id") for s in chats} == {turns[0].thread_id}
+    assert [attr(s, "thread_pool.fence") for s in chats] == [1, 2, 3, 4]
     (grow,) = otel.spans("thread_pool.grow")
     acquires = {s.context.span_id: s for s in otel.spans("thread_pool.acquire")}
     assert grow.parent is not None
@@ -222,6 +234,9 @@ async def test_the_pool_key_can_be_left_out(
     await pool.release(await pool.acquire("user-8"))
     (point,) = otel.points("thread_pool.lease.wait_time")
     assert dict(point.attributes) == {"outcome": "granted"}
+    assert otel.spans("thread_pool.acquire") == []  # no trace around it: metrics only
+    with otel.request():
+        await pool.release(await pool.acquire("user-8"))
     (span,) = otel.spans("thread_pool.acquire")
     assert "thread_pool.pool" not in (span.attributes or {})
 
@@ -231,8 +246,7 @@ async def test_a_lost_lease_and_the_settling_of_its_thread_are_counted(
 ) -> None:
     pool = make_pool("conversations", lease_ttl=0.5, renew_margin=0.1)
     held = await pool.acquire("doc")
-    while held.remaining() > 0:
-        await asyncio.sleep(0.05)
+    await pause(max(held.remaining(), 0))
     reaped = 0
     for _ in range(600):  # the Redis clock may lag this process's a little: up to 30 s
         reaped = await pool.reap("doc")
@@ -248,7 +262,7 @@ async def test_a_lost_lease_and_the_settling_of_its_thread_are_counted(
     assert otel.count("thread_pool.lease.lost", **{"thread_pool.pool": "doc"}) == 1
     assert otel.count("thread_pool.settle.count", how="waited") == 1
     (span,) = otel.spans("thread_pool.settle")
-    assert span.attributes["thread_pool.thread.id"] == held.thread_id
+    assert attr(span, "thread_pool.thread.id") == held.thread_id
 
 
 NOT_INSTALLED = """
@@ -280,6 +294,7 @@ with ThreadPool(redis_url=sys.argv[1], key_prefix=sys.argv[2]) as pool:
     assert pool.telemetry is _telemetry.OFF
 print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
 """
+
 
 def test_without_opentelemetry_everything_works_and_nothing_is_imported(
     thread_pool_redis_url: str, thread_pool_prefix: str
