@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
 from thread_pool._model.redaction import key_digest
+from thread_pool.errors import LeaseLost, PoolTimeout, TooManyWaiters, TurnFailed
 
 PoolKeyMode = Literal["key", "hash", "none"]
 
@@ -130,23 +131,32 @@ class _Instruments:
         )
 
 
-_providers: tuple[Any, Any] = (None, None)
 _instruments: _Instruments | None = None
+# Instruments made for each pair of providers used so far: going back to a pair reuses its
+# instruments (an SDK warns about an instrument created twice).
+_made: dict[tuple[int, int], tuple[Any, Any, _Instruments]] = {}
 
 
 def _get() -> _Instruments:
-    global _instruments
     if _instruments is None:
-        _instruments = _Instruments(*_providers)
+        use_providers()
+    assert _instruments is not None
     return _instruments
 
 
 def use_providers(meter_provider: Any = None, tracer_provider: Any = None) -> None:
     """Send the library's metrics and spans to these providers (None: OpenTelemetry's global
     ones, the default). For applications that keep providers of their own, and for tests."""
-    global _providers, _instruments
-    _providers = (meter_provider, tracer_provider)
-    _instruments = None
+    global _instruments
+    pair = (id(meter_provider), id(tracer_provider))
+    made = _made.get(pair)
+    if made is None or made[0] is not meter_provider or made[1] is not tracer_provider:
+        made = _made[pair] = (
+            meter_provider,
+            tracer_provider,
+            _Instruments(meter_provider, tracer_provider),
+        )
+    _instruments = made[2]
 
 
 class Scope:
@@ -154,19 +164,21 @@ class Scope:
 
     def __init__(self, mode: PoolKeyMode) -> None:
         self._mode = mode
-        self._attrs: dict[str, Mapping[str, str]] = {}
+        self._attrs: dict[tuple[str, ...], Mapping[str, str]] = {}
 
-    def pool(self, key: str, **more: str) -> dict[str, str]:
-        """The attributes naming pool ``key`` (per the mode), plus ``more``."""
-        found = self._attrs.get(key)
+    def pool(self, key: str, **more: str) -> Mapping[str, str]:
+        """The attributes naming pool ``key`` (per the mode), plus ``more``; kept for the next
+        time (not to be changed: the metrics' hot path records them as they are)."""
+        cached = (key, *more.values())
+        found = self._attrs.get(cached)
         if found is None:
-            if self._mode == "none":
-                found = {}
-            else:
-                found = {POOL: key if self._mode == "key" else key_digest(key)}
+            found = {**({} if self._mode == "none" else {POOL: self._value(key)}), **more}
             if len(self._attrs) < 10_000:  # one pool per document: do not keep them all
-                self._attrs[key] = found
-        return {**found, **more}
+                self._attrs[cached] = found
+        return found
+
+    def _value(self, key: str) -> str:
+        return key if self._mode == "key" else key_digest(key)
 
     def released(self, key: str, held_for: float) -> None:
         """A lease was given back after ``held_for`` seconds."""
@@ -220,7 +232,7 @@ def _wrap(
     fn: F,
     name: str,
     start: Callable[[Any, Scope, tuple[Any, ...], dict[str, Any]], Mapping[str, Any]],
-    end: Callable[[Any, Scope, Any, Mapping[str, Any], Any, _TurnNotes, float], None],
+    end: Callable[[Any, Scope, Any, Mapping[str, Any], tuple[Any, ...], _TurnNotes, float], None],
     *,
     root: bool = True,
 ) -> F:
@@ -236,16 +248,16 @@ def _wrap(
         attrs = start(obj, tel, args, kwargs)
         i = _get()
         if not (root or i.current_span().is_recording()):
-            return tel, attrs, i.no_span, None, _NOTES.set(_TurnNotes()), time.monotonic()
+            return tel, attrs, args, i.no_span, None, _NOTES.set(_TurnNotes()), time.monotonic()
         span_name = str(attrs.get("span.name", name))
         span = i.tracer.start_span(
             span_name, attributes={k: v for k, v in attrs.items() if k != "span.name"}
         )
         attached = i.attach(i.in_context(span))
-        return tel, attrs, span, attached, _NOTES.set(_TurnNotes()), time.monotonic()
+        return tel, attrs, args, span, attached, _NOTES.set(_TurnNotes()), time.monotonic()
 
-    def finish(obj: Any, state: Any, result: Any) -> None:
-        tel, attrs, span, attached, notes_set, started = state
+    def finish(state: Any, result: Any) -> None:
+        tel, attrs, args, span, attached, notes_set, started = state
         took = time.monotonic() - started
         notes = _NOTES.get() or _TurnNotes()
         _NOTES.reset(notes_set)
@@ -253,7 +265,7 @@ def _wrap(
         if attached is not None:
             i.detach(attached)
         try:
-            end(span, tel, result, attrs, obj, notes, took)
+            end(span, tel, result, attrs, args, notes, took)
             if isinstance(result, BaseException):
                 span.record_exception(result)
                 span.set_status(i.status_error, type(result).__name__)
@@ -270,9 +282,9 @@ def _wrap(
             try:
                 result = await fn(obj, *args, **kwargs)
             except BaseException as exc:
-                finish(obj, state, exc)
+                finish(state, exc)
                 raise
-            finish(obj, state, result)
+            finish(state, result)
             return result
 
         return cast(F, awrapper)
@@ -285,9 +297,9 @@ def _wrap(
         try:
             result = fn(obj, *args, **kwargs)
         except BaseException as exc:
-            finish(obj, state, exc)
+            finish(state, exc)
             raise
-        finish(obj, state, result)
+        finish(state, result)
         return result
 
     return cast(F, wrapper)
@@ -298,14 +310,12 @@ def _acquire_start(obj: Any, tel: Scope, args: tuple[Any, ...], kw: dict[str, An
 
 
 def _acquire_end(
-    span: Any, tel: Scope, result: Any, attrs: Mapping[str, Any], obj: Any, n: Any, took: float
+    span: Any, tel: Scope, result: Any, attrs: Mapping[str, Any], args: Any, n: Any, took: float
 ) -> None:
-    from thread_pool.errors import PoolTimeout, TooManyWaiters
-
     i = _get()
     if isinstance(result, PoolTimeout):
         outcome = "timeout"
-        i.timeouts.add(1, attrs)
+        i.timeouts.add(1, tel.pool(args[0]))
     elif isinstance(result, TooManyWaiters):
         outcome = "too_many_waiters"
     elif isinstance(result, BaseException):
@@ -317,7 +327,7 @@ def _acquire_end(
         span.set_attributes(
             {"thread_pool.thread.id": grant.thread_id, "thread_pool.fence": grant.fence}
         )
-    i.wait_time.record(took, {**attrs, "outcome": outcome})
+    i.wait_time.record(took, tel.pool(args[0], outcome=outcome))
     span.set_attributes({"thread_pool.outcome": outcome, "thread_pool.wait_time": took})
 
 
@@ -341,10 +351,8 @@ def _turn_start(obj: Any, tel: Scope, args: tuple[Any, ...], kw: dict[str, Any])
 
 
 def _turn_end(
-    span: Any, tel: Scope, result: Any, attrs: Mapping[str, Any], obj: Any, n: Any, took: float
+    span: Any, tel: Scope, result: Any, attrs: Mapping[str, Any], args: Any, n: Any, took: float
 ) -> None:
-    from thread_pool.errors import LeaseLost, TurnFailed
-
     i = _get()
     pool = _pool_of(attrs)
     if isinstance(result, TurnFailed):
@@ -383,7 +391,7 @@ def _settle_start(obj: Any, tel: Scope, args: tuple[Any, ...], kw: dict[str, Any
 
 
 def _settle_end(
-    span: Any, tel: Scope, result: Any, attrs: Mapping[str, Any], obj: Any, n: Any, took: float
+    span: Any, tel: Scope, result: Any, attrs: Mapping[str, Any], args: Any, n: Any, took: float
 ) -> None:
     if isinstance(result, BaseException):
         how = "failed"
@@ -400,7 +408,7 @@ def _growth_start(obj: Any, tel: Scope, args: tuple[Any, ...], kw: dict[str, Any
 
 
 def _growth_end(
-    span: Any, tel: Scope, result: Any, attrs: Mapping[str, Any], obj: Any, n: Any, took: float
+    span: Any, tel: Scope, result: Any, attrs: Mapping[str, Any], args: Any, n: Any, took: float
 ) -> None:
     if isinstance(result, BaseException):
         return

@@ -26,8 +26,8 @@ from thread_pool import (
     ThreadPool,
     TooManyWaiters,
     TurnFailed,
+    use_telemetry_providers,
 )
-from thread_pool import _telemetry as telemetry
 from thread_pool._model.redaction import key_digest
 from thread_pool.emulator import EmulatorServer
 
@@ -88,9 +88,9 @@ def attr(span: ReadableSpan, name: str) -> Any:
 @pytest.fixture
 def otel() -> Iterator[Recorded]:
     recorded = Recorded()
-    telemetry.use_providers(recorded.meters, recorded.tracers)
+    use_telemetry_providers(recorded.meters, recorded.tracers)
     yield recorded
-    telemetry.use_providers()
+    use_telemetry_providers()
 
 
 @pytest.fixture
