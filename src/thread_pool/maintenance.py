@@ -19,6 +19,7 @@ from thread_pool._async.admin import AsyncPoolAdmin
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.pool import AsyncThreadPool
 from thread_pool._model.limits import MAX_LOG_AGE
+from thread_pool._model.log_events import event
 from thread_pool._model.status import DeleteReport
 from thread_pool._model.validation import check_positive
 from thread_pool.admin import PoolProgress, prewarm
@@ -132,14 +133,32 @@ async def maintain(
                 pool, admin, backend, concurrency=concurrency, rate=rate, idle_expiry=idle_expiry
             )
         except Exception as exc:  # logged; the next pass retries
-            logger.warning("maintenance pass failed: %s: %s", type(exc).__name__, exc)
+            logger.warning(
+                "maintenance pass failed: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra=event("maintenance.failed"),
+            )
         else:
             if done.reaped:
-                logger.info("maintenance: reaped %d expired lease(s)", done.reaped)
+                logger.info(
+                    "maintenance: reaped %d expired lease(s)",
+                    done.reaped,
+                    extra=event("maintenance.reaped"),
+                )
             for key, count in (done.grown or {}).items():
-                logger.info("maintenance: pool %r grew by %d toward its min_size", key, count)
+                logger.info(
+                    "maintenance: pool %r grew by %d toward its min_size",
+                    key,
+                    count,
+                    extra=event("maintenance.grew", key),
+                )
             for key in done.retired or []:
-                logger.info("maintenance: pool %r retired (idle)", key)
+                logger.info(
+                    "maintenance: pool %r retired (idle)",
+                    key,
+                    extra=event("maintenance.retired", key),
+                )
             if on_pass is not None:
                 on_pass(done)
         await asyncio.sleep(interval)

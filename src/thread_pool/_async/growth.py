@@ -21,6 +21,7 @@ from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.owners import AsyncOwners
 from thread_pool._async.store import AsyncStore
 from thread_pool._model.limits import FENCES_PER_MS
+from thread_pool._model.log_events import event
 from thread_pool._model.validation import validate_thread_id
 from thread_pool._store.replies import Outcome, integers, outcome
 from thread_pool._store.scripts import ms
@@ -106,7 +107,12 @@ class AsyncGrower:
             await shield(self._undo(backend, key, ticket, thread_id))
             raise
         if word in (Outcome.GRANTED, Outcome.OK):
-            logger.info("pool %r grew by thread %s", key, thread_id)
+            logger.info(
+                "pool %r grew by thread %s",
+                key,
+                thread_id,
+                extra=event("growth.grew", key, thread_id),
+            )
         elif word is Outcome.DUPLICATE:
             raise CorruptState(
                 f"the backend of pool {key!r} returned thread {thread_id!r}, already in the pool"
@@ -120,6 +126,7 @@ class AsyncGrower:
                 "the thread is listed as retired",
                 key,
                 thread_id,
+                extra=event("growth.late_retired", key, thread_id),
             )
         return word, rest
 
@@ -151,7 +158,10 @@ class AsyncGrower:
             with contextlib.suppress(StoreUnavailable):  # else only this pool can reuse the id
                 await self._owners.release(key, [thread_id])
             logger.warning(
-                "pool %r: thread %s could not be registered; deleted it upstream", key, thread_id
+                "pool %r: thread %s could not be registered; deleted it upstream",
+                key,
+                thread_id,
+                extra=event("growth.undone", key, thread_id),
             )
         except Exception as exc:
             logger.error(
@@ -160,4 +170,5 @@ class AsyncGrower:
                 key,
                 thread_id,
                 exc,
+                extra=event("growth.leaked", key, thread_id),
             )

@@ -17,6 +17,7 @@ from thread_pool._async.lease import AsyncLease
 from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.store import AsyncStore
 from thread_pool._async.waiting import WAIT_LIVE_S, wait
+from thread_pool._model.log_events import event
 from thread_pool._store.replies import (
     Grant,
     Outcome,
@@ -261,9 +262,19 @@ class AsyncLeasing:
             if isinstance(exc, StoreUnavailable) and self._later("abandon", key, (token,)):
                 # Expected while Redis is away (every interrupted acquire comes here): not a
                 # warning each, or an outage floods the log.
-                logger.info("pool %r: an interrupted acquire is undone later: %s", key, exc)
+                logger.info(
+                    "pool %r: an interrupted acquire is undone later: %s",
+                    key,
+                    exc,
+                    extra=event("acquire.undo_later", key),
+                )
             else:
-                logger.warning("pool %r: could not undo an interrupted acquire: %s", key, exc)
+                logger.warning(
+                    "pool %r: could not undo an interrupted acquire: %s",
+                    key,
+                    exc,
+                    extra=event("acquire.undo_failed", key),
+                )
 
     def _later(self, script: str, key: str, args: tuple[str | int, ...]) -> bool:
         """Keep a clean-up for a retry; False when too many are kept already (it is dropped)."""
@@ -276,6 +287,7 @@ class AsyncLeasing:
             key,
             len(self._pending),
             script,
+            extra=event("cleanup.dropped", key),
         )
         return False
 
@@ -289,11 +301,23 @@ class AsyncLeasing:
                 self._pending.extend(pending[n:])
                 return
             except Exception as exc:
-                logger.warning("pool %r: a late %s failed: %s", key, script, exc)
+                logger.warning(
+                    "pool %r: a late %s failed: %s",
+                    key,
+                    script,
+                    exc,
+                    extra=event("cleanup.late_failed", key),
+                )
                 continue
             # A late dirty release leaves the thread to be settled: the next acquire claims it.
             # (An abandon answers counts, not an outcome word: the reply is logged as it is.)
-            logger.info("pool %r: a late %s answered %r", key, script, reply)
+            logger.info(
+                "pool %r: a late %s answered %r",
+                key,
+                script,
+                reply,
+                extra=event("cleanup.late_done", key),
+            )
 
     @property
     def has_pending(self) -> bool:

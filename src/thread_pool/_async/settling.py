@@ -14,6 +14,7 @@ from thread_pool._acompat import shield, sleep
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.store import AsyncStore
+from thread_pool._model.log_events import event
 from thread_pool._store.replies import Outcome, integers, outcome, strings
 from thread_pool._store.scripts import ms
 from thread_pool.errors import LeaseLost
@@ -70,7 +71,12 @@ class AsyncSettling:
                     try:
                         ready = await self.settle_one(key, thread_id)
                     except Exception:
-                        logger.exception("pool %r: settling %s failed", key, thread_id)
+                        logger.exception(
+                            "pool %r: settling %s failed",
+                            key,
+                            thread_id,
+                            extra=event("settle.failed", key, thread_id),
+                        )
                         await self._store.call("settled", key, thread_id, "retry", 0)
                         pending.pop(0)
                         continue
@@ -141,5 +147,6 @@ class AsyncSettling:
             "killed while sending it?); settling without it",
             key,
             thread_id,
+            extra=event("settle.in_flight_unknown", key, thread_id),
         )
         return None

@@ -17,6 +17,7 @@ from thread_pool._async.lease import AsyncLease
 from thread_pool._async.leasing import AsyncLeasing
 from thread_pool._async.renewal import AsyncRenewer
 from thread_pool._async.settling import AsyncSettling
+from thread_pool._model.log_events import event
 from thread_pool._model.stream import TurnDone
 from thread_pool._model.turns import FENCE_KEY, Turn
 from thread_pool._model.validation import (
@@ -194,7 +195,13 @@ class AsyncTurnRunner:
         except ThreadBusy as exc:
             # Should never happen while the pool holds the thread: a bug signal. Count it,
             # make the thread quiet, and try once more.
-            logger.error("pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc)
+            logger.error(
+                "pool %r: upstream says %s is busy: %s",
+                lease.key,
+                lease.thread_id,
+                exc,
+                extra=event("turn.lock_error", lease.key, lease.thread_id, fence=lease.fence),
+            )
             await self.settling.settle_busy(lease)
             done = await turn()
         except TurnFailed as exc:

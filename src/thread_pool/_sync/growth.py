@@ -20,6 +20,7 @@ from typing import Any
 from thread_pool import _telemetry as telemetry
 from thread_pool._compat import sleep
 from thread_pool._model.limits import FENCES_PER_MS
+from thread_pool._model.log_events import event
 from thread_pool._model.validation import validate_thread_id
 from thread_pool._store.replies import Outcome, integers, outcome
 from thread_pool._store.scripts import ms
@@ -105,7 +106,12 @@ class Grower:
             self._undo(backend, key, ticket, thread_id)
             raise
         if word in (Outcome.GRANTED, Outcome.OK):
-            logger.info("pool %r grew by thread %s", key, thread_id)
+            logger.info(
+                "pool %r grew by thread %s",
+                key,
+                thread_id,
+                extra=event("growth.grew", key, thread_id),
+            )
         elif word is Outcome.DUPLICATE:
             raise CorruptState(
                 f"the backend of pool {key!r} returned thread {thread_id!r}, already in the pool"
@@ -119,6 +125,7 @@ class Grower:
                 "the thread is listed as retired",
                 key,
                 thread_id,
+                extra=event("growth.late_retired", key, thread_id),
             )
         return word, rest
 
@@ -148,7 +155,10 @@ class Grower:
             with contextlib.suppress(StoreUnavailable):  # else only this pool can reuse the id
                 self._owners.release(key, [thread_id])
             logger.warning(
-                "pool %r: thread %s could not be registered; deleted it upstream", key, thread_id
+                "pool %r: thread %s could not be registered; deleted it upstream",
+                key,
+                thread_id,
+                extra=event("growth.undone", key, thread_id),
             )
         except Exception as exc:
             logger.error(
@@ -157,4 +167,5 @@ class Grower:
                 key,
                 thread_id,
                 exc,
+                extra=event("growth.leaked", key, thread_id),
             )

@@ -23,6 +23,7 @@ import redis
 from thread_pool import _telemetry as telemetry
 from thread_pool._compat import LoopBound, open_client
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
+from thread_pool._model.log_events import event
 from thread_pool._model.status import PoolStats
 from thread_pool._model.turns import Turn
 from thread_pool._model.validation import (
@@ -382,9 +383,21 @@ class ThreadPool:
         except (LeaseLost, LeaseNotOwned, StoreUnavailable) as exc:
             # The error that ended the turn says as much already (a lost lease, Redis away: the
             # release is retried later); the reaper settles an expired lease's thread.
-            logger.info("pool %r: release after an error: %s", lease.key, exc)
+            logger.info(
+                "pool %r: release after an error: %s",
+                lease.key,
+                exc,
+                extra=event("release.after_error", lease.key, lease.thread_id, fence=lease.fence),
+            )
         except Exception as exc:
-            logger.warning("pool %r: release after an error failed: %s", lease.key, exc)
+            logger.warning(
+                "pool %r: release after an error failed: %s",
+                lease.key,
+                exc,
+                extra=event(
+                    "release.after_error_failed", lease.key, lease.thread_id, fence=lease.fence
+                ),
+            )
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:

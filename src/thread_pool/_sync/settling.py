@@ -14,6 +14,7 @@ import time
 
 from thread_pool import _telemetry as telemetry
 from thread_pool._compat import sleep
+from thread_pool._model.log_events import event
 from thread_pool._store.replies import Outcome, integers, outcome, strings
 from thread_pool._store.scripts import ms
 from thread_pool._sync.backend import Backend
@@ -73,7 +74,12 @@ class Settling:
                     try:
                         ready = self.settle_one(key, thread_id)
                     except Exception:
-                        logger.exception("pool %r: settling %s failed", key, thread_id)
+                        logger.exception(
+                            "pool %r: settling %s failed",
+                            key,
+                            thread_id,
+                            extra=event("settle.failed", key, thread_id),
+                        )
                         self._store.call("settled", key, thread_id, "retry", 0)
                         pending.pop(0)
                         continue
@@ -144,5 +150,6 @@ class Settling:
             "killed while sending it?); settling without it",
             key,
             thread_id,
+            extra=event("settle.in_flight_unknown", key, thread_id),
         )
         return None
