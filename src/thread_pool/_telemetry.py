@@ -80,6 +80,29 @@ def cancelled() -> None:
         notes.cancelled = True
 
 
+# Bucket bounds of the histograms in seconds (the SDK's default bounds suit milliseconds): from
+# a lease cycle (a fraction of a millisecond) to a long turn.
+_SECONDS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+)
+
+
 class _Instruments:
     """The instruments and the tracer, made once per pair of providers."""
 
@@ -97,10 +120,16 @@ class _Instruments:
         self.detach = context.detach
         self.no_span = trace.INVALID_SPAN
         self.wait_time = meter.create_histogram(
-            "thread_pool.lease.wait_time", "s", "Time callers waited for a lease"
+            "thread_pool.lease.wait_time",
+            "s",
+            "Time callers waited for a lease",
+            explicit_bucket_boundaries_advisory=_SECONDS,
         )
         self.use_time = meter.create_histogram(
-            "thread_pool.lease.use_time", "s", "Time from a lease's grant to its release"
+            "thread_pool.lease.use_time",
+            "s",
+            "Time from a lease's grant to its release",
+            explicit_bucket_boundaries_advisory=_SECONDS,
         )
         self.timeouts = meter.create_counter(
             "thread_pool.lease.timeouts", "{acquire}", "Acquires that timed out"
@@ -109,10 +138,16 @@ class _Instruments:
             "thread_pool.lease.lost", "{lease}", "Leases found lost by their holder"
         )
         self.create_time = meter.create_histogram(
-            "thread_pool.thread.create_time", "s", "Time to create and register a thread"
+            "thread_pool.thread.create_time",
+            "s",
+            "Time to create and register a thread",
+            explicit_bucket_boundaries_advisory=_SECONDS,
         )
         self.turn_duration = meter.create_histogram(
-            "thread_pool.turn.duration", "s", "Duration of a turn"
+            "thread_pool.turn.duration",
+            "s",
+            "Duration of a turn",
+            explicit_bucket_boundaries_advisory=_SECONDS,
         )
         self.turn_requests = meter.create_histogram(
             "thread_pool.turn.requests", "{request}", "Upstream requests sent by one turn"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -141,3 +142,70 @@ async def test_a_pool_used_after_it_was_found_idle_is_not_deleted(
         assert await retire_idle(admin, None, 1.0) == []
         assert (await pool.stats("doc")).threads == 1
         assert not (await admin.status("doc")).draining  # refused: nothing changed
+
+
+def test_a_gc_killed_while_deleting_upstream_is_finished_by_the_next(
+    gc: object,
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_openai_client: openai.OpenAI,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    run = gc
+    assert callable(run)
+    backend = make_backend("conversations", thread_pool_openai_client, thread_pool_emulator)
+    with ThreadPool(
+        backend=backend, redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
+    ) as pool:
+        with pool.lease("doc") as a, pool.lease("doc") as b:
+            threads = sorted([a.thread_id, b.thread_id])
+        time.sleep(1.2)
+        # Upstream answers every request "429, retry after 1 s" from now on: the first run
+        # reaches its upstream deletes and keeps retrying them until it is killed.
+        thread_pool_emulator.admin.configure(http_429=1.0)
+        env = {
+            **clean_environment(),
+            "THREAD_POOL_REDIS_URL": thread_pool_redis_url,
+            "THREAD_POOL_KEY_PREFIX": thread_pool_prefix,
+            "OPENAI_API_KEY": thread_pool_emulator.api_key,
+            "OPENAI_BASE_URL": thread_pool_emulator.base_url,
+        }
+        first = subprocess.Popen(
+            [*COMMAND, "gc", "--idle-for", "1s", "--backend", "conversations"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            give_up = time.monotonic() + 60
+            while thread_pool_emulator.admin.stats()["faults"].get("http_429", 0) == 0:
+                assert first.poll() is None, "the first run ended before it was killed"
+                assert time.monotonic() < give_up, "the first run never reached upstream"
+                time.sleep(0.05)
+            first.send_signal(signal.SIGKILL)
+        finally:
+            first.kill()
+            first.wait(30)
+        thread_pool_emulator.admin.configure(http_429=0.0)
+
+        # Killed half-way: the pool is still whole in Redis and marked draining (no lease is
+        # granted from it), and each of its threads still exists upstream.
+        with PoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin:
+            status = admin.status("doc")
+        assert status.draining
+        assert sorted(t.thread_id for t in status.threads) == threads
+        for thread_id in threads:
+            thread_pool_openai_client.conversations.retrieve(thread_id)
+
+        done = run("--idle-for", "1s", "--backend", "conversations", "--json")
+        assert done.returncode == 0, done.stderr
+        (report,) = json.loads(done.stdout)["retired"]
+        assert sorted(report["deleted_upstream"]) == threads
+        for thread_id in threads:
+            with pytest.raises(openai.NotFoundError):
+                thread_pool_openai_client.conversations.retrieve(thread_id)
+        base = PoolKeys.of(thread_pool_prefix, "doc").meta.rsplit("meta", 1)[0]
+        assert list(redis_client.scan_iter(match=base + "*")) == []
