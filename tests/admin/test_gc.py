@@ -16,10 +16,17 @@ import redis
 
 from tests.support.environment import COMMAND, clean_environment
 from tests.support.upstream import make_backend
-from thread_pool import AsyncPoolAdmin, AsyncThreadPool, PoolAdmin, PoolBusy, ThreadPool
+from thread_pool import (
+    AsyncPoolAdmin,
+    AsyncThreadPool,
+    InvalidArgument,
+    PoolAdmin,
+    PoolBusy,
+    ThreadPool,
+)
 from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer
-from thread_pool.maintenance import idle_pools, retire_idle
+from thread_pool.maintenance import idle_pools, maintain_once, retire_idle
 
 
 @pytest.fixture
@@ -209,3 +216,42 @@ def test_a_gc_killed_while_deleting_upstream_is_finished_by_the_next(
                 thread_pool_openai_client.conversations.retrieve(thread_id)
         base = PoolKeys.of(thread_pool_prefix, "doc").meta.rsplit("meta", 1)[0]
         assert list(redis_client.scan_iter(match=base + "*")) == []
+
+
+async def test_a_pool_s_own_idle_expiry_overrides_the_default(
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+) -> None:
+    backend = make_backend("conversations", thread_pool_async_openai_client, thread_pool_emulator)
+    async with (
+        AsyncThreadPool(
+            backend=backend, redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
+        ) as pool,
+        AsyncPoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin,
+    ):
+        short = (await pool.run("short", "hello")).thread_id
+        await pool.run("long", "hello")
+        await pool.run("plain", "hello")
+        assert (await pool.configure("short", idle_expiry=1)).idle_expiry == 1.0
+        assert (await pool.configure("long", idle_expiry=3600)).idle_expiry == 3600.0
+        assert (await pool.stats("plain")).idle_expiry is None
+        for bad in (-1, float("nan"), "1s"):
+            with pytest.raises(InvalidArgument):
+                await pool.configure("plain", idle_expiry=bad)  # type: ignore[arg-type]
+        await asyncio.sleep(1.2)
+
+        # Without a default only the pool's own expiry counts; with one, "long" keeps its own.
+        assert [p.key for p in await idle_pools(admin, None)] == ["short"]
+        assert sorted(p.key for p in await idle_pools(admin, 1.0)) == ["plain", "short"]
+        # Every process and the maintainer read it from Redis: a maintainer with no default
+        # retires "short" alone, its thread deleted upstream.
+        done = await maintain_once(pool, admin, backend)
+        assert done.retired == ["short"]
+        assert sorted(await admin.pools()) == ["long", "plain"]
+        with pytest.raises(openai.NotFoundError):
+            await thread_pool_async_openai_client.conversations.retrieve(short)
+        # 0 removes the pool's own expiry: the default applies again.
+        assert (await pool.configure("long", idle_expiry=0)).idle_expiry is None
+        assert sorted(p.key for p in await idle_pools(admin, 1.0)) == ["long", "plain"]

@@ -30,6 +30,7 @@ from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.sizing import AsyncSizing
 from thread_pool._async.store import AsyncStore
 from thread_pool._async.streaming import AsyncTurnStream
+from thread_pool._model.limits import MAX_LOG_AGE
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.log_events import event
 from thread_pool._model.status import PoolStats
@@ -302,10 +303,13 @@ class AsyncThreadPool:
         min_size: int | None = None,
         max_size: int | None = None,
         ttl: float | None = None,
+        idle_expiry: float | None = None,
     ) -> PoolStats:
-        """Set pool ``key``'s sizes and lease TTL (creating the pool if needed); ``None`` keeps a
-        value. Shrinking below the thread count retires idle threads at once and leased ones as
-        they come back (``stats().retired`` counts them; they may still exist upstream)."""
+        """Set pool ``key``'s sizes, lease TTL and idle expiry (creating the pool if needed);
+        ``None`` keeps a value. Shrinking below the thread count retires idle threads at once and
+        leased ones as they come back (``stats().retired`` counts them; they may still exist
+        upstream). ``idle_expiry``: seconds with no lease granted after which ``thread-pool
+        maintain`` and ``gc`` retire the pool, whatever their own default; 0 removes it."""
         self._check_open()
         key = validate_key(key)
         low = None if min_size is None else check_size("min_size", min_size)
@@ -318,7 +322,9 @@ class AsyncThreadPool:
                 )
         if low is not None and high is not None and low > high:
             raise InvalidArgument(f"min_size ({low}) exceeds max_size ({high})")
-        await self._sizing.configure(key, low, high, ttl)
+        if idle_expiry is not None:
+            check_positive("idle_expiry", idle_expiry, allow_zero=True, at_most=MAX_LOG_AGE)
+        await self._sizing.configure(key, low, high, ttl, idle_expiry)
         return await self.stats(key)
 
     async def purge_retired(self, key: str) -> int:

@@ -48,7 +48,12 @@ class AsyncSizing:
         return integers(rest)[0]
 
     async def configure(
-        self, key: str, min_size: int | None, max_size: int | None, ttl: float | None
+        self,
+        key: str,
+        min_size: int | None,
+        max_size: int | None,
+        ttl: float | None,
+        idle_expiry: float | None = None,
     ) -> None:
         """Set sizes and TTL (see ``AsyncThreadPool.configure``); None keeps a value."""
         await self._known.register(key)
@@ -60,6 +65,7 @@ class AsyncSizing:
                 "" if max_size is None else max_size,
                 "" if ttl is None else ms(ttl),
                 *self._defaults(),
+                "" if idle_expiry is None else ms(idle_expiry),
             )
         )
         if word is Outcome.BADSIZE:

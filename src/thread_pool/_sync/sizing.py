@@ -50,7 +50,12 @@ class Sizing:
         return integers(rest)[0]
 
     def configure(
-        self, key: str, min_size: int | None, max_size: int | None, ttl: float | None
+        self,
+        key: str,
+        min_size: int | None,
+        max_size: int | None,
+        ttl: float | None,
+        idle_expiry: float | None = None,
     ) -> None:
         """Set sizes and TTL (see ``ThreadPool.configure``); None keeps a value."""
         self._known.register(key)
@@ -62,6 +67,7 @@ class Sizing:
                 "" if max_size is None else max_size,
                 "" if ttl is None else ms(ttl),
                 *self._defaults(),
+                "" if idle_expiry is None else ms(idle_expiry),
             )
         )
         if word is Outcome.BADSIZE:
