@@ -94,9 +94,10 @@ def worker(absent: bool, url: str, prefix: str, conn: Connection) -> None:
         ]
     import redis
 
-    from thread_pool import ThreadPool, _telemetry, use_telemetry_providers
+    from thread_pool import ThreadPool, use_telemetry_providers
+    from thread_pool._telemetry import INSTALLED
 
-    assert absent != _telemetry.INSTALLED
+    assert absent != INSTALLED
     meters, tracers = (None, None) if absent else _sdk_providers()
     pool = ThreadPool(redis_url=url, key_prefix=prefix)
     key = "absent" if absent else "installed"
@@ -143,15 +144,16 @@ def _instrumentation_only(mode: str) -> Any:
     """What the instrumentation alone costs a cycle, without Redis: the decorated acquire
     (returning a grant at once) and the release's record, as in a cycle. CPU time only, so it
     holds on a loaded machine where the cycles' wall time does not."""
-    from thread_pool import _telemetry
     from thread_pool._store.replies import Grant
+    from thread_pool._telemetry import scope as scope_of
+    from thread_pool._traced import traced_acquire
 
-    scope = _telemetry.scope("key")
+    scope = scope_of("key")
 
     class Leasing:
         telemetry = scope
 
-        @_telemetry.traced_acquire
+        @traced_acquire
         def acquire(self, key: str, wait_s: float) -> tuple[str, Grant, float]:
             return "token", Grant("thread", 1, 0, 0), 0.0
 

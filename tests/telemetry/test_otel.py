@@ -283,15 +283,16 @@ try:
     raise SystemExit("still importable")
 except ImportError:
     pass
-from thread_pool import ThreadPool, _telemetry
-assert not _telemetry.INSTALLED
+from thread_pool import ThreadPool
+from thread_pool._telemetry import INSTALLED, OFF
+assert not INSTALLED
 with ThreadPool(redis_url=sys.argv[1], key_prefix=sys.argv[2]) as pool:
     pool.add_threads("doc", ["thread-a"])
     for _ in range(3):
         with pool.lease("doc") as held:
             fence = held.fence
     assert fence == 3, fence
-    assert pool.telemetry is _telemetry.OFF
+    assert pool.telemetry is OFF
 print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
 """
 

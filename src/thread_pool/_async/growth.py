@@ -14,7 +14,6 @@ import logging
 import time
 from typing import Any
 
-from thread_pool import _telemetry as telemetry
 from thread_pool._acompat import shield, sleep
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.context_log import AsyncContextLog
@@ -25,6 +24,8 @@ from thread_pool._model.log_events import event
 from thread_pool._model.validation import validate_thread_id
 from thread_pool._store.replies import Outcome, integers, outcome
 from thread_pool._store.scripts import ms
+from thread_pool._telemetry import OFF, Scope
+from thread_pool._traced import traced_growth
 from thread_pool.errors import CorruptState, StoreUnavailable, ThreadOwned
 from thread_pool.settings import Settings
 
@@ -37,9 +38,7 @@ _CONFIRM_S = 3.0
 class AsyncGrower:
     """Reserves slots, creates threads through a backend and registers them."""
 
-    def __init__(
-        self, store: AsyncStore, log: AsyncContextLog, tel: telemetry.Scope = telemetry.OFF
-    ) -> None:
+    def __init__(self, store: AsyncStore, log: AsyncContextLog, tel: Scope = OFF) -> None:
         self.telemetry = tel
         self._store = store
         self._log = log
@@ -82,7 +81,7 @@ class AsyncGrower:
         registered or deleted again before the cancellation goes on."""
         return await shield(self._fill(backend, key, ticket, holder))
 
-    @telemetry.traced_growth
+    @traced_growth
     async def _fill(
         self, backend: AsyncBackend, key: str, ticket: str, holder: str
     ) -> tuple[Outcome, list[Any]]:

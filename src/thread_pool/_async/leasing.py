@@ -8,7 +8,6 @@ import secrets
 import time
 from typing import Any
 
-from thread_pool import _telemetry as telemetry
 from thread_pool._acompat import holder_name, shield
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.growth import AsyncGrower
@@ -29,6 +28,8 @@ from thread_pool._store.replies import (
     text,
 )
 from thread_pool._store.scripts import ms
+from thread_pool._telemetry import scope
+from thread_pool._traced import traced_acquire
 from thread_pool.errors import (
     CorruptState,
     LeaseLost,
@@ -70,7 +71,7 @@ class AsyncLeasing:
         self._settling = settling
         self._growth = growth
         self._backend = backend
-        self.telemetry = telemetry.scope(settings.otel_pool_key)
+        self.telemetry = scope(settings.otel_pool_key)
         # What acquire sends every time, packed once (see acquire.lua).
         s = settings
         grows = int(backend is not None)
@@ -84,7 +85,7 @@ class AsyncLeasing:
         # has gone, until its deadline. Each is safe to run late (they act by token only).
         self._pending: list[tuple[str, str, tuple[str | int, ...]]] = []
 
-    @telemetry.traced_acquire
+    @traced_acquire
     async def acquire(self, key: str, wait_s: float) -> tuple[str, Grant, float]:
         """Lease a thread of pool ``key`` (see ``AsyncThreadPool.acquire``): the token, the
         grant, and when it was asked for (by this process's clock)."""

@@ -17,7 +17,6 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from thread_pool import _telemetry as telemetry
 from thread_pool._acompat import LoopBound, open_client, shield
 from thread_pool._async.backend import AsyncBackend, ToolHandler, checked_backend
 from thread_pool._async.context_log import AsyncContextLog
@@ -30,7 +29,6 @@ from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.sizing import AsyncSizing
 from thread_pool._async.store import AsyncStore
 from thread_pool._async.streaming import AsyncTurnStream
-from thread_pool._model.limits import MAX_LOG_AGE
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.log_events import event
 from thread_pool._model.status import PoolStats
@@ -48,6 +46,7 @@ from thread_pool._model.validation import (
     validate_role,
     validate_thread_ids,
 )
+from thread_pool._telemetry import scope
 from thread_pool.errors import (
     InvalidArgument,
     LeaseLost,
@@ -122,12 +121,11 @@ class AsyncThreadPool:
         )
         self._settling = AsyncSettling(self._store, s, backend)
         self._sizing = AsyncSizing(self._store, s, self._known)
-        growth = AsyncGrower(self._store, self.log, telemetry.scope(s.otel_pool_key))
+        growth = AsyncGrower(self._store, self.log, scope(s.otel_pool_key))
         self._leasing = AsyncLeasing(self._store, s, self._known, self._settling, growth, backend)
         self.work = AsyncLeaseWork(backend, self.log, self._leasing, self._settling, s)
         """What the pool's leases do with their threads: turns, own calls, renewal."""
-        self.telemetry = self._leasing.telemetry
-        """Where the pool's OpenTelemetry metrics and spans go (see ``docs/observability.md``)."""
+        self.telemetry = self._leasing.telemetry  # its OpenTelemetry metrics and spans
         self._closed = False
         self._loop = LoopBound(f"the {type(self).__name__}")
 
@@ -322,8 +320,6 @@ class AsyncThreadPool:
                 )
         if low is not None and high is not None and low > high:
             raise InvalidArgument(f"min_size ({low}) exceeds max_size ({high})")
-        if idle_expiry is not None:
-            check_positive("idle_expiry", idle_expiry, allow_zero=True, at_most=MAX_LOG_AGE)
         await self._sizing.configure(key, low, high, ttl, idle_expiry)
         return await self.stats(key)
 
@@ -388,21 +384,11 @@ class AsyncThreadPool:
         except (LeaseLost, LeaseNotOwned, StoreUnavailable) as exc:
             # The error that ended the turn says as much already (a lost lease, Redis away: the
             # release is retried later); the reaper settles an expired lease's thread.
-            logger.info(
-                "pool %r: release after an error: %s",
-                lease.key,
-                exc,
-                extra=event("release.after_error", lease.key, lease.thread_id, fence=lease.fence),
-            )
+            why = event("release.after_error", lease.key, lease.thread_id, fence=lease.fence)
+            logger.info("pool %r: release after an error: %s", lease.key, exc, extra=why)
         except Exception as exc:
-            logger.warning(
-                "pool %r: release after an error failed: %s",
-                lease.key,
-                exc,
-                extra=event(
-                    "release.after_error_failed", lease.key, lease.thread_id, fence=lease.fence
-                ),
-            )
+            why = event("release.after_error_failed", lease.key, lease.thread_id, fence=lease.fence)
+            logger.warning("pool %r: release after an error failed: %s", lease.key, exc, extra=why)
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:

@@ -9,7 +9,6 @@ import logging
 import secrets
 import time
 
-from thread_pool import _telemetry as telemetry
 from thread_pool._acompat import shield, sleep
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.lease import AsyncLease
@@ -17,6 +16,8 @@ from thread_pool._async.store import AsyncStore
 from thread_pool._model.log_events import event
 from thread_pool._store.replies import Outcome, integers, outcome, strings
 from thread_pool._store.scripts import ms
+from thread_pool._telemetry import scope
+from thread_pool._traced import traced_settle
 from thread_pool.errors import LeaseLost
 from thread_pool.settings import Settings
 
@@ -35,7 +36,7 @@ class AsyncSettling:
         self._store = store
         self._settings = settings
         self._backend = backend
-        self.telemetry = telemetry.scope(settings.otel_pool_key)
+        self.telemetry = scope(settings.otel_pool_key)
 
     async def reap_once(self, key: str) -> tuple[int, list[str]]:
         """Claim up to 100 expired leases of pool ``key``; also the ms until the next is due."""
@@ -90,7 +91,7 @@ class AsyncSettling:
                     await shield(self._store.call("settled", key, thread_id, "retry", 0))
             raise
 
-    @telemetry.traced_settle
+    @traced_settle
     async def settle_one(self, key: str, thread_id: str) -> bool:
         """Settle one claimed thread through the backend; False if it is gone upstream."""
         assert self._backend is not None

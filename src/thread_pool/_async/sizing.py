@@ -9,8 +9,9 @@ from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.known import AsyncKnownPools
 from thread_pool._async.owners import AsyncOwners
 from thread_pool._async.store import AsyncStore
-from thread_pool._model.limits import FENCES_PER_MS
+from thread_pool._model.limits import FENCES_PER_MS, MAX_LOG_AGE
 from thread_pool._model.status import PoolStats
+from thread_pool._model.validation import check_positive
 from thread_pool._store.replies import Outcome, integers, outcome, pool_stats
 from thread_pool._store.scripts import ms
 from thread_pool.errors import InvalidArgument, PoolFull, UnknownPool
@@ -55,7 +56,10 @@ class AsyncSizing:
         ttl: float | None,
         idle_expiry: float | None = None,
     ) -> None:
-        """Set sizes and TTL (see ``AsyncThreadPool.configure``); None keeps a value."""
+        """Set sizes, TTL and idle expiry (see ``AsyncThreadPool.configure``); None keeps a
+        value."""
+        if idle_expiry is not None:
+            check_positive("idle_expiry", idle_expiry, allow_zero=True, at_most=MAX_LOG_AGE)
         await self._known.register(key)
         word, rest = outcome(
             await self._store.call(

@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from thread_pool import _telemetry as otel
 from thread_pool._acompat import shield
 from thread_pool._async.backend import AsyncBackend, EventSink, ToolHandler
 from thread_pool._async.context_log import AsyncContextLog
@@ -25,6 +24,8 @@ from thread_pool._model.validation import (
     validate_metadata,
 )
 from thread_pool._store.replies import Outcome
+from thread_pool._telemetry import Scope, note_merged, scope
+from thread_pool._traced import traced_turn
 from thread_pool._upstream import send_guard
 from thread_pool.errors import InvalidArgument, ThreadBusy, TurnFailed
 from thread_pool.settings import Settings
@@ -105,11 +106,11 @@ class AsyncTurnRunner:
     settings: Settings
 
     @property
-    def telemetry(self) -> otel.Scope:
+    def telemetry(self) -> Scope:
         """Where the turn's metrics and span go."""
-        return otel.scope(self.settings.otel_pool_key)
+        return scope(self.settings.otel_pool_key)
 
-    @otel.traced_turn
+    @traced_turn
     async def run(
         self,
         lease: AsyncLease,
@@ -129,7 +130,7 @@ class AsyncTurnRunner:
         # What the thread is missing from the pool's log rides in the turn's own request.
         missing = await self.log.missing(lease.key, lease.thread_id)
         context = await self.log.messages(missing)
-        otel.merged(len(missing.entries))
+        note_merged(len(missing.entries))
         turn_id = secrets.token_hex(12)
         # Until the turn ends cleanly its run may still be active upstream: if we leave early,
         # the release sends the thread to be settled instead of straight back to use.

@@ -16,12 +16,12 @@ from typing import Any, TypedDict, TypeVar, Unpack
 
 import openai
 
-from thread_pool import _telemetry as telemetry
 from thread_pool._compat import call_handler, sleep
 from thread_pool._model.turns import ToolCall
 from thread_pool._model.validation import check_positive
 from thread_pool._sync.backend import ToolHandler
 from thread_pool._sync.upstream import request
+from thread_pool._telemetry import note_cancelled
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import RetryPolicy
 from thread_pool.errors import InvalidArgument, UpstreamError
@@ -147,7 +147,7 @@ class BackendBase:
             if not cancelled and (status in cancel_at_once or waited >= self.settle_wait):
                 cancel()
                 cancelled = True
-                telemetry.cancelled()
+                note_cancelled()
             if waited >= self.settle_wait + self.settle_timeout:
                 raise UpstreamError(f"{name} is still {status}; not settled")
             sleep(self.poll_interval / 2)

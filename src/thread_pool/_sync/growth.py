@@ -17,7 +17,6 @@ import logging
 import time
 from typing import Any
 
-from thread_pool import _telemetry as telemetry
 from thread_pool._compat import sleep
 from thread_pool._model.limits import FENCES_PER_MS
 from thread_pool._model.log_events import event
@@ -28,6 +27,8 @@ from thread_pool._sync.backend import Backend
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.owners import Owners
 from thread_pool._sync.store import Store
+from thread_pool._telemetry import OFF, Scope
+from thread_pool._traced import traced_growth
 from thread_pool.errors import CorruptState, StoreUnavailable, ThreadOwned
 from thread_pool.settings import Settings
 
@@ -40,7 +41,7 @@ _CONFIRM_S = 3.0
 class Grower:
     """Reserves slots, creates threads through a backend and registers them."""
 
-    def __init__(self, store: Store, log: ContextLog, tel: telemetry.Scope = telemetry.OFF) -> None:
+    def __init__(self, store: Store, log: ContextLog, tel: Scope = OFF) -> None:
         self.telemetry = tel
         self._store = store
         self._log = log
@@ -83,7 +84,7 @@ class Grower:
         registered or deleted again before the cancellation goes on."""
         return self._fill(backend, key, ticket, holder)
 
-    @telemetry.traced_growth
+    @traced_growth
     def _fill(
         self, backend: Backend, key: str, ticket: str, holder: str
     ) -> tuple[Outcome, list[Any]]:

@@ -11,7 +11,6 @@ import secrets
 import time
 from typing import Any
 
-from thread_pool import _telemetry as telemetry
 from thread_pool._compat import holder_name
 from thread_pool._model.log_events import event
 from thread_pool._store.replies import (
@@ -32,6 +31,8 @@ from thread_pool._sync.lease import Lease
 from thread_pool._sync.settling import Settling
 from thread_pool._sync.store import Store
 from thread_pool._sync.waiting import WAIT_LIVE_S, wait
+from thread_pool._telemetry import scope
+from thread_pool._traced import traced_acquire
 from thread_pool.errors import (
     CorruptState,
     LeaseLost,
@@ -73,7 +74,7 @@ class Leasing:
         self._settling = settling
         self._growth = growth
         self._backend = backend
-        self.telemetry = telemetry.scope(settings.otel_pool_key)
+        self.telemetry = scope(settings.otel_pool_key)
         # What acquire sends every time, packed once (see acquire.lua).
         s = settings
         grows = int(backend is not None)
@@ -87,7 +88,7 @@ class Leasing:
         # has gone, until its deadline. Each is safe to run late (they act by token only).
         self._pending: list[tuple[str, str, tuple[str | int, ...]]] = []
 
-    @telemetry.traced_acquire
+    @traced_acquire
     def acquire(self, key: str, wait_s: float) -> tuple[str, Grant, float]:
         """Lease a thread of pool ``key`` (see ``ThreadPool.acquire``): the token, the
         grant, and when it was asked for (by this process's clock)."""

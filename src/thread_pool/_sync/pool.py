@@ -20,9 +20,7 @@ from typing import Any
 
 import redis
 
-from thread_pool import _telemetry as telemetry
 from thread_pool._compat import LoopBound, open_client
-from thread_pool._model.limits import MAX_LOG_AGE
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
 from thread_pool._model.log_events import event
 from thread_pool._model.status import PoolStats
@@ -51,6 +49,7 @@ from thread_pool._sync.settling import Settling
 from thread_pool._sync.sizing import Sizing
 from thread_pool._sync.store import Store
 from thread_pool._sync.streaming import TurnStream
+from thread_pool._telemetry import scope
 from thread_pool.errors import (
     InvalidArgument,
     LeaseLost,
@@ -125,12 +124,11 @@ class ThreadPool:
         )
         self._settling = Settling(self._store, s, backend)
         self._sizing = Sizing(self._store, s, self._known)
-        growth = Grower(self._store, self.log, telemetry.scope(s.otel_pool_key))
+        growth = Grower(self._store, self.log, scope(s.otel_pool_key))
         self._leasing = Leasing(self._store, s, self._known, self._settling, growth, backend)
         self.work = LeaseWork(backend, self.log, self._leasing, self._settling, s)
         """What the pool's leases do with their threads: turns, own calls, renewal."""
-        self.telemetry = self._leasing.telemetry
-        """Where the pool's OpenTelemetry metrics and spans go (see ``docs/observability.md``)."""
+        self.telemetry = self._leasing.telemetry  # its OpenTelemetry metrics and spans
         self._closed = False
         self._loop = LoopBound(f"the {type(self).__name__}")
 
@@ -323,8 +321,6 @@ class ThreadPool:
                 )
         if low is not None and high is not None and low > high:
             raise InvalidArgument(f"min_size ({low}) exceeds max_size ({high})")
-        if idle_expiry is not None:
-            check_positive("idle_expiry", idle_expiry, allow_zero=True, at_most=MAX_LOG_AGE)
         self._sizing.configure(key, low, high, ttl, idle_expiry)
         return self.stats(key)
 
@@ -389,21 +385,11 @@ class ThreadPool:
         except (LeaseLost, LeaseNotOwned, StoreUnavailable) as exc:
             # The error that ended the turn says as much already (a lost lease, Redis away: the
             # release is retried later); the reaper settles an expired lease's thread.
-            logger.info(
-                "pool %r: release after an error: %s",
-                lease.key,
-                exc,
-                extra=event("release.after_error", lease.key, lease.thread_id, fence=lease.fence),
-            )
+            why = event("release.after_error", lease.key, lease.thread_id, fence=lease.fence)
+            logger.info("pool %r: release after an error: %s", lease.key, exc, extra=why)
         except Exception as exc:
-            logger.warning(
-                "pool %r: release after an error failed: %s",
-                lease.key,
-                exc,
-                extra=event(
-                    "release.after_error_failed", lease.key, lease.thread_id, fence=lease.fence
-                ),
-            )
+            why = event("release.after_error_failed", lease.key, lease.thread_id, fence=lease.fence)
+            logger.warning("pool %r: release after an error failed: %s", lease.key, exc, extra=why)
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:

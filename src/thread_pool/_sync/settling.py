@@ -12,7 +12,6 @@ import logging
 import secrets
 import time
 
-from thread_pool import _telemetry as telemetry
 from thread_pool._compat import sleep
 from thread_pool._model.log_events import event
 from thread_pool._store.replies import Outcome, integers, outcome, strings
@@ -20,6 +19,8 @@ from thread_pool._store.scripts import ms
 from thread_pool._sync.backend import Backend
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.store import Store
+from thread_pool._telemetry import scope
+from thread_pool._traced import traced_settle
 from thread_pool.errors import LeaseLost
 from thread_pool.settings import Settings
 
@@ -38,7 +39,7 @@ class Settling:
         self._store = store
         self._settings = settings
         self._backend = backend
-        self.telemetry = telemetry.scope(settings.otel_pool_key)
+        self.telemetry = scope(settings.otel_pool_key)
 
     def reap_once(self, key: str) -> tuple[int, list[str]]:
         """Claim up to 100 expired leases of pool ``key``; also the ms until the next is due."""
@@ -93,7 +94,7 @@ class Settling:
                     self._store.call("settled", key, thread_id, "retry", 0)
             raise
 
-    @telemetry.traced_settle
+    @traced_settle
     def settle_one(self, key: str, thread_id: str) -> bool:
         """Settle one claimed thread through the backend; False if it is gone upstream."""
         assert self._backend is not None

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from thread_pool import _telemetry as otel
 from thread_pool._model.log_events import event
 from thread_pool._model.stream import TurnDone
 from thread_pool._model.turns import FENCE_KEY, Turn
@@ -27,6 +26,8 @@ from thread_pool._sync.lease import Lease
 from thread_pool._sync.leasing import Leasing
 from thread_pool._sync.renewal import Renewer
 from thread_pool._sync.settling import Settling
+from thread_pool._telemetry import Scope, note_merged, scope
+from thread_pool._traced import traced_turn
 from thread_pool._upstream import send_guard
 from thread_pool.errors import InvalidArgument, ThreadBusy, TurnFailed
 from thread_pool.settings import Settings
@@ -107,11 +108,11 @@ class TurnRunner:
     settings: Settings
 
     @property
-    def telemetry(self) -> otel.Scope:
+    def telemetry(self) -> Scope:
         """Where the turn's metrics and span go."""
-        return otel.scope(self.settings.otel_pool_key)
+        return scope(self.settings.otel_pool_key)
 
-    @otel.traced_turn
+    @traced_turn
     def run(
         self,
         lease: Lease,
@@ -131,7 +132,7 @@ class TurnRunner:
         # What the thread is missing from the pool's log rides in the turn's own request.
         missing = self.log.missing(lease.key, lease.thread_id)
         context = self.log.messages(missing)
-        otel.merged(len(missing.entries))
+        note_merged(len(missing.entries))
         turn_id = secrets.token_hex(12)
         # Until the turn ends cleanly its run may still be active upstream: if we leave early,
         # the release sends the thread to be settled instead of straight back to use.
