@@ -32,19 +32,39 @@ def documented() -> dict[str, str]:
     return dict(re.findall(r"^\| `([a-z_.]+)` \| ([A-Z]+) \|", section, re.MULTILINE))
 
 
-def log_calls() -> Iterator[tuple[str, int, ast.Call]]:
+def log_calls() -> Iterator[tuple[str, int, ast.Call, ast.expr]]:
+    """Every logging call of the library, with the expression its ``extra`` holds (a name bound
+    to ``event(...)`` earlier in the same function is followed to that call)."""
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC)
         if rel.parts[0] in NOT_LIBRARY:
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in LEVELS
-                and "log" in ast.unparse(node.func.value).lower()
-            ):
-                yield str(rel), node.lineno, node
+        for function in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            bound = sorted(
+                (node.lineno, target.id, node.value)
+                for node in ast.walk(function)
+                if isinstance(node, ast.Assign)
+                for target in node.targets
+                if isinstance(target, ast.Name)
+            )
+            for node in ast.walk(function):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in LEVELS
+                    and "log" in ast.unparse(node.func.value).lower()
+                ):
+                    extra = [k.value for k in node.keywords if k.arg == "extra"]
+                    assert len(extra) == 1, f"{rel}:{node.lineno} logs without extra=event(...)"
+                    value = extra[0]
+                    if isinstance(value, ast.Name):  # its last binding before the call
+                        name = value.id
+                        for line, target, bound_to in bound:
+                            if target == name and line < node.lineno:
+                                value = bound_to
+                    yield str(rel), node.lineno, node, value
 
 
 def test_the_documented_events_are_the_library_s() -> None:
@@ -55,10 +75,7 @@ def test_every_log_call_names_an_event_at_its_documented_level() -> None:
     used: set[str] = set()
     calls = list(log_calls())
     assert len(calls) >= len(EVENTS)
-    for where, line, call in calls:
-        extra = [k.value for k in call.keywords if k.arg == "extra"]
-        assert len(extra) == 1, f"{where}:{line} logs without extra=event(...)"
-        (value,) = extra
+    for where, line, call, value in calls:
         assert isinstance(value, ast.Call), f"{where}:{line}"
         assert ast.unparse(value.func) == "event", f"{where}:{line}"
         name = value.args[0]
