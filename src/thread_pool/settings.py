@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     for tool calls with no room left, left out, with a warning. No server's answer can make the
     log grow faster than this per turn."""
 
+    otel_pool_key: Literal["key", "hash", "none"] = "key"
+    """How the pool key appears in the OpenTelemetry metrics and spans (attribute
+    ``thread_pool.pool``): ``key``, as it is; ``hash``, the first 12 hex digits of its SHA-256
+    (keys that name users or documents stay out of the monitoring system); ``none``, left out
+    (one series for all pools: for deployments with one pool per document or user)."""
+
     def __init__(self, **values: Any) -> None:
         check_names(values)
         warn_unknown_environment()

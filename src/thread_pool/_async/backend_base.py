@@ -21,6 +21,7 @@ from thread_pool._model.limits import DEFAULT_REQUEST_CHARS, MIN_LOG_CHARS, MIN_
 from thread_pool._model.log import RequestCaps
 from thread_pool._model.turns import ToolCall
 from thread_pool._model.validation import check_cap, check_positive
+from thread_pool._telemetry import note_cancelled
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import RetryPolicy
 from thread_pool.errors import InvalidArgument, UpstreamError
@@ -168,6 +169,7 @@ class AsyncBackendBase:
             if not cancelled and (status in cancel_at_once or waited >= self.settle_wait):
                 await cancel()
                 cancelled = True
+                note_cancelled()
             if waited >= self.settle_wait + self.settle_timeout:
                 raise UpstreamError(f"{name} is still {status}; not settled")
             await sleep(self.poll_interval / 2)

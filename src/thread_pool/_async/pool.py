@@ -30,6 +30,7 @@ from thread_pool._async.sizing import AsyncSizing
 from thread_pool._async.store import AsyncStore
 from thread_pool._async.streaming import AsyncTurnStream
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
+from thread_pool._model.log_events import event
 from thread_pool._model.status import PoolStats
 from thread_pool._model.turns import Turn
 from thread_pool._model.validation import (
@@ -45,6 +46,7 @@ from thread_pool._model.validation import (
     validate_role,
     validate_thread_ids,
 )
+from thread_pool._telemetry import scope
 from thread_pool.errors import (
     InvalidArgument,
     LeaseLost,
@@ -119,10 +121,11 @@ class AsyncThreadPool:
         )
         self._settling = AsyncSettling(self._store, s, backend)
         self._sizing = AsyncSizing(self._store, s, self._known)
-        growth = AsyncGrower(self._store, self.log)
+        growth = AsyncGrower(self._store, self.log, scope(s.otel_pool_key))
         self._leasing = AsyncLeasing(self._store, s, self._known, self._settling, growth, backend)
         self.work = AsyncLeaseWork(backend, self.log, self._leasing, self._settling, s)
         """What the pool's leases do with their threads: turns, own calls, renewal."""
+        self.telemetry = self._leasing.telemetry  # its OpenTelemetry metrics and spans
         self._closed = False
         self._loop = LoopBound(f"the {type(self).__name__}")
 
@@ -298,10 +301,13 @@ class AsyncThreadPool:
         min_size: int | None = None,
         max_size: int | None = None,
         ttl: float | None = None,
+        idle_expiry: float | None = None,
     ) -> PoolStats:
-        """Set pool ``key``'s sizes and lease TTL (creating the pool if needed); ``None`` keeps a
-        value. Shrinking below the thread count retires idle threads at once and leased ones as
-        they come back (``stats().retired`` counts them; they may still exist upstream)."""
+        """Set pool ``key``'s sizes, lease TTL and idle expiry (creating the pool if needed);
+        ``None`` keeps a value. Shrinking below the thread count retires idle threads at once and
+        leased ones as they come back (``stats().retired`` counts them; they may still exist
+        upstream). ``idle_expiry``: seconds with no lease granted after which ``thread-pool
+        maintain`` and ``gc`` retire the pool, whatever their own default; 0 removes it."""
         self._check_open()
         key = validate_key(key)
         low = None if min_size is None else check_size("min_size", min_size)
@@ -314,7 +320,7 @@ class AsyncThreadPool:
                 )
         if low is not None and high is not None and low > high:
             raise InvalidArgument(f"min_size ({low}) exceeds max_size ({high})")
-        await self._sizing.configure(key, low, high, ttl)
+        await self._sizing.configure(key, low, high, ttl, idle_expiry)
         return await self.stats(key)
 
     async def purge_retired(self, key: str) -> int:
@@ -378,9 +384,11 @@ class AsyncThreadPool:
         except (LeaseLost, LeaseNotOwned, StoreUnavailable) as exc:
             # The error that ended the turn says as much already (a lost lease, Redis away: the
             # release is retried later); the reaper settles an expired lease's thread.
-            logger.info("pool %r: release after an error: %s", lease.key, exc)
+            why = event("release.after_error", lease.key, lease.thread_id, fence=lease.fence)
+            logger.info("pool %r: release after an error: %s", lease.key, exc, extra=why)
         except Exception as exc:
-            logger.warning("pool %r: release after an error failed: %s", lease.key, exc)
+            why = event("release.after_error_failed", lease.key, lease.thread_id, fence=lease.fence)
+            logger.warning("pool %r: release after an error failed: %s", lease.key, exc, extra=why)
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:

@@ -17,6 +17,7 @@ from thread_pool._async.leasing import AsyncLeasing
 from thread_pool._async.renewal import AsyncRenewer
 from thread_pool._async.settling import AsyncSettling
 from thread_pool._model.log import TURN_RESERVE, Missing
+from thread_pool._model.log_events import event
 from thread_pool._model.stream import TurnDone
 from thread_pool._model.turns import FENCE_KEY, Turn
 from thread_pool._model.validation import (
@@ -24,6 +25,8 @@ from thread_pool._model.validation import (
     validate_metadata,
 )
 from thread_pool._store.replies import Outcome
+from thread_pool._telemetry import Scope, note_merged, scope
+from thread_pool._traced import traced_turn
 from thread_pool._upstream import send_guard
 from thread_pool.errors import InvalidArgument, RequestTooLarge, ThreadBusy, TurnFailed
 from thread_pool.settings import Settings
@@ -103,6 +106,12 @@ class AsyncTurnRunner:
     settling: AsyncSettling
     settings: Settings
 
+    @property
+    def telemetry(self) -> Scope:
+        """Where the turn's metrics and span go."""
+        return scope(self.settings.otel_pool_key)
+
+    @traced_turn
     async def run(
         self,
         lease: AsyncLease,
@@ -123,6 +132,7 @@ class AsyncTurnRunner:
         missing = await self.log.missing(lease.key, lease.thread_id)
         caps = request_caps(self.backend)
         context = await self.log.messages(missing, caps, reserve=TURN_RESERVE)
+        note_merged(len(missing.entries))
         turn_id = secrets.token_hex(12)
         # Until the turn ends cleanly its run may still be active upstream: if we leave early,
         # the release sends the thread to be settled instead of straight back to use.
@@ -189,7 +199,13 @@ class AsyncTurnRunner:
         except ThreadBusy as exc:
             # Should never happen while the pool holds the thread: a bug signal. Count it,
             # make the thread quiet, and try once more.
-            logger.error("pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc)
+            logger.error(
+                "pool %r: upstream says %s is busy: %s",
+                lease.key,
+                lease.thread_id,
+                exc,
+                extra=event("turn.lock_error", lease.key, lease.thread_id, fence=lease.fence),
+            )
             await self.settling.settle_busy(lease)
             done = await turn()
         except RequestTooLarge as exc:
@@ -207,6 +223,7 @@ class AsyncTurnRunner:
                 lease.thread_id,
                 exc,
                 len(missing.entries),
+                extra=event("turn.too_large", lease.key, lease.thread_id, fence=lease.fence),
             )
             done = await turn(smaller)
         except TurnFailed as exc:

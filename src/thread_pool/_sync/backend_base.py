@@ -24,6 +24,7 @@ from thread_pool._model.turns import ToolCall
 from thread_pool._model.validation import check_cap, check_positive
 from thread_pool._sync.backend import ToolHandler
 from thread_pool._sync.upstream import request
+from thread_pool._telemetry import note_cancelled
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import RetryPolicy
 from thread_pool.errors import InvalidArgument, UpstreamError
@@ -171,6 +172,7 @@ class BackendBase:
             if not cancelled and (status in cancel_at_once or waited >= self.settle_wait):
                 cancel()
                 cancelled = True
+                note_cancelled()
             if waited >= self.settle_wait + self.settle_timeout:
                 raise UpstreamError(f"{name} is still {status}; not settled")
             sleep(self.poll_interval / 2)

@@ -23,6 +23,7 @@ from thread_pool._model.log import (
     messages_for,
     retention_marker,
 )
+from thread_pool._model.log_events import event
 from thread_pool._model.record import TOOL_ROLE, described, turn_entries
 from thread_pool._model.turns import Turn
 from thread_pool._store.replies import Outcome, integers, outcome, parse_missing
@@ -119,7 +120,13 @@ class ContextLog:
         try:
             self._store.call("log_cursor", key, thread_id, seq)
         except Exception as exc:
-            logger.warning("pool %r: could not move the cursor of %s: %s", key, thread_id, exc)
+            logger.warning(
+                "pool %r: could not move the cursor of %s: %s",
+                key,
+                thread_id,
+                exc,
+                extra=event("log.cursor_failed", key, thread_id),
+            )
 
     def log_turn(
         self, key: str, thread_id: str, turn_id: str, seen: int, message: str, turn: Turn
@@ -139,6 +146,7 @@ class ContextLog:
                 self.entry_cap,
                 self.turn_cap,
                 described(cuts),
+                extra=event("log.turn_cut", key, thread_id, run_id=turn.run_id),
             )
         return self.append(key, turn_id, thread_id, seen, turn.run_id, pairs)
 

@@ -17,6 +17,7 @@ from thread_pool.errors import InvalidArgument, LeaseLost
 if TYPE_CHECKING:
     from thread_pool._sync.renewal import Renewer
     from thread_pool._sync.streaming import TurnStream
+    from thread_pool._telemetry import Scope
 
 
 class LeaseOwner(Protocol):
@@ -25,6 +26,9 @@ class LeaseOwner(Protocol):
 
     @property
     def work(self) -> LeaseWorker: ...
+
+    @property
+    def telemetry(self) -> Scope: ...
 
     def renew(self, lease: Lease, ttl: float | None = None) -> float: ...
 
@@ -89,6 +93,7 @@ class Lease:
         "deadline",
         "dirty",
         "fence",
+        "granted_at",
         "kept_alive",
         "key",
         "lost",
@@ -126,10 +131,15 @@ class Lease:
         # The log's end as the last ``pending_context`` read it (-1: not read): what the thread
         # holds once the caller's call that carried that context is recorded.
         self.context_seq = -1
+        self.granted_at = time.monotonic()
 
     def remaining(self) -> float:
         """Seconds left before the lease expires, by this process's clock (a safe lower bound)."""
         return self._local_deadline - time.monotonic()
+
+    def held_for(self) -> float:
+        """Seconds since the lease was granted (this process's clock)."""
+        return time.monotonic() - self.granted_at
 
     def extended(self, deadline_ms: int, ttl_ms: int, asked_at: float) -> None:
         """Record a renewal: the new deadline (Redis clock, ms) and TTL, asked for at
@@ -142,6 +152,7 @@ class Lease:
         turn, ``pending_context`` and ``record`` raises ``LeaseLost``."""
         if self.lost is None:
             self.lost = reason
+            self._pool.telemetry.lost(self.key)
 
     def alive(self) -> None:
         """Raise ``LeaseLost`` if the lease is known lost (no I/O)."""

@@ -18,6 +18,7 @@ from typing import Any
 import openai
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 
+from thread_pool._model.log_events import event
 from thread_pool.errors import LeaseLost
 
 logger = logging.getLogger("thread_pool")
@@ -153,7 +154,12 @@ class RetryPolicy:
 
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome is not None else None
-    logger.info("upstream request failed (%s); try %d follows", exc, state.attempt_number + 1)
+    logger.info(
+        "upstream request failed (%s); try %d follows",
+        exc,
+        state.attempt_number + 1,
+        extra=event("upstream.retry"),
+    )
 
 
 def upstream_error(exc: BaseException, doing: str) -> Exception:
