@@ -19,6 +19,7 @@ from thread_pool._async.backend import ToolHandler
 from thread_pool._async.upstream import request
 from thread_pool._model.limits import DEFAULT_REQUEST_CHARS, MIN_LOG_CHARS, MIN_REQUEST_ITEMS
 from thread_pool._model.log import RequestCaps
+from thread_pool._model.log_events import event
 from thread_pool._model.turns import ToolCall
 from thread_pool._model.validation import check_cap, check_positive
 from thread_pool._telemetry import note_cancelled
@@ -138,7 +139,12 @@ class AsyncBackendBase:
         except UpstreamError as exc:
             if exc.status_code not in (400, 409):
                 raise
-            logger.debug("%s refused (%s): waiting for it to end", doing, exc.status_code)
+            logger.debug(
+                "%s refused (%s): waiting for it to end",
+                doing,
+                exc.status_code,
+                extra=event("settle.cancel_refused"),
+            )
             return False
         return True
 

@@ -27,6 +27,7 @@ EVENTS: dict[str, str] = {
     "settle.failed": "ERROR",
     "settle.in_flight_unknown": "WARNING",
     "settle.after_stream_failed": "INFO",
+    "settle.cancel_refused": "DEBUG",
     "turn.lock_error": "ERROR",
     "turn.too_large": "WARNING",
     "log.cursor_failed": "WARNING",

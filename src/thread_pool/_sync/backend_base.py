@@ -20,6 +20,7 @@ import openai
 from thread_pool._compat import call_handler, sleep
 from thread_pool._model.limits import DEFAULT_REQUEST_CHARS, MIN_LOG_CHARS, MIN_REQUEST_ITEMS
 from thread_pool._model.log import RequestCaps
+from thread_pool._model.log_events import event
 from thread_pool._model.turns import ToolCall
 from thread_pool._model.validation import check_cap, check_positive
 from thread_pool._sync.backend import ToolHandler
@@ -141,7 +142,12 @@ class BackendBase:
         except UpstreamError as exc:
             if exc.status_code not in (400, 409):
                 raise
-            logger.debug("%s refused (%s): waiting for it to end", doing, exc.status_code)
+            logger.debug(
+                "%s refused (%s): waiting for it to end",
+                doing,
+                exc.status_code,
+                extra=event("settle.cancel_refused"),
+            )
             return False
         return True
 
