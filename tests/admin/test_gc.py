@@ -151,7 +151,16 @@ async def test_a_pool_used_after_it_was_found_idle_is_not_deleted(
         assert not (await admin.status("doc")).draining  # refused: nothing changed
 
 
-def test_a_gc_killed_while_deleting_upstream_is_finished_by_the_next(
+@pytest.mark.parametrize(
+    "killed",
+    [
+        ["gc", "--idle-for", "1s", "--backend", "conversations"],
+        ["maintain", "--idle-expiry", "1s", "--interval", "0.2", "--backend", "conversations"],
+    ],
+    ids=["gc", "maintain"],
+)
+def test_a_retirement_killed_while_deleting_upstream_is_finished_by_the_next_gc(
+    killed: list[str],
     gc: object,
     thread_pool_redis_url: str,
     thread_pool_prefix: str,
@@ -180,7 +189,7 @@ def test_a_gc_killed_while_deleting_upstream_is_finished_by_the_next(
             "OPENAI_BASE_URL": thread_pool_emulator.base_url,
         }
         first = subprocess.Popen(
-            [*COMMAND, "gc", "--idle-for", "1s", "--backend", "conversations"],
+            [*COMMAND, *killed],
             env=env,
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
