@@ -70,6 +70,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="responses.create refuses a request without input (as llama-stack does)",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="the event loop (auto: uvloop if installed, the emulator-fast extra)",
+    )
+    parser.add_argument(
+        "--http",
+        choices=("auto", "h11", "httptools"),
+        default="auto",
+        help="the HTTP parser (auto: httptools if installed, the emulator-fast extra)",
+    )
+    parser.add_argument(
+        "--run-streaming",
+        choices=("on", "refused", "ignored"),
+        default="on",
+        help="how runs answer stream=true: events, a 400, or the run object (not streamed)",
+    )
     return parser.parse_args(argv)
 
 
@@ -94,6 +112,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         api_key=args.api_key,
         ignore_run_id=args.ignore_run_id,
         require_input=args.require_input,
+        run_streaming=args.run_streaming,
         stream_drop=args.stream_drop,
         stream_drop_after=args.stream_drop_after,
         **fields,
@@ -117,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             lifespan="off",
             backlog=4096,
             timeout_keep_alive=30,
+            loop=args.loop,
+            http=args.http,
         )
     )
 
