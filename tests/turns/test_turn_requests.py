@@ -105,7 +105,7 @@ async def test_a_server_that_does_not_stream_is_polled(
         "doc", "call:ping()", tool_handler=lambda call: "pong", tools=ASSISTANT_TOOLS
     )
     made = requests(thread_pool_emulator) - before
-    assert made[RUNS] == 1 and made[SUBMIT] == 1 and made[MESSAGES] == 1
+    assert (made[RUNS], made[SUBMIT], made[MESSAGES]) == (1, 1, 1)
     assert made[RETRIEVE] >= 1  # polled
     assert parse_reply(turn.reply).tool_outputs == ("pong",)
     assert turn.reply == "\n".join(

@@ -32,7 +32,10 @@ def routes(emulator: Emulator) -> list[RouteSpec]:
             # The only await in the emulator's request path; the state lock is not held across it.
             # Checked again on waking: uvloop's timers round to the millisecond and may wake a
             # little before the response has ended by the emulator's clock.
-            while (delay := response.timeline.work_ends - emulator.core.clock()) > 0:
+            for _ in range(100):  # bounded: each wake is at most a millisecond early
+                delay = response.timeline.work_ends - emulator.core.clock()
+                if delay <= 0:
+                    break
                 await asyncio.sleep(delay)
         return responses.render_response(response.id)
 
