@@ -126,12 +126,12 @@ class AsyncRunsInFlight(AsyncBackendBase):
             return None
         try:
             first = await opened.__anext__()
+            await self._absorb(thread_id, first, progress, guard, emit)
         except StopAsyncIteration:
             return opened
         except BaseException:
             await opened.close()
             raise
-        await self._absorb(thread_id, first, progress, guard, emit)
         return opened
 
     async def _seen(

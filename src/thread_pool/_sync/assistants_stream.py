@@ -127,12 +127,12 @@ class RunsInFlight(BackendBase):
             return None
         try:
             first = opened.__next__()
+            self._absorb(thread_id, first, progress, guard, emit)
         except StopIteration:
             return opened
         except BaseException:
             opened.close()
             raise
-        self._absorb(thread_id, first, progress, guard, emit)
         return opened
 
     def _seen(self, thread_id: str, run: Any, progress: RunProgress, guard: Guard) -> None:
