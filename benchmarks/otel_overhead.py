@@ -105,6 +105,7 @@ def worker(absent: bool, url: str, prefix: str, conn: Connection) -> None:
     client = redis.Redis.from_url(url)
     trivial = client.register_script("return 1")
     instrumented = _instrumentation_only(key)
+    records = _two_records(meters)
     for variant in ("api", "sdk", "traced") if not absent else ("absent",):
         _use(variant, meters, tracers, use_telemetry_providers)
         for _ in range(200):  # warm up: connections, script cache, instruments
@@ -128,7 +129,7 @@ def worker(absent: bool, url: str, prefix: str, conn: Connection) -> None:
                 floor.append(time.perf_counter() - t1)
                 times.append(t1 - t0)
             alone = instrumented(n)
-        conn.send((times, alone, floor))
+        conn.send((times, alone, floor, records(n) if variant == "sdk" else []))
     client.close()
     pool.close()
 
@@ -171,6 +172,29 @@ def _instrumentation_only(mode: str) -> Any:
     return run
 
 
+def _two_records(meters: Any) -> Any:
+    """The SDK's own floor: the two histogram recordings a cycle must make (wait time and use
+    time, with their attributes), straight on SDK instruments, in CPU time; no library code."""
+    if meters is None:
+        return lambda n: []
+    meter = meters.get_meter("floor")
+    wait = meter.create_histogram("floor.wait_time", unit="s")
+    use = meter.create_histogram("floor.use_time", unit="s")
+    granted = {"thread_pool.pool": "installed", "outcome": "granted"}
+    pool = {"thread_pool.pool": "installed"}
+
+    def run(n: int) -> list[float]:
+        times = []
+        for _ in range(n):
+            t0 = time.process_time()
+            wait.record(0.0001, granted)
+            use.record(0.001, pool)
+            times.append(time.process_time() - t0)
+        return times
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
@@ -195,11 +219,13 @@ def main() -> None:
         samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
         alone: dict[str, list[float]] = {v: [] for v in VARIANTS}
         floor: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        records: list[float] = []
         for r in range(rounds):
             for variant in VARIANTS if r % 2 == 0 else tuple(reversed(VARIANTS)):
                 pipe = pipes[variant == "absent"]
                 pipe.send((variant, per_round))
-                cycles, instrumentation, scripts = pipe.recv()
+                cycles, instrumentation, scripts, bare = pipe.recv()
+                records.extend(bare)
                 samples[variant].extend(cycles)
                 alone[variant].extend(instrumentation)
                 floor[variant].extend(scripts)
@@ -231,6 +257,13 @@ def main() -> None:
         print(
             f"  {variant:<7} {cost * 1e6:6.2f} us = {cost / base * 100:5.1f} % of the absent cycle"
         )
+    bare = statistics.fmean(records)
+    sdk = statistics.fmean(alone["sdk"])
+    print(
+        f"the SDK's floor, two histogram recordings on its own instruments: {bare * 1e6:.2f} us ="
+        f" {bare / base * 100:.1f} % of the absent cycle; the library's instrumentation over it:"
+        f" {(sdk - bare) * 1e6:.2f} us = {(sdk - bare) / base * 100:.1f} %"
+    )
 
 
 if __name__ == "__main__":
