@@ -24,6 +24,7 @@ from thread_pool._sync.lease import Lease
 from thread_pool._sync.pool import ThreadPool
 from thread_pool._sync.streaming import TurnStream
 from thread_pool.errors import (
+    ConnectionsExhausted,
     CorruptState,
     InvalidArgument,
     InvalidBackup,
@@ -98,6 +99,7 @@ __all__ = [
     "AsyncThreadPool",
     "AsyncTurnStream",
     "Backend",
+    "ConnectionsExhausted",
     "ConversationsBackend",
     "CorruptState",
     "InvalidArgument",

@@ -4,7 +4,6 @@ the fence check, each one script call; and the clean-ups kept for when Redis is 
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from typing import Any
 
@@ -24,7 +23,6 @@ from thread_pool._store.replies import (
     outcome,
     pool_stats,
     strings,
-    text,
 )
 from thread_pool._store.scripts import ms
 from thread_pool.errors import (
@@ -86,7 +84,7 @@ class AsyncLeasing:
         grant, and when it was asked for (by this process's clock)."""
         started = time.monotonic()
         give_up = started + wait_s
-        token = secrets.token_hex(16)
+        token = self._store.dispatcher.ticket()
         holder = holder_name()
         if self._backend is not None:
             await self._known.register(key)
@@ -123,7 +121,6 @@ class AsyncLeasing:
                         self._settling,
                         key,
                         token,
-                        text(rest[1]),
                         give_up,
                         integers(rest[2:])[0],
                     )

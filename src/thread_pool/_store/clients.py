@@ -58,9 +58,15 @@ class _AsyncRedisCluster(AsyncRedisCluster):
             raise rexc.ConnectionError(f"connection closed under the command: {exc}") from exc
 
 
+# How long a command waits for one of the client's connections to come free before
+# ConnectionsExhausted (redis-py's default for a blocking pool).
+CONNECTION_WAIT_S = 20.0
+
+
 def _options(settings: Settings) -> dict[str, Any]:
     """What a pool's (or admin's) own client is opened with. Its connection bound is
-    ``max_connections``: each caller waiting for a thread holds one while it blocks."""
+    ``max_connections``; waiting callers hold none (a dispatcher per client waits for them all),
+    so it bounds the commands in flight at once."""
     return {
         "decode_responses": True,
         "socket_connect_timeout": 5,
@@ -80,7 +86,12 @@ def open_async(settings: Settings) -> aioredis.Redis:
                 aioredis.Redis,
                 _AsyncRedisCluster.from_url(settings.redis_url, **_options(settings)),
             )
-        return aioredis.Redis.from_url(settings.redis_url, **_options(settings))
+        # A blocking pool: past max_connections, a command waits its turn for a connection
+        # instead of failing at once (thousands of tasks may ask at the same moment).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, timeout=CONNECTION_WAIT_S, **_options(settings)
+        )
+        return aioredis.Redis.from_pool(pool)
 
 
 def open_blocking(settings: Settings) -> redis.Redis:
@@ -93,7 +104,10 @@ def open_blocking(settings: Settings) -> redis.Redis:
                 return cast(
                     redis.Redis, _RedisCluster.from_url(settings.redis_url, **_options(settings))
                 )
-        return redis.Redis.from_url(settings.redis_url, **_options(settings))
+        pool = redis.BlockingConnectionPool.from_url(
+            settings.redis_url, timeout=CONNECTION_WAIT_S, **_options(settings)
+        )
+        return redis.Redis.from_pool(pool)
 
 
 def connect(url: str, *, cluster: bool | None = None, **options: Any) -> redis.Redis:
