@@ -151,6 +151,7 @@ def run_waiters(
     holder, held = hold_all(url, prefix, key, threads)
     context = multiprocessing.get_context("spawn")
     client = redis.Redis.from_url(url, decode_responses=True)
+    client.ping()  # connected before the count starts (it connects on its first command)
     with Watch(url, f"{tag}-") as watch:
         before = watch.connected()
         stats_before = client.info("commandstats")
