@@ -6,6 +6,7 @@ thread. Each test checks Redis itself afterwards (``assert_quiet``, the queue, t
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import threading
 from typing import Any
@@ -15,6 +16,7 @@ import redis
 import redis.asyncio as aioredis
 
 from tests.support import workers
+from tests.support.aio_helpers import eventually as eventually_async
 from tests.support.evidence import assert_quiet
 from tests.support.sync_helpers import eventually
 from tests.support.workers import GRANTS, check_key, start
@@ -53,8 +55,12 @@ async def test_many_waiting_tasks_share_a_few_connections(
                 served.append(n)
 
         tasks = [asyncio.create_task(task(n)) for n in range(300)]
-        while (await helper.stats("many")).waiting < 300:  # noqa: ASYNC110 (state lives in Redis)
-            await asyncio.sleep(0.01)
+
+        async def all_queued() -> bool:
+            assert not any(t.done() for t in tasks), [t.exception() for t in tasks if t.done()]
+            return (await helper.stats("many")).waiting == 300
+
+        await eventually_async(all_queued, timeout=60)
         # All 300 queued at once; the process has no more connections than its bound.
         most = await asyncio.to_thread(connections, redis_client, name)
         for lease in held:
@@ -108,6 +114,9 @@ async def test_cancelling_waiters_at_random_moments_loses_no_thread(
                 async with pool.lease("cancel"):
                     await asyncio.sleep(rng.choice((0, 0, 0.001)))
 
+        async def granted_past(count: int) -> bool:
+            return (await pool.stats("cancel")).granted > count
+
         # Ten waiters per thread: most are queued, and a cancellation often lands between a
         # grant pushed to the dispatcher and the waiter receiving it.
         running = [asyncio.create_task(worker()) for _ in range(30)]
@@ -116,9 +125,8 @@ async def test_cancelling_waiters_at_random_moments_loses_no_thread(
         for _ in range(40):
             await asyncio.sleep(rng.choice((0, 0.0002, 0.001, 0.003)))
             # Leases go on being granted between the rounds of cancellations.
-            while (now := (await pool.stats("cancel")).granted) == granted:  # noqa: ASYNC110
-                await asyncio.sleep(0.001)
-            granted = now
+            await eventually_async(functools.partial(granted_past, granted), timeout=30)
+            granted = (await pool.stats("cancel")).granted
             rng.shuffle(running)
             for task in running[:5]:
                 task.cancel()

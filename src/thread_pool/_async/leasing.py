@@ -26,6 +26,7 @@ from thread_pool._store.replies import (
 )
 from thread_pool._store.scripts import ms
 from thread_pool.errors import (
+    ConnectionsExhausted,
     CorruptState,
     LeaseLost,
     LeaseNotOwned,
@@ -250,7 +251,8 @@ class AsyncLeasing:
         except Exception as exc:
             # Tried again before the next acquire; else the lease (if any) expires and is reaped,
             # and a reservation lapses after grow_timeout.
-            if isinstance(exc, StoreUnavailable) and self._later("abandon", key, (token,)):
+            passing = (StoreUnavailable, ConnectionsExhausted)
+            if isinstance(exc, passing) and self._later("abandon", key, (token,)):
                 # Expected while Redis is away (every interrupted acquire comes here): not a
                 # warning each, or an outage floods the log.
                 logger.info("pool %r: an interrupted acquire is undone later: %s", key, exc)

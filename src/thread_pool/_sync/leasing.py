@@ -29,6 +29,7 @@ from thread_pool._sync.settling import Settling
 from thread_pool._sync.store import Store
 from thread_pool._sync.waiting import WAIT_LIVE_S, wait
 from thread_pool.errors import (
+    ConnectionsExhausted,
     CorruptState,
     LeaseLost,
     LeaseNotOwned,
@@ -251,7 +252,8 @@ class Leasing:
         except Exception as exc:
             # Tried again before the next acquire; else the lease (if any) expires and is reaped,
             # and a reservation lapses after grow_timeout.
-            if isinstance(exc, StoreUnavailable) and self._later("abandon", key, (token,)):
+            passing = (StoreUnavailable, ConnectionsExhausted)
+            if isinstance(exc, passing) and self._later("abandon", key, (token,)):
                 # Expected while Redis is away (every interrupted acquire comes here): not a
                 # warning each, or an outage floods the log.
                 logger.info("pool %r: an interrupted acquire is undone later: %s", key, exc)
