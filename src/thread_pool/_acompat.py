@@ -264,6 +264,10 @@ class Spawned:
     def __init__(self, run: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
         self._task: asyncio.Task[None] = asyncio.create_task(run(), name=name)
 
-    def stop(self) -> None:
-        """Cancel the task."""
+    def stop(self) -> bool:
+        """Cancel the task (True: that stopped it)."""
         self._task.cancel()
+        return True
+
+    def join(self) -> None:
+        """Nothing to wait for (see ``stop``)."""

@@ -216,7 +216,14 @@ class Spawned:
     """Run ``run()`` in a daemon thread until it returns (see ``_acompat.Spawned``)."""
 
     def __init__(self, run: Callable[[], None], name: str) -> None:
-        threading.Thread(target=run, name=name, daemon=True).start()
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
+        self._thread.start()
 
-    def stop(self) -> None:
-        """Nothing to cut: the thread sees the dispatcher closed at its next check."""
+    def stop(self) -> bool:
+        """A thread cannot be cut short (False): it sees its owner closed at its next check."""
+        return False
+
+    def join(self) -> None:
+        """Wait (a few seconds at most) for the thread to end."""
+        if self._thread is not threading.current_thread():
+            self._thread.join(5.0)

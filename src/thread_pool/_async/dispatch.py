@@ -111,7 +111,7 @@ class AsyncDispatcher:
                 block = max(min(refresh_at - time.monotonic(), WAIT_REFRESH_S), 0.001)
                 message = await self._store.pop_shared(key, self.box, block)
                 quiet = message is None
-                if message is not None:
+                if message:  # "" is close() waking the reader
                     ticket, _, body = message.partition("|")
                     self._deliver(lane, ticket, body, keep=True)
                     # Let the waiter take it (and leave) before looking for more.
@@ -161,10 +161,15 @@ class AsyncDispatcher:
             # Lapsed: ask again, as after a wake-up.
             self._deliver(lane, text(reply[n]), "R" if message == "GONE" else message, keep=False)
 
-    def close(self) -> None:
-        """Stop every reader (the store is closing)."""
+    async def aclose(self) -> None:
+        """Stop every reader (the store is closing), before the client closes under it."""
         with self._mutex:
             self._closed = True
-            readers = [lane.reader for lane in self._lanes.values() if lane.reader is not None]
-        for reader in readers:
-            reader.stop()
+            readers = [(k, lane.reader) for k, lane in self._lanes.items() if lane.reader]
+        for key, reader in readers:
+            if reader.stop():
+                continue
+            # A reader blocked in BLPOP (a thread) would otherwise wait out its read.
+            with contextlib.suppress(ThreadPoolError):
+                await self._store.wake_shared(key, self.box)
+            reader.join()

@@ -91,6 +91,14 @@ class AsyncStore:
             got = await self.client.blpop([self.keys(key).shared_mailbox(box)], step)
         return None if got is None else text(got[1])
 
+    async def wake_shared(self, key: str, box: str) -> None:
+        """Wake the reader of dispatcher ``box`` on pool ``key`` with an empty message (read as
+        nothing; it goes away by itself if nobody reads it)."""
+        shared = self.keys(key).shared_mailbox(box)
+        with keep_cancellation(), mapped(f"wake the waiters of pool {key!r}"):
+            await self.client.rpush(shared, "")
+            await self.client.pexpire(shared, 60_000)
+
     async def field(self, key: str, name: str, field: str, what: str) -> str | None:
         """Field ``field`` of pool ``key``'s hash ``name`` (``meta``, ``inflight``, ...)."""
         with keep_cancellation(), mapped(f"read {what} of pool {key!r}"):
@@ -161,7 +169,7 @@ class AsyncStore:
 
     async def aclose(self) -> None:
         """Close the client's connections."""
-        self.dispatcher.close()
+        await self.dispatcher.aclose()
         await self.client.aclose()
 
 
