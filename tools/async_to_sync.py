@@ -27,6 +27,7 @@ FILES = [
     ("src/thread_pool/_async/backend.py", "src/thread_pool/_sync/backend.py"),
     ("src/thread_pool/_async/backend_base.py", "src/thread_pool/_sync/backend_base.py"),
     ("src/thread_pool/_async/context_log.py", "src/thread_pool/_sync/context_log.py"),
+    ("src/thread_pool/_async/dispatch.py", "src/thread_pool/_sync/dispatch.py"),
     ("src/thread_pool/_async/conversations.py", "src/thread_pool/_sync/conversations.py"),
     (
         "src/thread_pool/_async/conversations_stream.py",

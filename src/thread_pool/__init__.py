@@ -25,6 +25,7 @@ from thread_pool._sync.pool import ThreadPool
 from thread_pool._sync.streaming import TurnStream
 from thread_pool._telemetry import use_providers as use_telemetry_providers
 from thread_pool.errors import (
+    ConnectionsExhausted,
     CorruptState,
     InvalidArgument,
     InvalidBackup,
@@ -100,6 +101,7 @@ __all__ = [
     "AsyncThreadPool",
     "AsyncTurnStream",
     "Backend",
+    "ConnectionsExhausted",
     "ConversationsBackend",
     "CorruptState",
     "InvalidArgument",

@@ -8,7 +8,7 @@ import inspect
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -225,3 +225,53 @@ class EventPump(Generic[T]):
         if exc_type is None and not stopped and not self._told and isinstance(error, Exception):
             self._told = True
             raise error
+
+
+class Inbox:
+    """Where one waiter receives its message from the dispatcher (see ``_async/dispatch.py``):
+    here an asyncio event of the waiter's loop; in ``_compat`` a ``threading.Event``. The first
+    message put stays until taken; later ones are dropped (a waiter acts on one message)."""
+
+    def __init__(self) -> None:
+        self._message: str | None = None
+        self._arrived = asyncio.Event()
+
+    def put(self, message: str) -> None:
+        """Leave ``message`` (called by the dispatcher, never blocks)."""
+        if self._message is None:
+            self._message = message
+            self._arrived.set()
+
+    async def get(self, timeout: float) -> str | None:
+        """The message, waiting up to ``timeout`` seconds for it (None: none came)."""
+        if self._message is None and timeout > 0:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for may drop a cancellation
+            # that comes with the message, and the waiter would go on holding a lease.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._arrived.wait()
+        message, self._message = self._message, None
+        self._arrived.clear()
+        return message
+
+
+def mutex() -> contextlib.AbstractContextManager[object]:
+    """Guards state shared between the dispatcher and its waiters: nothing to do on one event
+    loop (the guarded blocks never await); a lock in ``_compat``, where they are threads."""
+    return contextlib.nullcontext()
+
+
+class Spawned:
+    """Run ``run()`` beside its starter until it returns (here an asyncio task; in ``_compat`` a
+    daemon thread); ``stop`` cuts it short (a thread instead ends at its next check)."""
+
+    def __init__(self, run: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        self._task: asyncio.Task[None] = asyncio.create_task(run(), name=name)
+
+    def stop(self) -> bool:
+        """Cancel the task (True: that stopped it)."""
+        self._task.cancel()
+        return True
+
+    def join(self) -> None:
+        """Nothing to wait for (see ``stop``)."""

@@ -181,3 +181,50 @@ class EventPump(Generic[T]):
         if exc_type is None and not stopped and not self._told and isinstance(error, Exception):
             self._told = True
             raise error
+
+
+class Inbox:
+    """Where one waiter receives its message from the dispatcher (see ``_acompat.Inbox``)."""
+
+    def __init__(self) -> None:
+        self._message: str | None = None
+        self._arrived = threading.Event()
+        self._lock = threading.Lock()
+
+    def put(self, message: str) -> None:
+        """Leave ``message`` (called by the dispatcher's thread, never blocks)."""
+        with self._lock:
+            if self._message is None:
+                self._message = message
+                self._arrived.set()
+
+    def get(self, timeout: float) -> str | None:
+        """The message, waiting up to ``timeout`` seconds for it (None: none came)."""
+        if timeout > 0:
+            self._arrived.wait(timeout)
+        with self._lock:
+            message, self._message = self._message, None
+            self._arrived.clear()
+        return message
+
+
+def mutex() -> contextlib.AbstractContextManager[object]:
+    """Guards state shared between the dispatcher's thread and the waiting threads."""
+    return threading.Lock()
+
+
+class Spawned:
+    """Run ``run()`` in a daemon thread until it returns (see ``_acompat.Spawned``)."""
+
+    def __init__(self, run: Callable[[], None], name: str) -> None:
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> bool:
+        """A thread cannot be cut short (False): it sees its owner closed at its next check."""
+        return False
+
+    def join(self) -> None:
+        """Wait (a few seconds at most) for the thread to end."""
+        if self._thread is not threading.current_thread():
+            self._thread.join(5.0)

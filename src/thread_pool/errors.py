@@ -94,6 +94,12 @@ class StoreUnavailable(ThreadPoolError, ConnectionError):
     """Redis could not be reached or did not answer in time."""
 
 
+class ConnectionsExhausted(ThreadPoolError):
+    """Every connection the pool's Redis client may open (``max_connections``) stayed in use
+    while a command waited for one: this process sends more at once than its client allows.
+    Redis itself is fine; raise ``max_connections`` or send fewer commands at once."""
+
+
 class StoreRefused(ThreadPoolError):
     """Redis answered but refused the command: the user's ACL does not allow it, the password
     is wrong, or the server will not take writes (``MISCONF``). It does not pass by itself: the

@@ -77,8 +77,9 @@ class Settings(BaseSettings):
     must have left for a fenced write to go ahead."""
 
     max_connections: int = Field(default=1_000, ge=1, le=MAX_CONNECTIONS)
-    """Connections the pool's own Redis client may open. Each caller waiting for a thread holds
-    one (it blocks on its mailbox), so this bounds the waiters of one process."""
+    """Connections the pool's own Redis client may open: the commands it has in flight at once.
+    Waiting callers hold none (one connection per pool waited on serves them all); past the bound
+    a command waits up to 20 s for a free connection, then ``ConnectionsExhausted``."""
 
     grow_timeout: float = Field(default=120.0, ge=MIN_SECONDS, le=MAX_SECONDS)
     """Seconds a slot reserved for a thread being created is kept before it is reclaimed."""

@@ -241,7 +241,8 @@ class PoolLeftovers:
             settling=int(client.zcard(k.settling)),
             claims=int(client.hlen(k.claims)),
             in_flight=int(client.hlen(k.inflight)),
-            mailboxes=sum(1 for _ in client.scan_iter(match=f"{k.base}w:*")),
+            mailboxes=sum(1 for _ in client.scan_iter(match=f"{k.base}w:*"))
+            + sum(1 for _ in client.scan_iter(match=f"{k.base}d:*")),
             max_size=max_size,
         )
 
@@ -465,7 +466,7 @@ def assert_quiet(client: redis.Redis, prefix: str, key: str, threads: int | None
     known = set(k.all_fixed())
     names = list(client.scan_iter(match=f"{k.base}*"))
     for name in names:
-        assert name in known or name.startswith((f"{k.base}w:", f"{k.base}x:")), name
+        assert name in known or name.startswith((f"{k.base}w:", f"{k.base}d:", f"{k.base}x:")), name
     left = PoolLeftovers.read(client, prefix, key)
     # Nothing in flight on an idle thread either (a clean release or a settling clears it).
     found = left_behind(left)

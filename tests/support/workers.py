@@ -56,6 +56,7 @@ CREATED = "created"  # list of the thread ids the leasing workers' factories cre
 OVERLAPS = "overlaps"  # counter of times a holder found its thread already occupied
 TURNS = "turns"  # list of ``ok <fence> <thread>`` / ``err <ErrorType>`` lines, one per turn
 READY = "ready"  # ``<thread> <fence>`` of the lease a worker holds, once it holds it
+GRANTS = "grants"  # list of ``<token> <fence>`` lines, one per lease a queueing worker got
 
 
 def check_key(prefix: str, name: str) -> str:
@@ -189,6 +190,28 @@ def hold_forever(url: str, prefix: str, key: str) -> None:
         lease = pool.acquire(key)
         connect(url).set(check_key(prefix, READY), f"{lease.thread_id} {lease.fence}")
         time.sleep(600)
+
+
+def queue_and_record(url: str, prefix: str, key: str, tasks: int) -> None:
+    """One process: ``tasks`` asyncio tasks each lease once (queueing behind a held thread),
+    report the lease as ``<token> <fence>`` under ``GRANTS`` while holding it, and give it back."""
+
+    async def main() -> None:
+        record = connect(url, decode_responses=True)
+        async with AsyncThreadPool(
+            redis_url=url, key_prefix=prefix, max_connections=4, acquire_timeout=60
+        ) as pool:
+
+            async def task() -> None:
+                async with pool.lease(key) as lease:
+                    await asyncio.to_thread(
+                        record.rpush, check_key(prefix, GRANTS), f"{lease.token} {lease.fence}"
+                    )
+
+            await asyncio.gather(*(task() for _ in range(tasks)))
+        record.close()
+
+    asyncio.run(main())
 
 
 def wait_forever(url: str, prefix: str, key: str) -> None:

@@ -4,13 +4,13 @@ nothing. Pool, admin and their helpers all go through one of these."""
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 import redis.asyncio as redis
 from redis.commands.core import AsyncScript
 
 from thread_pool._acompat import keep_cancellation
+from thread_pool._async.dispatch import AsyncDispatcher
 from thread_pool._model.log import LogEntry
 from thread_pool._store import scripts
 from thread_pool._store.errors import mapped
@@ -34,6 +34,7 @@ class AsyncStore:
         }
         socket_timeout = _socket_timeout(client)
         self._block_slice = 0.8 * socket_timeout if socket_timeout else 3600.0
+        self.dispatcher = AsyncDispatcher(self)
 
     def keys(self, key: str) -> PoolKeys:
         """The Redis keys of pool ``key``."""
@@ -80,22 +81,23 @@ class AsyncStore:
                     out += await pipe.execute()
         return out
 
-    async def wait_mailbox(self, key: str, ticket: str, timeout: float) -> str | None:
-        """Block until a message reaches the waiter's mailbox, or ``timeout`` seconds pass."""
-        box = self.keys(key).mailbox(ticket)
-        give_up = time.monotonic() + timeout
-        while True:
-            left = give_up - time.monotonic()
-            # One BLPOP may not outlast the client's socket timeout, so long waits block in
-            # slices; a message wakes the waiter at once whichever slice it is in. The 1 ms floor
-            # matters: a BLPOP timeout of 0 would block forever.
-            step = max(min(left, self._block_slice), 0.001)
-            with keep_cancellation(), mapped(f"wait on pool {key!r}"):
-                got = await self.client.blpop([box], step)
-            if got is not None:
-                return text(got[1])
-            if left <= step:
-                return None
+    async def pop_shared(self, key: str, box: str, timeout: float) -> str | None:
+        """Block until a message reaches dispatcher ``box``'s shared mailbox on pool ``key`` (it
+        is taken), or about ``timeout`` seconds pass (None)."""
+        # One BLPOP may not outlast the client's socket timeout; the 1 ms floor matters: a BLPOP
+        # timeout of 0 would block forever.
+        step = max(min(timeout, self._block_slice), 0.001)
+        with keep_cancellation(), mapped(f"wait on pool {key!r}"):
+            got = await self.client.blpop([self.keys(key).shared_mailbox(box)], step)
+        return None if got is None else text(got[1])
+
+    async def wake_shared(self, key: str, box: str) -> None:
+        """Wake the reader of dispatcher ``box`` on pool ``key`` with an empty message (read as
+        nothing; it goes away by itself if nobody reads it)."""
+        shared = self.keys(key).shared_mailbox(box)
+        with keep_cancellation(), mapped(f"wake the waiters of pool {key!r}"):
+            await self.client.rpush(shared, "")
+            await self.client.pexpire(shared, 60_000)
 
     async def field(self, key: str, name: str, field: str, what: str) -> str | None:
         """Field ``field`` of pool ``key``'s hash ``name`` (``meta``, ``inflight``, ...)."""
@@ -167,6 +169,7 @@ class AsyncStore:
 
     async def aclose(self) -> None:
         """Close the client's connections."""
+        await self.dispatcher.aclose()
         await self.client.aclose()
 
 

@@ -8,6 +8,8 @@ the pools' Redis itself (the stress test, test helpers, worker processes) uses `
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any, cast
 
 import redis
@@ -21,6 +23,10 @@ from thread_pool._model.redaction import mask_url
 from thread_pool._store.errors import mapped, url_checked
 from thread_pool.settings import Settings
 
+# How long a command waits for one of the client's connections to come free before
+# ConnectionsExhausted (redis-py's default for a blocking pool).
+CONNECTION_WAIT_S = 20.0
+
 
 class _RedisCluster(RedisCluster):
     """redis-py's blocking cluster client, whose ``close()`` closes its sockets.
@@ -28,6 +34,27 @@ class _RedisCluster(RedisCluster):
     With redis-py 8.1, ``RedisCluster.close()`` closes each node's client but not the connection
     pool under it (the client did not create the pool): its sockets stay open until garbage
     collection, which reports them as unclosed."""
+
+    # A cluster client refuses a command at once when a node's connections (max_connections)
+    # are all in use: commands past the bound wait their turn here instead, as the single-server
+    # client's blocking pool makes them (the bound holds per node, so it holds in all too).
+    _gate: threading.BoundedSemaphore | None = None
+
+    def limit(self, commands: int) -> None:
+        """Let at most ``commands`` commands run at once; the others wait their turn."""
+        self._gate = threading.BoundedSemaphore(commands)
+
+    def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
+        gate = self._gate
+        run = super().execute_command
+        if gate is None:
+            return run(*args, **kwargs)  # type: ignore[no-untyped-call]
+        if not gate.acquire(timeout=CONNECTION_WAIT_S):
+            raise rexc.MaxConnectionsError("No connection available.")
+        try:
+            return run(*args, **kwargs)  # type: ignore[no-untyped-call]
+        finally:
+            gate.release()
 
     def close(self) -> None:
         super().close()
@@ -48,8 +75,33 @@ class _AsyncRedisCluster(AsyncRedisCluster):
     it runs once, under a lock, and is a flag test afterwards); the second is reported as the
     lost connection it is, so the caller gets ``StoreUnavailable`` like for any other."""
 
+    # See _RedisCluster._gate (an asyncio.Semaphore belongs to the client's event loop, as the
+    # client does; made on first use, inside that loop).
+    _bound: int | None = None
+    _gate: asyncio.Semaphore | None = None
+
+    def limit(self, commands: int) -> None:
+        """Let at most ``commands`` commands run at once; the others wait their turn."""
+        self._bound = commands
+
     async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
         await self.initialize()
+        if self._bound is not None and self._gate is None:
+            self._gate = asyncio.Semaphore(self._bound)
+        gate = self._gate
+        if gate is None:
+            return await self._execute(*args, **kwargs)
+        try:
+            async with asyncio.timeout(CONNECTION_WAIT_S):
+                await gate.acquire()
+        except TimeoutError:
+            raise rexc.MaxConnectionsError("No connection available.") from None
+        try:
+            return await self._execute(*args, **kwargs)
+        finally:
+            gate.release()
+
+    async def _execute(self, *args: EncodableT, **kwargs: Any) -> Any:
         try:
             return await super().execute_command(*args, **kwargs)
         except AttributeError as exc:
@@ -60,7 +112,8 @@ class _AsyncRedisCluster(AsyncRedisCluster):
 
 def _options(settings: Settings) -> dict[str, Any]:
     """What a pool's (or admin's) own client is opened with. Its connection bound is
-    ``max_connections``: each caller waiting for a thread holds one while it blocks."""
+    ``max_connections``; waiting callers hold none (a dispatcher per client waits for them all),
+    so it bounds the commands in flight at once."""
     return {
         "decode_responses": True,
         "socket_connect_timeout": 5,
@@ -76,11 +129,15 @@ def open_async(settings: Settings) -> aioredis.Redis:
     with url_checked():
         if settings.redis_cluster:
             # Typed as Redis: it has the command methods the library uses, though not a subclass.
-            return cast(
-                aioredis.Redis,
-                _AsyncRedisCluster.from_url(settings.redis_url, **_options(settings)),
-            )
-        return aioredis.Redis.from_url(settings.redis_url, **_options(settings))
+            cluster = _AsyncRedisCluster.from_url(settings.redis_url, **_options(settings))
+            cast(_AsyncRedisCluster, cluster).limit(settings.max_connections)
+            return cast(aioredis.Redis, cluster)
+        # A blocking pool: past max_connections, a command waits its turn for a connection
+        # instead of failing at once (thousands of tasks may ask at the same moment).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, timeout=CONNECTION_WAIT_S, **_options(settings)
+        )
+        return aioredis.Redis.from_pool(pool)
 
 
 def open_blocking(settings: Settings) -> redis.Redis:
@@ -90,10 +147,13 @@ def open_blocking(settings: Settings) -> redis.Redis:
             # The blocking cluster client asks a node for the slot map at once (the asyncio one
             # on its first command): an unreachable cluster is StoreUnavailable here already.
             with mapped(f"connect to the redis cluster at {mask_url(settings.redis_url)}"):
-                return cast(
-                    redis.Redis, _RedisCluster.from_url(settings.redis_url, **_options(settings))
-                )
-        return redis.Redis.from_url(settings.redis_url, **_options(settings))
+                blocking = _RedisCluster.from_url(settings.redis_url, **_options(settings))
+                cast(_RedisCluster, blocking).limit(settings.max_connections)
+                return cast(redis.Redis, blocking)
+        pool = redis.BlockingConnectionPool.from_url(
+            settings.redis_url, timeout=CONNECTION_WAIT_S, **_options(settings)
+        )
+        return redis.Redis.from_pool(pool)
 
 
 def connect(url: str, *, cluster: bool | None = None, **options: Any) -> redis.Redis:

@@ -8,7 +8,13 @@ from collections.abc import Iterator
 import redis.exceptions as rexc
 
 from thread_pool._model.redaction import scrub, scrub_chain
-from thread_pool.errors import CorruptState, InvalidSettings, StoreRefused, StoreUnavailable
+from thread_pool.errors import (
+    ConnectionsExhausted,
+    CorruptState,
+    InvalidSettings,
+    StoreRefused,
+    StoreUnavailable,
+)
 
 # Redis is there but cannot serve now: a cluster slot without a master, a failover under way
 # (TRYAGAIN, a master turned replica answering READONLY), a node out of memory. Like a dropped
@@ -44,6 +50,18 @@ def mapped(what: str) -> Iterator[None]:
                 "allows the library's commands on the keys of its prefix)"
             )
         ) from exc
+    except rexc.ConnectionError as exc:
+        # The client's own bound, not Redis: a plain pool refuses at once ("Too many
+        # connections"), a blocking one after waiting for a connection ("No connection
+        # available."). redis-py gives both as ConnectionError.
+        if not _exhausted(exc):
+            scrub_chain(exc)
+            raise StoreUnavailable(scrub(f"redis unavailable during {what}: {exc}")) from exc
+        raise ConnectionsExhausted(
+            f"no free redis connection for {what}: all of this client's connections "
+            "(max_connections) stayed in use; raise max_connections or send fewer commands at "
+            "once"
+        ) from exc
     except _UNAVAILABLE as exc:
         # Neither our message nor redis-py's (kept as the cause) may show a password.
         scrub_chain(exc)
@@ -70,6 +88,10 @@ def mapped(what: str) -> Iterator[None]:
             raise StoreUnavailable(f"redis unavailable during {what}: {text}") from exc
         # Anything else Redis refuses (MISCONF, a disabled command, ...) is typed all the same.
         raise StoreRefused(f"redis refused {what}: {text}") from exc
+
+
+def _exhausted(exc: Exception) -> bool:
+    return isinstance(exc, rexc.MaxConnectionsError) or str(exc) == "No connection available."
 
 
 @contextlib.contextmanager

@@ -99,8 +99,13 @@ class PoolKeys:
         return f"{self.base}x:{token}"
 
     def mailbox(self, ticket: str) -> str:
-        """List a waiter blocks on; a release pushes the grant into it."""
+        """List a waiter of an older client blocks on; a release pushes the grant into it."""
         return f"{self.base}w:{ticket}"
+
+    def shared_mailbox(self, box: str) -> str:
+        """List one process's dispatcher blocks on for all of its waiters on the pool (their
+        tickets are ``<box>.<n>``); a release pushes ``<ticket>|<grant>`` into it."""
+        return f"{self.base}d:{box}"
 
     def all_fixed(self) -> list[str]:
         """Every key of the pool except the short-lived mailboxes."""

@@ -7,7 +7,6 @@ the fence check, each one script call; and the clean-ups kept for when Redis is 
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from typing import Any
 
@@ -21,7 +20,6 @@ from thread_pool._store.replies import (
     outcome,
     pool_stats,
     strings,
-    text,
 )
 from thread_pool._store.scripts import ms
 from thread_pool._sync.backend import Backend
@@ -34,6 +32,7 @@ from thread_pool._sync.waiting import WAIT_LIVE_S, wait
 from thread_pool._telemetry import scope
 from thread_pool._traced import traced_acquire
 from thread_pool.errors import (
+    ConnectionsExhausted,
     CorruptState,
     LeaseLost,
     LeaseNotOwned,
@@ -94,7 +93,7 @@ class Leasing:
         grant, and when it was asked for (by this process's clock)."""
         started = time.monotonic()
         give_up = started + wait_s
-        token = secrets.token_hex(16)
+        token = self._store.dispatcher.ticket()
         holder = holder_name()
         if self._backend is not None:
             self._known.register(key)
@@ -131,7 +130,6 @@ class Leasing:
                         self._settling,
                         key,
                         token,
-                        text(rest[1]),
                         give_up,
                         integers(rest[2:])[0],
                     )
@@ -261,7 +259,8 @@ class Leasing:
         except Exception as exc:
             # Tried again before the next acquire; else the lease (if any) expires and is reaped,
             # and a reservation lapses after grow_timeout.
-            if isinstance(exc, StoreUnavailable) and self._later("abandon", key, (token,)):
+            passing = (StoreUnavailable, ConnectionsExhausted)
+            if isinstance(exc, passing) and self._later("abandon", key, (token,)):
                 # Expected while Redis is away (every interrupted acquire comes here): not a
                 # warning each, or an outage floods the log.
                 logger.info(

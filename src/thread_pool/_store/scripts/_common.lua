@@ -24,7 +24,9 @@
 --                     role, content, origin (thread, "" for appended context), run, turn, time
 --   logged    hash    turn (or append) id -> seq of its last log entry: appends are idempotent
 --   cursors   hash    thread id -> seq of the last log entry the thread holds (its idle score)
---   w:<ticket>  list  a waiter's mailbox; a release pushes the grant into it
+--   w:<ticket>  list  a waiter's own mailbox (tickets without a dot, from older clients)
+--   d:<box>   list    the shared mailbox of one process's waiters, "<box>.<n>" tickets: each
+--                     message is "<ticket>|<message>", read by that process's dispatcher
 --   x:<token>   string  tombstone of a token whose acquire was abandoned
 -- Key names here and in keys.py must agree (tests check it). Time is always Redis server time.
 
@@ -70,6 +72,76 @@ end
 
 local function token_of(hold)
   return string.sub(hold, 1, string.find(hold, '|', 1, true) - 1)
+end
+
+-- A ticket "<box>.<n>" belongs to a process's dispatcher, which blocks on one shared mailbox
+-- for all of its waiters (a connection per process, not per waiter); nil for a ticket of its own.
+local function shared_box(ticket)
+  local dot = string.find(ticket, '.', 1, true)
+  if dot then
+    return BASE .. 'd:' .. string.sub(ticket, 1, dot - 1)
+  end
+  return nil
+end
+
+-- Leave a message ("R" or a grant) for a waiter; a box left unread goes away on its own.
+local function deliver(ticket, msg, wait_deadline)
+  local box = shared_box(ticket)
+  if box then
+    msg = ticket .. '|' .. msg
+  else
+    box = mailbox(ticket)
+  end
+  redis.call('RPUSH', box, msg)
+  redis.call('PEXPIRE', box, wait_deadline - NOW + 60000)
+end
+
+-- Take a waiter's message out of a shared box (nil: not there). Only the rare paths (a wait that
+-- ran out or lapsed, an abandon, a dead waiter's lease) scan a box; it holds only the messages
+-- its dispatcher has not read yet.
+local function take_shared(box, ticket)
+  local prefix = ticket .. '|'
+  for _, msg in ipairs(redis.call('LRANGE', box, 0, -1)) do
+    if string.sub(msg, 1, #prefix) == prefix then
+      redis.call('LREM', box, 1, msg)
+      return string.sub(msg, #prefix + 1)
+    end
+  end
+  return nil
+end
+
+-- The message a waiter has not received yet: "R", a grant, or nil. A dispatcher's waiter may
+-- already have had its message read by the dispatcher (then in the process, on its way to the
+-- waiter): a thread the ticket holds is its grant, rebuilt from the lease.
+local function take_message(ticket)
+  local msg = take_mailbox(ticket) -- an older client's release may have used the own mailbox
+  local box = shared_box(ticket)
+  if msg or not box then
+    return msg
+  end
+  msg = take_shared(box, ticket)
+  if msg then
+    return msg
+  end
+  local holds = redis.call('HGETALL', K_HOLDS)
+  for i = 1, #holds, 2 do
+    local token, fence, rest = split3(holds[i + 1])
+    if token == ticket then
+      local acquired = tonumber(string.sub(rest, 1, string.find(rest, '|', 1, true) - 1))
+      local deadline = tonumber(redis.call('ZSCORE', K_LEASES, holds[i]))
+      return 'G|' .. holds[i] .. '|' .. fence .. '|' .. deadline .. '|' .. (deadline - acquired)
+    end
+  end
+  return nil
+end
+
+-- Forget what was left for a waiter that is gone.
+local function drop_message(ticket)
+  redis.call('DEL', mailbox(ticket))
+  local box = shared_box(ticket)
+  if box then
+    take_shared(box, ticket)
+  end
 end
 
 local function meta_number(field)
@@ -221,10 +293,7 @@ local function handoff(thread, score)
     local wait_deadline = tonumber(deadline_s)
     if wait_deadline > NOW then
       local fence, deadline, ttl = grant(thread, ticket, holder)
-      local box = mailbox(ticket)
-      redis.call('RPUSH', box, granted(thread, fence, deadline, ttl))
-      -- A waiter that vanished never reads its mailbox: let it go away on its own.
-      redis.call('PEXPIRE', box, wait_deadline - NOW + 60000)
+      deliver(ticket, granted(thread, fence, deadline, ttl), wait_deadline)
       return 'HANDED'
     end
     -- A waiter whose deadline passed has given up (or died): skip it.
@@ -243,9 +312,7 @@ local function wake_one()
     local ticket, deadline_s = split3(entry)
     local wait_deadline = tonumber(deadline_s)
     if wait_deadline > NOW then
-      local box = mailbox(ticket)
-      redis.call('RPUSH', box, 'R')
-      redis.call('PEXPIRE', box, wait_deadline - NOW + 60000)
+      deliver(ticket, 'R', wait_deadline)
       return
     end
   end
@@ -271,7 +338,7 @@ local function claim_expired(limit, settle_ms, token, delay_ms)
     -- A thread handed to a waiter that died sits unread in its mailbox: clear that too.
     local hold = redis.call('HGET', K_HOLDS, thread)
     if hold then
-      redis.call('DEL', mailbox(token_of(hold)))
+      drop_message(token_of(hold))
     end
     unlease(thread)
     redis.call('HINCRBY', K_META, 'reaped', 1)

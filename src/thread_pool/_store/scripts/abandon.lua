@@ -13,7 +13,7 @@ for _, entry in ipairs(redis.call('LRANGE', K_WAITERS, 0, -1)) do
     redis.call('LREM', K_WAITERS, 1, entry)
   end
 end
-redis.call('DEL', mailbox(token))
+drop_message(token)
 local dropped = redis.call('ZREM', K_RESERVED, token)
 if dropped > 0 then
   wake_one()

@@ -43,11 +43,19 @@ if ARGV[1] == 'begin' then
   return out
 end
 -- Mailboxes of waiters and of hand-offs not yet read go too (they would expire anyway).
+-- A shared box goes whole: every message in it is for this pool.
+local function forget(ticket)
+  redis.call('DEL', mailbox(ticket))
+  local box = shared_box(ticket)
+  if box then
+    redis.call('DEL', box)
+  end
+end
 for _, entry in ipairs(redis.call('LRANGE', K_WAITERS, 0, -1)) do
-  redis.call('DEL', mailbox(split3(entry)))
+  forget(split3(entry))
 end
 for _, hold in ipairs(redis.call('HVALS', K_HOLDS)) do
-  redis.call('DEL', mailbox(token_of(hold)))
+  forget(token_of(hold))
 end
 for i = 4, #ARGV do
   redis.call('DEL', BASE .. ARGV[i])
