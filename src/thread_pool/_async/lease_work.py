@@ -36,6 +36,7 @@ class AsyncLeaseWork:
         settings: Settings,
     ) -> None:
         self._backend = backend
+        self._log = log
         self._leasing = leasing
         self._settings = settings
         self._turns = (
@@ -49,6 +50,12 @@ class AsyncLeaseWork:
             raise InvalidArgument("this pool has no backend to run turns with")
         validate_params(params, getattr(self._backend, "run_params", None), streaming=streaming)
         return self._turns
+
+    @property
+    def turn_grant(self) -> str:
+        """What a lease taken for a turn asks of its grant (acquire.lua's ``turn``): the fence
+        check of the turn's first request, and the thread's context unless nothing is merged."""
+        return "1" if self._log.merge == "none" else "2"
 
     def renewer(self, lease: AsyncLease) -> AsyncRenewer:
         """The background renewer of ``lease`` (``lease.keepalive()`` returns it)."""

@@ -19,12 +19,14 @@ from thread_pool._async.waiting import WAIT_LIVE_S, wait
 from thread_pool._store.replies import (
     Grant,
     Outcome,
+    TurnStart,
     grant,
     integers,
     outcome,
     pool_stats,
     strings,
     text,
+    turn_grant,
 )
 from thread_pool._store.scripts import ms
 from thread_pool.errors import (
@@ -81,9 +83,14 @@ class AsyncLeasing:
         # has gone, until its deadline. Each is safe to run late (they act by token only).
         self._pending: list[tuple[str, str, tuple[str | int, ...]]] = []
 
-    async def acquire(self, key: str, wait_s: float) -> tuple[str, Grant, float]:
+    async def acquire(
+        self, key: str, wait_s: float, turn: str = ""
+    ) -> tuple[str, Grant, float, TurnStart | None]:
         """Lease a thread of pool ``key`` (see ``AsyncThreadPool.acquire``): the token, the
-        grant, and when it was asked for (by this process's clock)."""
+        grant, when it was asked for (by this process's clock), and what the grant did for a
+        turn. ``turn`` (see acquire.lua): "" a plain lease; "1" a turn starts its run at once,
+        so an idle thread is granted fence-checked and marked in flight; "2" that, and with
+        the thread's context read from the log."""
         started = time.monotonic()
         give_up = started + wait_s
         token = secrets.token_hex(16)
@@ -95,7 +102,7 @@ class AsyncLeasing:
         try:
             while True:
                 asked_at = time.monotonic()
-                word, rest = outcome(
+                reply, missing = turn_grant(
                     await self._store.call(
                         "acquire",
                         key,
@@ -104,10 +111,14 @@ class AsyncLeasing:
                         ms(min(give_up - asked_at, WAIT_LIVE_S)),
                         self._config,
                         self._known.epoch(key),
+                        turn,
                     )
                 )
+                word, rest = outcome(reply)
                 if word is Outcome.GRANTED:
-                    return await self._granted(key, token, grant(rest), asked_at)
+                    # Only an idle thread is granted here: marked for the turn if it asked.
+                    start = TurnStart(missing) if turn else None
+                    return await self._granted(key, token, grant(rest), asked_at, start)
                 if word is Outcome.SETTLE:
                     await self._settling.settle(key, strings(rest))
                 elif word is Outcome.GROW:
@@ -142,11 +153,11 @@ class AsyncLeasing:
             raise
 
     async def _granted(
-        self, key: str, token: str, g: Grant, asked_at: float
-    ) -> tuple[str, Grant, float]:
+        self, key: str, token: str, g: Grant, asked_at: float, start: TurnStart | None = None
+    ) -> tuple[str, Grant, float, TurnStart | None]:
         # Inside acquire's clean-up: cancelled while learning the epoch, the grant is undone.
         await self._known.learn(key)
-        return token, g, asked_at
+        return token, g, asked_at, start
 
     async def _refused(self, key: str, word: Outcome, rest: list[Any], wait_s: float) -> Exception:
         """The error for an acquire that got no thread and will not ask again."""

@@ -145,7 +145,14 @@ class AsyncThreadPool:
         does while it runs): for calls of your own that may outlast the TTL. A failed renewal
         marks the lease lost at once: ``lease.lost`` says why, and ``check``, ``run``,
         ``pending_context`` and ``record`` raise ``LeaseLost``."""
-        held = await self.acquire(key, timeout)
+        async with self._holding(await self.acquire(key, timeout), keepalive) as held:
+            yield held
+
+    @asynccontextmanager
+    async def _holding(
+        self, held: AsyncLease, keepalive: bool = False
+    ) -> AsyncIterator[AsyncLease]:
+        """``held`` for the block (see ``lease``)."""
         try:
             if keepalive:
                 async with self.work.renewer(held):
@@ -166,12 +173,18 @@ class AsyncThreadPool:
         """Lease a thread of pool ``key``: an idle one, a new one if the pool may grow, else the
         first one released, waiting up to ``timeout`` seconds (default: the acquire_timeout
         setting). Pair it with ``release``."""
+        return await self._acquire(key, timeout, "")
+
+    async def _acquire(self, key: str, timeout: float | None, turn: str) -> AsyncLease:
+        """``acquire``; ``turn``: for a turn that starts at once (see ``AsyncLeasing.acquire``)."""
         self._check_open()
         key = validate_key(key)
         wait = self.settings.acquire_timeout if timeout is None else timeout
         check_positive("timeout", wait, allow_zero=True)
-        token, g, asked_at = await self._leasing.acquire(key, wait)
-        return AsyncLease(self, key, g.thread_id, token, g.fence, g.deadline_ms, g.ttl_ms, asked_at)
+        token, g, asked_at, start = await self._leasing.acquire(key, wait, turn)
+        held = AsyncLease(self, key, g.thread_id, token, g.fence, g.deadline_ms, g.ttl_ms, asked_at)
+        held.turn_start = start
+        return held
 
     async def release(self, lease: AsyncLease) -> None:
         """Give a leased thread back to its pool (to the oldest waiter, or idle).
@@ -217,7 +230,7 @@ class AsyncThreadPool:
         validate_message(message)
         validate_metadata(metadata)
         self.work.check_turn(params)
-        async with self.lease(key, timeout) as held:
+        async with self._holding(await self._acquire(key, timeout, self.work.turn_grant)) as held:
             return await held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
     @asynccontextmanager
@@ -242,7 +255,7 @@ class AsyncThreadPool:
         validate_message(message)
         validate_metadata(metadata)
         self.work.check_turn(params, streaming=True)
-        async with self.lease(key, timeout) as held:
+        async with self._holding(await self._acquire(key, timeout, self.work.turn_grant)) as held:
             async with held.stream(
                 message, tool_handler=tool_handler, metadata=metadata, **params
             ) as events:

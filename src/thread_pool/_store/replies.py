@@ -112,6 +112,23 @@ def grant(rest: list[Any]) -> Grant:
     return Grant(_s(rest[0]), _i(rest[1]), _i(rest[2]), _i(rest[3]))
 
 
+@dataclass(frozen=True, slots=True)
+class TurnStart:
+    """What the grant of a lease for a turn did for that turn (acquire.lua's ``turn``): the
+    fence check of its first request, with the request marked in flight; and ``missing``, the
+    thread's context read from the log with it (None: not read)."""
+
+    missing: Missing | None
+
+
+def turn_grant(reply: Any) -> tuple[Any, Missing | None]:
+    """Split an acquire reply that carries the thread's context (acquire.lua, ``turn`` "2"):
+    the grant as ``outcome`` reads it, and the context; any other reply as it is, and None."""
+    if isinstance(reply, list) and len(reply) > 1 and _s(reply[0]).startswith("G|"):
+        return reply[0], parse_missing(reply[1:])
+    return reply, None
+
+
 def strings(rest: list[Any]) -> list[str]:
     """Decode a list of ids."""
     return [_s(x) for x in rest]

@@ -39,6 +39,7 @@ class LeaseWork:
         settings: Settings,
     ) -> None:
         self._backend = backend
+        self._log = log
         self._leasing = leasing
         self._settings = settings
         self._turns = (
@@ -52,6 +53,12 @@ class LeaseWork:
             raise InvalidArgument("this pool has no backend to run turns with")
         validate_params(params, getattr(self._backend, "run_params", None), streaming=streaming)
         return self._turns
+
+    @property
+    def turn_grant(self) -> str:
+        """What a lease taken for a turn asks of its grant (acquire.lua's ``turn``): the fence
+        check of the turn's first request, and the thread's context unless nothing is merged."""
+        return "1" if self._log.merge == "none" else "2"
 
     def renewer(self, lease: Lease) -> Renewer:
         """The background renewer of ``lease`` (``lease.keepalive()`` returns it)."""

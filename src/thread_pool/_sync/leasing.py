@@ -15,12 +15,14 @@ from thread_pool._compat import holder_name
 from thread_pool._store.replies import (
     Grant,
     Outcome,
+    TurnStart,
     grant,
     integers,
     outcome,
     pool_stats,
     strings,
     text,
+    turn_grant,
 )
 from thread_pool._store.scripts import ms
 from thread_pool._sync.backend import Backend
@@ -84,9 +86,14 @@ class Leasing:
         # has gone, until its deadline. Each is safe to run late (they act by token only).
         self._pending: list[tuple[str, str, tuple[str | int, ...]]] = []
 
-    def acquire(self, key: str, wait_s: float) -> tuple[str, Grant, float]:
+    def acquire(
+        self, key: str, wait_s: float, turn: str = ""
+    ) -> tuple[str, Grant, float, TurnStart | None]:
         """Lease a thread of pool ``key`` (see ``ThreadPool.acquire``): the token, the
-        grant, and when it was asked for (by this process's clock)."""
+        grant, when it was asked for (by this process's clock), and what the grant did for a
+        turn. ``turn`` (see acquire.lua): "" a plain lease; "1" a turn starts its run at once,
+        so an idle thread is granted fence-checked and marked in flight; "2" that, and with
+        the thread's context read from the log."""
         started = time.monotonic()
         give_up = started + wait_s
         token = secrets.token_hex(16)
@@ -98,7 +105,7 @@ class Leasing:
         try:
             while True:
                 asked_at = time.monotonic()
-                word, rest = outcome(
+                reply, missing = turn_grant(
                     self._store.call(
                         "acquire",
                         key,
@@ -107,10 +114,14 @@ class Leasing:
                         ms(min(give_up - asked_at, WAIT_LIVE_S)),
                         self._config,
                         self._known.epoch(key),
+                        turn,
                     )
                 )
+                word, rest = outcome(reply)
                 if word is Outcome.GRANTED:
-                    return self._granted(key, token, grant(rest), asked_at)
+                    # Only an idle thread is granted here: marked for the turn if it asked.
+                    start = TurnStart(missing) if turn else None
+                    return self._granted(key, token, grant(rest), asked_at, start)
                 if word is Outcome.SETTLE:
                     self._settling.settle(key, strings(rest))
                 elif word is Outcome.GROW:
@@ -144,10 +155,12 @@ class Leasing:
             self.abandon(key, token)
             raise
 
-    def _granted(self, key: str, token: str, g: Grant, asked_at: float) -> tuple[str, Grant, float]:
+    def _granted(
+        self, key: str, token: str, g: Grant, asked_at: float, start: TurnStart | None = None
+    ) -> tuple[str, Grant, float, TurnStart | None]:
         # Inside acquire's clean-up: cancelled while learning the epoch, the grant is undone.
         self._known.learn(key)
-        return token, g, asked_at
+        return token, g, asked_at, start
 
     def _refused(self, key: str, word: Outcome, rest: list[Any], wait_s: float) -> Exception:
         """The error for an acquire that got no thread and will not ask again."""

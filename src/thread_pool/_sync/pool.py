@@ -148,7 +148,12 @@ class ThreadPool:
         does while it runs): for calls of your own that may outlast the TTL. A failed renewal
         marks the lease lost at once: ``lease.lost`` says why, and ``check``, ``run``,
         ``pending_context`` and ``record`` raise ``LeaseLost``."""
-        held = self.acquire(key, timeout)
+        with self._holding(self.acquire(key, timeout), keepalive) as held:
+            yield held
+
+    @contextmanager
+    def _holding(self, held: Lease, keepalive: bool = False) -> Iterator[Lease]:
+        """``held`` for the block (see ``lease``)."""
         try:
             if keepalive:
                 with self.work.renewer(held):
@@ -169,12 +174,18 @@ class ThreadPool:
         """Lease a thread of pool ``key``: an idle one, a new one if the pool may grow, else the
         first one released, waiting up to ``timeout`` seconds (default: the acquire_timeout
         setting). Pair it with ``release``."""
+        return self._acquire(key, timeout, "")
+
+    def _acquire(self, key: str, timeout: float | None, turn: str) -> Lease:
+        """``acquire``; ``turn``: for a turn that starts at once (see ``Leasing.acquire``)."""
         self._check_open()
         key = validate_key(key)
         wait = self.settings.acquire_timeout if timeout is None else timeout
         check_positive("timeout", wait, allow_zero=True)
-        token, g, asked_at = self._leasing.acquire(key, wait)
-        return Lease(self, key, g.thread_id, token, g.fence, g.deadline_ms, g.ttl_ms, asked_at)
+        token, g, asked_at, start = self._leasing.acquire(key, wait, turn)
+        held = Lease(self, key, g.thread_id, token, g.fence, g.deadline_ms, g.ttl_ms, asked_at)
+        held.turn_start = start
+        return held
 
     def release(self, lease: Lease) -> None:
         """Give a leased thread back to its pool (to the oldest waiter, or idle).
@@ -220,7 +231,7 @@ class ThreadPool:
         validate_message(message)
         validate_metadata(metadata)
         self.work.check_turn(params)
-        with self.lease(key, timeout) as held:
+        with self._holding(self._acquire(key, timeout, self.work.turn_grant)) as held:
             return held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
     @contextmanager
@@ -245,7 +256,7 @@ class ThreadPool:
         validate_message(message)
         validate_metadata(metadata)
         self.work.check_turn(params, streaming=True)
-        with self.lease(key, timeout) as held:
+        with self._holding(self._acquire(key, timeout, self.work.turn_grant)) as held:
             with held.stream(
                 message, tool_handler=tool_handler, metadata=metadata, **params
             ) as events:
