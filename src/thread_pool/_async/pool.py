@@ -145,13 +145,11 @@ class AsyncThreadPool:
         does while it runs): for calls of your own that may outlast the TTL. A failed renewal
         marks the lease lost at once: ``lease.lost`` says why, and ``check``, ``run``,
         ``pending_context`` and ``record`` raise ``LeaseLost``."""
-        async with self._holding(await self.acquire(key, timeout), keepalive) as held:
+        async with self._hold(await self.acquire(key, timeout), keepalive) as held:
             yield held
 
     @asynccontextmanager
-    async def _holding(
-        self, held: AsyncLease, keepalive: bool = False
-    ) -> AsyncIterator[AsyncLease]:
+    async def _hold(self, held: AsyncLease, keepalive: bool = False) -> AsyncIterator[AsyncLease]:
         """``held`` for the block (see ``lease``)."""
         try:
             if keepalive:
@@ -230,7 +228,7 @@ class AsyncThreadPool:
         validate_message(message)
         validate_metadata(metadata)
         self.work.check_turn(params)
-        async with self._holding(await self._acquire(key, timeout, self.work.turn_grant)) as held:
+        async with self._hold(await self._acquire(key, timeout, self.work.turn_grant)) as held:
             return await held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
     @asynccontextmanager
@@ -255,7 +253,7 @@ class AsyncThreadPool:
         validate_message(message)
         validate_metadata(metadata)
         self.work.check_turn(params, streaming=True)
-        async with self._holding(await self._acquire(key, timeout, self.work.turn_grant)) as held:
+        async with self._hold(await self._acquire(key, timeout, self.work.turn_grant)) as held:
             async with held.stream(
                 message, tool_handler=tool_handler, metadata=metadata, **params
             ) as events:

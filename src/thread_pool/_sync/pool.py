@@ -148,11 +148,11 @@ class ThreadPool:
         does while it runs): for calls of your own that may outlast the TTL. A failed renewal
         marks the lease lost at once: ``lease.lost`` says why, and ``check``, ``run``,
         ``pending_context`` and ``record`` raise ``LeaseLost``."""
-        with self._holding(self.acquire(key, timeout), keepalive) as held:
+        with self._hold(self.acquire(key, timeout), keepalive) as held:
             yield held
 
     @contextmanager
-    def _holding(self, held: Lease, keepalive: bool = False) -> Iterator[Lease]:
+    def _hold(self, held: Lease, keepalive: bool = False) -> Iterator[Lease]:
         """``held`` for the block (see ``lease``)."""
         try:
             if keepalive:
@@ -231,7 +231,7 @@ class ThreadPool:
         validate_message(message)
         validate_metadata(metadata)
         self.work.check_turn(params)
-        with self._holding(self._acquire(key, timeout, self.work.turn_grant)) as held:
+        with self._hold(self._acquire(key, timeout, self.work.turn_grant)) as held:
             return held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
     @contextmanager
@@ -256,7 +256,7 @@ class ThreadPool:
         validate_message(message)
         validate_metadata(metadata)
         self.work.check_turn(params, streaming=True)
-        with self._holding(self._acquire(key, timeout, self.work.turn_grant)) as held:
+        with self._hold(self._acquire(key, timeout, self.work.turn_grant)) as held:
             with held.stream(
                 message, tool_handler=tool_handler, metadata=metadata, **params
             ) as events:
