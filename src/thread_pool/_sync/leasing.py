@@ -86,14 +86,12 @@ class Leasing:
         # has gone, until its deadline. Each is safe to run late (they act by token only).
         self._pending: list[tuple[str, str, tuple[str | int, ...]]] = []
 
-    def acquire(
-        self, key: str, wait_s: float, turn: str = ""
-    ) -> tuple[str, Grant, float, TurnStart | None]:
+    def acquire(self, key: str, wait_s: float, turn: str = "") -> tuple[str, Grant, float]:
         """Lease a thread of pool ``key`` (see ``ThreadPool.acquire``): the token, the
-        grant, when it was asked for (by this process's clock), and what the grant did for a
-        turn. ``turn`` (see acquire.lua): "" a plain lease; "1" a turn starts its run at once,
-        so an idle thread is granted fence-checked and marked in flight; "2" that, and with
-        the thread's context read from the log."""
+        grant, and when it was asked for (by this process's clock). ``turn`` (see acquire.lua):
+        "" a plain lease; "1" a turn starts its run at once, so an idle thread is granted
+        fence-checked and marked in flight (``Grant.turn``); "2" that, and with the thread's
+        context read from the log."""
         started = time.monotonic()
         give_up = started + wait_s
         token = secrets.token_hex(16)
@@ -120,8 +118,8 @@ class Leasing:
                 word, rest = outcome(reply)
                 if word is Outcome.GRANTED:
                     # Only an idle thread is granted here: marked for the turn if it asked.
-                    start = TurnStart(missing) if turn else None
-                    return self._granted(key, token, grant(rest), asked_at, start)
+                    g = grant(rest, TurnStart(missing) if turn else None)
+                    return self._granted(key, token, g, asked_at)
                 if word is Outcome.SETTLE:
                     self._settling.settle(key, strings(rest))
                 elif word is Outcome.GROW:
@@ -155,12 +153,10 @@ class Leasing:
             self.abandon(key, token)
             raise
 
-    def _granted(
-        self, key: str, token: str, g: Grant, asked_at: float, start: TurnStart | None = None
-    ) -> tuple[str, Grant, float, TurnStart | None]:
+    def _granted(self, key: str, token: str, g: Grant, asked_at: float) -> tuple[str, Grant, float]:
         # Inside acquire's clean-up: cancelled while learning the epoch, the grant is undone.
         self._known.learn(key)
-        return token, g, asked_at, start
+        return token, g, asked_at
 
     def _refused(self, key: str, word: Outcome, rest: list[Any], wait_s: float) -> Exception:
         """The error for an acquire that got no thread and will not ask again."""

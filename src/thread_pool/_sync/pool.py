@@ -182,9 +182,9 @@ class ThreadPool:
         key = validate_key(key)
         wait = self.settings.acquire_timeout if timeout is None else timeout
         check_positive("timeout", wait, allow_zero=True)
-        token, g, asked_at, start = self._leasing.acquire(key, wait, turn)
+        token, g, asked_at = self._leasing.acquire(key, wait, turn)
         held = Lease(self, key, g.thread_id, token, g.fence, g.deadline_ms, g.ttl_ms, asked_at)
-        held.turn_start = start
+        held.turn_start = g.turn
         return held
 
     def release(self, lease: Lease) -> None:
