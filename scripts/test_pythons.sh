@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The library's fast tests (units, pool, turns, streaming, merging, own calls; -m "not slow and
-# not chaos", on a single Redis) under the other Pythons the package supports, 3.12 and 3.13 (PYTHONS="3.12 3.13" to choose), each in a venv of its own
+# The library's core fast tests (units, pool, turns, streaming, merging, own calls; -m "not slow
+# and not chaos", on a single Redis) under the other Pythons the package supports, 3.12 and 3.13 (PYTHONS="3.12 3.13" to choose), each in a venv of its own
 # (.venv-3.12, .venv-3.13) that scripts/bootstrap.sh sets up and updates like .venv. Extra
 # arguments go to pytest after the marker selection (a -m of yours replaces it); with --setup-only
 # as the first argument it only sets the venvs up (test.sh does that while the linters run).
@@ -61,11 +61,14 @@ for version in $PYTHONS; do
     echo "== setting up $venv failed (exit $result)" >&2
   elif ! $setup_only; then
     # A pytest cache of its own: --lf and friends then mean this version's last run.
-    # The library's own paths (leases, turns, streaming, merging, own calls): what a new
-    # interpreter can change; the CLI, the emulator and security run on the main one.
+    # The library's core paths, once each (the asyncio source; tests/pool runs both twins):
+    # leases, turns, streaming, own calls; what a new interpreter can change. The CLI, the
+    # emulator, security and the many-process runs are covered on the main interpreter.
     THREAD_POOL_TEST_REDIS=single "$venv/bin/pytest" -o cache_dir="$venv/.pytest_cache" \
       -m "not slow and not chaos" "$@" \
-      tests/units tests/pool tests/turns tests/streaming tests/merging tests/owncalls \
+      tests/units tests/pool/test_pool_async.py tests/pool/test_pool_sync.py \
+      tests/turns/test_turns_async.py tests/streaming/test_stream_async.py \
+      tests/owncalls/test_own_calls_async.py tests/merging/test_merge.py \
       || result=$?
   fi
   if [ "$result" -eq 0 ] && $setup_only; then

@@ -23,6 +23,7 @@ from thread_pool._sync.backend import Backend
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.pool import ThreadPool
 from thread_pool._sync.streaming import TurnStream
+from thread_pool._telemetry import use_providers as use_telemetry_providers
 from thread_pool.errors import (
     CorruptState,
     InvalidArgument,
@@ -38,6 +39,7 @@ from thread_pool.errors import (
     PoolFull,
     PoolStateLost,
     PoolTimeout,
+    RequestTooLarge,
     StoreRefused,
     StoreUnavailable,
     ThreadBusy,
@@ -118,6 +120,7 @@ __all__ = [
     "PoolStats",
     "PoolStatus",
     "PoolTimeout",
+    "RequestTooLarge",
     "RetryPolicy",
     "Settings",
     "StoreRefused",
@@ -140,6 +143,7 @@ __all__ = [
     "UpstreamError",
     "WrongEventLoop",
     "build_backend",
+    "use_telemetry_providers",
 ]
 
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from thread_pool._model.log_events import event
 from thread_pool._store import clients
 from thread_pool.errors import WrongEventLoop
 
@@ -151,7 +152,10 @@ class Background:
         await shield(asyncio.wait([self._task]))
         if not self._task.cancelled() and self._task.exception() is not None:
             logging.getLogger("thread_pool").warning(
-                "background %s failed: %s", self._name, self._task.exception()
+                "background %s failed: %s",
+                self._name,
+                self._task.exception(),
+                extra=event("background.failed"),
             )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from thread_pool._model.log_events import event
 from thread_pool._store import clients
 from thread_pool.errors import InvalidArgument
 
@@ -91,7 +92,7 @@ class Background:
                     return
         except Exception as exc:
             logging.getLogger("thread_pool").warning(
-                "background %s failed: %s", self._thread.name, exc
+                "background %s failed: %s", self._thread.name, exc, extra=event("background.failed")
             )
 
     def __enter__(self) -> Background:

@@ -155,6 +155,12 @@ class ThreadBusy(UpstreamError):
     """Upstream said the thread already has an active run (the 400 the pool exists to prevent)."""
 
 
+class RequestTooLarge(UpstreamError):
+    """Upstream refused a request for its size (too many items or characters), or could not
+    save what it answered (a background response that turned failed): see ``max_request_items``
+    / ``max_request_chars``. A turn so refused is tried once more with its context folded."""
+
+
 class TurnFailed(UpstreamError):
     """A turn's run (response) ended ``failed``, ``expired``, ``cancelled`` or ``incomplete``.
 

@@ -19,7 +19,8 @@ from thread_pool._async.admin import AsyncPoolAdmin
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.pool import AsyncThreadPool
 from thread_pool._model.limits import MAX_LOG_AGE
-from thread_pool._model.status import DeleteReport
+from thread_pool._model.log_events import event
+from thread_pool._model.status import DeleteReport, PoolMetrics
 from thread_pool._model.validation import check_positive
 from thread_pool.admin import PoolProgress, prewarm
 from thread_pool.errors import PoolBusy, UnknownPool
@@ -46,36 +47,51 @@ class IdlePool:
     key: str
     idle: float
     threads: int
+    limit: float
+    """The idle time after which it is retired: its own ``idle_expiry``, else the default."""
 
 
-async def idle_pools(admin: AsyncPoolAdmin, idle_for: float) -> list[IdlePool]:
+async def idle_pools(admin: AsyncPoolAdmin, idle_for: float | None) -> list[IdlePool]:
     """The pools with no lease, waiter, reservation or thread being settled, whose last lease
-    was granted at least ``idle_for`` seconds ago (or that were never used since created)."""
-    idle_for = check_positive("idle_for", idle_for, at_most=MAX_LOG_AGE)
+    was granted at least their own ``idle_expiry`` ago (``configure``), else ``idle_for``
+    seconds ago (None: only pools with an idle expiry of their own); never used since created
+    counts from their creation."""
+    return idle_among(await admin.metrics(), idle_for)
+
+
+def idle_among(metrics: list[PoolMetrics], idle_for: float | None) -> list[IdlePool]:
+    """``idle_pools`` over metrics read already."""
+    if idle_for is not None:
+        idle_for = check_positive("idle_for", idle_for, at_most=MAX_LOG_AGE)
     now = time.time()
     out = []
-    for m in await admin.metrics():
+    for m in metrics:
         s = m.stats
-        if s.leased or s.waiting or s.reserved or s.settling:
+        limit = s.idle_expiry if s.idle_expiry is not None else idle_for
+        if limit is None or s.leased or s.waiting or s.reserved or s.settling:
             continue
-        if now - s.last_used >= idle_for:
-            out.append(IdlePool(s.key, now - s.last_used, s.threads))
+        if now - s.last_used >= limit:
+            out.append(IdlePool(s.key, now - s.last_used, s.threads, limit))
     return out
 
 
 async def retire_idle(
-    admin: AsyncPoolAdmin, backend: AsyncBackend | None, idle_for: float
+    admin: AsyncPoolAdmin,
+    backend: AsyncBackend | None,
+    idle_for: float | None,
+    found: list[IdlePool] | None = None,
 ) -> list[DeleteReport]:
-    """Delete every pool idle for ``idle_for`` seconds: its threads upstream through
-    ``backend`` first, then its keys (see ``AsyncPoolAdmin.delete``). A pool leased since it
-    was found idle is left alone (``PoolBusy``); a run stopped half-way is finished by the next
-    one (the pool stays in Redis, draining, until its upstream deletes are done)."""
+    """Delete every pool idle for its own ``idle_expiry`` or else ``idle_for`` seconds (the
+    pools ``found`` idle, else ``idle_pools``): its threads upstream through ``backend`` first,
+    then its keys (see ``AsyncPoolAdmin.delete``). A pool leased since it was found idle is left
+    alone (``PoolBusy``); a run stopped half-way is finished by the next one (the pool stays in
+    Redis, draining, until its upstream deletes are done)."""
     reports = []
-    for pool in await idle_pools(admin, idle_for):
+    for pool in found if found is not None else await idle_pools(admin, idle_for):
         try:
             # Idle is decided again in the delete's first step, atomically with marking the
             # pool draining: a pool used since it was listed is kept.
-            reports.append(await admin.delete(pool.key, backend, idle_for=idle_for))
+            reports.append(await admin.delete(pool.key, backend, idle_for=pool.limit))
         except (PoolBusy, UnknownPool):
             continue  # used (or deleted) since it was found idle
     return reports
@@ -97,11 +113,16 @@ async def maintain_once(
     done = MaintenancePass(reaped=await pool.reap())
     if backend is None:
         return done
-    if idle_expiry is not None:
-        done.retired = [r.key for r in await retire_idle(admin, backend, idle_expiry)]
+    metrics = await admin.metrics()
+    # Pools with an idle expiry of their own are retired even without a default.
+    idle = idle_among(metrics, idle_expiry)
+    if idle or idle_expiry is not None:
+        retired = await retire_idle(admin, backend, idle_expiry, idle)
+        done.retired = [r.key for r in retired]
+        metrics = [m for m in metrics if m.stats.key not in done.retired]
     short = [
         PoolProgress(m.stats.key, m.stats.threads, min(m.stats.min_size, m.stats.max_size))
-        for m in await admin.metrics()
+        for m in metrics
         if m.stats.threads < min(m.stats.min_size, m.stats.max_size)
     ]
     grown = (
@@ -132,14 +153,32 @@ async def maintain(
                 pool, admin, backend, concurrency=concurrency, rate=rate, idle_expiry=idle_expiry
             )
         except Exception as exc:  # logged; the next pass retries
-            logger.warning("maintenance pass failed: %s: %s", type(exc).__name__, exc)
+            logger.warning(
+                "maintenance pass failed: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra=event("maintenance.failed"),
+            )
         else:
             if done.reaped:
-                logger.info("maintenance: reaped %d expired lease(s)", done.reaped)
+                logger.info(
+                    "maintenance: reaped %d expired lease(s)",
+                    done.reaped,
+                    extra=event("maintenance.reaped"),
+                )
             for key, count in (done.grown or {}).items():
-                logger.info("maintenance: pool %r grew by %d toward its min_size", key, count)
+                logger.info(
+                    "maintenance: pool %r grew by %d toward its min_size",
+                    key,
+                    count,
+                    extra=event("maintenance.grew", key),
+                )
             for key in done.retired or []:
-                logger.info("maintenance: pool %r retired (idle)", key)
+                logger.info(
+                    "maintenance: pool %r retired (idle)",
+                    key,
+                    extra=event("maintenance.retired", key),
+                )
             if on_pass is not None:
                 on_pass(done)
         await asyncio.sleep(interval)

@@ -107,6 +107,15 @@ class Settings(BaseSettings):
     """At most this many characters of missing entries travel whole; older ones are folded.
     None: no limit."""
 
+    request_max_items: int | None = Field(default=None, ge=3)
+    """What one upstream request may carry, in items (messages; a tool call counts two), for the
+    backends the CLI builds (``thread-pool prewarm``, ``stress``); a backend you build yourself
+    takes ``max_request_items``. None: the backend's default (no limit). llama-stack: 20."""
+
+    request_max_chars: int | None = Field(default=None, ge=1000)
+    """What one upstream request may carry, in characters of context, for the backends the CLI
+    builds; None: the backend's default (1,000,000)."""
+
     log_max_entries: int | None = Field(default=None, ge=1)
     """The log keeps this many newest entries; a thread that lost entries to the trim first
     receives a marked gap message. None: the log is not trimmed."""
@@ -135,6 +144,12 @@ class Settings(BaseSettings):
     message and the reply come first, then the tool calls; what does not fit is cut (marked) or,
     for tool calls with no room left, left out, with a warning. No server's answer can make the
     log grow faster than this per turn."""
+
+    otel_pool_key: Literal["key", "hash", "none"] = "key"
+    """How the pool key appears in the OpenTelemetry metrics and spans (attribute
+    ``thread_pool.pool``): ``key``, as it is; ``hash``, the first 12 hex digits of its SHA-256
+    (keys that name users or documents stay out of the monitoring system); ``none``, left out
+    (one series for all pools: for deployments with one pool per document or user)."""
 
     def __init__(self, **values: Any) -> None:
         check_names(values)

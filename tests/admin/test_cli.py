@@ -277,6 +277,15 @@ def test_resize_sets_sizes_and_refuses_unknown_pools(cli: Cli, pool: ThreadPool)
     ok(cli("resize", "other", "--max", "3", "--create"))
     assert pool.stats("other").max_size == 3
     assert "exceeds" in one_line_error(cli("resize", "doc", "--min", "5", "--max", "4"), 2)
+    # A pool's own idle expiry: set, shown, removed; a bad one is a usage error.
+    out = json.loads(ok(cli("resize", "doc", "--idle-expiry", "1d", "--json")))
+    assert (out["idle_expiry"], out["max_size"]) == (86400.0, 2)
+    assert pool.stats("doc").idle_expiry == 86400.0
+    assert (
+        json.loads(ok(cli("resize", "doc", "--idle-expiry", "none", "--json")))["idle_expiry"]
+        is None
+    )
+    assert "duration" in one_line_error(cli("resize", "doc", "--idle-expiry", "soon"), 2)
 
 
 def test_drain_waits_for_holders_and_stops_prewarm(cli: Cli, pool: ThreadPool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -15,10 +16,17 @@ import redis
 
 from tests.support.environment import COMMAND, clean_environment
 from tests.support.upstream import make_backend
-from thread_pool import AsyncPoolAdmin, AsyncThreadPool, PoolAdmin, PoolBusy, ThreadPool
+from thread_pool import (
+    AsyncPoolAdmin,
+    AsyncThreadPool,
+    InvalidArgument,
+    PoolAdmin,
+    PoolBusy,
+    ThreadPool,
+)
 from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer
-from thread_pool.maintenance import idle_pools, retire_idle
+from thread_pool.maintenance import idle_pools, maintain_once, retire_idle
 
 
 @pytest.fixture
@@ -141,3 +149,118 @@ async def test_a_pool_used_after_it_was_found_idle_is_not_deleted(
         assert await retire_idle(admin, None, 1.0) == []
         assert (await pool.stats("doc")).threads == 1
         assert not (await admin.status("doc")).draining  # refused: nothing changed
+
+
+@pytest.mark.parametrize(
+    "killed",
+    [
+        ["gc", "--idle-for", "1s", "--backend", "conversations"],
+        ["maintain", "--idle-expiry", "1s", "--interval", "0.2", "--backend", "conversations"],
+    ],
+    ids=["gc", "maintain"],
+)
+def test_a_retirement_killed_while_deleting_upstream_is_finished_by_the_next_gc(
+    killed: list[str],
+    gc: object,
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_openai_client: openai.OpenAI,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    run = gc
+    assert callable(run)
+    backend = make_backend("conversations", thread_pool_openai_client, thread_pool_emulator)
+    with ThreadPool(
+        backend=backend, redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
+    ) as pool:
+        with pool.lease("doc") as a, pool.lease("doc") as b:
+            threads = sorted([a.thread_id, b.thread_id])
+        time.sleep(1.2)
+        # Upstream answers every request "429, retry after 1 s" from now on: the first run
+        # reaches its upstream deletes and keeps retrying them until it is killed.
+        thread_pool_emulator.admin.configure(http_429=1.0)
+        env = {
+            **clean_environment(),
+            "THREAD_POOL_REDIS_URL": thread_pool_redis_url,
+            "THREAD_POOL_KEY_PREFIX": thread_pool_prefix,
+            "OPENAI_API_KEY": thread_pool_emulator.api_key,
+            "OPENAI_BASE_URL": thread_pool_emulator.base_url,
+        }
+        first = subprocess.Popen(
+            [*COMMAND, *killed],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            give_up = time.monotonic() + 60
+            while thread_pool_emulator.admin.stats()["faults"].get("http_429", 0) == 0:
+                assert first.poll() is None, "the first run ended before it was killed"
+                assert time.monotonic() < give_up, "the first run never reached upstream"
+                time.sleep(0.05)
+            first.send_signal(signal.SIGKILL)
+        finally:
+            first.kill()
+            first.wait(30)
+        thread_pool_emulator.admin.configure(http_429=0.0)
+
+        # Killed half-way: the pool is still whole in Redis and marked draining (no lease is
+        # granted from it), and each of its threads still exists upstream.
+        with PoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin:
+            status = admin.status("doc")
+        assert status.draining
+        assert sorted(t.thread_id for t in status.threads) == threads
+        for thread_id in threads:
+            thread_pool_openai_client.conversations.retrieve(thread_id)
+
+        done = run("--idle-for", "1s", "--backend", "conversations", "--json")
+        assert done.returncode == 0, done.stderr
+        (report,) = json.loads(done.stdout)["retired"]
+        assert sorted(report["deleted_upstream"]) == threads
+        for thread_id in threads:
+            with pytest.raises(openai.NotFoundError):
+                thread_pool_openai_client.conversations.retrieve(thread_id)
+        base = PoolKeys.of(thread_pool_prefix, "doc").meta.rsplit("meta", 1)[0]
+        assert list(redis_client.scan_iter(match=base + "*")) == []
+
+
+async def test_a_pool_s_own_idle_expiry_overrides_the_default(
+    thread_pool_redis_url: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+) -> None:
+    backend = make_backend("conversations", thread_pool_async_openai_client, thread_pool_emulator)
+    async with (
+        AsyncThreadPool(
+            backend=backend, redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
+        ) as pool,
+        AsyncPoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin,
+    ):
+        short = (await pool.run("short", "hello")).thread_id
+        await pool.run("long", "hello")
+        await pool.run("plain", "hello")
+        assert (await pool.configure("short", idle_expiry=1)).idle_expiry == 1.0
+        assert (await pool.configure("long", idle_expiry=3600)).idle_expiry == 3600.0
+        assert (await pool.stats("plain")).idle_expiry is None
+        for bad in (-1, float("nan"), "1s"):
+            with pytest.raises(InvalidArgument):
+                await pool.configure("plain", idle_expiry=bad)  # type: ignore[arg-type]
+        await asyncio.sleep(1.2)
+
+        # Without a default only the pool's own expiry counts; with one, "long" keeps its own.
+        assert [p.key for p in await idle_pools(admin, None)] == ["short"]
+        assert sorted(p.key for p in await idle_pools(admin, 1.0)) == ["plain", "short"]
+        # Every process and the maintainer read it from Redis: a maintainer with no default
+        # retires "short" alone, its thread deleted upstream.
+        done = await maintain_once(pool, admin, backend)
+        assert done.retired == ["short"]
+        assert sorted(await admin.pools()) == ["long", "plain"]
+        with pytest.raises(openai.NotFoundError):
+            await thread_pool_async_openai_client.conversations.retrieve(short)
+        # 0 removes the pool's own expiry: the default applies again.
+        assert (await pool.configure("long", idle_expiry=0)).idle_expiry is None
+        assert sorted(p.key for p in await idle_pools(admin, 1.0)) == ["long", "plain"]

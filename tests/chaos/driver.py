@@ -227,7 +227,16 @@ def run(config: ChaosConfig, evidence_url: str | None = None) -> Report:
         ev_url = evidence_url or (evidence_server.url if evidence_server else "")
         # The pools' Redis keeps an append-only file synced on every write: a restart loses
         # nothing, which the checker verifies (no lost turn, fences keep growing).
-        aof = ["--appendonly", "yes", "--appendfsync", "always"]
+        # A small rewrite threshold keeps the AOF that a restart replays short: on a loaded
+        # machine a long replay (the server answers LOADING meanwhile) outlasted the start-up wait.
+        aof = [
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--auto-aof-rewrite-min-size",
+            "1mb",
+        ]
         if config.cluster:
             cluster = stack.enter_context(LocalCluster(masters=3, extra_args=aof))
             nodes, store_url = cluster.nodes, cluster.url
@@ -330,7 +339,8 @@ def _inject_faults(
             node = rng.choice(nodes)  # on a cluster: one master, the pools in its slots
             node.kill()
             time.sleep(config.restart_down)
-            node.start()
+            # Generous: 400 clients reconnecting at once and an AOF replay share 2 cores.
+            node.start(timeout=60.0)
             faults["Redis restart (AOF)"] += 1
             due["restart"] = time.monotonic() + config.restart_every
         time.sleep(0.05)

@@ -112,12 +112,19 @@ async def test_random_disconnects_and_drops_leave_the_emulator_consistent(
     assert "500" not in stats["statuses"]
     assert stats["faults"]["stream_drop"] > 20
     assert statuses.count("cancelled-stalled") == stats["faults"].get("stream_stall", 0)
+    # A plain stream its client left is cancelled when the emulator notices the connection gone,
+    # and only then (how many it notices before they complete depends on the machine's load).
     plain_abandoned = [
-        status
+        (status, o)
         for status, o in zip(statuses, outcomes, strict=True)
         if not o.background and not o.read_all
     ]
-    assert plain_abandoned.count("cancelled") > len(plain_abandoned) / 2
+    for status, o in plain_abandoned:
+        ended_by_disconnect = any(
+            w["op"] == "response.disconnect" for w in admin.writes(o.conversation_id)
+        )
+        assert ended_by_disconnect == (status == "cancelled")
+    assert any(status == "cancelled" for status, _ in plain_abandoned)
 
 
 async def one_run(

@@ -191,6 +191,14 @@ def turn_pool(
         ({"input": "x"}, "unknown parameter 'input'"),  # the backend sets it itself
         ({"stream": True}, "stream is not supported through run"),
         ({"stream": False}, "stream is not supported through run"),
+        # What the request's JSON body cannot carry (found by the entry-point fuzzer: each
+        # failed inside the SDK with a bare TypeError/ValueError/UnicodeEncodeError).
+        ({"max_output_tokens": b""}, "max_output_tokens must be JSON data.*not bytes"),
+        ({"temperature": float("inf")}, "temperature must be a finite number"),
+        ({"temperature": float("nan")}, "temperature must be a finite number"),
+        ({"instructions": "a\ud800"}, "instructions holds text that is not valid Unicode"),
+        ({"tools": [{"type": object()}]}, r"tools\[0\]\['type'\] must be JSON data"),
+        ({"extra_body": {1: "x"}}, "extra_body has a key of type int"),
     ],
     ids=lambda v: str(v)[:20],
 )
@@ -218,6 +226,8 @@ def test_a_held_lease_refuses_stream_and_stays_usable(turn_pool: ThreadPool) -> 
 
 def test_run_names_include_what_upstream_takes(turn_pool: ThreadPool) -> None:
     assert turn_pool.run("doc", "hello", max_output_tokens=50, extra_headers={"x-a": "b"}).reply
+    nested = {"format": {"type": "text"}}  # JSON data at any depth passes
+    assert turn_pool.run("doc", "hello", text=nested, extra_body={"top_p": 0.5}).reply
 
 
 @pytest.mark.parametrize("ttl", [0.0004, 0.0, -1.0, float("nan"), float("inf")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -290,3 +291,32 @@ async def test_a_response_whose_id_cannot_reach_redis_is_cancelled_by_its_holder
     (conversation,) = thread_pool_emulator.admin.objects()["conversations"]
     ops = [w["op"] for w in thread_pool_emulator.admin.writes(conversation)]
     assert ops[-2:] == ["response.create", "response.cancel"], ops
+
+
+@pytest.mark.thread_pool_emulator(latency=1.0, cancel_conflict=True)
+async def test_a_cancel_refused_with_409_settles_by_what_the_server_reports(
+    pool_for: Any,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+    thread_pool_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # llama-stack refuses to cancel an in-progress background response (409) and lets it run
+    # to its end: the settler reads it until it ended, once, without failing or retrying.
+    pool = pool_for("conversations", backend_options={"turn_timeout": 0.3})
+    with caplog.at_level(logging.INFO, logger="thread_pool"):
+        with pytest.raises(TurnFailed) as caught:
+            await pool.run("doc", "too slow")
+        assert caught.value.status == "timed_out"
+        assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+    requests = thread_pool_emulator.admin.stats()["requests"]
+    assert requests["POST /v1/responses/{response_id}/cancel"] == 1
+    assert not [r for r in caplog.records if "settling" in r.getMessage()]
+    assert not [r for r in caplog.records if "try 2 follows" in r.getMessage()]
+    (thread_id,) = redis_client.zrange(f"{thread_pool_prefix}:{{doc}}:idle", 0, -1)
+    ops = [w["op"] for w in thread_pool_emulator.admin.writes(str(thread_id))]
+    assert "response.cancel" not in ops  # refused: it ran on to its end
+    thread_pool_emulator.admin.configure(latency=0.02)
+    turn = await pool.run("doc", "next")
+    assert turn.fence == 2
+    assert lock_errors(thread_pool_emulator) == 0

@@ -49,6 +49,7 @@ from thread_pool._store.replies import (
     strings,
 )
 from thread_pool._store.scripts import ms
+from thread_pool._telemetry import scope
 from thread_pool.errors import InvalidBackup, PoolBusy, PoolExists, PoolStateLost, UnknownPool
 from thread_pool.settings import Settings
 
@@ -91,7 +92,7 @@ class AsyncPoolAdmin:
             entry_cap=s.log_entry_max_chars,
             turn_cap=s.log_turn_max_chars,
         )
-        self._growth = AsyncGrower(self._store, log)
+        self._growth = AsyncGrower(self._store, log, scope(s.otel_pool_key))
         self._owners = AsyncOwners(self._store)
         # The key names of a pool after its base ("meta", "threads", ...), from keys.py, so a key
         # added to the model there is exported, imported and deleted here too.

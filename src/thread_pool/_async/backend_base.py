@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import replace
@@ -16,13 +17,19 @@ import openai
 from thread_pool._acompat import call_handler, sleep
 from thread_pool._async.backend import ToolHandler
 from thread_pool._async.upstream import request
+from thread_pool._model.limits import DEFAULT_REQUEST_CHARS, MIN_LOG_CHARS, MIN_REQUEST_ITEMS
+from thread_pool._model.log import RequestCaps
+from thread_pool._model.log_events import event
 from thread_pool._model.turns import ToolCall
-from thread_pool._model.validation import check_positive
+from thread_pool._model.validation import check_cap, check_positive
+from thread_pool._telemetry import note_cancelled
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import RetryPolicy
 from thread_pool.errors import InvalidArgument, UpstreamError
 
 T = TypeVar("T")
+
+logger = logging.getLogger("thread_pool")
 
 
 def poll_hint(headers: Any, default: float) -> float:
@@ -61,6 +68,8 @@ class BackendOptions(TypedDict, total=False):
     settle_wait: float
     settle_timeout: float
     turn_timeout: float
+    max_request_items: int | None
+    max_request_chars: int | None
 
 
 class AsyncBackendBase:
@@ -70,7 +79,10 @@ class AsyncBackendBase:
     here and ``retry`` applies instead, so retries never multiply. ``poll_interval`` (0.5 s) is
     the poll when the server gives no hint. A settler waits ``settle_wait`` (2 s) for a run left
     behind to end by itself, then cancels it and waits up to ``settle_timeout`` (30 s) more for
-    upstream to confirm; a turn waits at most ``turn_timeout`` (600 s)."""
+    upstream to confirm; a turn waits at most ``turn_timeout`` (600 s). ``max_request_items``
+    (default: no limit; llama-stack: 20) and ``max_request_chars`` (1,000,000) bound what one
+    request carries: a turn's context, and what a new thread is seeded with; older log entries
+    are folded into one marked digest."""
 
     def __init__(self, client: openai.AsyncOpenAI, **options: Unpack[BackendOptions]) -> None:
         if not isinstance(client, openai.AsyncOpenAI):
@@ -93,6 +105,15 @@ class AsyncBackendBase:
         # Upstream expires an Assistants run after 10 minutes; a background response has no
         # such bound, and a stuck one would otherwise keep its thread (and lease) forever.
         self.turn_timeout = check_positive("turn_timeout", options.get("turn_timeout", 600.0))
+        self.request_caps = RequestCaps(
+            check_cap("max_request_items", options.get("max_request_items"), MIN_REQUEST_ITEMS),
+            check_cap(
+                "max_request_chars",
+                options.get("max_request_chars", DEFAULT_REQUEST_CHARS),
+                MIN_LOG_CHARS,
+            ),
+        )
+        """What one request may carry (``max_request_items``, ``max_request_chars``)."""
 
     async def _request(self, doing: str, send: Callable[[], Awaitable[T]]) -> T:
         """One upstream request under the retry policy (see ``upstream.request``)."""
@@ -108,14 +129,24 @@ class AsyncBackendBase:
             raise
         return True
 
-    async def _cancel(self, doing: str, send: Callable[[], Awaitable[object]]) -> None:
-        """Cancel a run (response); one that ended meanwhile is refused with a 400, and is what
-        a cancel wants anyway."""
+    async def _cancel(self, doing: str, send: Callable[[], Awaitable[object]]) -> bool:
+        """Cancel a run (response); False when upstream refused: one that ended meanwhile is
+        refused with a 400 (OpenAI), and some servers refuse with a 409 to cancel one at all
+        (llama-stack: it runs on to its end). Either way what counts is what the run's status
+        says afterwards, which the settle loop reads."""
         try:
             await self._request(doing, send)
         except UpstreamError as exc:
-            if exc.status_code != 400:
+            if exc.status_code not in (400, 409):
                 raise
+            logger.debug(
+                "%s refused (%s): waiting for it to end",
+                doing,
+                exc.status_code,
+                extra=event("settle.cancel_refused"),
+            )
+            return False
+        return True
 
     async def _settle(
         self,
@@ -123,15 +154,16 @@ class AsyncBackendBase:
         busy: Container[str],
         status: str | None,
         retrieve: Callable[[], Awaitable[str | None]],
-        cancel: Callable[[], Awaitable[None]],
+        cancel: Callable[[], Awaitable[object]],
         *,
         cancel_at_once: Container[str] = (),
     ) -> None:
         """Wait ``settle_wait`` for run (response) ``name`` to leave the ``busy`` states, then
-        cancel it and wait until upstream confirms it ended; ``UpstreamError`` after
-        ``settle_timeout`` more. ``status`` is its last known status (None: retrieve it first);
-        ``retrieve`` returns None when it is gone. A status in ``cancel_at_once`` never ends by
-        itself (``requires_action``): it is cancelled without waiting."""
+        cancel it once and wait until upstream reports it ended (a refused cancel included: the
+        run's own status decides); ``UpstreamError`` after ``settle_timeout`` more. ``status``
+        is its last known status (None: retrieve it first); ``retrieve`` returns None when it
+        is gone. A status in ``cancel_at_once`` never ends by itself (``requires_action``): it
+        is cancelled without waiting."""
         started = time.monotonic()
         cancelled = False
         while True:
@@ -143,6 +175,7 @@ class AsyncBackendBase:
             if not cancelled and (status in cancel_at_once or waited >= self.settle_wait):
                 await cancel()
                 cancelled = True
+                note_cancelled()
             if waited >= self.settle_wait + self.settle_timeout:
                 raise UpstreamError(f"{name} is still {status}; not settled")
             await sleep(self.poll_interval / 2)

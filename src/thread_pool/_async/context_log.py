@@ -14,12 +14,15 @@ from thread_pool._model.log import (
     LogEntry,
     MergePolicy,
     Missing,
+    RequestCaps,
     checked_messages,
     fold,
     log_pairs,
+    merge_limits,
     messages_for,
     retention_marker,
 )
+from thread_pool._model.log_events import event
 from thread_pool._model.record import TOOL_ROLE, described, turn_entries
 from thread_pool._model.turns import Turn
 from thread_pool._store.replies import Outcome, integers, outcome, parse_missing
@@ -33,6 +36,9 @@ logger = logging.getLogger("thread_pool")
 NEW_THREAD = "new thread"
 
 _NOTHING = Missing(last_seq=0, cursor=0, entries=())
+NO_CAPS = RequestCaps()
+#: A request whose context is one digest of everything: what a turn refused for its size tries.
+ONE_DIGEST = RequestCaps(items=1, chars=0)
 
 
 class AsyncContextLog:
@@ -76,15 +82,19 @@ class AsyncContextLog:
             return _NOTHING
         return parse_missing(await self._store.call("log_missing", key, thread_id))
 
-    async def seed(self, key: str) -> tuple[list[dict[str, str]], int]:
+    async def seed(self, key: str, caps: RequestCaps = NO_CAPS) -> tuple[list[dict[str, str]], int]:
         """What a new thread of pool ``key`` starts out holding: the log so far as messages
-        (within the merge limits), and the seq where that read ended (its cursor)."""
+        (within the merge limits and the backend's ``caps``: a server may read no more of a
+        new thread than one request carries), and the seq where that read ended (its cursor)."""
         missing = await self.missing(key, NEW_THREAD)
-        return await self.messages(missing), missing.last_seq
+        return await self.messages(missing, caps), missing.last_seq
 
-    async def messages(self, missing: Missing) -> list[dict[str, str]]:
-        """The messages that bring a thread up to date with ``missing`` within the limits,
-        after a marked gap message if retention trimmed entries the thread never received."""
+    async def messages(
+        self, missing: Missing, caps: RequestCaps = NO_CAPS, reserve: int = 0
+    ) -> list[dict[str, str]]:
+        """The messages that bring a thread up to date with ``missing`` within the merge limits
+        and the request ``caps`` (less ``reserve`` items the request carries besides), after a
+        marked gap message if retention trimmed entries the thread never received."""
         dropped = missing.dropped
         gap = [retention_marker(dropped)] if dropped is not None else []
         entries = missing.entries
@@ -96,7 +106,10 @@ class AsyncContextLog:
             return gap + checked_messages(
                 await call_handler(self.merge, entries, name="merge"), "merge"
             )
-        folded, kept = fold(entries, self.max_entries, self.max_chars)
+        max_entries, max_chars, max_items = merge_limits(
+            self.max_entries, self.max_chars, caps, reserve + len(gap)
+        )
+        folded, kept = fold(entries, max_entries, max_chars, max_items)
         out = (
             checked_messages(await call_handler(self.compact, folded, name="compact"))
             if folded
@@ -110,7 +123,13 @@ class AsyncContextLog:
         try:
             await self._store.call("log_cursor", key, thread_id, seq)
         except Exception as exc:
-            logger.warning("pool %r: could not move the cursor of %s: %s", key, thread_id, exc)
+            logger.warning(
+                "pool %r: could not move the cursor of %s: %s",
+                key,
+                thread_id,
+                exc,
+                extra=event("log.cursor_failed", key, thread_id),
+            )
 
     async def log_turn(
         self, key: str, thread_id: str, turn_id: str, seen: int, message: str, turn: Turn
@@ -130,6 +149,7 @@ class AsyncContextLog:
                 self.entry_cap,
                 self.turn_cap,
                 described(cuts),
+                extra=event("log.turn_cut", key, thread_id, run_id=turn.run_id),
             )
         return await self.append(key, turn_id, thread_id, seen, turn.run_id, pairs)
 

@@ -15,14 +15,17 @@ import time
 from typing import Any
 
 from thread_pool._acompat import shield, sleep
-from thread_pool._async.backend import AsyncBackend
+from thread_pool._async.backend import AsyncBackend, request_caps
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.owners import AsyncOwners
 from thread_pool._async.store import AsyncStore
 from thread_pool._model.limits import FENCES_PER_MS
+from thread_pool._model.log_events import event
 from thread_pool._model.validation import validate_thread_id
 from thread_pool._store.replies import Outcome, integers, outcome
 from thread_pool._store.scripts import ms
+from thread_pool._telemetry import OFF, Scope
+from thread_pool._traced import traced_growth
 from thread_pool.errors import CorruptState, StoreUnavailable, ThreadOwned
 from thread_pool.settings import Settings
 
@@ -35,7 +38,8 @@ _CONFIRM_S = 3.0
 class AsyncGrower:
     """Reserves slots, creates threads through a backend and registers them."""
 
-    def __init__(self, store: AsyncStore, log: AsyncContextLog) -> None:
+    def __init__(self, store: AsyncStore, log: AsyncContextLog, tel: Scope = OFF) -> None:
+        self.telemetry = tel
         self._store = store
         self._log = log
         self._owners = AsyncOwners(store)
@@ -77,6 +81,7 @@ class AsyncGrower:
         registered or deleted again before the cancellation goes on."""
         return await shield(self._fill(backend, key, ticket, holder))
 
+    @traced_growth
     async def _fill(
         self, backend: AsyncBackend, key: str, ticket: str, holder: str
     ) -> tuple[Outcome, list[Any]]:
@@ -84,7 +89,7 @@ class AsyncGrower:
         try:
             # A new thread starts out knowing the conversation: the log so far is its initial
             # messages, and its cursor is where that read ended.
-            messages, seq = await self._log.seed(key)
+            messages, seq = await self._log.seed(key, request_caps(backend))
             thread_id = validate_thread_id(await backend.create_thread(key, messages))
             await self._owners.claim(key, [thread_id])
             word, rest = outcome(
@@ -101,7 +106,12 @@ class AsyncGrower:
             await shield(self._undo(backend, key, ticket, thread_id))
             raise
         if word in (Outcome.GRANTED, Outcome.OK):
-            logger.info("pool %r grew by thread %s", key, thread_id)
+            logger.info(
+                "pool %r grew by thread %s",
+                key,
+                thread_id,
+                extra=event("growth.grew", key, thread_id),
+            )
         elif word is Outcome.DUPLICATE:
             raise CorruptState(
                 f"the backend of pool {key!r} returned thread {thread_id!r}, already in the pool"
@@ -115,6 +125,7 @@ class AsyncGrower:
                 "the thread is listed as retired",
                 key,
                 thread_id,
+                extra=event("growth.late_retired", key, thread_id),
             )
         return word, rest
 
@@ -146,7 +157,10 @@ class AsyncGrower:
             with contextlib.suppress(StoreUnavailable):  # else only this pool can reuse the id
                 await self._owners.release(key, [thread_id])
             logger.warning(
-                "pool %r: thread %s could not be registered; deleted it upstream", key, thread_id
+                "pool %r: thread %s could not be registered; deleted it upstream",
+                key,
+                thread_id,
+                extra=event("growth.undone", key, thread_id),
             )
         except Exception as exc:
             logger.error(
@@ -155,4 +169,5 @@ class AsyncGrower:
                 key,
                 thread_id,
                 exc,
+                extra=event("growth.leaked", key, thread_id),
             )

@@ -15,6 +15,7 @@ from thread_pool.errors import InvalidArgument, LeaseLost
 if TYPE_CHECKING:
     from thread_pool._async.renewal import AsyncRenewer
     from thread_pool._async.streaming import AsyncTurnStream
+    from thread_pool._telemetry import Scope
 
 
 class AsyncLeaseOwner(Protocol):
@@ -23,6 +24,9 @@ class AsyncLeaseOwner(Protocol):
 
     @property
     def work(self) -> AsyncLeaseWorker: ...
+
+    @property
+    def telemetry(self) -> Scope: ...
 
     async def renew(self, lease: AsyncLease, ttl: float | None = None) -> float: ...
 
@@ -87,6 +91,7 @@ class AsyncLease:
         "deadline",
         "dirty",
         "fence",
+        "granted_at",
         "kept_alive",
         "key",
         "lost",
@@ -128,10 +133,15 @@ class AsyncLease:
         # What the grant did for the turn this lease was taken for (``pool.run``/``stream``);
         # the turn takes it, once.
         self.turn_start: TurnStart | None = None
+        self.granted_at = time.monotonic()
 
     def remaining(self) -> float:
         """Seconds left before the lease expires, by this process's clock (a safe lower bound)."""
         return self._local_deadline - time.monotonic()
+
+    def held_for(self) -> float:
+        """Seconds since the lease was granted (this process's clock)."""
+        return time.monotonic() - self.granted_at
 
     def extended(self, deadline_ms: int, ttl_ms: int, asked_at: float) -> None:
         """Record a renewal: the new deadline (Redis clock, ms) and TTL, asked for at
@@ -144,6 +154,7 @@ class AsyncLease:
         turn, ``pending_context`` and ``record`` raises ``LeaseLost``."""
         if self.lost is None:
             self.lost = reason
+            self._pool.telemetry.lost(self.key)
 
     def alive(self) -> None:
         """Raise ``LeaseLost`` if the lease is known lost (no I/O)."""

@@ -19,7 +19,11 @@ from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.streaming import AsyncTurnStream, stream_turn
 from thread_pool._async.turn import AsyncTurnRunner
 from thread_pool._model.turns import ToolCall, Turn
-from thread_pool._model.validation import validate_params
+from thread_pool._model.validation import (
+    validate_message,
+    validate_metadata,
+    validate_params,
+)
 from thread_pool.errors import InvalidArgument, LeaseNotOwned
 from thread_pool.settings import Settings
 
@@ -43,6 +47,20 @@ class AsyncLeaseWork:
             None if backend is None else AsyncTurnRunner(backend, log, leasing, settling, settings)
         )
         self._own = AsyncOwnCalls(backend, log)
+
+    def check_call(
+        self,
+        message: str,
+        metadata: Mapping[str, object] | None,
+        params: Mapping[str, Any],
+        *,
+        streaming: bool = False,
+    ) -> None:
+        """Refuse a bad turn of ``pool.run``/``stream`` before its lease is taken (leasing may
+        create a thread upstream)."""
+        validate_message(message)
+        validate_metadata(metadata)
+        self.check_turn(params, streaming=streaming)
 
     def check_turn(self, params: Mapping[str, Any], *, streaming: bool = False) -> AsyncTurnRunner:
         """The turn runner, once ``params`` are known to be what the backend's request takes."""

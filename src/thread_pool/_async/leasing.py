@@ -16,6 +16,7 @@ from thread_pool._async.lease import AsyncLease
 from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.store import AsyncStore
 from thread_pool._async.waiting import WAIT_LIVE_S, wait
+from thread_pool._model.log_events import event
 from thread_pool._store.replies import (
     Grant,
     Outcome,
@@ -29,6 +30,8 @@ from thread_pool._store.replies import (
     turn_grant,
 )
 from thread_pool._store.scripts import ms
+from thread_pool._telemetry import scope
+from thread_pool._traced import traced_acquire
 from thread_pool.errors import (
     CorruptState,
     LeaseLost,
@@ -70,6 +73,7 @@ class AsyncLeasing:
         self._settling = settling
         self._growth = growth
         self._backend = backend
+        self.telemetry = scope(settings.otel_pool_key)
         # What acquire sends every time, packed once (see acquire.lua).
         s = settings
         grows = int(backend is not None)
@@ -83,6 +87,7 @@ class AsyncLeasing:
         # has gone, until its deadline. Each is safe to run late (they act by token only).
         self._pending: list[tuple[str, str, tuple[str | int, ...]]] = []
 
+    @traced_acquire
     async def acquire(self, key: str, wait_s: float, turn: str = "") -> tuple[str, Grant, float]:
         """Lease a thread of pool ``key`` (see ``AsyncThreadPool.acquire``): the token, the
         grant, and when it was asked for (by this process's clock). ``turn`` (see acquire.lua):
@@ -212,6 +217,7 @@ class AsyncLeasing:
             self._later("release", lease.key, args)
             raise
         lease.released = True
+        self.telemetry.released(lease.key, lease.held_for())
         if word is Outcome.SETTLE:
             # A turn was cut short and its run may still be active: settle the thread now, so
             # it reaches the next holder (or waiter) quiet.
@@ -219,6 +225,7 @@ class AsyncLeasing:
         elif word is Outcome.NOTOWNED:
             raise LeaseNotOwned(f"{_named(lease)} is not held by this holder")
         elif word is Outcome.LOST:
+            lease.lose("it expired before it was released")
             raise LeaseLost(f"{_named(lease)} expired before it was released")
 
     async def renew(self, lease: AsyncLease, ttl: float | None) -> float:
@@ -265,9 +272,19 @@ class AsyncLeasing:
             if isinstance(exc, StoreUnavailable) and self._later("abandon", key, (token,)):
                 # Expected while Redis is away (every interrupted acquire comes here): not a
                 # warning each, or an outage floods the log.
-                logger.info("pool %r: an interrupted acquire is undone later: %s", key, exc)
+                logger.info(
+                    "pool %r: an interrupted acquire is undone later: %s",
+                    key,
+                    exc,
+                    extra=event("acquire.undo_later", key),
+                )
             else:
-                logger.warning("pool %r: could not undo an interrupted acquire: %s", key, exc)
+                logger.warning(
+                    "pool %r: could not undo an interrupted acquire: %s",
+                    key,
+                    exc,
+                    extra=event("acquire.undo_failed", key),
+                )
 
     def _later(self, script: str, key: str, args: tuple[str | int, ...]) -> bool:
         """Keep a clean-up for a retry; False when too many are kept already (it is dropped)."""
@@ -280,6 +297,7 @@ class AsyncLeasing:
             key,
             len(self._pending),
             script,
+            extra=event("cleanup.dropped", key),
         )
         return False
 
@@ -293,11 +311,23 @@ class AsyncLeasing:
                 self._pending.extend(pending[n:])
                 return
             except Exception as exc:
-                logger.warning("pool %r: a late %s failed: %s", key, script, exc)
+                logger.warning(
+                    "pool %r: a late %s failed: %s",
+                    key,
+                    script,
+                    exc,
+                    extra=event("cleanup.late_failed", key),
+                )
                 continue
             # A late dirty release leaves the thread to be settled: the next acquire claims it.
             # (An abandon answers counts, not an outcome word: the reply is logged as it is.)
-            logger.info("pool %r: a late %s answered %r", key, script, reply)
+            logger.info(
+                "pool %r: a late %s answered %r",
+                key,
+                script,
+                reply,
+                extra=event("cleanup.late_done", key),
+            )
 
     @property
     def has_pending(self) -> bool:

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from thread_pool._async.backend import AsyncBackend
+from thread_pool._async.backend import AsyncBackend, request_caps
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.lease import AsyncLease
+from thread_pool._model.log import TURN_RESERVE
 from thread_pool._model.turns import ToolCall, Turn
 from thread_pool._model.validation import check_text, validate_record
 from thread_pool.errors import InvalidArgument, LeaseNotOwned
@@ -30,7 +31,7 @@ class AsyncOwnCalls:
         here: ``record`` moves it, once the call that carried them was made."""
         backend = self._usable(lease)
         missing = await self.log.missing(lease.key, lease.thread_id)
-        messages = await self.log.messages(missing)
+        messages = await self.log.messages(missing, request_caps(backend), reserve=TURN_RESERVE)
         lease.context_seq = missing.last_seq
         return backend.context_items(messages)
 

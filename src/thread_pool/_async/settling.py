@@ -13,8 +13,11 @@ from thread_pool._acompat import shield, sleep
 from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.store import AsyncStore
+from thread_pool._model.log_events import event
 from thread_pool._store.replies import Outcome, integers, outcome, strings
 from thread_pool._store.scripts import ms
+from thread_pool._telemetry import scope
+from thread_pool._traced import traced_settle
 from thread_pool.errors import LeaseLost
 from thread_pool.settings import Settings
 
@@ -33,6 +36,7 @@ class AsyncSettling:
         self._store = store
         self._settings = settings
         self._backend = backend
+        self.telemetry = scope(settings.otel_pool_key)
 
     async def reap_once(self, key: str) -> tuple[int, list[str]]:
         """Claim up to 100 expired leases of pool ``key``; also the ms until the next is due."""
@@ -66,10 +70,14 @@ class AsyncSettling:
                 ready = True
                 if self._backend is not None:
                     try:
-                        in_flight = await self.in_flight(key, thread_id)
-                        ready = await self._backend.settle_thread(key, thread_id, in_flight)
+                        ready = await self.settle_one(key, thread_id)
                     except Exception:
-                        logger.exception("pool %r: settling %s failed", key, thread_id)
+                        logger.exception(
+                            "pool %r: settling %s failed",
+                            key,
+                            thread_id,
+                            extra=event("settle.failed", key, thread_id),
+                        )
                         await self._store.call("settled", key, thread_id, "retry", 0)
                         pending.pop(0)
                         continue
@@ -83,10 +91,18 @@ class AsyncSettling:
                     await shield(self._store.call("settled", key, thread_id, "retry", 0))
             raise
 
+    @traced_settle
+    async def settle_one(self, key: str, thread_id: str) -> bool:
+        """Settle one claimed thread through the backend; False if it is gone upstream."""
+        assert self._backend is not None
+        in_flight = await self.in_flight(key, thread_id)
+        return await self._backend.settle_thread(key, thread_id, in_flight)
+
     async def settle_busy(self, lease: AsyncLease) -> None:
         """Upstream said the thread of a lease we hold is busy, which should never happen while
         the pool holds it (a bug signal): count it and make the thread quiet."""
         await self._store.call("count", lease.key, "lock_errors")
+        self.telemetry.lock_error(lease.key)
         await self.settle_held(lease)
 
     async def settle_held(self, lease: AsyncLease) -> None:
@@ -132,5 +148,6 @@ class AsyncSettling:
             "killed while sending it?); settling without it",
             key,
             thread_id,
+            extra=event("settle.in_flight_unknown", key, thread_id),
         )
         return None

@@ -9,8 +9,9 @@ from thread_pool._async.backend import AsyncBackend
 from thread_pool._async.known import AsyncKnownPools
 from thread_pool._async.owners import AsyncOwners
 from thread_pool._async.store import AsyncStore
-from thread_pool._model.limits import FENCES_PER_MS
+from thread_pool._model.limits import FENCES_PER_MS, MAX_LOG_AGE
 from thread_pool._model.status import PoolStats
+from thread_pool._model.validation import check_positive
 from thread_pool._store.replies import Outcome, integers, outcome, pool_stats
 from thread_pool._store.scripts import ms
 from thread_pool.errors import InvalidArgument, PoolFull, UnknownPool
@@ -48,9 +49,17 @@ class AsyncSizing:
         return integers(rest)[0]
 
     async def configure(
-        self, key: str, min_size: int | None, max_size: int | None, ttl: float | None
+        self,
+        key: str,
+        min_size: int | None,
+        max_size: int | None,
+        ttl: float | None,
+        idle_expiry: float | None = None,
     ) -> None:
-        """Set sizes and TTL (see ``AsyncThreadPool.configure``); None keeps a value."""
+        """Set sizes, TTL and idle expiry (see ``AsyncThreadPool.configure``); None keeps a
+        value."""
+        if idle_expiry is not None:
+            check_positive("idle_expiry", idle_expiry, allow_zero=True, at_most=MAX_LOG_AGE)
         await self._known.register(key)
         word, rest = outcome(
             await self._store.call(
@@ -60,6 +69,7 @@ class AsyncSizing:
                 "" if max_size is None else max_size,
                 "" if ttl is None else ms(ttl),
                 *self._defaults(),
+                "" if idle_expiry is None else ms(idle_expiry),
             )
         )
         if word is Outcome.BADSIZE:

@@ -12,6 +12,7 @@ from thread_pool._acompat import EventPump, shield
 from thread_pool._async.backend import ToolHandler
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.turn import AsyncTurnRunner
+from thread_pool._model.log_events import event
 from thread_pool._model.stream import StreamEvent, TurnDone
 from thread_pool._model.turns import Turn
 
@@ -78,7 +79,13 @@ async def _settle(runner: AsyncTurnRunner, lease: AsyncLease) -> None:
         await runner.settling.settle_held(lease)
     except Exception as exc:
         logger.info(
-            "pool %r: settling %s after a stopped stream: %s", lease.key, lease.thread_id, exc
+            "pool %r: settling %s after a stopped stream: %s",
+            lease.key,
+            lease.thread_id,
+            exc,
+            extra=event(
+                "settle.after_stream_failed", lease.key, lease.thread_id, fence=lease.fence
+            ),
         )
         return
     lease.dirty = False

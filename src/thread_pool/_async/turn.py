@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from thread_pool._acompat import shield
-from thread_pool._async.backend import AsyncBackend, EventSink, ToolHandler
-from thread_pool._async.context_log import AsyncContextLog
+from thread_pool._async.backend import AsyncBackend, EventSink, ToolHandler, request_caps
+from thread_pool._async.context_log import ONE_DIGEST, AsyncContextLog
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.leasing import AsyncLeasing
 from thread_pool._async.renewal import AsyncRenewer
 from thread_pool._async.settling import AsyncSettling
+from thread_pool._model.log import TURN_RESERVE, Missing
+from thread_pool._model.log_events import event
 from thread_pool._model.stream import TurnDone
 from thread_pool._model.turns import FENCE_KEY, Turn
 from thread_pool._model.validation import (
@@ -23,8 +25,10 @@ from thread_pool._model.validation import (
     validate_metadata,
 )
 from thread_pool._store.replies import Outcome
+from thread_pool._telemetry import Scope, note_merged, scope
+from thread_pool._traced import traced_turn
 from thread_pool._upstream import send_guard
-from thread_pool.errors import InvalidArgument, ThreadBusy, TurnFailed
+from thread_pool.errors import InvalidArgument, RequestTooLarge, ThreadBusy, TurnFailed
 from thread_pool.settings import Settings
 
 logger = logging.getLogger("thread_pool")
@@ -117,6 +121,12 @@ class AsyncTurnRunner:
     settling: AsyncSettling
     settings: Settings
 
+    @property
+    def telemetry(self) -> Scope:
+        """Where the turn's metrics and span go."""
+        return scope(self.settings.otel_pool_key)
+
+    @traced_turn
     async def run(
         self,
         lease: AsyncLease,
@@ -143,7 +153,9 @@ class AsyncTurnRunner:
             missing = start.missing
         else:
             missing = await self.log.missing(lease.key, lease.thread_id)
-        context = await self.log.messages(missing)
+        caps = request_caps(self.backend)
+        context = await self.log.messages(missing, caps, reserve=TURN_RESERVE)
+        note_merged(len(missing.entries))
         turn_id = secrets.token_hex(12)
         # Until the turn ends cleanly its run may still be active upstream: if we leave early,
         # the release sends the thread to be settled instead of straight back to use.
@@ -152,7 +164,7 @@ class AsyncTurnRunner:
             try:
                 with send_guard.turn_requests(lease):
                     turn = await self._guarded(
-                        lease, message, guard, tool_handler, checked, params, context, emit
+                        lease, message, guard, tool_handler, checked, params, context, emit, missing
                     )
             except BaseException:
                 # A request that was to start a run and failed: no settler should wait for it.
@@ -179,10 +191,11 @@ class AsyncTurnRunner:
         params: Mapping[str, Any],
         context: Sequence[Mapping[str, str]],
         emit: EventSink | None,
+        missing: Missing,
     ) -> Turn:
-        """The turn, with the lock-error fallback and the dirty flag kept."""
+        """The turn, with the lock-error and size fallbacks and the dirty flag kept."""
 
-        async def turn() -> Turn:
+        async def turn(context: Sequence[Mapping[str, str]] = context) -> Turn:
             if emit is None:  # a backend written before streaming need not know ``emit``
                 return await self.backend.run_turn(
                     lease.thread_id,
@@ -209,9 +222,33 @@ class AsyncTurnRunner:
         except ThreadBusy as exc:
             # Should never happen while the pool holds the thread: a bug signal. Count it,
             # make the thread quiet, and try once more.
-            logger.error("pool %r: upstream says %s is busy: %s", lease.key, lease.thread_id, exc)
+            logger.error(
+                "pool %r: upstream says %s is busy: %s",
+                lease.key,
+                lease.thread_id,
+                exc,
+                extra=event("turn.lock_error", lease.key, lease.thread_id, fence=lease.fence),
+            )
             await self.settling.settle_busy(lease)
             done = await turn()
+        except RequestTooLarge as exc:
+            # The server refused the request (or could not save the response) for its size, so
+            # sending the same context again would fail forever, and the thread fall further
+            # behind. Try once more with everything it misses folded into one marked digest:
+            # the thread catches up in this turn.
+            smaller = await self.log.messages(missing, ONE_DIGEST)
+            if not missing.entries or len(smaller) >= len(context):
+                raise
+            logger.warning(
+                "pool %r: upstream refused the turn on %s for its size (%s); sending its %d "
+                "missing entries folded into one digest",
+                lease.key,
+                lease.thread_id,
+                exc,
+                len(missing.entries),
+                extra=event("turn.too_large", lease.key, lease.thread_id, fence=lease.fence),
+            )
+            done = await turn(smaller)
         except TurnFailed as exc:
             if exc.status in _ENDED:
                 lease.dirty = False

@@ -39,6 +39,14 @@ MAX_METADATA_VALUE = 512
 MAX_ITEMS = 20
 """Upstream takes at most this many items per ``conversations.create`` / ``items.create``."""
 
+DEFAULT_REQUEST_CHARS = 1_000_000
+"""Characters of context one turn's request carries at most by default (a backend's
+``max_request_chars``): about 250,000 tokens, above any model's context window, so a request
+over it would be refused anyway; older entries are folded into a digest instead."""
+
+MIN_REQUEST_ITEMS = 3
+"""The smallest ``max_request_items`` accepted: a digest, the turn's message and its reply."""
+
 FENCE_LIMIT = 2**52
 """A fence set by a restore or a recovery stays below this (and a backup holding a larger one is
 refused), so grants have 2^52 more to go before 2^53, where Lua's numbers stop being exact."""

@@ -151,26 +151,78 @@ def retention_marker(dropped: tuple[int, int]) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class RequestCaps:
+    """What one upstream request may carry: ``items`` (input items: messages, a tool call and
+    its output two) and ``chars`` (characters of context). A backend's ``max_request_items`` /
+    ``max_request_chars``; None: no limit. Every path that sends context applies them through
+    the one ``fold``: a turn's request (streamed or not), a caller's own call, the seeding of a
+    new thread (growth and pre-warm alike)."""
+
+    items: int | None = None
+    chars: int | None = None
+
+
+TURN_RESERVE = 2
+"""Items a turn's request carries besides its context, within ``RequestCaps.items``: the user
+message, and the reply a server may count with it (llama-stack saves input and output as one
+list)."""
+
+
+def item_count(entry: LogEntry) -> int:
+    """Upstream items ``entry`` becomes: two for a tool call (the call and its output), one per
+    piece of a message (``split_content``)."""
+    if entry.role == TOOL_ROLE:
+        return 2
+    return max(1, -(-len(entry.content) // MAX_MESSAGE_CHARS))
+
+
+def _least(*caps: int | None) -> int | None:
+    """The tightest of ``caps`` (None: no limit)."""
+    given = [c for c in caps if c is not None]
+    return min(given) if given else None
+
+
 def fold(
-    entries: Sequence[LogEntry], max_entries: int | None, max_chars: int | None
+    entries: Sequence[LogEntry],
+    max_entries: int | None,
+    max_chars: int | None,
+    max_items: int | None = None,
 ) -> tuple[list[LogEntry], list[LogEntry]]:
-    """Split missing ``entries`` into ``(folded, kept)``: the newest that fit both limits are
+    """Split missing ``entries`` into ``(folded, kept)``: the newest that fit every limit are
     kept whole; the older rest is folded (into a digest). Folding anything costs one message of
-    the entry limit, for the digest itself."""
-    if (max_entries is None or len(entries) <= max_entries) and (
-        max_chars is None or sum(len(e.content) for e in entries) <= max_chars
+    the entry limit and one item of the item limit, for the digest itself."""
+    if (
+        (max_entries is None or len(entries) <= max_entries)
+        and (max_chars is None or sum(len(e.content) for e in entries) <= max_chars)
+        and (max_items is None or sum(item_count(e) for e in entries) <= max_items)
     ):
         return [], list(entries)
     room = len(entries) if max_entries is None else max_entries - 1
-    chars = 0
+    item_room = None if max_items is None else max_items - 1
+    chars = items = 0
     start = len(entries)
     while start > 0 and len(entries) - start < room:
-        size = len(entries[start - 1].content)
+        entry = entries[start - 1]
+        size, count = len(entry.content), item_count(entry)
         if max_chars is not None and chars + size > max_chars:
             break
+        if item_room is not None and items + count > item_room:
+            break
         chars += size
+        items += count
         start -= 1
     return list(entries[:start]), list(entries[start:])
+
+
+def merge_limits(
+    max_entries: int | None, max_chars: int | None, caps: RequestCaps, reserve: int
+) -> tuple[int | None, int | None, int | None]:
+    """The limits ``fold`` applies: the pool's merge caps and a request's ``caps`` together,
+    less ``reserve`` items the request carries besides the context (a turn's message and its
+    reply), never below room for one digest."""
+    items = None if caps.items is None else max(1, caps.items - reserve)
+    return max_entries, _least(max_chars, caps.chars), items
 
 
 def default_compact(entries: Sequence[LogEntry]) -> list[dict[str, str]]:

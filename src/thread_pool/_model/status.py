@@ -43,6 +43,9 @@ class PoolStats:
     """Upstream "thread busy" errors met by turns (should stay 0: each one is a bug signal)."""
     last_used: float = 0.0
     """Unix time (Redis clock) a lease was last granted (``created_at`` if none ever was)."""
+    idle_expiry: float | None = None
+    """Seconds idle after which ``maintain`` and ``gc`` retire this pool, overriding their
+    default (``configure(key, idle_expiry=...)``); None: their default applies."""
 
 
 @dataclass(frozen=True, slots=True)

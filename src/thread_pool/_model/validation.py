@@ -3,10 +3,15 @@ done before any write. No I/O here."""
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import math
 import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
+
+import openai
+import pydantic
 
 from thread_pool._model.limits import (
     MAX_KEY_LENGTH,
@@ -101,7 +106,8 @@ def validate_params(
     """Refuse what a turn cannot pass upstream: ``stream`` (``run`` waits for the whole turn;
     ``stream()`` streams), for a streamed turn ``background`` (a streamed response is always a
     background one, so it can be resumed and cancelled), and, when the backend says which names
-    its request takes (``accepted``), any other name, with the closest one."""
+    its request takes (``accepted``), any other name, with the closest one; and any value the
+    request's JSON body could not carry."""
     if "stream" in params:
         raise InvalidArgument(
             "stream is not supported through run() (a turn waits for its run to end): use "
@@ -113,13 +119,62 @@ def validate_params(
             "stream() sends every response in the background (to resume and cancel it); it "
             "takes no background= argument"
         )
-    if accepted is None:
-        return
-    for name in params:
-        if name not in accepted:
+    for name, value in params.items():
+        if accepted is not None and name not in accepted:
             close = difflib.get_close_matches(name, list(accepted), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InvalidArgument(f"a turn got an unknown parameter {name!r}{hint}")
+        if name not in _TRANSPORT_PARAMS:
+            _check_json(name, value, 0)
+
+
+# Options of the SDK's HTTP request itself, not of the JSON body (headers, query, a timeout
+# that may be an httpx.Timeout): the SDK checks them.
+_TRANSPORT_PARAMS = frozenset({"extra_headers", "extra_query", "timeout"})
+# What the SDK's JSON encoder takes besides JSON's own types (it dumps models and dates), and
+# its "leave this out" sentinels, which never reach the encoder.
+_ENCODABLE = (pydantic.BaseModel, datetime.date, openai.NotGiven, openai.Omit)
+_MAX_DEPTH = 64
+
+
+def _check_json(where: str, value: object, depth: int) -> None:
+    """Refuse what the SDK could not encode as the request's JSON body, before any lease: it
+    would otherwise fail inside the SDK with a bare TypeError/ValueError/UnicodeEncodeError
+    after the thread was leased."""
+    if depth > _MAX_DEPTH:
+        raise InvalidArgument(f"turn parameter {where} is nested deeper than {_MAX_DEPTH}")
+    if value is None or isinstance(value, (bool, int, *_ENCODABLE)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"turn parameter {where} must be a finite number, not {value}")
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgument(
+                f"turn parameter {where} holds text that is not valid Unicode (a lone surrogate)"
+            ) from None
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidArgument(
+                    f"turn parameter {where} has a key of type {type(key).__name__}; "
+                    "JSON keys are strings"
+                )
+            _check_json(f"{where}[{key!r:.40}]", key, depth + 1)
+            _check_json(f"{where}[{key!r:.40}]", item, depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_json(f"{where}[{index}]", item, depth + 1)
+        return
+    raise InvalidArgument(
+        f"turn parameter {where} must be JSON data (text, numbers, lists, mappings), "
+        f"not {type(value).__name__}"
+    )
 
 
 def check_positive(
@@ -154,12 +209,13 @@ def check_size(name: str, value: object, least: int = 0) -> int:
     return value
 
 
-def check_cap(name: str, value: object) -> int | None:
-    """Return a merge limit if it is None or a positive integer, else raise."""
+def check_cap(name: str, value: object, least: int = 1) -> int | None:
+    """Return a limit (merge, request) if it is None or an integer >= ``least``, else raise."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"{name} must be a positive integer or None, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        what = "a positive integer" if least == 1 else f"an integer >= {least}"
+        raise InvalidArgument(f"{name} must be {what} or None, not {value!r}")
     return value
 
 

@@ -166,6 +166,7 @@ def pool_stats(key: str, rest: list[Any]) -> PoolStats:
         created_at=n[14] / 1000,
         lock_errors=n[15] if len(n) > 15 else 0,
         last_used=n[16] / 1000 if len(n) > 16 else n[14] / 1000,
+        idle_expiry=n[17] / 1000 if len(n) > 17 and n[17] > 0 else None,
     )
 
 

@@ -52,6 +52,7 @@ from thread_pool._sync.growth import Grower
 from thread_pool._sync.known import KnownPools
 from thread_pool._sync.owners import Owners
 from thread_pool._sync.store import Store
+from thread_pool._telemetry import scope
 from thread_pool.errors import InvalidBackup, PoolBusy, PoolExists, PoolStateLost, UnknownPool
 from thread_pool.settings import Settings
 
@@ -94,7 +95,7 @@ class PoolAdmin:
             entry_cap=s.log_entry_max_chars,
             turn_cap=s.log_turn_max_chars,
         )
-        self._growth = Grower(self._store, log)
+        self._growth = Grower(self._store, log, scope(s.otel_pool_key))
         self._owners = Owners(self._store)
         # The key names of a pool after its base ("meta", "threads", ...), from keys.py, so a key
         # added to the model there is exported, imported and deleted here too.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from thread_pool._model.log import RequestCaps
 from thread_pool._model.stream import StreamEvent
 from thread_pool._model.turns import Turn
 from thread_pool.errors import InvalidArgument
@@ -96,6 +97,13 @@ class Backend(Protocol):
         go to ``emit`` as they come (the pool passes it only for ``stream()``; a backend that
         cannot stream may refuse it with ``InvalidArgument``)."""
         ...
+
+
+def request_caps(backend: object) -> RequestCaps:
+    """What one request to ``backend`` may carry: its ``request_caps`` (both built-in backends
+    have them); a backend of your own without that attribute has no limit."""
+    caps = getattr(backend, "request_caps", None)
+    return caps if isinstance(caps, RequestCaps) else RequestCaps()
 
 
 def checked_backend(backend: object) -> Backend:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import time
 from collections.abc import Callable, Container
 from dataclasses import replace
@@ -17,15 +18,21 @@ from typing import Any, TypedDict, TypeVar, Unpack
 import openai
 
 from thread_pool._compat import call_handler, sleep
+from thread_pool._model.limits import DEFAULT_REQUEST_CHARS, MIN_LOG_CHARS, MIN_REQUEST_ITEMS
+from thread_pool._model.log import RequestCaps
+from thread_pool._model.log_events import event
 from thread_pool._model.turns import ToolCall
-from thread_pool._model.validation import check_positive
+from thread_pool._model.validation import check_cap, check_positive
 from thread_pool._sync.backend import ToolHandler
 from thread_pool._sync.upstream import request
+from thread_pool._telemetry import note_cancelled
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import RetryPolicy
 from thread_pool.errors import InvalidArgument, UpstreamError
 
 T = TypeVar("T")
+
+logger = logging.getLogger("thread_pool")
 
 
 def poll_hint(headers: Any, default: float) -> float:
@@ -64,6 +71,8 @@ class BackendOptions(TypedDict, total=False):
     settle_wait: float
     settle_timeout: float
     turn_timeout: float
+    max_request_items: int | None
+    max_request_chars: int | None
 
 
 class BackendBase:
@@ -73,7 +82,10 @@ class BackendBase:
     here and ``retry`` applies instead, so retries never multiply. ``poll_interval`` (0.5 s) is
     the poll when the server gives no hint. A settler waits ``settle_wait`` (2 s) for a run left
     behind to end by itself, then cancels it and waits up to ``settle_timeout`` (30 s) more for
-    upstream to confirm; a turn waits at most ``turn_timeout`` (600 s)."""
+    upstream to confirm; a turn waits at most ``turn_timeout`` (600 s). ``max_request_items``
+    (default: no limit; llama-stack: 20) and ``max_request_chars`` (1,000,000) bound what one
+    request carries: a turn's context, and what a new thread is seeded with; older log entries
+    are folded into one marked digest."""
 
     def __init__(self, client: openai.OpenAI, **options: Unpack[BackendOptions]) -> None:
         if not isinstance(client, openai.OpenAI):
@@ -96,6 +108,15 @@ class BackendBase:
         # Upstream expires an Assistants run after 10 minutes; a background response has no
         # such bound, and a stuck one would otherwise keep its thread (and lease) forever.
         self.turn_timeout = check_positive("turn_timeout", options.get("turn_timeout", 600.0))
+        self.request_caps = RequestCaps(
+            check_cap("max_request_items", options.get("max_request_items"), MIN_REQUEST_ITEMS),
+            check_cap(
+                "max_request_chars",
+                options.get("max_request_chars", DEFAULT_REQUEST_CHARS),
+                MIN_LOG_CHARS,
+            ),
+        )
+        """What one request may carry (``max_request_items``, ``max_request_chars``)."""
 
     def _request(self, doing: str, send: Callable[[], T]) -> T:
         """One upstream request under the retry policy (see ``upstream.request``)."""
@@ -111,14 +132,24 @@ class BackendBase:
             raise
         return True
 
-    def _cancel(self, doing: str, send: Callable[[], object]) -> None:
-        """Cancel a run (response); one that ended meanwhile is refused with a 400, and is what
-        a cancel wants anyway."""
+    def _cancel(self, doing: str, send: Callable[[], object]) -> bool:
+        """Cancel a run (response); False when upstream refused: one that ended meanwhile is
+        refused with a 400 (OpenAI), and some servers refuse with a 409 to cancel one at all
+        (llama-stack: it runs on to its end). Either way what counts is what the run's status
+        says afterwards, which the settle loop reads."""
         try:
             self._request(doing, send)
         except UpstreamError as exc:
-            if exc.status_code != 400:
+            if exc.status_code not in (400, 409):
                 raise
+            logger.debug(
+                "%s refused (%s): waiting for it to end",
+                doing,
+                exc.status_code,
+                extra=event("settle.cancel_refused"),
+            )
+            return False
+        return True
 
     def _settle(
         self,
@@ -126,15 +157,16 @@ class BackendBase:
         busy: Container[str],
         status: str | None,
         retrieve: Callable[[], str | None],
-        cancel: Callable[[], None],
+        cancel: Callable[[], object],
         *,
         cancel_at_once: Container[str] = (),
     ) -> None:
         """Wait ``settle_wait`` for run (response) ``name`` to leave the ``busy`` states, then
-        cancel it and wait until upstream confirms it ended; ``UpstreamError`` after
-        ``settle_timeout`` more. ``status`` is its last known status (None: retrieve it first);
-        ``retrieve`` returns None when it is gone. A status in ``cancel_at_once`` never ends by
-        itself (``requires_action``): it is cancelled without waiting."""
+        cancel it once and wait until upstream reports it ended (a refused cancel included: the
+        run's own status decides); ``UpstreamError`` after ``settle_timeout`` more. ``status``
+        is its last known status (None: retrieve it first); ``retrieve`` returns None when it
+        is gone. A status in ``cancel_at_once`` never ends by itself (``requires_action``): it
+        is cancelled without waiting."""
         started = time.monotonic()
         cancelled = False
         while True:
@@ -146,6 +178,7 @@ class BackendBase:
             if not cancelled and (status in cancel_at_once or waited >= self.settle_wait):
                 cancel()
                 cancelled = True
+                note_cancelled()
             if waited >= self.settle_wait + self.settle_timeout:
                 raise UpstreamError(f"{name} is still {status}; not settled")
             sleep(self.poll_interval / 2)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
@@ -27,7 +28,8 @@ from thread_pool._model.turns import (
 from thread_pool._sync.backend import EventSink, Guard, ToolHandler
 from thread_pool._sync.backend_base import BackendOptions, answer, poll_hint, sdk_params
 from thread_pool._sync.conversations_stream import BUSY, ResponsesInFlight
-from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
+from thread_pool._upstream.retry_policy import is_size_refusal
+from thread_pool.errors import InvalidArgument, RequestTooLarge, TurnFailed, UpstreamError
 
 # The output given to a function call whose turn was cut short (upstream needs one before the
 # conversation can go on).
@@ -222,7 +224,17 @@ class ConversationsBackend(ResponsesInFlight):
             )
             request_id = request_id or rid
             usage = add_usage(usage, usage_of(resp))
+            if background and resp.status == "completed":
+                resp = self._confirm_saved(thread_id, resp)
             if resp.status != "completed":
+                error = error_of(resp) or {}
+                if is_size_refusal(error.get("code"), error.get("message")):
+                    raise RequestTooLarge(
+                        f"response {resp.id} on {thread_id} could not be saved: "
+                        f"{error.get('message')}",
+                        code=error.get("code"),
+                        request_id=request_id,
+                    )
                 raise TurnFailed(
                     f"response {resp.id} on {thread_id} ended {resp.status}",
                     status=resp.status,
@@ -269,6 +281,43 @@ class ConversationsBackend(ResponsesInFlight):
             request_id=request_id,
             tool_calls=tuple(answered),
         )
+
+    def _confirm_saved(self, thread_id: str, resp: Any) -> Any:
+        """A background response reads ``completed`` before its items join the conversation,
+        and a server may then fail to save them and turn it ``failed`` (llama-stack, over its
+        item cap): the turn counts only once its last output item is on the conversation, or
+        the response as it ended otherwise. Waits at most ``settle_timeout``."""
+        if not resp.output:
+            return resp
+        item_id = resp.output[-1].id
+        give_up = time.monotonic() + self.settle_timeout
+        while True:
+            try:
+                self._request(
+                    f"confirm response {resp.id} on {thread_id}",
+                    lambda: self.client.conversations.items.retrieve(
+                        item_id, conversation_id=thread_id
+                    ),
+                )
+                return resp
+            except UpstreamError as exc:
+                if exc.status_code not in (400, 404):
+                    raise
+            resp = self._request(
+                f"retrieve response {resp.id}",
+                functools.partial(self.client.responses.retrieve, resp.id),
+            )
+            if resp.status != "completed":
+                return resp
+            if time.monotonic() >= give_up:
+                raise TurnFailed(
+                    f"response {resp.id} on {thread_id} reads completed but its reply never "
+                    f"reached the conversation within {self.settle_timeout:g} s",
+                    status="unconfirmed",
+                    thread_id=thread_id,
+                    run_id=resp.id,
+                )
+            sleep(self.poll_interval)
 
     def _respond(
         self,

@@ -19,13 +19,16 @@ from typing import Any
 
 from thread_pool._compat import sleep
 from thread_pool._model.limits import FENCES_PER_MS
+from thread_pool._model.log_events import event
 from thread_pool._model.validation import validate_thread_id
 from thread_pool._store.replies import Outcome, integers, outcome
 from thread_pool._store.scripts import ms
-from thread_pool._sync.backend import Backend
+from thread_pool._sync.backend import Backend, request_caps
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.owners import Owners
 from thread_pool._sync.store import Store
+from thread_pool._telemetry import OFF, Scope
+from thread_pool._traced import traced_growth
 from thread_pool.errors import CorruptState, StoreUnavailable, ThreadOwned
 from thread_pool.settings import Settings
 
@@ -38,7 +41,8 @@ _CONFIRM_S = 3.0
 class Grower:
     """Reserves slots, creates threads through a backend and registers them."""
 
-    def __init__(self, store: Store, log: ContextLog) -> None:
+    def __init__(self, store: Store, log: ContextLog, tel: Scope = OFF) -> None:
+        self.telemetry = tel
         self._store = store
         self._log = log
         self._owners = Owners(store)
@@ -80,6 +84,7 @@ class Grower:
         registered or deleted again before the cancellation goes on."""
         return self._fill(backend, key, ticket, holder)
 
+    @traced_growth
     def _fill(
         self, backend: Backend, key: str, ticket: str, holder: str
     ) -> tuple[Outcome, list[Any]]:
@@ -87,7 +92,7 @@ class Grower:
         try:
             # A new thread starts out knowing the conversation: the log so far is its initial
             # messages, and its cursor is where that read ended.
-            messages, seq = self._log.seed(key)
+            messages, seq = self._log.seed(key, request_caps(backend))
             thread_id = validate_thread_id(backend.create_thread(key, messages))
             self._owners.claim(key, [thread_id])
             word, rest = outcome(
@@ -102,7 +107,12 @@ class Grower:
             self._undo(backend, key, ticket, thread_id)
             raise
         if word in (Outcome.GRANTED, Outcome.OK):
-            logger.info("pool %r grew by thread %s", key, thread_id)
+            logger.info(
+                "pool %r grew by thread %s",
+                key,
+                thread_id,
+                extra=event("growth.grew", key, thread_id),
+            )
         elif word is Outcome.DUPLICATE:
             raise CorruptState(
                 f"the backend of pool {key!r} returned thread {thread_id!r}, already in the pool"
@@ -116,6 +126,7 @@ class Grower:
                 "the thread is listed as retired",
                 key,
                 thread_id,
+                extra=event("growth.late_retired", key, thread_id),
             )
         return word, rest
 
@@ -145,7 +156,10 @@ class Grower:
             with contextlib.suppress(StoreUnavailable):  # else only this pool can reuse the id
                 self._owners.release(key, [thread_id])
             logger.warning(
-                "pool %r: thread %s could not be registered; deleted it upstream", key, thread_id
+                "pool %r: thread %s could not be registered; deleted it upstream",
+                key,
+                thread_id,
+                extra=event("growth.undone", key, thread_id),
             )
         except Exception as exc:
             logger.error(
@@ -154,4 +168,5 @@ class Grower:
                 key,
                 thread_id,
                 exc,
+                extra=event("growth.leaked", key, thread_id),
             )

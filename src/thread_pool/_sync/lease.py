@@ -18,6 +18,7 @@ from thread_pool.errors import InvalidArgument, LeaseLost
 if TYPE_CHECKING:
     from thread_pool._sync.renewal import Renewer
     from thread_pool._sync.streaming import TurnStream
+    from thread_pool._telemetry import Scope
 
 
 class LeaseOwner(Protocol):
@@ -26,6 +27,9 @@ class LeaseOwner(Protocol):
 
     @property
     def work(self) -> LeaseWorker: ...
+
+    @property
+    def telemetry(self) -> Scope: ...
 
     def renew(self, lease: Lease, ttl: float | None = None) -> float: ...
 
@@ -90,6 +94,7 @@ class Lease:
         "deadline",
         "dirty",
         "fence",
+        "granted_at",
         "kept_alive",
         "key",
         "lost",
@@ -131,10 +136,15 @@ class Lease:
         # What the grant did for the turn this lease was taken for (``pool.run``/``stream``);
         # the turn takes it, once.
         self.turn_start: TurnStart | None = None
+        self.granted_at = time.monotonic()
 
     def remaining(self) -> float:
         """Seconds left before the lease expires, by this process's clock (a safe lower bound)."""
         return self._local_deadline - time.monotonic()
+
+    def held_for(self) -> float:
+        """Seconds since the lease was granted (this process's clock)."""
+        return time.monotonic() - self.granted_at
 
     def extended(self, deadline_ms: int, ttl_ms: int, asked_at: float) -> None:
         """Record a renewal: the new deadline (Redis clock, ms) and TTL, asked for at
@@ -147,6 +157,7 @@ class Lease:
         turn, ``pending_context`` and ``record`` raises ``LeaseLost``."""
         if self.lost is None:
             self.lost = reason
+            self._pool.telemetry.lost(self.key)
 
     def alive(self) -> None:
         """Raise ``LeaseLost`` if the lease is known lost (no I/O)."""

@@ -13,7 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from thread_pool._model.turns import ToolCall, Turn
-from thread_pool._model.validation import validate_params
+from thread_pool._model.validation import (
+    validate_message,
+    validate_metadata,
+    validate_params,
+)
 from thread_pool._sync.backend import Backend, ToolHandler
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.lease import Lease, checked_lease
@@ -46,6 +50,20 @@ class LeaseWork:
             None if backend is None else TurnRunner(backend, log, leasing, settling, settings)
         )
         self._own = OwnCalls(backend, log)
+
+    def check_call(
+        self,
+        message: str,
+        metadata: Mapping[str, object] | None,
+        params: Mapping[str, Any],
+        *,
+        streaming: bool = False,
+    ) -> None:
+        """Refuse a bad turn of ``pool.run``/``stream`` before its lease is taken (leasing may
+        create a thread upstream)."""
+        validate_message(message)
+        validate_metadata(metadata)
+        self.check_turn(params, streaming=streaming)
 
     def check_turn(self, params: Mapping[str, Any], *, streaming: bool = False) -> TurnRunner:
         """The turn runner, once ``params`` are known to be what the backend's request takes."""

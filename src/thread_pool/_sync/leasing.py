@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from thread_pool._compat import holder_name
+from thread_pool._model.log_events import event
 from thread_pool._store.replies import (
     Grant,
     Outcome,
@@ -32,6 +33,8 @@ from thread_pool._sync.lease import Lease
 from thread_pool._sync.settling import Settling
 from thread_pool._sync.store import Store
 from thread_pool._sync.waiting import WAIT_LIVE_S, wait
+from thread_pool._telemetry import scope
+from thread_pool._traced import traced_acquire
 from thread_pool.errors import (
     CorruptState,
     LeaseLost,
@@ -73,6 +76,7 @@ class Leasing:
         self._settling = settling
         self._growth = growth
         self._backend = backend
+        self.telemetry = scope(settings.otel_pool_key)
         # What acquire sends every time, packed once (see acquire.lua).
         s = settings
         grows = int(backend is not None)
@@ -86,6 +90,7 @@ class Leasing:
         # has gone, until its deadline. Each is safe to run late (they act by token only).
         self._pending: list[tuple[str, str, tuple[str | int, ...]]] = []
 
+    @traced_acquire
     def acquire(self, key: str, wait_s: float, turn: str = "") -> tuple[str, Grant, float]:
         """Lease a thread of pool ``key`` (see ``ThreadPool.acquire``): the token, the
         grant, and when it was asked for (by this process's clock). ``turn`` (see acquire.lua):
@@ -213,6 +218,7 @@ class Leasing:
             self._later("release", lease.key, args)
             raise
         lease.released = True
+        self.telemetry.released(lease.key, lease.held_for())
         if word is Outcome.SETTLE:
             # A turn was cut short and its run may still be active: settle the thread now, so
             # it reaches the next holder (or waiter) quiet.
@@ -220,6 +226,7 @@ class Leasing:
         elif word is Outcome.NOTOWNED:
             raise LeaseNotOwned(f"{_named(lease)} is not held by this holder")
         elif word is Outcome.LOST:
+            lease.lose("it expired before it was released")
             raise LeaseLost(f"{_named(lease)} expired before it was released")
 
     def renew(self, lease: Lease, ttl: float | None) -> float:
@@ -266,9 +273,19 @@ class Leasing:
             if isinstance(exc, StoreUnavailable) and self._later("abandon", key, (token,)):
                 # Expected while Redis is away (every interrupted acquire comes here): not a
                 # warning each, or an outage floods the log.
-                logger.info("pool %r: an interrupted acquire is undone later: %s", key, exc)
+                logger.info(
+                    "pool %r: an interrupted acquire is undone later: %s",
+                    key,
+                    exc,
+                    extra=event("acquire.undo_later", key),
+                )
             else:
-                logger.warning("pool %r: could not undo an interrupted acquire: %s", key, exc)
+                logger.warning(
+                    "pool %r: could not undo an interrupted acquire: %s",
+                    key,
+                    exc,
+                    extra=event("acquire.undo_failed", key),
+                )
 
     def _later(self, script: str, key: str, args: tuple[str | int, ...]) -> bool:
         """Keep a clean-up for a retry; False when too many are kept already (it is dropped)."""
@@ -281,6 +298,7 @@ class Leasing:
             key,
             len(self._pending),
             script,
+            extra=event("cleanup.dropped", key),
         )
         return False
 
@@ -294,11 +312,23 @@ class Leasing:
                 self._pending.extend(pending[n:])
                 return
             except Exception as exc:
-                logger.warning("pool %r: a late %s failed: %s", key, script, exc)
+                logger.warning(
+                    "pool %r: a late %s failed: %s",
+                    key,
+                    script,
+                    exc,
+                    extra=event("cleanup.late_failed", key),
+                )
                 continue
             # A late dirty release leaves the thread to be settled: the next acquire claims it.
             # (An abandon answers counts, not an outcome word: the reply is logged as it is.)
-            logger.info("pool %r: a late %s answered %r", key, script, reply)
+            logger.info(
+                "pool %r: a late %s answered %r",
+                key,
+                script,
+                reply,
+                extra=event("cleanup.late_done", key),
+            )
 
     @property
     def has_pending(self) -> bool:

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from thread_pool._model.log import TURN_RESERVE
 from thread_pool._model.turns import ToolCall, Turn
 from thread_pool._model.validation import check_text, validate_record
-from thread_pool._sync.backend import Backend
+from thread_pool._sync.backend import Backend, request_caps
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.lease import Lease
 from thread_pool.errors import InvalidArgument, LeaseNotOwned
@@ -33,7 +34,7 @@ class OwnCalls:
         here: ``record`` moves it, once the call that carried them was made."""
         backend = self._usable(lease)
         missing = self.log.missing(lease.key, lease.thread_id)
-        messages = self.log.messages(missing)
+        messages = self.log.messages(missing, request_caps(backend), reserve=TURN_RESERVE)
         lease.context_seq = missing.last_seq
         return backend.context_items(messages)
 

@@ -22,6 +22,7 @@ import redis
 
 from thread_pool._compat import LoopBound, open_client
 from thread_pool._model.log import Compactor, LogEntry, MergePolicy, default_compact, validate_merge
+from thread_pool._model.log_events import event
 from thread_pool._model.status import PoolStats
 from thread_pool._model.turns import Turn
 from thread_pool._model.validation import (
@@ -32,8 +33,6 @@ from thread_pool._model.validation import (
     check_text,
     check_ttl,
     validate_key,
-    validate_message,
-    validate_metadata,
     validate_role,
     validate_thread_ids,
 )
@@ -48,6 +47,7 @@ from thread_pool._sync.settling import Settling
 from thread_pool._sync.sizing import Sizing
 from thread_pool._sync.store import Store
 from thread_pool._sync.streaming import TurnStream
+from thread_pool._telemetry import scope
 from thread_pool.errors import (
     InvalidArgument,
     LeaseLost,
@@ -122,10 +122,11 @@ class ThreadPool:
         )
         self._settling = Settling(self._store, s, backend)
         self._sizing = Sizing(self._store, s, self._known)
-        growth = Grower(self._store, self.log)
+        growth = Grower(self._store, self.log, scope(s.otel_pool_key))
         self._leasing = Leasing(self._store, s, self._known, self._settling, growth, backend)
         self.work = LeaseWork(backend, self.log, self._leasing, self._settling, s)
         """What the pool's leases do with their threads: turns, own calls, renewal."""
+        self.telemetry = self._leasing.telemetry  # its OpenTelemetry metrics and spans
         self._closed = False
         self._loop = LoopBound(f"the {type(self).__name__}")
 
@@ -177,7 +178,6 @@ class ThreadPool:
         return self._acquire(key, timeout, "")
 
     def _acquire(self, key: str, timeout: float | None, turn: str) -> Lease:
-        """``acquire``; ``turn``: for a turn that starts at once (see ``Leasing.acquire``)."""
         self._check_open()
         key = validate_key(key)
         wait = self.settings.acquire_timeout if timeout is None else timeout
@@ -227,10 +227,7 @@ class ThreadPool:
     ) -> Turn:
         """Lease a thread of pool ``key``, run one turn on it (see ``Lease.run``), release
         it. ``timeout`` bounds the wait for a free thread."""
-        # Bad input is refused before any request (leasing may create a thread upstream).
-        validate_message(message)
-        validate_metadata(metadata)
-        self.work.check_turn(params)
+        self.work.check_call(message, metadata, params)  # bad input: refused before any request
         with self._hold(self._acquire(key, timeout, self.work.turn_grant)) as held:
             return held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
@@ -253,9 +250,7 @@ class ThreadPool:
                     if isinstance(event, TextDelta):
                         print(event.text, end="")
         """
-        validate_message(message)
-        validate_metadata(metadata)
-        self.work.check_turn(params, streaming=True)
+        self.work.check_call(message, metadata, params, streaming=True)
         with self._hold(self._acquire(key, timeout, self.work.turn_grant)) as held:
             with held.stream(
                 message, tool_handler=tool_handler, metadata=metadata, **params
@@ -310,10 +305,13 @@ class ThreadPool:
         min_size: int | None = None,
         max_size: int | None = None,
         ttl: float | None = None,
+        idle_expiry: float | None = None,
     ) -> PoolStats:
-        """Set pool ``key``'s sizes and lease TTL (creating the pool if needed); ``None`` keeps a
-        value. Shrinking below the thread count retires idle threads at once and leased ones as
-        they come back (``stats().retired`` counts them; they may still exist upstream)."""
+        """Set pool ``key``'s sizes, lease TTL and idle expiry (creating the pool if needed);
+        ``None`` keeps a value. Shrinking below the thread count retires idle threads at once and
+        leased ones as they come back (``stats().retired`` counts them; they may still exist
+        upstream). ``idle_expiry``: seconds with no lease granted after which ``thread-pool
+        maintain`` and ``gc`` retire the pool, whatever their own default; 0 removes it."""
         self._check_open()
         key = validate_key(key)
         low = None if min_size is None else check_size("min_size", min_size)
@@ -326,7 +324,7 @@ class ThreadPool:
                 )
         if low is not None and high is not None and low > high:
             raise InvalidArgument(f"min_size ({low}) exceeds max_size ({high})")
-        self._sizing.configure(key, low, high, ttl)
+        self._sizing.configure(key, low, high, ttl, idle_expiry)
         return self.stats(key)
 
     def purge_retired(self, key: str) -> int:
@@ -390,9 +388,11 @@ class ThreadPool:
         except (LeaseLost, LeaseNotOwned, StoreUnavailable) as exc:
             # The error that ended the turn says as much already (a lost lease, Redis away: the
             # release is retried later); the reaper settles an expired lease's thread.
-            logger.info("pool %r: release after an error: %s", lease.key, exc)
+            why = event("release.after_error", lease.key, lease.thread_id, fence=lease.fence)
+            logger.info("pool %r: release after an error: %s", lease.key, exc, extra=why)
         except Exception as exc:
-            logger.warning("pool %r: release after an error failed: %s", lease.key, exc)
+            why = event("release.after_error_failed", lease.key, lease.thread_id, fence=lease.fence)
+            logger.warning("pool %r: release after an error failed: %s", lease.key, exc, extra=why)
 
 
 def _cap(name: str, given: int | None, setting: int | None) -> int | None:

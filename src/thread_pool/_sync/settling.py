@@ -13,11 +13,14 @@ import secrets
 import time
 
 from thread_pool._compat import sleep
+from thread_pool._model.log_events import event
 from thread_pool._store.replies import Outcome, integers, outcome, strings
 from thread_pool._store.scripts import ms
 from thread_pool._sync.backend import Backend
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.store import Store
+from thread_pool._telemetry import scope
+from thread_pool._traced import traced_settle
 from thread_pool.errors import LeaseLost
 from thread_pool.settings import Settings
 
@@ -36,6 +39,7 @@ class Settling:
         self._store = store
         self._settings = settings
         self._backend = backend
+        self.telemetry = scope(settings.otel_pool_key)
 
     def reap_once(self, key: str) -> tuple[int, list[str]]:
         """Claim up to 100 expired leases of pool ``key``; also the ms until the next is due."""
@@ -69,10 +73,14 @@ class Settling:
                 ready = True
                 if self._backend is not None:
                     try:
-                        in_flight = self.in_flight(key, thread_id)
-                        ready = self._backend.settle_thread(key, thread_id, in_flight)
+                        ready = self.settle_one(key, thread_id)
                     except Exception:
-                        logger.exception("pool %r: settling %s failed", key, thread_id)
+                        logger.exception(
+                            "pool %r: settling %s failed",
+                            key,
+                            thread_id,
+                            extra=event("settle.failed", key, thread_id),
+                        )
                         self._store.call("settled", key, thread_id, "retry", 0)
                         pending.pop(0)
                         continue
@@ -86,10 +94,18 @@ class Settling:
                     self._store.call("settled", key, thread_id, "retry", 0)
             raise
 
+    @traced_settle
+    def settle_one(self, key: str, thread_id: str) -> bool:
+        """Settle one claimed thread through the backend; False if it is gone upstream."""
+        assert self._backend is not None
+        in_flight = self.in_flight(key, thread_id)
+        return self._backend.settle_thread(key, thread_id, in_flight)
+
     def settle_busy(self, lease: Lease) -> None:
         """Upstream said the thread of a lease we hold is busy, which should never happen while
         the pool holds it (a bug signal): count it and make the thread quiet."""
         self._store.call("count", lease.key, "lock_errors")
+        self.telemetry.lock_error(lease.key)
         self.settle_held(lease)
 
     def settle_held(self, lease: Lease) -> None:
@@ -135,5 +151,6 @@ class Settling:
             "killed while sending it?); settling without it",
             key,
             thread_id,
+            extra=event("settle.in_flight_unknown", key, thread_id),
         )
         return None

@@ -7,8 +7,9 @@ this does the Redis side."""
 
 from __future__ import annotations
 
-from thread_pool._model.limits import FENCES_PER_MS
+from thread_pool._model.limits import FENCES_PER_MS, MAX_LOG_AGE
 from thread_pool._model.status import PoolStats
+from thread_pool._model.validation import check_positive
 from thread_pool._store.replies import Outcome, integers, outcome, pool_stats
 from thread_pool._store.scripts import ms
 from thread_pool._sync.backend import Backend
@@ -50,9 +51,17 @@ class Sizing:
         return integers(rest)[0]
 
     def configure(
-        self, key: str, min_size: int | None, max_size: int | None, ttl: float | None
+        self,
+        key: str,
+        min_size: int | None,
+        max_size: int | None,
+        ttl: float | None,
+        idle_expiry: float | None = None,
     ) -> None:
-        """Set sizes and TTL (see ``ThreadPool.configure``); None keeps a value."""
+        """Set sizes, TTL and idle expiry (see ``ThreadPool.configure``); None keeps a
+        value."""
+        if idle_expiry is not None:
+            check_positive("idle_expiry", idle_expiry, allow_zero=True, at_most=MAX_LOG_AGE)
         self._known.register(key)
         word, rest = outcome(
             self._store.call(
@@ -62,6 +71,7 @@ class Sizing:
                 "" if max_size is None else max_size,
                 "" if ttl is None else ms(ttl),
                 *self._defaults(),
+                "" if idle_expiry is None else ms(idle_expiry),
             )
         )
         if word is Outcome.BADSIZE:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from thread_pool._compat import EventPump
+from thread_pool._model.log_events import event
 from thread_pool._model.stream import StreamEvent, TurnDone
 from thread_pool._model.turns import Turn
 from thread_pool._sync.backend import ToolHandler
@@ -81,7 +82,13 @@ def _settle(runner: TurnRunner, lease: Lease) -> None:
         runner.settling.settle_held(lease)
     except Exception as exc:
         logger.info(
-            "pool %r: settling %s after a stopped stream: %s", lease.key, lease.thread_id, exc
+            "pool %r: settling %s after a stopped stream: %s",
+            lease.key,
+            lease.thread_id,
+            exc,
+            extra=event(
+                "settle.after_stream_failed", lease.key, lease.thread_id, fence=lease.fence
+            ),
         )
         return
     lease.dirty = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +18,20 @@ from typing import Any
 import openai
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 
+from thread_pool._model.log_events import event
 from thread_pool.errors import LeaseLost
 
 logger = logging.getLogger("thread_pool")
 
 _LOCK_MESSAGES = ("already has an active run", "while a run")
+# How servers say a request was too big: OpenAI's codes, and the wording of others (llama-stack:
+# "List should have at most 20 items after validation, not 21").
+_SIZE_CODES = frozenset(
+    {"context_length_exceeded", "string_above_max_length", "array_above_max_length"}
+)
+_SIZE_TEXT = re.compile(
+    r"at most \d+ items|too many items|maximum context length|context_length_exceeded", re.I
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -44,6 +54,33 @@ def is_lock_error(exc: BaseException) -> bool:
     if exc.code == "conversation_locked":
         return True
     return any(text in exc.message for text in _LOCK_MESSAGES)
+
+
+def is_size_refusal(code: object, message: object) -> bool:
+    """An error (``code``, ``message``) that says a request was too big for the server."""
+    if code in _SIZE_CODES:
+        return True
+    return isinstance(message, str) and _SIZE_TEXT.search(message) is not None
+
+
+def error_text(exc: openai.APIError) -> str:
+    """The SDK's message, and the body's own wording when it is not OpenAI's shape (a server
+    answering ``{"detail": ...}`` or ``{"message": ...}``, which the SDK leaves out)."""
+    body = exc.body
+    if isinstance(body, dict):
+        extra = body.get("detail") or (
+            body.get("message") if "message" not in exc.message else None
+        )
+        if isinstance(extra, str) and extra not in exc.message:
+            return f"{exc.message} - {extra}"
+    return exc.message
+
+
+def is_too_large(exc: BaseException) -> bool:
+    """Upstream's 400 for a request too big (too many items, too long)."""
+    if not isinstance(exc, openai.BadRequestError):
+        return False
+    return is_size_refusal(exc.code, error_text(exc))
 
 
 def is_not_found(exc: BaseException) -> bool:
@@ -117,19 +154,29 @@ class RetryPolicy:
 
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome is not None else None
-    logger.info("upstream request failed (%s); try %d follows", exc, state.attempt_number + 1)
+    logger.info(
+        "upstream request failed (%s); try %d follows",
+        exc,
+        state.attempt_number + 1,
+        extra=event("upstream.retry"),
+    )
 
 
 def upstream_error(exc: BaseException, doing: str) -> Exception:
     """The typed error for an SDK exception that ended a request."""
-    from thread_pool.errors import ThreadBusy, UpstreamError
+    from thread_pool.errors import RequestTooLarge, ThreadBusy, UpstreamError
 
     status = getattr(exc, "status_code", None)
     code = getattr(exc, "code", None)
     request_id = getattr(exc, "request_id", None)
-    kind = ThreadBusy if is_lock_error(exc) else UpstreamError
+    kind: type[UpstreamError] = UpstreamError
+    if is_lock_error(exc):
+        kind = ThreadBusy
+    elif is_too_large(exc):
+        kind = RequestTooLarge
+    text = error_text(exc) if isinstance(exc, openai.APIError) else str(exc)
     return kind(
-        f"{doing} failed: {exc}",
+        f"{doing} failed: {text}",
         status_code=status,
         code=None if code is None else str(code),
         request_id=request_id,

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any, Protocol
 
+from thread_pool._telemetry import note_request
 from thread_pool.errors import LeaseLost
 
 
@@ -58,6 +59,7 @@ def unguarded() -> contextlib.AbstractContextManager[None]:
 
 def _check(request: Any) -> None:
     lease = _HELD.get()
+    note_request()
     if lease is not None and lease.remaining() <= 0:
         raise LeaseLost(
             f"lease on thread {lease.thread_id!r} of pool {lease.key!r} (fence {lease.fence}) "

@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from thread_pool.admin import DeleteReport
-from thread_pool.cli.params import count, seconds, ttl
+from thread_pool.cli.params import IdleExpiry, count, seconds, ttl
 from thread_pool.cli.render import print_json, say
 from thread_pool.cli.target import Target, run, target_options
 
@@ -15,13 +15,21 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="print JSON"
 
 
 async def _resize(
-    target: Target, key: str, low: int | None, high: int | None, ttl: float | None, create: bool
+    target: Target,
+    key: str,
+    low: int | None,
+    high: int | None,
+    ttl: float | None,
+    idle_expiry: float | None,
+    create: bool,
 ) -> dict[str, object]:
     async with target.admin() as admin:
         if not create:
             await admin.status(key)  # UnknownPool: a typo must not create a pool
     async with target.pool() as pool:
-        stats = await pool.configure(key, min_size=low, max_size=high, ttl=ttl)
+        stats = await pool.configure(
+            key, min_size=low, max_size=high, ttl=ttl, idle_expiry=idle_expiry
+        )
         if target.backend_name is not None and stats.retired:
             # With a backend, threads retired by the shrink are deleted upstream at once.
             await pool.purge_retired(key)
@@ -34,6 +42,12 @@ async def _resize(
 @click.option("--min", "low", type=count(0), help="minimum threads")
 @click.option("--max", "high", type=count(1), help="maximum threads")
 @click.option("--ttl", type=ttl(), help="lease TTL (seconds)")
+@click.option(
+    "--idle-expiry",
+    type=IdleExpiry(),
+    help="retire the pool once idle this long (7d; `maintain` and `gc` read it, overriding "
+    "their default); none removes it",
+)
 @click.option("--create", is_flag=True, help="create the pool if it does not exist")
 @_json_option
 @target_options
@@ -43,21 +57,23 @@ def resize(
     low: int | None,
     high: int | None,
     ttl: float | None,
+    idle_expiry: float | None,
     create: bool,
     as_json: bool,
 ) -> None:
     """Set pool KEY's sizes (and lease TTL). Shrinking retires idle threads now and leased ones
     as they come back; with --backend the retired threads are deleted upstream, else they stay
     listed in status (the upstream cannot list threads: nothing else remembers them)."""
-    if low is None and high is None and ttl is None:
-        raise click.UsageError("give --min, --max or --ttl")
-    stats = run(_resize(target, key, low, high, ttl, create))
+    if low is None and high is None and ttl is None and idle_expiry is None:
+        raise click.UsageError("give --min, --max, --ttl or --idle-expiry")
+    stats = run(_resize(target, key, low, high, ttl, idle_expiry, create))
     if as_json:
         print_json(stats)
         return
     say(
         f"pool {key}: min {stats['min_size']} max {stats['max_size']} "
         f"ttl {stats['lease_ttl']}s, {stats['threads']} threads ({stats['retired']} retired)"
+        + (f", idle expiry {stats['idle_expiry']:g}s" if stats["idle_expiry"] else "")
     )
 
 

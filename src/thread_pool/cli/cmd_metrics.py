@@ -9,7 +9,6 @@ pipelined. The endpoint holds no state between scrapes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import sys
 import threading
 import time
@@ -19,6 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import click
 
+from thread_pool._model.redaction import key_digest
 from thread_pool.admin import PoolAdmin, PoolMetrics
 from thread_pool.cli.target import Target, target_options
 from thread_pool.errors import ThreadPoolError
@@ -71,7 +71,7 @@ def label_for(mode: str) -> Callable[[str], str]:
     """How a pool key becomes the ``pool`` label: as it is, hashed (high-cardinality or
     sensitive keys: 12 hex digits of its SHA-256), or one ``all`` for every pool."""
     if mode == "hash":
-        return lambda key: hashlib.sha256(key.encode()).hexdigest()[:12]
+        return key_digest
     if mode == "none":
         return lambda key: "all"
     return lambda key: key

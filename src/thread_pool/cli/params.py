@@ -88,3 +88,16 @@ class Duration(click.ParamType[float]):
         if seconds > MAX_LOG_AGE:
             self.fail(f"{value!r} is longer than ten years", param, ctx)
         return seconds
+
+
+class IdleExpiry(Duration):
+    """A ``Duration``, or ``none``: 0, which removes a pool's own idle expiry."""
+
+    name = "duration|none"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, str) and value.strip().lower() == "none":
+            return 0.0
+        return super().convert(value, param, ctx)

@@ -64,7 +64,15 @@ class Target:
 
         client = openai.AsyncOpenAI(base_url=self.base_url)
         _opened.append(client)
-        return build_backend(self.backend_name, client)
+        # What one request may carry on this server (THREAD_POOL_REQUEST_MAX_*): a pre-warmed
+        # thread is seeded within it, as one the pool grows.
+        settings = self.settings()
+        caps = {
+            "max_request_items": settings.request_max_items,
+            "max_request_chars": settings.request_max_chars,
+        }
+        options = {name: value for name, value in caps.items() if value is not None}
+        return build_backend(self.backend_name, client, **options)
 
     def require_backend(self, what: str) -> AsyncBackend:
         """The backend, or a usage error saying ``what`` needs one."""

@@ -13,7 +13,12 @@ from typing import Any
 import uvicorn
 
 from thread_pool.emulator.app import create_app
-from thread_pool.emulator.config import EmulatorConfig, parse_latency, spread_fault_rate
+from thread_pool.emulator.config import (
+    LLAMA_STACK,
+    EmulatorConfig,
+    parse_latency,
+    spread_fault_rate,
+)
 from thread_pool.emulator.service import Emulator
 
 
@@ -70,6 +75,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="responses.create refuses a request without input (as llama-stack does)",
     )
+    parser.add_argument(
+        "--max-response-items",
+        type=int,
+        default=None,
+        help="a response with more input+output items cannot be saved (llama-stack: 20)",
+    )
+    parser.add_argument(
+        "--cancel-conflict",
+        action="store_true",
+        help="cancelling an in-progress or ended background response is answered 409",
+    )
+    parser.add_argument(
+        "--no-conversation-lock",
+        dest="conversation_lock",
+        action="store_false",
+        help="concurrent responses on one conversation all run (no conversation_locked)",
+    )
+    parser.add_argument(
+        "--first-response-reads",
+        type=int,
+        default=None,
+        help="a conversation's first response reads only its oldest N items (llama-stack: 20)",
+    )
+    parser.add_argument(
+        "--like-llama-stack",
+        action="store_true",
+        help="all of llama-stack 0.7.3's deviations: --require-input --max-response-items 20 "
+        "--cancel-conflict --no-conversation-lock --first-response-reads 20",
+    )
     return parser.parse_args(argv)
 
 
@@ -93,11 +127,21 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         poll_after_ms=args.poll_after_ms,
         api_key=args.api_key,
         ignore_run_id=args.ignore_run_id,
-        require_input=args.require_input,
+        **(LLAMA_STACK if args.like_llama_stack else _deviations(args)),
         stream_drop=args.stream_drop,
         stream_drop_after=args.stream_drop_after,
         **fields,
     )
+
+
+def _deviations(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "require_input": args.require_input,
+        "max_response_items": args.max_response_items,
+        "cancel_conflict": args.cancel_conflict,
+        "conversation_lock": args.conversation_lock,
+        "first_response_reads": args.first_response_reads,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:

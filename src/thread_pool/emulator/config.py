@@ -17,6 +17,15 @@ RUN_FAULTS = ("run_failed", "run_expired", "run_stuck")
 #: The longest duration a field may hold, in seconds (about 30 years): values derived from it
 #: (``Retry-After`` in milliseconds, the poll hint) stay finite.
 MAX_SECONDS = 1e9
+#: The deviations of llama-stack 0.7.3's Conversations API that matter to a pool (UPSTREAM.md),
+#: as configuration fields: ``EmulatorConfig(**LLAMA_STACK)``, ``--like-llama-stack``.
+LLAMA_STACK: dict[str, object] = {
+    "require_input": True,
+    "max_response_items": 20,
+    "cancel_conflict": True,
+    "conversation_lock": False,
+    "first_response_reads": 20,
+}
 
 
 class ConfigError(ValueError):
@@ -78,6 +87,21 @@ class EmulatorConfig:
     (each message still carries its own ``run_id``)."""
     require_input: bool = False
     """``responses.create`` refuses a request without ``input`` (400), as llama-stack does."""
+    max_response_items: int | None = None
+    """A response whose input plus output exceeds this many items cannot be saved, as on
+    llama-stack (20): synchronous → 400 ``{"detail": ...}``; background → it reads
+    ``completed``, then turns ``failed``, and nothing joins the conversation. None: no cap."""
+    cancel_conflict: bool = False
+    """Cancelling a background response that is in progress or has ended is answered 409 (an
+    in-progress one runs on to its end), as llama-stack does."""
+    conversation_lock: bool = True
+    """False: no ``conversation_locked`` rule; concurrent responses on one conversation all
+    run (llama-stack). With ``first_response_reads`` set, the one that ends last overwrites the
+    model's context of the conversation."""
+    first_response_reads: int | None = None
+    """A conversation's first response reads only its oldest N items, and later responses read
+    the context the last completed one left (items added in between never reach the model), as
+    llama-stack does (20). None: every response reads all the conversation's items."""
     stream_drop: float = 0.0
     """Probability that a streaming connection is cut mid-stream (drawn per stream)."""
     stream_drop_after: int | None = None
@@ -106,7 +130,10 @@ class EmulatorConfig:
             _whole_number("poll_after_ms", self.poll_after_ms, low=0)
         if self.stream_drop_after is not None:
             _whole_number("stream_drop_after", self.stream_drop_after, low=0)
-        for name in ("ignore_run_id", "require_input"):
+        for name in ("max_response_items", "first_response_reads"):
+            if getattr(self, name) is not None:
+                _whole_number(name, getattr(self, name), low=1)
+        for name in ("ignore_run_id", "require_input", "cancel_conflict", "conversation_lock"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):

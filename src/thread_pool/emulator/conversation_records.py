@@ -15,6 +15,9 @@ Json = dict[str, Any]
 
 #: Response statuses that hold the conversation.
 RESPONSE_BLOCKING = frozenset({"queued", "in_progress"})
+#: How long a background response that cannot be saved reads ``completed`` before it turns
+#: ``failed`` (``max_response_items``), seconds.
+UNSAVED_FLIP_S = 0.2
 
 
 @dataclass
@@ -37,12 +40,20 @@ class ResponseRec:
     prompt_chars: int
     stream: bool = False
     """Created with ``stream=true`` (only such a background response can be streamed again)."""
+    unsaved: str | None = None
+    """Why this (background) response cannot be saved (``max_response_items``): it reads
+    ``completed`` for ``UNSAVED_FLIP_S``, then ``failed``, and adds nothing to its
+    conversation."""
+    read_items: list[Json] = field(default_factory=list)
+    """The conversation's items this response read (its model's context before its input)."""
 
     def status_since(self, now: float) -> tuple[str, float]:
         """Status at ``now``; a stuck response stays ``in_progress`` until cancelled."""
         status, since = self.timeline.status_since(now)
         if status == "cancelling":
             return "cancelled", since
+        if status == "completed" and self.unsaved is not None and now >= since + UNSAVED_FLIP_S:
+            return "failed", since + UNSAVED_FLIP_S
         return status, since
 
     def render(self, now: float) -> Json:
@@ -68,7 +79,10 @@ class ResponseRec:
             "background": self.background,
             "completed_at": int(since) if done else None,
             "error": (
-                {"code": "server_error", "message": "Sorry, something went wrong."}
+                {
+                    "code": "server_error" if self.unsaved is None else "processing_error",
+                    "message": self.unsaved or "Sorry, something went wrong.",
+                }
                 if status == "failed"
                 else None
             ),
@@ -101,3 +115,8 @@ class ConversationRec(Owner[ResponseRec]):
     OBJECT = "conversation"
 
     items: list[Json] = field(default_factory=list)
+    context: list[Json] | None = None
+    """The model's context as a server that keeps one snapshot per conversation holds it
+    (``first_response_reads``): None until a response on it completed."""
+    unlocked: list[ResponseRec] = field(default_factory=list)
+    """Responses running on it without holding it (``conversation_lock`` off)."""

@@ -14,7 +14,11 @@ from typing import Any
 from thread_pool.emulator import errors
 from thread_pool.emulator import validation as v
 from thread_pool.emulator.conversation_items import parse_items
-from thread_pool.emulator.conversation_records import RESPONSE_BLOCKING, ConversationRec
+from thread_pool.emulator.conversation_records import (
+    RESPONSE_BLOCKING,
+    ConversationRec,
+    ResponseRec,
+)
 from thread_pool.emulator.core import Core, new_id
 from thread_pool.emulator.pagination import paginate
 
@@ -55,17 +59,39 @@ class ConversationsStore:
         return conversation
 
     def settle(self, conversation: ConversationRec, now: float) -> None:
-        """Retire the active response if it has ended; add its items if it completed."""
+        """Retire the responses on it that have ended; add the items of those that completed
+        (and were saved)."""
         response = conversation.active
-        if response is None:
-            return
+        if response is not None and self._ended(conversation, response, now):
+            conversation.release(self.core.stats)
+        if conversation.unlocked:
+            ended = [r for r in conversation.unlocked if self._ended(conversation, r, now)]
+            conversation.unlocked = [r for r in conversation.unlocked if r not in ended]
+
+    def _ended(self, conversation: ConversationRec, response: ResponseRec, now: float) -> bool:
+        """Whether ``response`` has ended; if it completed and could be saved, its items join
+        the conversation (and, on a server that keeps one context snapshot, replace it)."""
         status, _ = response.status_since(now)
         if status in RESPONSE_BLOCKING:
-            return
-        if status == "completed":
-            conversation.items.extend(response.input_items)
-            conversation.items.extend(response.output_items)
-        conversation.release(self.core.stats)
+            return False
+        if status == "completed" and response.unsaved is None:
+            new = [*response.input_items, *response.output_items]
+            conversation.items.extend(new)
+            if self.core.config.first_response_reads is not None:
+                # The snapshot of the response that ends last wins (llama-stack's overwrite).
+                conversation.context = [*response.read_items, *new]
+        return True
+
+    def model_items(self, conversation: ConversationRec) -> list[Json]:
+        """What a new response on ``conversation`` reads: all its items, or (a server that keeps
+        one snapshot) the oldest ``first_response_reads`` before its first completed response,
+        the last snapshot after."""
+        cap = self.core.config.first_response_reads
+        if cap is None:
+            return conversation.items
+        if conversation.context is None:
+            return conversation.items[:cap]
+        return conversation.context
 
     def settle_if_present(self, conversation_id: str | None, now: float) -> None:
         """:meth:`settle` the conversation if it (still) exists."""

@@ -42,6 +42,33 @@ class ApiError(Exception):
         }
 
 
+class DetailError(ApiError):
+    """An HTTP error answered as ``{"detail": message}``, the body of llama-stack's errors
+    (no ``code``, no ``type``), for the deviations the emulator imitates."""
+
+    def body(self) -> dict[str, Any]:
+        """``{"detail": message}``."""
+        return {"detail": self.message}
+
+
+def too_many_items(maximum: int, count: int) -> DetailError:
+    """A response whose input plus output items cannot be saved (llama-stack's wording)."""
+    return DetailError(
+        400,
+        f"1 validation error for conversation items: List should have at most {maximum} items "
+        f"after validation, not {count}",
+    )
+
+
+def cancel_conflict(response_id: str, status: str) -> DetailError:
+    """Cancelling a background response llama-stack will not cancel (409)."""
+    if status in ("queued", "in_progress"):
+        why = ": only background responses can be cancelled"
+    else:
+        why = f" with status '{status}'"
+    return DetailError(409, f"Cannot cancel response '{response_id}'{why}")
+
+
 class LockError(ApiError):
     """The one-active-request rule refused a write (counted apart by the introspection)."""
 

@@ -133,12 +133,12 @@ class ResponsesStore:
                 conversation = self.conversations.conversation(conversation_id)
                 self.conversations.settle(conversation, now)
                 blocker = conversation.active
-                if blocker is not None:
+                if blocker is not None and config.conversation_lock:
                     self.core.stats.refused(
                         conversation.id, "response.refused", blocker.id, blocker.metadata, now
                     )
                     raise errors.conversation_locked()
-                history_items = conversation.items
+                history_items = self.conversations.model_items(conversation)
                 history = [entry_of(item) for item in history_items]
             elif previous_id is not None:
                 previous = self.responses.get(previous_id)
@@ -153,6 +153,12 @@ class ResponsesStore:
             _check_tool_pairs(history_items, input_items)
             entries = history + [entry_of(item) for item in input_items]
             output_items = _output_items(input_items, entries, declared)
+            unsaved = None
+            cap, count = config.max_response_items, len(input_items) + len(output_items)
+            if cap is not None and count > cap:
+                if not background:
+                    raise errors.too_many_items(cap, count)
+                unsaved = errors.too_many_items(cap, count).message
             plan = self.core.planner.run_plan(config)
             outcome = plan.outcome
             if outcome == "expired" or (outcome == "stuck" and not background):
@@ -180,10 +186,15 @@ class ResponsesStore:
                 context=entries,
                 prompt_chars=sum(len(text) for _, text in entries),
                 stream=stream,
+                unsaved=unsaved,
+                read_items=list(history_items),
             )
             self.responses[response.id] = response
             if conversation is not None:
-                conversation.hold(response, self.core.stats)
+                if config.conversation_lock:
+                    conversation.hold(response, self.core.stats)
+                else:
+                    conversation.unlocked.append(response)
                 self.core.stats.write(
                     conversation.id, "response.create", response.id, metadata, now
                 )
@@ -244,7 +255,8 @@ class ResponsesStore:
         self.core.stats.fault("stream_stall")
 
     def cancel_response(self, response_id: str) -> Json:
-        """``POST /responses/{id}/cancel``: background responses only; idempotent once done."""
+        """``POST /responses/{id}/cancel``: background responses only; idempotent once done
+        (``cancel_conflict``: always refused with 409)."""
         with self.core.lock:
             now = self.core.clock()
             response = self._response(response_id)
@@ -253,6 +265,8 @@ class ResponsesStore:
                     400, "Only responses created with background=true can be cancelled."
                 )
             status, _ = response.status_since(now)
+            if self.core.config.cancel_conflict:
+                raise errors.cancel_conflict(response.id, status)
             if status in RESPONSE_BLOCKING:
                 response.timeline.cancel_asked = now
                 response.timeline.cancel_done = now

@@ -4,6 +4,8 @@
 -- ARGV[2] max_size
 -- ARGV[3] ttl_ms
 -- ARGV[4] default min_size, ARGV[5] default max_size, ARGV[6] default ttl_ms
+-- ARGV[7] idle_expiry_ms  "" keeps it, "0" clears it (the maintainer's default applies), else
+--         the pool is retired once idle that long (read by `maintain` and `gc`)
 -- Returns {"OK", min_size, max_size, ttl_ms, retired} | {"BADSIZE", min_size, max_size}
 -- Shrinking below the thread count retires idle threads now (least caught-up first); leased ones
 -- retire when they are released.
@@ -20,6 +22,11 @@ if min_size > max_size then
   return {'BADSIZE', min_size, max_size}
 end
 redis.call('HSET', K_META, 'min_size', min_size, 'max_size', max_size, 'ttl_ms', ttl_ms)
+if ARGV[7] == '0' then
+  redis.call('HDEL', K_META, 'idle_expiry_ms')
+elseif ARGV[7] ~= nil and ARGV[7] ~= '' then
+  redis.call('HSET', K_META, 'idle_expiry_ms', ARGV[7])
+end
 local retired = 0
 while redis.call('HLEN', K_THREADS) > max_size do
   local worst = redis.call('ZPOPMIN', K_IDLE)
