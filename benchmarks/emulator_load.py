@@ -31,10 +31,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 
-def start_server(latency: str) -> tuple[subprocess.Popen[str], str, int]:
-    """The emulator in a child process; returns it, its host and its port."""
+def start_server(latency: str, stack: str = "auto/auto") -> tuple[subprocess.Popen[str], str, int]:
+    """The emulator in a child process, on ``stack`` (``loop/http``, as ``--loop``/``--http``
+    take them); returns it, its host and its port."""
+    loop, http = stack.split("/")
+    command = [sys.executable, "-m", "thread_pool.emulator", "--port", "0", "--latency", latency]
     process = subprocess.Popen(
-        [sys.executable, "-m", "thread_pool.emulator", "--port", "0", "--latency", latency],
+        [*command, "--loop", loop, "--http", http],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -132,9 +135,9 @@ async def run_workers(
     return meter
 
 
-async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the three phases; the figures."""
-    process, host, port = start_server("0.02-0.05")
+async def measure(args: argparse.Namespace, stack: str) -> dict[str, Any]:
+    """Run the three phases on the emulator served by ``stack``; the figures."""
+    process, host, port = start_server("0.02-0.05", stack)
     connections: list[Connection] = []
     try:
         connections = [await Connection.open(host, port) for _ in range(args.concurrency)]
@@ -249,12 +252,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=8.0, help="per measured phase")
+    parser.add_argument(
+        "--stacks",
+        default="auto/auto",
+        help="event loop/HTTP parser of the server, comma-separated to compare in one run "
+        "(e.g. asyncio/h11,uvloop/httptools)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = asyncio.run(measure(args))
-    if args.json:
-        print(json.dumps(result))
-        return
+    for stack in args.stacks.split(","):
+        result = asyncio.run(measure(args, stack))
+        if args.json:
+            print(json.dumps({"stack": stack, **result}))
+            continue
+        print(f"-- server on {stack} (event loop/HTTP parser)")
+        report(result, args)
+
+
+def report(result: dict[str, Any], args: argparse.Namespace) -> None:
+    """Print one stack's figures."""
     print(f"threads held:       {result['threads_held']} (server RSS {result['server_rss_mb']} MB)")
     print(f"thread creation:    {result['thread_creation_rps']} req/s")
     print(

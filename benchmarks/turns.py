@@ -3,8 +3,11 @@
 For each API the same number of turns runs one after another on one key, and the emulator's
 own counters say how many requests each turn took:
 
-- pool, Assistants: ``runs.create`` with ``additional_messages`` (1 start request) + polls at
-  the server's ``openai-poll-after-ms`` hint + one read of the reply;
+- pool, Assistants: ``runs.create(stream=True)`` with ``additional_messages``: 1 request, the
+  run's events bring its end and its reply;
+- pool, Assistants polled: the same against a server that refuses ``stream`` (the emulator's
+  ``run_streaming="refused"``): 1 start request + polls at the server's
+  ``openai-poll-after-ms`` hint + one read of the reply;
 - naive, Assistants: ``messages.create`` + ``runs.create_and_poll`` (2 start requests + polls)
   + one read of the reply;
 - pool, Conversations: one synchronous ``responses.create`` per turn (the reply comes with it);
@@ -92,6 +95,17 @@ def main() -> None:
                     *measure(server, args.turns, lambda i: pool.run("bench-a", f"turn {i}")),
                 )
             )
+        server.admin.configure(run_streaming="refused")
+        with ThreadPool(
+            backend=build_backend("assistants", client, assistant_id=assistant), key_prefix=prefix
+        ) as pool:
+            rows.append(
+                (
+                    "pool, Assistants polled",
+                    *measure(server, args.turns, lambda i: pool.run("bench-p", f"turn {i}")),
+                )
+            )
+        server.admin.configure(run_streaming="on")
         thread = client.beta.threads.create().id
 
         def naive_assistants(i: int) -> None:
@@ -133,7 +147,7 @@ def main() -> None:
         f"{args.latency * 1000:.0f} ms; poll hint {max(5, round(args.latency * 250))} ms\n"
     )
     print(
-        f"{'':22}{'requests/turn':>14}{'start':>7}{'polls':>7}{'read':>6}"
+        f"{'':25}{'requests/turn':>14}{'start':>7}{'polls':>7}{'read':>6}"
         f"{'median turn':>13}{'added':>9}"
     )
     added: dict[str, float] = {}
@@ -141,7 +155,7 @@ def main() -> None:
         median = statistics.median(times)
         added[name] = median - args.latency
         print(
-            f"{name:22}{per_turn['total']:>14.2f}{per_turn['start']:>7.2f}"
+            f"{name:25}{per_turn['total']:>14.2f}{per_turn['start']:>7.2f}"
             f"{per_turn['polls']:>7.2f}{per_turn['read']:>6.2f}"
             f"{median * 1000:>10.1f} ms{added[name] * 1000:>6.1f} ms"
         )

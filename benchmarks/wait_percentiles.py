@@ -111,11 +111,11 @@ def main() -> None:
 
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
-    with local_redis() as redis_url, emulator(args.latency, args.poll_ms) as base_url:
+    with local_redis() as redis_url, emulator(args.latency, args.poll_ms) as (base_url, _):
         for n in (int(w) for w in args.workers.split(",")):
             reader = InMemoryMetricReader()
             use_telemetry_providers(MeterProvider(metric_readers=[reader]), None)
-            result = point("pool", n, args.iterations, base_url, redis_url, args)
+            result, _ = point("pool", n, args.iterations, base_url, redis_url, args, args.backend)
             rows.append({"workers": n, "turns_per_s": result.turns_per_s, **waits(reader)})
     use_telemetry_providers()
 

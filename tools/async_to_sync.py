@@ -73,6 +73,8 @@ RULES: list[tuple[str, str]] = [
     # An async iterator's protocol -> an iterator's.
     (r"\b__aiter__\b", "__iter__"),
     (r"\b__anext__\b", "__next__"),
+    (r"\bStopAsyncIteration\b", "StopIteration"),
+    (r"\baread\b", "read"),
     (r"\bAbstractAsyncContextManager\b", "AbstractContextManager"),
     (r"\baclose\b", "close"),
     (r"\b_acompat\b", "_compat"),

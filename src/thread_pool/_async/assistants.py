@@ -16,6 +16,7 @@ from thread_pool._async.backend import AsyncGuard, EventSink, ToolHandler
 from thread_pool._async.backend_base import BackendOptions, answer, poll_hint, sdk_params
 from thread_pool._model.limits import MAX_METADATA_VALUE
 from thread_pool._model.record import TOOL_ROLE, tool_text
+from thread_pool._model.run_progress import RunProgress, reply_text, streamed_reply
 from thread_pool._model.stream import ToolCallEvent
 from thread_pool._model.turns import (
     POOL_KEY,
@@ -25,6 +26,7 @@ from thread_pool._model.turns import (
     error_of,
     usage_of,
 )
+from thread_pool._upstream.retry_policy import refuses_streaming
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 
 if TYPE_CHECKING:
@@ -52,8 +54,11 @@ def thread_message(message: Mapping[str, str]) -> dict[str, str]:
 
 
 class AsyncAssistantsBackend(AsyncRunsInFlight):
-    """Runs turns as Assistants runs: one ``runs.create`` with ``additional_messages`` starts a
-    turn, then the run is polled at the server's hinted interval.
+    """Runs turns as Assistants runs: one ``runs.create(stream=True)`` with
+    ``additional_messages`` starts a turn, and the run's events bring its pauses for tool
+    outputs, its end and its reply (one request per turn, plus one per tool-output round). A
+    server that refuses ``stream`` (a 501, or a 400/415/422 naming it) or ignores it is polled
+    instead, at its hinted interval, and its reply read from the thread.
 
     ``client`` is an ``openai.AsyncOpenAI`` (any ``base_url``); its own retries are turned off
     here and ``retry`` applies instead, so retries never multiply. ``assistant_id`` may also be
@@ -150,8 +155,9 @@ class AsyncAssistantsBackend(AsyncRunsInFlight):
         emit: EventSink | None = None,
     ) -> Turn:
         """Start a run that adds ``context`` and ``message`` (one request: the context rides in
-        ``additional_messages`` before the user message), poll it (or with ``emit``, stream
-        it) to its end, answer tool calls, and read the reply."""
+        ``additional_messages`` before the user message), follow its events (to ``emit`` too,
+        if given) to its end, answering tool calls; the reply is the run's own completed
+        messages. Polled instead where the server does not stream or a stream dropped."""
         options = dict(params)
         assistant_id = options.pop("assistant_id", None) or self.assistant_id
         if not assistant_id:
@@ -196,26 +202,37 @@ class AsyncAssistantsBackend(AsyncRunsInFlight):
 
         async def open_stream() -> Any:
             args = await request()
-            return (
-                adopted if args is None else await self._runs.create(thread_id, **args, stream=True)
+            if args is None:
+                return adopted
+            return await self._runs.create(
+                thread_id, **args, stream=True, timeout=self._quiet(started)
             )
 
-        streamed: list[str] = []
-        if emit is None:
+        # The run's events carry its pauses, its end and its reply: streamed, a turn is one
+        # request (and one per tool-output round), whether or not the caller streams it.
+        progress = RunProgress()
+        request_id: str | None = None
+        hint = self.poll_interval
+        if self.streams:
+            try:
+                request_id = await self._stream_start(
+                    thread_id, nonce, open_stream, progress, guard, emit
+                )
+            except UpstreamError as exc:
+                if not refuses_streaming(exc):
+                    raise
+                tried = False  # refused: nothing was started
+        if progress.run is None:
             run, hint, request_id = await self._request(f"start a run on {thread_id}", start)
             guard.delivered()  # a created run has added its additional_messages to the thread
             await self._name(thread_id, run.id, guard)
-        else:
-            opened = await self._request(f"start a run on {thread_id}", open_stream)
-            request_id = getattr(getattr(opened, "response", None), "headers", {}).get(
-                "x-request-id"
-            )
-            run = await self._stream_start(thread_id, nonce, opened, guard, emit, streamed)
-            hint = self.poll_interval
+            progress.run, progress.polled = run, True
+            self.streams = False  # refused, or not asked: this server is polled from now on
         answered: list[ToolCall] = []
         while True:
             # Polled to its pause or end (a streamed run is there already, unless it dropped).
-            run, hint = await self._wait(thread_id, run, hint, guard, started)
+            run, hint = await self._wait(thread_id, progress.run, hint, guard, started)
+            progress.run = run
             if run.status != "requires_action" or tool_handler is None:
                 break
             action = run.required_action
@@ -234,11 +251,11 @@ class AsyncAssistantsBackend(AsyncRunsInFlight):
                 {"tool_call_id": call.id, "output": call.output or ""} for call in done
             ]
             answered += done
-            if emit is None:
-                raw = await self._submit(thread_id, run.id, outputs, guard)
-                run, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
+            if self.streams:
+                await self._submit_stream(thread_id, outputs, progress, guard, emit, started)
             else:
-                run = await self._submit_stream(thread_id, run, outputs, guard, emit, streamed)
+                raw = await self._submit(thread_id, run.id, outputs, guard)
+                progress.run, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
         if run.status != "completed":
             raise TurnFailed(
                 f"run {run.id} on {thread_id} ended {run.status}"
@@ -254,9 +271,11 @@ class AsyncAssistantsBackend(AsyncRunsInFlight):
                 code=(error_of(run) or {}).get("code"),
                 request_id=request_id,
             )
-        reply = await self._reply(thread_id, run.id)
+        reply = streamed_reply(progress, run.id)
+        if reply is None:
+            reply = await self._reply(thread_id, run.id)
         if emit is not None:
-            await emit_rest(reply, streamed, emit)
+            await emit_rest(reply, progress.deltas, emit)
         return Turn(
             reply=reply,
             thread_id=thread_id,
@@ -298,10 +317,4 @@ class AsyncAssistantsBackend(AsyncRunsInFlight):
                 if msg.role != "assistant":
                     break
                 mine.append(msg)
-        texts = []
-        for msg in reversed(mine):
-            for part in msg.content:
-                text = getattr(part, "text", None)
-                if text is not None:
-                    texts.append(text.value)
-        return "\n".join(texts)
+        return reply_text(reversed(mine))

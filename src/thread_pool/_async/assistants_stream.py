@@ -1,19 +1,27 @@
 """A run in flight on an Assistants thread: naming it for a settler, cancelling it, waiting
-for it, and streaming it (``runs.create(stream=True)`` / ``submit_tool_outputs(stream=True)``).
-An Assistants stream cannot be resumed: when its connection drops, the run goes on upstream and
-is polled to its end instead."""
+for it, and following its events (``runs.create(stream=True)`` /
+``submit_tool_outputs(stream=True)``), which every turn does, streamed to a caller or not: the
+events carry the run's pauses, its end and its reply, so a turn needs no polls and no reply read.
+An Assistants stream cannot be resumed: when its connection drops (or stays silent), the run
+goes on upstream and is polled to its end instead; so is every run of a server that does not
+stream."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import openai
 from openai.resources.beta.threads.runs import AsyncRuns
+from openai.types.beta.threads import Run
 
-from thread_pool._acompat import shield, sleep
+from thread_pool._acompat import finish_first, shield, sleep
 from thread_pool._async.backend import AsyncGuard, EventSink
 from thread_pool._async.backend_base import AsyncBackendBase, poll_hint
+from thread_pool._model.run_progress import RunProgress
 from thread_pool._model.stream import TextDelta
 from thread_pool._model.turns import TURN_KEY, check_turn_time
 from thread_pool._upstream import send_guard
@@ -23,10 +31,17 @@ from thread_pool.errors import StoreUnavailable, UpstreamError
 # A thread refuses new runs while one is in these states ("cancelling" too: cancelling is tried,
 # not guaranteed).
 BUSY = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
+# The longest silence of a run's stream before the run is polled instead: a run queued or
+# stuck upstream sends nothing, and the turn must still see its turn_timeout and a lost lease.
+STREAM_QUIET = 5.0
 
 
 class AsyncRunsInFlight(AsyncBackendBase):
     """What the Assistants backend does with a run it started."""
+
+    streams = True
+    """Whether runs are streamed (else polled); False once the server refused or ignored
+    ``stream=true``."""
 
     @property
     def _runs(self) -> AsyncRuns:
@@ -81,96 +96,172 @@ class AsyncRunsInFlight(AsyncBackendBase):
             run, hint = raw.parse(), poll_hint(raw.headers, self.poll_interval)
         return run, hint
 
+    def _quiet(self, started: float) -> float:
+        """How long a run's stream may stay silent before it is polled instead (so that a run
+        stuck upstream still meets ``turn_timeout``, and a lost lease is noticed)."""
+        left = self.turn_timeout - (time.monotonic() - started)
+        return max(0.05, min(STREAM_QUIET, left))
+
+    async def _open(
+        self,
+        thread_id: str,
+        opened: Any,
+        progress: RunProgress,
+        guard: AsyncGuard,
+        emit: EventSink | None,
+    ) -> Any:
+        """The stream a ``stream=True`` request opened, with its first event absorbed; None
+        when the server answered with the run itself (a server that ignores ``stream``: the run
+        is named, marked polled, and streams are not asked of this server again)."""
+        if not isinstance(opened, openai.AsyncStream):
+            await self._seen(thread_id, opened, progress, guard)  # a retried create adopted it
+            progress.polled = True
+            return None
+        content_type = opened.response.headers.get("content-type", "")
+        if not content_type.startswith("text/event-stream"):
+            body = await opened.response.aread()
+            self.streams = False
+            await self._seen(thread_id, Run.construct(**json.loads(body)), progress, guard)
+            progress.polled = True
+            return None
+        try:
+            first = await opened.__anext__()
+            await self._absorb(thread_id, first, progress, guard, emit)
+        except StopAsyncIteration:
+            return opened
+        except BaseException:
+            await opened.close()
+            raise
+        return opened
+
+    async def _seen(
+        self, thread_id: str, run: Any, progress: RunProgress, guard: AsyncGuard
+    ) -> None:
+        """Keep ``run`` as the latest; the first time, name it (its messages are on the thread)."""
+        if progress.run is None:
+            guard.delivered()  # a created run added its additional_messages to the thread
+            await self._name(thread_id, run.id, guard)
+        progress.run = run
+
+    async def _absorb(
+        self,
+        thread_id: str,
+        event: Any,
+        progress: RunProgress,
+        guard: AsyncGuard,
+        emit: EventSink | None,
+    ) -> None:
+        """One event: a text delta (to ``emit``, if streaming), a completed message, or the run."""
+        kind = event.event
+        if kind == "thread.message.delta":
+            for part in event.data.delta.content or ():
+                value = getattr(getattr(part, "text", None), "value", None)
+                if value:
+                    progress.deltas.append(value)
+                    if emit is not None:
+                        await emit(TextDelta(value))
+        elif kind == "thread.message.completed":
+            progress.messages.append(event.data)
+        elif kind.startswith("thread.run.") and not kind.startswith("thread.run.step"):
+            await self._seen(thread_id, event.data, progress, guard)
+        guard.alive()
+
     async def _follow(
         self,
         stream: Any,
         thread_id: str,
-        run: Any,
+        progress: RunProgress,
         guard: AsyncGuard,
-        emit: EventSink,
-        streamed: list[str],
-    ) -> Any:
-        """Read a run's event stream to its pause (``requires_action``) or its end: text deltas
-        to ``emit`` (and ``streamed``), the run named as soon as an event names it. Returns the
-        run as last seen (None: the stream named none); a dropped stream returns the run as
-        upstream has it now, to be polled on. Stopped early, the run is cancelled."""
+        emit: EventSink | None,
+    ) -> None:
+        """Read a run's event stream to its pause (``requires_action``) or its end. A stream
+        that drops or stays silent past ``_quiet`` leaves the run as upstream has it now, to be
+        polled on. Stopped early, the run is cancelled."""
         try:
             async with stream:
                 async for event in stream:
-                    kind = event.event
-                    if kind == "thread.message.delta":
-                        for part in event.data.delta.content or ():
-                            value = getattr(getattr(part, "text", None), "value", None)
-                            if value:
-                                streamed.append(value)
-                                await emit(TextDelta(value))
-                    elif kind.startswith("thread.run.") and not kind.startswith("thread.run.step"):
-                        if run is None:
-                            guard.delivered()  # a created run added its messages to the thread
-                            await self._name(thread_id, event.data.id, guard)
-                        run = event.data
-                    guard.alive()
-        except openai.APIConnectionError:
+                    await self._absorb(thread_id, event, progress, guard, emit)
+        except openai.APIConnectionError:  # timeouts included: a silent stream
+            run = progress.run
             if run is None:
-                return None
+                return
+            progress.polled = True
             run_id = run.id
-            raw = await self._request(
+            progress.run = await self._request(
                 f"retrieve run {run_id}",
-                lambda: self._runs.with_raw_response.retrieve(run_id, thread_id=thread_id),
+                lambda: self._runs.retrieve(run_id, thread_id=thread_id),
             )
-            return raw.parse()
         except openai.APIError as exc:
             raise upstream_error(exc, f"stream a run on {thread_id}") from exc
         except BaseException:
+            run = progress.run
             if run is not None and run.status in BUSY:
                 await shield(self._cancel_late(thread_id, run.id))
             raise
-        return run
 
     async def _stream_start(
         self,
         thread_id: str,
         nonce: str,
-        opened: Any,
+        start: Callable[[], Awaitable[Any]],
+        progress: RunProgress,
         guard: AsyncGuard,
-        emit: EventSink,
-        streamed: list[str],
-    ) -> Any:
-        """Follow the stream a run create opened (or the run a retried create adopted)."""
-        if not isinstance(opened, openai.AsyncStream):
-            guard.delivered()
-            await self._name(thread_id, opened.id, guard)
-            return opened
-        run = await self._follow(opened, thread_id, None, guard, emit, streamed)
-        if run is None:
-            # Dropped before the run was named: find it by the turn's stamp, and poll it.
+        emit: EventSink | None,
+    ) -> str | None:
+        """Start the run with ``start`` (a ``stream=True`` create) and follow its stream to its
+        pause or end; returns the request id. Cancelled while the run is being created, it waits
+        for the run's first event (at once) and names the run, so that its settler waits for the
+        run, not the list."""
+
+        async def begin() -> Any:
+            return await self._open(thread_id, await start(), progress, guard, emit)
+
+        async def abandon(stream: Any) -> None:
+            if stream is not None:
+                await stream.close()
+
+        stream = await self._request(
+            f"start a run on {thread_id}", lambda: finish_first(begin(), abandon)
+        )
+        if stream is None:
+            return None
+        request_id: str | None = stream.response.headers.get("x-request-id")
+        await self._follow(stream, thread_id, progress, guard, emit)
+        if progress.run is None:
+            # Ended before an event named the run: find it by the turn's stamp, and poll it.
             run = await self._find_turn(thread_id, nonce)
             if run is None:
                 raise UpstreamError(f"the run stream on {thread_id} ended before naming its run")
-            guard.delivered()
-            await self._name(thread_id, run.id, guard)
-        return run
+            await self._seen(thread_id, run, progress, guard)
+            progress.polled = True
+        return request_id
 
     async def _submit_stream(
         self,
         thread_id: str,
-        run: Any,
         outputs: list[Any],
+        progress: RunProgress,
         guard: AsyncGuard,
-        emit: EventSink,
-        streamed: list[str],
-    ) -> Any:
+        emit: EventSink | None,
+        started: float,
+    ) -> None:
         """Submit tool outputs and stream the run on from there."""
-        run_id = run.id
+        run_id = progress.run.id
 
         async def submit() -> Any:
             await guard.write()
             return await self._runs.submit_tool_outputs(
-                run_id, thread_id=thread_id, tool_outputs=outputs, stream=True
+                run_id,
+                thread_id=thread_id,
+                tool_outputs=outputs,
+                stream=True,
+                timeout=self._quiet(started),
             )
 
         stream = await self._request(f"submit tool outputs to {run_id}", submit)
-        return await self._follow(stream, thread_id, run, guard, emit, streamed)
+        stream = await self._open(thread_id, stream, progress, guard, emit)
+        if stream is not None:
+            await self._follow(stream, thread_id, progress, guard, emit)
 
 
 async def emit_rest(reply: str, streamed: list[str], emit: EventSink) -> None:

@@ -181,3 +181,18 @@ def upstream_error(exc: BaseException, doing: str) -> Exception:
         code=None if code is None else str(code),
         request_id=request_id,
     )
+
+
+def refuses_streaming(exc: BaseException) -> bool:
+    """A server that does not stream runs, answering a ``stream=true`` request: a 501, or a
+    400/415/422 that names ``stream`` (its ``param``, or its message, as "Unrecognized request
+    argument supplied: stream" does). Such a refusal started nothing: the request may be made
+    again without ``stream``."""
+    cause = exc.__cause__ if not isinstance(exc, openai.APIStatusError) else exc
+    if not isinstance(cause, openai.APIStatusError) or is_lock_error(cause):
+        return False
+    if cause.status_code == 501:
+        return True
+    if cause.status_code not in (400, 415, 422):
+        return False
+    return getattr(cause, "param", None) == "stream" or "stream" in str(cause.message).lower()

@@ -104,6 +104,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="all of llama-stack 0.7.3's deviations: --require-input --max-response-items 20 "
         "--cancel-conflict --no-conversation-lock --first-response-reads 20",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="the event loop (auto: uvloop if installed)",
+    )
+    parser.add_argument(
+        "--http",
+        choices=("auto", "h11", "httptools"),
+        default="auto",
+        help="the HTTP parser (auto: httptools if installed)",
+    )
+    parser.add_argument(
+        "--run-streaming",
+        choices=("on", "refused", "ignored"),
+        default="on",
+        help="how runs answer stream=true: events, a 400, or the run object (not streamed)",
+    )
     return parser.parse_args(argv)
 
 
@@ -128,6 +146,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         api_key=args.api_key,
         ignore_run_id=args.ignore_run_id,
         **(LLAMA_STACK if args.like_llama_stack else _deviations(args)),
+        run_streaming=args.run_streaming,
         stream_drop=args.stream_drop,
         stream_drop_after=args.stream_drop_after,
         **fields,
@@ -161,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             lifespan="off",
             backlog=4096,
             timeout_keep_alive=30,
+            loop=args.loop,
+            http=args.http,
         )
     )
 

@@ -30,8 +30,12 @@ def routes(emulator: Emulator) -> list[RouteSpec]:
             return responses.open_stream(response, after=-1, creating=True)
         if not response.background:
             # The only await in the emulator's request path; the state lock is not held across it.
-            delay = response.timeline.work_ends - emulator.core.clock()
-            if delay > 0:
+            # Checked again on waking: uvloop's timers round to the millisecond and may wake a
+            # little before the response has ended by the emulator's clock.
+            for _ in range(100):  # bounded: each wake is at most a millisecond early
+                delay = response.timeline.work_ends - emulator.core.clock()
+                if delay <= 0:
+                    break
                 await asyncio.sleep(delay)
         return responses.render_response(response.id)
 

@@ -14,6 +14,9 @@ from typing import Any
 HTTP_FAULTS = ("http_500", "http_503", "http_429")
 #: Faults that decide how a run (or a background response) ends.
 RUN_FAULTS = ("run_failed", "run_expired", "run_stuck")
+#: How runs answer ``stream=true``: they stream; they refuse it (400, ``param: "stream"``); or
+#: they ignore it and answer with the run object, as servers that never stream do.
+RUN_STREAMING = ("on", "refused", "ignored")
 #: The longest duration a field may hold, in seconds (about 30 years): values derived from it
 #: (``Retry-After`` in milliseconds, the poll hint) stay finite.
 MAX_SECONDS = 1e9
@@ -102,6 +105,9 @@ class EmulatorConfig:
     """A conversation's first response reads only its oldest N items, and later responses read
     the context the last completed one left (items added in between never reach the model), as
     llama-stack does (20). None: every response reads all the conversation's items."""
+    run_streaming: str = "on"
+    """How ``runs.create`` and ``submit_tool_outputs`` answer ``stream=true``: ``on`` (events),
+    ``refused`` (a 400 naming ``stream``) or ``ignored`` (the run object, as if not asked)."""
     stream_drop: float = 0.0
     """Probability that a streaming connection is cut mid-stream (drawn per stream)."""
     stream_drop_after: int | None = None
@@ -130,6 +136,11 @@ class EmulatorConfig:
             _whole_number("poll_after_ms", self.poll_after_ms, low=0)
         if self.stream_drop_after is not None:
             _whole_number("stream_drop_after", self.stream_drop_after, low=0)
+        if self.run_streaming not in RUN_STREAMING:
+            raise ConfigError(
+                "run_streaming",
+                f"must be one of {', '.join(RUN_STREAMING)}, got {self.run_streaming!r}",
+            )
         for name in ("max_response_items", "first_response_reads"):
             if getattr(self, name) is not None:
                 _whole_number(name, getattr(self, name), low=1)

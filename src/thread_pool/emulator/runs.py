@@ -52,7 +52,7 @@ class RunsStore:
     def create_run(self, thread_id: str, body: Json) -> Json | EventStream:
         """``POST /threads/{id}/runs``: refused while another run holds the thread; with
         ``stream=true``, answered with the run's events."""
-        stream = v.boolean(body, "stream")
+        stream = self._streams(body)
         assistant_id = v.required_string(body, "assistant_id")
         extra = [
             parse_message(item, f"additional_messages[{index}]")
@@ -115,6 +115,15 @@ class RunsStore:
             if stream:
                 return self._open_stream(RunEvents(run, first=True, start=now))
             return run.render(now)
+
+    def _streams(self, body: Json) -> bool:
+        """Whether to answer with events: ``stream=true``, unless the configuration makes the
+        emulator a server that refuses (400) or ignores it."""
+        stream = v.boolean(body, "stream")
+        streaming = self.core.config.run_streaming
+        if stream and streaming == "refused":
+            raise errors.ApiError(400, "Streaming is not supported by this server.", param="stream")
+        return stream and streaming == "on"
 
     def _open_stream(self, source: RunEvents) -> EventStream:
         """A run leg's stream, with the stream-drop fault drawn for it."""
@@ -180,7 +189,7 @@ class RunsStore:
         """``POST .../submit_tool_outputs``: answers a ``requires_action`` run, which then
         goes on (queued → in_progress → completed, or a run fault) with the outputs in its
         reply; with ``stream=true``, answered with the run's events from here."""
-        stream = v.boolean(body, "stream")
+        stream = self._streams(body)
         given = _tool_outputs(body)
         with self.core.lock:
             now = self.core.clock()
