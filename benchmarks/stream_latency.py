@@ -16,7 +16,9 @@ over that time, so what differs is what the client side adds. The emulator runs 
 its own: in this one, its threads would take the GIL from the client at every socket send (the
 switch interval is 5 ms), and the pool, making more sends (Redis), would pay for the emulator.
 Medians and 95th percentiles, and the pool's added time at each; one run, printed, with what
-one Redis round trip costs meanwhile.
+one Redis round trip costs meanwhile, and how many Redis commands (round trips) a pooled turn
+makes before its first token and in all (counted afterwards, on a pool of their own, so that
+counting costs the timed turns nothing).
 
     .venv/bin/python benchmarks/stream_latency.py [--turns 100] [--latency 0.1]
 """
@@ -33,11 +35,13 @@ import time
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import openai
 import redis
+import redis.asyncio as aioredis
 
-from thread_pool import AsyncThreadPool, Settings, TextDelta, build_backend
+from thread_pool import AsyncBackend, AsyncThreadPool, Settings, TextDelta, build_backend
 
 # The bare Assistants calls below are made from this file; their deprecation warning is noise.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -107,6 +111,39 @@ def pooled(pool: AsyncThreadPool, key: str) -> Turn:
     return turn
 
 
+class CountingRedis(aioredis.Redis):
+    """The asyncio client, counting the commands sent through it (each one round trip)."""
+
+    sent = 0
+
+    async def execute_command(self, *args: object, **options: object) -> object:
+        self.sent += 1
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+
+async def round_trips(
+    backend: AsyncBackend, key: str, prefix: str, turns: int = 20
+) -> tuple[int, int]:
+    """Median Redis commands of a pooled streamed turn: before its first token, and in all."""
+    client = cast(
+        CountingRedis, CountingRedis.from_url(Settings().redis_url, decode_responses=True)
+    )
+    before, total = [], []
+    async with AsyncThreadPool(client=client, backend=backend, key_prefix=prefix) as pool:
+        for i in range(turns + 1):  # the first grows the pool's thread and loads the scripts
+            client.sent = 0
+            first = -1
+            async with pool.stream(key, f"counted turn {i}") as events:
+                async for event in events:
+                    if isinstance(event, TextDelta) and first < 0:
+                        first = client.sent
+            if i:
+                before.append(first)
+                total.append(client.sent)
+    await client.aclose()
+    return int(statistics.median(before)), int(statistics.median(total))
+
+
 def start_emulator(latency: float) -> tuple[subprocess.Popen[str], str]:
     """The emulator in a process of its own; its base URL."""
     process = subprocess.Popen(
@@ -141,16 +178,20 @@ async def compare(kind: str, base_url: str, turns: int, prefix: str) -> dict[str
             ways = [("bare", bare), ("pool", through_pool)]
             for name, turn in ways if i % 2 == 0 else reversed(ways):
                 timings[name].append(await turn(f"turn {i}: tell me about streams"))
-        # What one Redis round trip costs this process now (the pool makes three before its
-        # request: acquire, the log read, the fence check; and names the response after its
-        # first event), for reading the figures on a loaded machine.
+        # What one Redis round trip costs this process now, for reading the figures on a
+        # loaded machine (see round_trips for how many a turn makes).
         rtts = []
         for _ in range(200):
             began = time.perf_counter()
             await pool.stats(f"bench-{kind}")
             rtts.append((time.perf_counter() - began) * 1000)
+    trips_first, trips_total = await round_trips(backend, f"count-{kind}", prefix)
     await client.close()
-    out: dict[str, float] = {"redis_rtt_p50": statistics.median(rtts)}
+    out: dict[str, float] = {
+        "redis_rtt_p50": statistics.median(rtts),
+        "round_trips_before_first_token": trips_first,
+        "round_trips_total": trips_total,
+    }
     for name, timed in timings.items():
         for index, what in ((0, "ttft"), (1, "total")):
             values = [t[index] * 1000 for t in timed]
@@ -186,7 +227,11 @@ async def main() -> None:
     print(f"{args.turns} streamed turns each way per API, every run {args.latency * 1000:.0f} ms")
     print(f"{'API':<14}{'':6}{'TTFT p50':>10}{'TTFT p95':>10}{'total p50':>11}{'total p95':>11}")
     for kind, r in results.items():
-        print(f"{kind}: one Redis round trip (pool.stats) p50 {r['redis_rtt_p50']:.2f} ms")
+        print(
+            f"{kind}: one Redis round trip (pool.stats) p50 {r['redis_rtt_p50']:.2f} ms; a pooled"
+            f" turn makes {r['round_trips_before_first_token']:.0f} before its first token,"
+            f" {r['round_trips_total']:.0f} in all"
+        )
         for name in ("bare", "pool", "added"):
             print(
                 f"{kind:<14}{name:<6}{r[f'{name}_ttft_p50']:>8.1f}ms{r[f'{name}_ttft_p95']:>8.1f}ms"

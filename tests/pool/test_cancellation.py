@@ -24,7 +24,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from tests.support.backends import AsyncRecordingBackend
 from tests.support.evidence import assert_quiet
-from thread_pool import AsyncThreadPool, LeaseNotOwned, ThreadPool
+from thread_pool import AsyncThreadPool, InvalidArgument, LeaseNotOwned, ThreadPool
 from thread_pool._store.keys import PoolKeys
 from thread_pool.testing.plugin import cluster_mode
 
@@ -122,6 +122,15 @@ async def idle_grant(pool: AsyncThreadPool, helper: AsyncThreadPool, key: str) -
         pass
 
 
+async def turn_grant(pool: AsyncThreadPool, helper: AsyncThreadPool, key: str) -> None:
+    # A lease taken for a turn: its grant marks the turn's request in flight; the test
+    # backend then refuses the turn before any request (cancelled after the grant, the mark
+    # must go with the lease: nothing was sent).
+    await helper.add_threads(key, [f"thread_{key}_a", f"thread_{key}_b"])
+    with pytest.raises(InvalidArgument, match="runs no turns"):
+        await pool.run(key, "refused by the backend")
+
+
 async def growth(pool: AsyncThreadPool, helper: AsyncThreadPool, key: str) -> None:
     async with pool.lease(key):
         pass
@@ -162,6 +171,7 @@ async def reclaim(pool: AsyncThreadPool, helper: AsyncThreadPool, key: str) -> N
 SCENARIOS: dict[str, tuple[Scenario, bool, int | None]] = {
     # name: (scenario, pool has a factory, threads at the end; None: 0 or 1, as far as it got)
     "idle_grant": (idle_grant, False, 2),
+    "turn_grant": (turn_grant, True, 2),
     "growth": (growth, True, None),
     "hand_off": (hand_off, False, 1),
     "reclaim": (reclaim, False, 1),

@@ -187,6 +187,38 @@ async def test_a_request_sent_late_by_a_stopped_holder_is_ended_before_the_threa
     assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
 
 
+@pytest.mark.parametrize("kind", ["assistants", "conversations"])
+async def test_every_turn_has_its_request_marked_in_flight_before_it_is_sent(
+    pool_of: Callable[..., AsyncThreadPool],
+    kind: str,
+    thread_pool_prefix: str,
+    thread_pool_emulator: EmulatorServer,
+    redis_client: redis.Redis,
+) -> None:
+    # A lease taken for a turn on an idle thread has its first request fence-checked and
+    # marked by the grant itself (no check of its own): the mark must be there before the
+    # request leaves all the same, as for a thread just grown (checked the usual way).
+    inflight = PoolKeys.of(thread_pool_prefix, "doc").inflight
+    seen: list[dict[Any, Any]] = []
+
+    async def mark_at_send(request: Any) -> None:
+        if _starts_run(request):
+            seen.append(redis_client.hgetall(inflight))
+
+    client = hooked_client(thread_pool_emulator, request=[mark_at_send])
+    async with pool_of(kind, client) as pool:
+        grown = await pool.run("doc", "on a new thread")
+        await pool.run("doc", "on the idle thread")
+        async with pool.stream("doc", "streamed on the idle thread") as events:
+            async for _ in events:
+                pass
+    await client.close()
+    thread = grown.thread_id
+    assert seen == [{thread: "1|"}, {thread: "2|"}, {thread: "3|"}]
+    assert lock_errors(thread_pool_emulator) == 0
+    assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
+
+
 async def test_a_settler_stops_waiting_for_a_holder_that_never_names_its_request(
     pool_of: Callable[..., AsyncThreadPool],
     thread_pool_prefix: str,

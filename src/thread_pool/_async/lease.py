@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from thread_pool._async.backend import ToolHandler
 from thread_pool._model.turns import ToolCall, Turn, reply_of
+from thread_pool._store.replies import TurnStart
 from thread_pool.errors import InvalidArgument, LeaseLost
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class AsyncLease:
         "released",
         "thread_id",
         "token",
+        "turn_start",
     )
 
     def __init__(
@@ -128,6 +130,9 @@ class AsyncLease:
         # The log's end as the last ``pending_context`` read it (-1: not read): what the thread
         # holds once the caller's call that carried that context is recorded.
         self.context_seq = -1
+        # What the grant did for the turn this lease was taken for (``pool.run``/``stream``);
+        # the turn takes it, once.
+        self.turn_start: TurnStart | None = None
         self.granted_at = time.monotonic()
 
     def remaining(self) -> float:

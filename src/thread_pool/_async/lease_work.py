@@ -19,7 +19,11 @@ from thread_pool._async.settling import AsyncSettling
 from thread_pool._async.streaming import AsyncTurnStream, stream_turn
 from thread_pool._async.turn import AsyncTurnRunner
 from thread_pool._model.turns import ToolCall, Turn
-from thread_pool._model.validation import validate_params
+from thread_pool._model.validation import (
+    validate_message,
+    validate_metadata,
+    validate_params,
+)
 from thread_pool.errors import InvalidArgument, LeaseNotOwned
 from thread_pool.settings import Settings
 
@@ -36,6 +40,7 @@ class AsyncLeaseWork:
         settings: Settings,
     ) -> None:
         self._backend = backend
+        self._log = log
         self._leasing = leasing
         self._settings = settings
         self._turns = (
@@ -43,12 +48,32 @@ class AsyncLeaseWork:
         )
         self._own = AsyncOwnCalls(backend, log)
 
+    def check_call(
+        self,
+        message: str,
+        metadata: Mapping[str, object] | None,
+        params: Mapping[str, Any],
+        *,
+        streaming: bool = False,
+    ) -> None:
+        """Refuse a bad turn of ``pool.run``/``stream`` before its lease is taken (leasing may
+        create a thread upstream)."""
+        validate_message(message)
+        validate_metadata(metadata)
+        self.check_turn(params, streaming=streaming)
+
     def check_turn(self, params: Mapping[str, Any], *, streaming: bool = False) -> AsyncTurnRunner:
         """The turn runner, once ``params`` are known to be what the backend's request takes."""
         if self._turns is None:
             raise InvalidArgument("this pool has no backend to run turns with")
         validate_params(params, getattr(self._backend, "run_params", None), streaming=streaming)
         return self._turns
+
+    @property
+    def turn_grant(self) -> str:
+        """What a lease taken for a turn asks of its grant (acquire.lua's ``turn``): the fence
+        check of the turn's first request, and the thread's context unless nothing is merged."""
+        return "1" if self._log.merge == "none" else "2"
 
     def renewer(self, lease: AsyncLease) -> AsyncRenewer:
         """The background renewer of ``lease`` (``lease.keepalive()`` returns it)."""

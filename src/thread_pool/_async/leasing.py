@@ -19,11 +19,13 @@ from thread_pool._model.log_events import event
 from thread_pool._store.replies import (
     Grant,
     Outcome,
+    TurnStart,
     grant,
     integers,
     outcome,
     pool_stats,
     strings,
+    turn_grant,
 )
 from thread_pool._store.scripts import ms
 from thread_pool._telemetry import scope
@@ -85,9 +87,12 @@ class AsyncLeasing:
         self._pending: list[tuple[str, str, tuple[str | int, ...]]] = []
 
     @traced_acquire
-    async def acquire(self, key: str, wait_s: float) -> tuple[str, Grant, float]:
+    async def acquire(self, key: str, wait_s: float, turn: str = "") -> tuple[str, Grant, float]:
         """Lease a thread of pool ``key`` (see ``AsyncThreadPool.acquire``): the token, the
-        grant, and when it was asked for (by this process's clock)."""
+        grant, and when it was asked for (by this process's clock). ``turn`` (see acquire.lua):
+        "" a plain lease; "1" a turn starts its run at once, so an idle thread is granted
+        fence-checked and marked in flight (``Grant.turn``); "2" that, and with the thread's
+        context read from the log."""
         started = time.monotonic()
         give_up = started + wait_s
         token = self._store.dispatcher.ticket()
@@ -99,7 +104,7 @@ class AsyncLeasing:
         try:
             while True:
                 asked_at = time.monotonic()
-                word, rest = outcome(
+                reply, missing = turn_grant(
                     await self._store.call(
                         "acquire",
                         key,
@@ -108,10 +113,14 @@ class AsyncLeasing:
                         ms(min(give_up - asked_at, WAIT_LIVE_S)),
                         self._config,
                         self._known.epoch(key),
+                        turn,
                     )
                 )
+                word, rest = outcome(reply)
                 if word is Outcome.GRANTED:
-                    return await self._granted(key, token, grant(rest), asked_at)
+                    # Only an idle thread is granted here: marked for the turn if it asked.
+                    g = grant(rest, TurnStart(missing) if turn else None)
+                    return await self._granted(key, token, g, asked_at)
                 if word is Outcome.SETTLE:
                     await self._settling.settle(key, strings(rest))
                 elif word is Outcome.GROW:

@@ -41,8 +41,6 @@ from thread_pool._model.validation import (
     check_text,
     check_ttl,
     validate_key,
-    validate_message,
-    validate_metadata,
     validate_role,
     validate_thread_ids,
 )
@@ -148,7 +146,12 @@ class AsyncThreadPool:
         does while it runs): for calls of your own that may outlast the TTL. A failed renewal
         marks the lease lost at once: ``lease.lost`` says why, and ``check``, ``run``,
         ``pending_context`` and ``record`` raise ``LeaseLost``."""
-        held = await self.acquire(key, timeout)
+        async with self._hold(await self.acquire(key, timeout), keepalive) as held:
+            yield held
+
+    @asynccontextmanager
+    async def _hold(self, held: AsyncLease, keepalive: bool = False) -> AsyncIterator[AsyncLease]:
+        """``held`` for the block (see ``lease``)."""
         try:
             if keepalive:
                 async with self.work.renewer(held):
@@ -169,12 +172,17 @@ class AsyncThreadPool:
         """Lease a thread of pool ``key``: an idle one, a new one if the pool may grow, else the
         first one released, waiting up to ``timeout`` seconds (default: the acquire_timeout
         setting). Pair it with ``release``."""
+        return await self._acquire(key, timeout, "")
+
+    async def _acquire(self, key: str, timeout: float | None, turn: str) -> AsyncLease:
         self._check_open()
         key = validate_key(key)
         wait = self.settings.acquire_timeout if timeout is None else timeout
         check_positive("timeout", wait, allow_zero=True)
-        token, g, asked_at = await self._leasing.acquire(key, wait)
-        return AsyncLease(self, key, g.thread_id, token, g.fence, g.deadline_ms, g.ttl_ms, asked_at)
+        token, g, asked_at = await self._leasing.acquire(key, wait, turn)
+        held = AsyncLease(self, key, g.thread_id, token, g.fence, g.deadline_ms, g.ttl_ms, asked_at)
+        held.turn_start = g.turn
+        return held
 
     async def release(self, lease: AsyncLease) -> None:
         """Give a leased thread back to its pool (to the oldest waiter, or idle).
@@ -216,11 +224,8 @@ class AsyncThreadPool:
     ) -> Turn:
         """Lease a thread of pool ``key``, run one turn on it (see ``AsyncLease.run``), release
         it. ``timeout`` bounds the wait for a free thread."""
-        # Bad input is refused before any request (leasing may create a thread upstream).
-        validate_message(message)
-        validate_metadata(metadata)
-        self.work.check_turn(params)
-        async with self.lease(key, timeout) as held:
+        self.work.check_call(message, metadata, params)  # bad input: refused before any request
+        async with self._hold(await self._acquire(key, timeout, self.work.turn_grant)) as held:
             return await held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
     @asynccontextmanager
@@ -242,10 +247,8 @@ class AsyncThreadPool:
                     if isinstance(event, TextDelta):
                         print(event.text, end="")
         """
-        validate_message(message)
-        validate_metadata(metadata)
-        self.work.check_turn(params, streaming=True)
-        async with self.lease(key, timeout) as held:
+        self.work.check_call(message, metadata, params, streaming=True)
+        async with self._hold(await self._acquire(key, timeout, self.work.turn_grant)) as held:
             async with held.stream(
                 message, tool_handler=tool_handler, metadata=metadata, **params
             ) as events:

@@ -98,18 +98,37 @@ def outcome(reply: Any) -> tuple[Outcome, list[Any]]:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnStart:
+    """What the grant of a lease for a turn did for that turn (acquire.lua's ``turn``): the
+    fence check of its first request, with the request marked in flight; and ``missing``, the
+    thread's context read from the log with it (None: not read)."""
+
+    missing: Missing | None
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
-    """A thread granted to a caller."""
+    """A thread granted to a caller; ``turn``: what the grant did for the turn it was asked
+    for (None: a plain grant)."""
 
     thread_id: str
     fence: int
     deadline_ms: int
     ttl_ms: int
+    turn: TurnStart | None = None
 
 
-def grant(rest: list[Any]) -> Grant:
+def grant(rest: list[Any], turn: TurnStart | None = None) -> Grant:
     """Decode the ``thread, fence, deadline, ttl`` tail of a GRANTED reply."""
-    return Grant(_s(rest[0]), _i(rest[1]), _i(rest[2]), _i(rest[3]))
+    return Grant(_s(rest[0]), _i(rest[1]), _i(rest[2]), _i(rest[3]), turn)
+
+
+def turn_grant(reply: Any) -> tuple[Any, Missing | None]:
+    """Split an acquire reply that carries the thread's context (acquire.lua, ``turn`` "2"):
+    the grant as ``outcome`` reads it, and the context; any other reply as it is, and None."""
+    if isinstance(reply, list) and len(reply) > 1 and _s(reply[0]).startswith("G|"):
+        return reply[0], parse_missing(reply[1:])
+    return reply, None
 
 
 def strings(rest: list[Any]) -> list[str]:

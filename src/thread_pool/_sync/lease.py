@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from thread_pool._model.turns import ToolCall, Turn, reply_of
+from thread_pool._store.replies import TurnStart
 from thread_pool._sync.backend import ToolHandler
 from thread_pool.errors import InvalidArgument, LeaseLost
 
@@ -100,6 +101,7 @@ class Lease:
         "released",
         "thread_id",
         "token",
+        "turn_start",
     )
 
     def __init__(
@@ -131,6 +133,9 @@ class Lease:
         # The log's end as the last ``pending_context`` read it (-1: not read): what the thread
         # holds once the caller's call that carried that context is recorded.
         self.context_seq = -1
+        # What the grant did for the turn this lease was taken for (``pool.run``/``stream``);
+        # the turn takes it, once.
+        self.turn_start: TurnStart | None = None
         self.granted_at = time.monotonic()
 
     def remaining(self) -> float:

@@ -13,7 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from thread_pool._model.turns import ToolCall, Turn
-from thread_pool._model.validation import validate_params
+from thread_pool._model.validation import (
+    validate_message,
+    validate_metadata,
+    validate_params,
+)
 from thread_pool._sync.backend import Backend, ToolHandler
 from thread_pool._sync.context_log import ContextLog
 from thread_pool._sync.lease import Lease, checked_lease
@@ -39,6 +43,7 @@ class LeaseWork:
         settings: Settings,
     ) -> None:
         self._backend = backend
+        self._log = log
         self._leasing = leasing
         self._settings = settings
         self._turns = (
@@ -46,12 +51,32 @@ class LeaseWork:
         )
         self._own = OwnCalls(backend, log)
 
+    def check_call(
+        self,
+        message: str,
+        metadata: Mapping[str, object] | None,
+        params: Mapping[str, Any],
+        *,
+        streaming: bool = False,
+    ) -> None:
+        """Refuse a bad turn of ``pool.run``/``stream`` before its lease is taken (leasing may
+        create a thread upstream)."""
+        validate_message(message)
+        validate_metadata(metadata)
+        self.check_turn(params, streaming=streaming)
+
     def check_turn(self, params: Mapping[str, Any], *, streaming: bool = False) -> TurnRunner:
         """The turn runner, once ``params`` are known to be what the backend's request takes."""
         if self._turns is None:
             raise InvalidArgument("this pool has no backend to run turns with")
         validate_params(params, getattr(self._backend, "run_params", None), streaming=streaming)
         return self._turns
+
+    @property
+    def turn_grant(self) -> str:
+        """What a lease taken for a turn asks of its grant (acquire.lua's ``turn``): the fence
+        check of the turn's first request, and the thread's context unless nothing is merged."""
+        return "1" if self._log.merge == "none" else "2"
 
     def renewer(self, lease: Lease) -> Renewer:
         """The background renewer of ``lease`` (``lease.keepalive()`` returns it)."""

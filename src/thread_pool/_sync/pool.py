@@ -33,8 +33,6 @@ from thread_pool._model.validation import (
     check_text,
     check_ttl,
     validate_key,
-    validate_message,
-    validate_metadata,
     validate_role,
     validate_thread_ids,
 )
@@ -151,7 +149,12 @@ class ThreadPool:
         does while it runs): for calls of your own that may outlast the TTL. A failed renewal
         marks the lease lost at once: ``lease.lost`` says why, and ``check``, ``run``,
         ``pending_context`` and ``record`` raise ``LeaseLost``."""
-        held = self.acquire(key, timeout)
+        with self._hold(self.acquire(key, timeout), keepalive) as held:
+            yield held
+
+    @contextmanager
+    def _hold(self, held: Lease, keepalive: bool = False) -> Iterator[Lease]:
+        """``held`` for the block (see ``lease``)."""
         try:
             if keepalive:
                 with self.work.renewer(held):
@@ -172,12 +175,17 @@ class ThreadPool:
         """Lease a thread of pool ``key``: an idle one, a new one if the pool may grow, else the
         first one released, waiting up to ``timeout`` seconds (default: the acquire_timeout
         setting). Pair it with ``release``."""
+        return self._acquire(key, timeout, "")
+
+    def _acquire(self, key: str, timeout: float | None, turn: str) -> Lease:
         self._check_open()
         key = validate_key(key)
         wait = self.settings.acquire_timeout if timeout is None else timeout
         check_positive("timeout", wait, allow_zero=True)
-        token, g, asked_at = self._leasing.acquire(key, wait)
-        return Lease(self, key, g.thread_id, token, g.fence, g.deadline_ms, g.ttl_ms, asked_at)
+        token, g, asked_at = self._leasing.acquire(key, wait, turn)
+        held = Lease(self, key, g.thread_id, token, g.fence, g.deadline_ms, g.ttl_ms, asked_at)
+        held.turn_start = g.turn
+        return held
 
     def release(self, lease: Lease) -> None:
         """Give a leased thread back to its pool (to the oldest waiter, or idle).
@@ -219,11 +227,8 @@ class ThreadPool:
     ) -> Turn:
         """Lease a thread of pool ``key``, run one turn on it (see ``Lease.run``), release
         it. ``timeout`` bounds the wait for a free thread."""
-        # Bad input is refused before any request (leasing may create a thread upstream).
-        validate_message(message)
-        validate_metadata(metadata)
-        self.work.check_turn(params)
-        with self.lease(key, timeout) as held:
+        self.work.check_call(message, metadata, params)  # bad input: refused before any request
+        with self._hold(self._acquire(key, timeout, self.work.turn_grant)) as held:
             return held.run(message, tool_handler=tool_handler, metadata=metadata, **params)
 
     @contextmanager
@@ -245,10 +250,8 @@ class ThreadPool:
                     if isinstance(event, TextDelta):
                         print(event.text, end="")
         """
-        validate_message(message)
-        validate_metadata(metadata)
-        self.work.check_turn(params, streaming=True)
-        with self.lease(key, timeout) as held:
+        self.work.check_call(message, metadata, params, streaming=True)
+        with self._hold(self._acquire(key, timeout, self.work.turn_grant)) as held:
             with held.stream(
                 message, tool_handler=tool_handler, metadata=metadata, **params
             ) as events:

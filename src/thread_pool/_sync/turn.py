@@ -43,7 +43,13 @@ class TurnGuard:
     """The lease as the backend sees it during a turn (``Guard``)."""
 
     def __init__(
-        self, lease: Lease, leasing: Leasing, settling: Settling, settings: Settings
+        self,
+        lease: Lease,
+        leasing: Leasing,
+        settling: Settling,
+        settings: Settings,
+        *,
+        granted_checked: bool = False,
     ) -> None:
         self._lease = lease
         self._leasing = leasing
@@ -52,13 +58,20 @@ class TurnGuard:
         self.fence = lease.fence
         self.wrote = False
         self.context_delivered = False
+        # The grant was the fence check of the first write, its run marked in flight (the lease
+        # was taken for this turn: see acquire.lua's ``turn``).
+        self._granted_checked = granted_checked
         # A run-starting request is marked in flight in Redis and not yet named or cleared.
-        self._unnamed = False
+        self._unnamed = granted_checked
 
     def write(self, *, starts_run: bool = False) -> dict[str, str]:
         """Fence check (renewing if short); the metadata to stamp on the write."""
         self.alive()
-        self._leasing.check(self._lease, self._settings.renew_margin, starts_run=starts_run)
+        if not (self._granted_checked and self._lease.remaining() >= self._settings.renew_margin):
+            # (The grant's check stands only while our own clock, which errs short, leaves the
+            # lease the time the check asks for; else this one renews it.)
+            self._leasing.check(self._lease, self._settings.renew_margin, starts_run=starts_run)
+        self._granted_checked = False
         self._unnamed = self._unnamed or starts_run
         self.wrote = True
         return {FENCE_KEY: str(self.fence)}
@@ -129,9 +142,17 @@ class TurnRunner:
         logged; the lease is renewed until then, however slowly ``emit`` takes them."""
         message = validate_message(message)
         checked = validate_metadata(metadata)
-        guard = TurnGuard(lease, self.leasing, self.settling, self.settings)
+        # A lease taken for this turn (pool.run, pool.stream) brings its first request's fence
+        # check and, most often, the thread's context from its grant: no round trips for them.
+        start, lease.turn_start = lease.turn_start, None
+        guard = TurnGuard(
+            lease, self.leasing, self.settling, self.settings, granted_checked=start is not None
+        )
         # What the thread is missing from the pool's log rides in the turn's own request.
-        missing = self.log.missing(lease.key, lease.thread_id)
+        if start is not None and start.missing is not None:
+            missing = start.missing
+        else:
+            missing = self.log.missing(lease.key, lease.thread_id)
         caps = request_caps(self.backend)
         context = self.log.messages(missing, caps, reserve=TURN_RESERVE)
         note_merged(len(missing.entries))

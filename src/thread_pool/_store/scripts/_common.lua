@@ -266,6 +266,52 @@ local function granted(thread, fence, deadline, ttl)
   return 'G|' .. thread .. '|' .. fence .. '|' .. deadline .. '|' .. ttl
 end
 
+-- Mark `thread` as having a request on its way that starts a run (response), its id not known
+-- yet ("fence|"): a settler waits for the holder to name it (see inflight.lua) instead of
+-- handing the thread out under a late write. Set by the fence check before such a write, or by
+-- the grant of a turn's lease, which is that check (see acquire.lua).
+local function mark_sending(thread, fence)
+  redis.call('HSET', K_INFLIGHT, thread, fence .. '|')
+end
+
+-- What `thread` is missing from the pool's log: {last seq, cursor, first seq, then per missing
+-- entry: seq, role, content, origin, time}: the entries after the thread's cursor that it did
+-- not make itself, in log order. The first seq is that of the log's first retained entry (0 for
+-- an empty log): beyond cursor + 1, the entries in between were trimmed by retention before the
+-- thread got them.
+local function thread_missing(thread)
+  local cursor = tonumber(redis.call('HGET', K_CURSORS, thread) or '0')
+  local out = {0, cursor, 0}
+  local head = redis.call('XRANGE', K_LOG, '-', '+', 'COUNT', 1)
+  if head[1] then
+    out[3] = tonumber(string.match(head[1][1], '^(%d+)'))
+  end
+  local entries = redis.call('XRANGE', K_LOG, '(' .. cursor .. '-0', '+')
+  for _, entry in ipairs(entries) do
+    local f = {}
+    local fields = entry[2]
+    for i = 1, #fields, 2 do
+      f[fields[i]] = fields[i + 1]
+    end
+    local seq = tonumber(string.match(entry[1], '^(%d+)'))
+    out[1] = seq
+    if f.origin ~= thread then
+      out[#out + 1] = seq
+      out[#out + 1] = f.role
+      out[#out + 1] = f.content
+      out[#out + 1] = f.origin
+      out[#out + 1] = f.time
+    end
+  end
+  if #entries == 0 then
+    local tail = redis.call('XREVRANGE', K_LOG, '+', '-', 'COUNT', 1)
+    if tail[1] then
+      out[1] = tonumber(string.match(tail[1][1], '^(%d+)'))
+    end
+  end
+  return out
+end
+
 -- Drop a holder's lease record (the caller has checked it is theirs).
 local function unlease(thread)
   redis.call('ZREM', K_LEASES, thread)

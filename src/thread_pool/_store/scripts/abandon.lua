@@ -34,6 +34,9 @@ local holds = redis.call('HGETALL', K_HOLDS)
 for i = 1, #holds, 2 do
   if token_of(holds[i + 1]) == token then
     unlease(holds[i])
+    -- A grant marked in flight for a turn (see acquire.lua) whose caller never saw it: that
+    -- caller sent nothing, so no settler need wait for it.
+    redis.call('HDEL', K_INFLIGHT, holds[i])
     handoff(holds[i], 0)
     released = 1
     break

@@ -13,8 +13,16 @@
 --   settle_ms    how long a settler's claim on an expired thread lasts
 --   delay_ms     how long after its deadline an expired lease is reclaimed (see claim_expired)
 -- ARGV[5] epoch        the pool's epoch as this caller saw it before ("": never seen it)
+-- ARGV[6] turn         what the caller does with an idle thread granted here ("" or "0": a
+--                      plain lease). "1": it starts a turn's run at once, so the grant is that
+--                      request's fence check (check.lua): the request is marked in flight
+--                      ("fence|"). "2": that, and the reply carries what the thread is missing
+--                      from the log (the turn's context), which the caller would read next.
+--                      Both spare the caller round trips before its first request; a thread
+--                      granted any other way (grown, handed to a waiter) gets neither.
 -- Returns one of:
 --   "G|thread|fence|deadline_ms|ttl_ms"  granted (a string, see granted() in _common.lua)
+--   {"G|thread|fence|deadline_ms|ttl_ms", thread_missing(thread)...}  granted, turn "2"
 --   {"SETTLE", thread...}      expired threads claimed for the caller to settle; then ask again
 --   {"GROW", ticket}           a slot is reserved: create a thread, then register it
 --   {"WAIT", ticket, entry, next_ms}  queued: block on the ticket's mailbox, waking after next_ms
@@ -50,8 +58,20 @@ end
 
 local best = redis.call('ZPOPMAX', K_IDLE)
 if best[1] then
-  local fence, deadline, ttl = grant(best[1], token, holder)
-  return granted(best[1], fence, deadline, ttl)
+  local thread = best[1]
+  local fence, deadline, ttl = grant(thread, token, holder)
+  local reply = granted(thread, fence, deadline, ttl)
+  local turn = ARGV[6] or ''
+  if turn == '' or turn == '0' then
+    return reply
+  end
+  mark_sending(thread, fence)
+  if turn == '1' then
+    return reply
+  end
+  local out = thread_missing(thread)
+  table.insert(out, 1, reply)
+  return out
 end
 
 local claimed = claim_expired(16, tonumber(settle_ms), token, delay_ms)

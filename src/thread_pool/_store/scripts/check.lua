@@ -22,6 +22,6 @@ if remaining < tonumber(ARGV[3]) then
 end
 local fence = redis.call('HGET', K_THREADS, thread)
 if ARGV[4] == '1' then
-  redis.call('HSET', K_INFLIGHT, thread, fence .. '|')
+  mark_sending(thread, fence)
 end
 return {'OK', remaining, fence}
