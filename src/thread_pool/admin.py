@@ -61,6 +61,11 @@ class PoolProgress:
     outcome: str = ""
     """``done``, ``draining``, or empty while it runs."""
 
+    @classmethod
+    def toward(cls, key: str, threads: int, size: int, max_size: int) -> PoolProgress:
+        """A pool of ``threads`` to be grown to ``size``, never beyond its ``max_size``."""
+        return cls(key, threads, min(size, max_size))
+
 
 class Pacer:
     """Spaces request starts at least ``1 / rate`` seconds apart, across all workers, so a
@@ -95,7 +100,7 @@ async def targets(admin: AsyncPoolAdmin, keys: list[str], size: int | None) -> l
         except (UnknownPool, PoolStateLost):
             # A lost pool is re-created by the pre-warm (its first reservation clears the mark).
             threads, low, high = 0, admin.settings.min_size, admin.settings.max_size
-        out.append(PoolProgress(key, threads, min(low if size is None else size, high)))
+        out.append(PoolProgress.toward(key, threads, low if size is None else size, high))
     return out
 
 

@@ -120,11 +120,11 @@ async def maintain_once(
         retired = await retire_idle(admin, backend, idle_expiry, idle)
         done.retired = [r.key for r in retired]
         metrics = [m for m in metrics if m.stats.key not in done.retired]
-    short = [
-        PoolProgress(m.stats.key, m.stats.threads, min(m.stats.min_size, m.stats.max_size))
+    toward = [
+        PoolProgress.toward(m.stats.key, m.stats.threads, m.stats.min_size, m.stats.max_size)
         for m in metrics
-        if m.stats.threads < min(m.stats.min_size, m.stats.max_size)
     ]
+    short = [p for p in toward if p.threads < p.target]
     grown = (
         await prewarm(admin, backend, short, concurrency=concurrency, rate=rate) if short else []
     )

@@ -45,13 +45,21 @@ redis.call('HSET', K_LOGGED, id, last)
 -- is trimmed over the next appends, not in one long call). Only the entries to drop are read.
 local TRIM_BATCH = 200
 local upto, turns = 0, {}
-local function drop(entry)
-  upto = tonumber(string.match(entry[1], '^(%d+)'))
+-- One field of a stream entry (its fields are a flat name, value list), or nil.
+local function field(entry, name)
   local fields = entry[2]
   for f = 1, #fields - 1, 2 do
-    if fields[f] == 'turn' then
-      turns[#turns + 1] = fields[f + 1]
+    if fields[f] == name then
+      return fields[f + 1]
     end
+  end
+  return nil
+end
+local function drop(entry)
+  upto = tonumber(string.match(entry[1], '^(%d+)'))
+  local turn = field(entry, 'turn')
+  if turn then
+    turns[#turns + 1] = turn
   end
 end
 if keep > 0 and last > keep then
@@ -70,12 +78,7 @@ if max_age > 0 then
     local entries = redis.call('XRANGE', K_LOG, from, '+', 'COUNT', 10)
     local young = #entries == 0
     for _, entry in ipairs(entries) do
-      local fields, when = entry[2], nil
-      for f = 1, #fields - 1, 2 do
-        if fields[f] == 'time' then
-          when = tonumber(fields[f + 1])
-        end
-      end
+      local when = tonumber(field(entry, 'time'))
       if when == nil or when >= NOW - max_age then
         young = true
         break
