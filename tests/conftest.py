@@ -9,6 +9,9 @@ import redis
 
 from thread_pool._store.clients import connect
 
+# make_async_pool and make_pool, for every test directory.
+pytest_plugins = ["tests.support.pools"]
+
 
 @pytest.fixture
 def redis_client(thread_pool_redis_url: str) -> Iterator[redis.Redis]:

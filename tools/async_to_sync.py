@@ -82,6 +82,7 @@ RULES: list[tuple[str, str]] = [
     (r"\b_async\b", "_sync"),
     (r"\baio_helpers\b", "sync_helpers"),
     (r"\bthread_pool_async_openai_client\b", "thread_pool_openai_client"),
+    (r"\bmake_async_pool\b", "make_pool"),
     (r"\basyncio sources\b", "blocking modules"),
 ]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx2
@@ -25,12 +24,11 @@ from agents import (
 )
 
 from tests.support.evidence import assert_quiet
-from tests.support.upstream import lock_errors, make_backend
-from thread_pool import AsyncThreadPool, ConversationsBackend, InvalidArgument, ThreadPool
+from tests.support.pools import AsyncMakePool
+from tests.support.upstream import lock_errors
+from thread_pool import ConversationsBackend, InvalidArgument, ThreadPool
 from thread_pool.emulator import EmulatorServer, parse_reply
 from thread_pool.integrations.agents import run_agent, run_agent_streamed, run_agent_sync
-
-MakePool = Callable[..., AsyncThreadPool]
 
 set_tracing_disabled(True)  # nothing to send traces to
 
@@ -57,31 +55,6 @@ def weather_agent(client: openai.AsyncOpenAI, *tools: Any) -> Agent[Any]:
     )
 
 
-@pytest.fixture
-async def make_pool(
-    thread_pool_redis_url: str,
-    thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
-    thread_pool_async_openai_client: openai.AsyncOpenAI,
-) -> AsyncIterator[MakePool]:
-    pools: list[AsyncThreadPool] = []
-
-    def make(kind: str = "conversations", **overrides: Any) -> AsyncThreadPool:
-        backend = make_backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
-        pool = AsyncThreadPool(
-            backend=backend,
-            redis_url=thread_pool_redis_url,
-            key_prefix=thread_pool_prefix,
-            **overrides,
-        )
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        await pool.aclose()
-
-
 async def conversation(client: openai.AsyncOpenAI, conv_id: str) -> list[tuple[str, str]]:
     """Every item of a conversation as ``(kind, text)``: messages by role and text, function
     calls and outputs by call id."""
@@ -96,14 +69,14 @@ async def conversation(client: openai.AsyncOpenAI, conv_id: str) -> list[tuple[s
 
 
 async def test_concurrent_agent_runs_on_one_key_share_the_conversation_without_lock_errors(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
 ) -> None:
     client = thread_pool_async_openai_client
-    pool = make_pool(max_size=3)
+    pool = make_async_pool(max_size=3)
     agent = weather_agent(client)
     runs: list[tuple[list[Any], Any]] = []
 
@@ -141,11 +114,11 @@ async def test_concurrent_agent_runs_on_one_key_share_the_conversation_without_l
 
 
 async def test_a_run_longer_than_the_lease_ttl_keeps_its_lease(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     thread_pool_emulator: EmulatorServer,
 ) -> None:
-    pool = make_pool(lease_ttl=2, renew_margin=1, max_size=1)
+    pool = make_async_pool(lease_ttl=2, renew_margin=1, max_size=1)
     agent = weather_agent(thread_pool_async_openai_client, slow_lookup)
     started = time.monotonic()
     result = await run_agent(pool, "doc", agent, 'call:slow_lookup({"city": "Oslo"})')
@@ -157,13 +130,13 @@ async def test_a_run_longer_than_the_lease_ttl_keeps_its_lease(
 
 
 async def test_a_run_stopped_part_way_leaves_its_conversation_settled(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
 ) -> None:
-    pool = make_pool(max_size=1)
+    pool = make_async_pool(max_size=1)
     agent = weather_agent(thread_pool_async_openai_client)
     # One model call: it asks for the tool, and the run stops before sending the output.
     with pytest.raises(MaxTurnsExceeded):
@@ -177,9 +150,9 @@ async def test_a_run_stopped_part_way_leaves_its_conversation_settled(
 
 
 async def test_agents_need_a_conversations_pool(
-    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI
+    make_async_pool: AsyncMakePool, thread_pool_async_openai_client: openai.AsyncOpenAI
 ) -> None:
-    pool = make_pool("assistants")
+    pool = make_async_pool("assistants")
     with pytest.raises(InvalidArgument, match="ConversationsBackend"):
         await run_agent(pool, "doc", weather_agent(thread_pool_async_openai_client), "hi")
 
@@ -220,13 +193,13 @@ def test_the_blocking_pool_runs_agents_too(
 
 
 async def test_streamed_runs_deliver_the_deltas_and_are_recorded_once_read_to_the_end(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
 ) -> None:
-    pool = make_pool(max_size=2, lease_ttl=2, renew_margin=1)
+    pool = make_async_pool(max_size=2, lease_ttl=2, renew_margin=1)
     agent = weather_agent(thread_pool_async_openai_client)
     # The renewer runs on the event loop, and the first streamed run of a process holds the
     # loop for seconds on a busy machine (the SDKs build their event models on first use): a
@@ -264,14 +237,14 @@ async def test_streamed_runs_deliver_the_deltas_and_are_recorded_once_read_to_th
 
 @pytest.mark.parametrize("stop_after", [1, 3, 6, 10, 12])
 async def test_a_stream_left_early_is_settled_and_nothing_is_recorded(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     stop_after: int,
 ) -> None:
-    pool = make_pool(max_size=1)
+    pool = make_async_pool(max_size=1)
     agent = weather_agent(thread_pool_async_openai_client)
     async with run_agent_streamed(pool, "doc", agent, 'call:lookup({"city": "x"}) hi') as stream:
         seen = 0
@@ -289,13 +262,13 @@ async def test_a_stream_left_early_is_settled_and_nothing_is_recorded(
 
 
 async def test_a_cancelled_stream_reader_leaves_the_conversation_quiet(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
 ) -> None:
-    pool = make_pool(max_size=1)
+    pool = make_async_pool(max_size=1)
     agent = weather_agent(thread_pool_async_openai_client)
     reading = asyncio.Event()
 

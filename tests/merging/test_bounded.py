@@ -11,7 +11,7 @@ import openai
 import pytest
 import redis
 
-from tests.merging.conftest import MakePool
+from tests.support.pools import AsyncMakePool
 from thread_pool._store.keys import PoolKeys
 
 pytestmark = pytest.mark.filterwarnings(
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 async def test_the_idempotency_record_is_trimmed_with_the_log(
-    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+    make_async_pool: AsyncMakePool, redis_client: redis.Redis, thread_pool_prefix: str
 ) -> None:
-    pool = make_pool("conversations", log_max_entries=10)
+    pool = make_async_pool("conversations", log_max_entries=10)
     for n in range(100):
         await pool.append("doc", "user", f"note {n}", append_id=f"note-{n}")
     k = PoolKeys.of(thread_pool_prefix, "doc")
@@ -35,9 +35,9 @@ async def test_the_idempotency_record_is_trimmed_with_the_log(
 
 
 async def test_entries_older_than_log_max_age_are_trimmed_and_the_gap_is_said(
-    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+    make_async_pool: AsyncMakePool, redis_client: redis.Redis, thread_pool_prefix: str
 ) -> None:
-    pool = make_pool("conversations", log_max_age=0.5)
+    pool = make_async_pool("conversations", log_max_age=0.5)
     await pool.add_threads("doc", ["thread_a"])  # holds nothing of the log yet
     for n in range(5):
         await pool.append("doc", "user", f"old {n}", append_id=f"old-{n}")
@@ -53,13 +53,13 @@ async def test_entries_older_than_log_max_age_are_trimmed_and_the_gap_is_said(
 
 
 async def test_a_thread_that_left_for_good_takes_its_cursor_with_it(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
 ) -> None:
     k = PoolKeys.of(thread_pool_prefix, "doc")
-    pool = make_pool("conversations", lease_ttl=10, renew_margin=0.2, max_size=2)
+    pool = make_async_pool("conversations", lease_ttl=10, renew_margin=0.2, max_size=2)
 
     def cursors() -> set[str]:
         return set(redis_client.hkeys(k.cursors))  # type: ignore[arg-type]

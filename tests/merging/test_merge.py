@@ -12,8 +12,8 @@ import openai
 import pytest
 import redis
 
-from tests.merging.conftest import MakePool
 from tests.support.evidence import assert_quiet
+from tests.support.pools import AsyncMakePool
 from thread_pool import AsyncThreadPool, InvalidArgument, LogEntry, TurnFailed
 from thread_pool._compat import call_handler
 from thread_pool._model.limits import MAX_MESSAGE_CHARS
@@ -63,14 +63,14 @@ def assert_caught_up(held: list[tuple[str, str]], before: list[LogEntry], thread
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_many_workers_every_thread_holds_the_whole_log_before_it_runs(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind, max_size=3)
+    pool = make_async_pool(kind, max_size=3)
     rng = random.Random(7)
     checked = 0
 
@@ -116,9 +116,9 @@ async def test_many_workers_every_thread_holds_the_whole_log_before_it_runs(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_appended_context_reaches_every_thread_and_a_new_one(
-    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+    make_async_pool: AsyncMakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
 ) -> None:
-    pool = make_pool(kind, max_size=2)
+    pool = make_async_pool(kind, max_size=2)
     seq = await pool.append("doc", "user", "The document: lorem ipsum.")
     assert seq == 1
     # Two threads at once: the second one is created after the first turn was logged.
@@ -140,9 +140,9 @@ async def test_appended_context_reaches_every_thread_and_a_new_one(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_append_is_idempotent_under_retry(
-    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str, kind: str
+    make_async_pool: AsyncMakePool, redis_client: redis.Redis, thread_pool_prefix: str, kind: str
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
     assert await pool.append("doc", "user", "once", append_id="doc-1") == 1
     assert await pool.append("doc", "user", "once", append_id="doc-1") == 1
     turn = await pool.run("doc", "question")
@@ -156,9 +156,9 @@ async def test_append_is_idempotent_under_retry(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_policy_none_keeps_each_thread_to_its_own_turns(
-    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+    make_async_pool: AsyncMakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
 ) -> None:
-    pool = make_pool(kind, max_size=2, merge="none")
+    pool = make_async_pool(kind, max_size=2, merge="none")
     async with pool.lease("doc") as a, pool.lease("doc") as b:
         await a.run("on a")
         await b.run("on b")
@@ -192,9 +192,9 @@ def test_long_content_is_split_in_marked_pieces_never_cut() -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_beyond_the_entry_cap_the_oldest_fold_into_one_marked_digest(
-    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+    make_async_pool: AsyncMakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
 ) -> None:
-    pool = make_pool(kind, max_size=2, merge_max_entries=3)
+    pool = make_async_pool(kind, max_size=2, merge_max_entries=3)
     async with pool.lease("doc") as a, pool.lease("doc") as b:
         for i in range(3):
             await a.run(f"on a {i}")
@@ -215,7 +215,7 @@ async def test_beyond_the_entry_cap_the_oldest_fold_into_one_marked_digest(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_custom_compact_and_the_char_cap(
-    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+    make_async_pool: AsyncMakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
 ) -> None:
     seen: list[int] = []
 
@@ -223,7 +223,7 @@ async def test_a_custom_compact_and_the_char_cap(
         seen.append(len(entries))
         return [{"role": "assistant", "content": f"(summary of {len(entries)} messages)"}]
 
-    pool = make_pool(kind, max_size=2, merge_max_chars=40, compact=summarise)
+    pool = make_async_pool(kind, max_size=2, merge_max_chars=40, compact=summarise)
     await pool.append("doc", "user", "x" * 30)
     await pool.append("doc", "user", "short one")
     await pool.append("doc", "user", "short two")
@@ -237,7 +237,7 @@ async def test_a_custom_compact_and_the_char_cap(
         ("user", "question"),
     ]
     with pytest.raises(InvalidArgument):
-        make_pool(kind, merge_max_entries=0)
+        make_async_pool(kind, merge_max_entries=0)
 
 
 def entries(*contents: str) -> list[LogEntry]:
@@ -263,14 +263,14 @@ def test_fold_keeps_the_newest_that_fit_and_leaves_room_for_the_digest() -> None
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_new_thread_is_seeded_from_the_log_when_it_is_created(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
     for i in range(25):
         await pool.append("doc", "user" if i % 2 == 0 else "assistant", f"earlier {i}")
     turn = await pool.run("doc", "question")  # the pool grows: its first thread is created now
@@ -291,9 +291,9 @@ async def test_a_new_thread_is_seeded_from_the_log_when_it_is_created(
 
 
 async def test_a_settled_thread_goes_back_idle_scored_by_its_cursor(
-    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+    make_async_pool: AsyncMakePool, redis_client: redis.Redis, thread_pool_prefix: str
 ) -> None:
-    pool = make_pool("conversations")
+    pool = make_async_pool("conversations")
     await pool.append("doc", "user", "context")
     async with pool.lease("doc") as held:
         await held.run("question")
@@ -306,12 +306,12 @@ async def test_a_settled_thread_goes_back_idle_scored_by_its_cursor(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_failed_turn_whose_context_arrived_does_not_send_it_twice(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     thread_pool_emulator: EmulatorServer,
     kind: str,
 ) -> None:
-    pool = make_pool(kind, max_size=2)
+    pool = make_async_pool(kind, max_size=2)
     async with pool.lease("doc") as a, pool.lease("doc") as b:
         await a.run("on a")
         thread_pool_emulator.admin.configure(run_failed=1.0)
@@ -347,13 +347,13 @@ def test_a_thread_behind_the_first_retained_entry_is_told_how_many_it_lost() -> 
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_retention_trims_the_log_and_a_thread_behind_it_gets_a_marked_gap(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind, max_size=2, log_max_entries=4)
+    pool = make_async_pool(kind, max_size=2, log_max_entries=4)
     k = PoolKeys.of(thread_pool_prefix, "doc")
     async with pool.lease("doc") as a, pool.lease("doc") as b:
         for i in range(3):
@@ -370,14 +370,14 @@ async def test_retention_trims_the_log_and_a_thread_behind_it_gets_a_marked_gap(
     assert len(held) == 7
     assert [e.seq for e in await pool.history("doc")] == [5, 6, 7, 8]
     with pytest.raises(InvalidArgument):
-        make_pool(kind, log_max_entries=0)
+        make_async_pool(kind, log_max_entries=0)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_new_thread_seeded_from_a_trimmed_log_starts_with_the_gap(
-    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+    make_async_pool: AsyncMakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
 ) -> None:
-    pool = make_pool(kind, log_max_entries=3)
+    pool = make_async_pool(kind, log_max_entries=3)
     for i in range(5):
         await pool.append("doc", "user", f"earlier {i}")
     turn = await pool.run("doc", "question")  # the pool's first thread is created now
@@ -392,7 +392,7 @@ async def test_a_new_thread_seeded_from_a_trimmed_log_starts_with_the_gap(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_callable_merge_policy_decides_everything_a_thread_receives(
-    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+    make_async_pool: AsyncMakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
 ) -> None:
     seen: list[list[int]] = []
 
@@ -402,7 +402,7 @@ async def test_a_callable_merge_policy_decides_everything_a_thread_receives(
         return [{"role": "user", "content": f"(recap) {text}"}]
 
     # The merge limits apply only to the built-in policy: the callable gets all missing entries.
-    pool = make_pool(kind, max_size=2, merge=recap, merge_max_entries=1)
+    pool = make_async_pool(kind, max_size=2, merge=recap, merge_max_entries=1)
     async with pool.lease("doc") as a, pool.lease("doc") as b:
         await a.run("on a")
         await pool.append("doc", "user", "appended")
@@ -420,7 +420,7 @@ async def test_a_callable_merge_policy_decides_everything_a_thread_receives(
     def bad(entries: Sequence[LogEntry]) -> str:
         return "not a list"
 
-    pool = make_pool(kind, merge=bad)
+    pool = make_async_pool(kind, merge=bad)
     await pool.append("other", "user", "x")
     with pytest.raises(InvalidArgument, match="merge must return a list of messages"):
         await pool.run("other", "question")

@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.merging.conftest import MakePool
+from tests.support.pools import AsyncMakePool
 from tests.support.upstream import tools_for
 from thread_pool import AsyncLease, ToolCall
 from thread_pool._model.record import TOOL_ROLE, turn_entries
@@ -49,9 +49,9 @@ def text_of(message: Any) -> str:
 
 @pytest.mark.thread_pool_emulator(ignore_run_id=True)
 async def test_replies_stay_the_runs_own_when_the_server_ignores_the_run_filter(
-    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI
+    make_async_pool: AsyncMakePool, thread_pool_async_openai_client: openai.AsyncOpenAI
 ) -> None:
-    pool = make_pool("assistants", max_size=3)
+    pool = make_async_pool("assistants", max_size=3)
 
     async def worker(w: int) -> list[str]:
         replies = []
@@ -88,9 +88,9 @@ async def two_threads(pool: Any) -> tuple[AsyncLease, AsyncLease]:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_turns_tool_calls_are_listed_and_reach_a_sibling_once_in_order(
-    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
+    make_async_pool: AsyncMakePool, thread_pool_async_openai_client: openai.AsyncOpenAI, kind: str
 ) -> None:
-    pool = make_pool(kind, max_size=2)
+    pool = make_async_pool(kind, max_size=2)
     first, second = await two_threads(pool)
     turn = await first.run(TWO_CALLS, tool_handler=pong, tools=tools_for(kind))
     outputs = ['{"answer": "pong 1"}', '{"answer": "pong 2"}']
@@ -136,12 +136,12 @@ async def test_a_turns_tool_calls_are_listed_and_reach_a_sibling_once_in_order(
 
 @pytest.mark.parametrize(("merge_tools", "expected"), [("text", 2), ("none", 0)])
 async def test_merge_tools_text_and_none_on_conversations(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     merge_tools: str,
     expected: int,
 ) -> None:
-    pool = make_pool("conversations", max_size=2, merge_tools=merge_tools)
+    pool = make_async_pool("conversations", max_size=2, merge_tools=merge_tools)
     first, second = await two_threads(pool)
     turn = await first.run(TWO_CALLS, tool_handler=pong, tools=tools_for("conversations"))
     assert len(turn.tool_calls) == 2  # the turn lists them whatever reaches the siblings
@@ -155,9 +155,9 @@ async def test_merge_tools_text_and_none_on_conversations(
 
 
 async def test_a_new_conversation_is_seeded_with_the_calls_as_items(
-    make_pool: MakePool, thread_pool_async_openai_client: openai.AsyncOpenAI
+    make_async_pool: AsyncMakePool, thread_pool_async_openai_client: openai.AsyncOpenAI
 ) -> None:
-    pool = make_pool("conversations", max_size=2)
+    pool = make_async_pool("conversations", max_size=2)
     first = await pool.acquire("doc", timeout=30)
     turn = await first.run(TWO_CALLS, tool_handler=pong, tools=tools_for("conversations"))
     second = await pool.acquire("doc", timeout=30)  # grown now, seeded from the log
@@ -181,12 +181,12 @@ async def test_a_new_conversation_is_seeded_with_the_calls_as_items(
     ],
 )
 async def test_a_reply_over_a_cap_is_logged_cut_with_a_marker_and_a_warning(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     caplog: pytest.LogCaptureFixture,
     caps: dict[str, int],
     cap_name: str,
 ) -> None:
-    pool = make_pool("conversations", max_size=1, **caps)
+    pool = make_async_pool("conversations", max_size=1, **caps)
     big = "x" * 5_000
 
     def handler(call: ToolCall) -> str:

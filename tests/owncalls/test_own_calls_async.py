@@ -5,7 +5,6 @@ generated from this file."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import openai
@@ -14,10 +13,10 @@ import redis
 
 from tests.support.aio_helpers import pause
 from tests.support.evidence import assert_quiet
-from tests.support.upstream import lock_errors, make_assistant, make_backend
+from tests.support.pools import AsyncMakePool
+from tests.support.upstream import lock_errors, make_assistant
 from thread_pool import (
     AsyncLease,
-    AsyncThreadPool,
     InvalidArgument,
     LeaseLost,
     ToolCall,
@@ -29,33 +28,7 @@ pytestmark = pytest.mark.filterwarnings(
     r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"
 )
 
-MakePool = Callable[..., AsyncThreadPool]
 KINDS = ["assistants", "conversations"]
-
-
-@pytest.fixture
-async def make_pool(
-    thread_pool_redis_url: str,
-    thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
-    thread_pool_async_openai_client: openai.AsyncOpenAI,
-) -> AsyncIterator[MakePool]:
-    pools: list[AsyncThreadPool] = []
-
-    def make(kind: str = "conversations", **overrides: Any) -> AsyncThreadPool:
-        backend = make_backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
-        pool = AsyncThreadPool(
-            backend=backend,
-            redis_url=thread_pool_redis_url,
-            key_prefix=thread_pool_prefix,
-            **overrides,
-        )
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        await pool.aclose()
 
 
 async def held_by(client: openai.AsyncOpenAI, kind: str, thread_id: str) -> list[tuple[str, str]]:
@@ -104,9 +77,9 @@ async def own_call(
 
 
 async def test_a_kept_alive_lease_outlives_three_ttls_of_own_work(
-    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+    make_async_pool: AsyncMakePool, redis_client: redis.Redis, thread_pool_prefix: str
 ) -> None:
-    pool = make_pool(lease_ttl=1, renew_margin=0.5, max_size=1)
+    pool = make_async_pool(lease_ttl=1, renew_margin=0.5, max_size=1)
     async with pool.lease("doc", keepalive=True) as lease:
         await pause(3)
         assert lease.lost is None
@@ -131,9 +104,9 @@ async def test_a_kept_alive_lease_outlives_three_ttls_of_own_work(
 
 
 async def test_a_taken_over_lease_is_marked_lost_within_one_renewal_step(
-    make_pool: MakePool, redis_client: redis.Redis, thread_pool_prefix: str
+    make_async_pool: AsyncMakePool, redis_client: redis.Redis, thread_pool_prefix: str
 ) -> None:
-    pool = make_pool(lease_ttl=1, renew_margin=0.5, max_size=1)
+    pool = make_async_pool(lease_ttl=1, renew_margin=0.5, max_size=1)
     keys = PoolKeys.of(thread_pool_prefix, "doc")
     seen: list[float] = []
 
@@ -170,7 +143,7 @@ async def test_a_taken_over_lease_is_marked_lost_within_one_renewal_step(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_own_calls_get_the_missing_context_and_their_turns_reach_the_siblings(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
@@ -179,7 +152,7 @@ async def test_own_calls_get_the_missing_context_and_their_turns_reach_the_sibli
 ) -> None:
     client = thread_pool_async_openai_client
     assistant_id = make_assistant(thread_pool_emulator)
-    pool = make_pool(kind, max_size=2)
+    pool = make_async_pool(kind, max_size=2)
     async with pool.lease("doc", keepalive=True) as mine:
         assert await mine.pending_context() == []  # a new thread holds the whole (empty) log
         sibling = await pool.run("doc", "asked on the sibling")  # a second thread
@@ -219,11 +192,11 @@ async def test_own_calls_get_the_missing_context_and_their_turns_reach_the_sibli
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_context_left_unrecorded_stays_due(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     kind: str,
 ) -> None:
-    pool = make_pool(kind, max_size=2)
+    pool = make_async_pool(kind, max_size=2)
     async with pool.lease("doc") as mine:
         await pool.run("doc", "asked on the sibling")
         first = await mine.pending_context()
@@ -236,10 +209,10 @@ async def test_context_left_unrecorded_stays_due(
 
 
 async def test_a_record_keeps_tool_calls_and_checks_its_arguments(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
 ) -> None:
-    pool = make_pool("conversations", max_size=2)
+    pool = make_async_pool("conversations", max_size=2)
     call = ToolCall("call_1", "ping", "{}", "pong")
     async with pool.lease("doc") as mine, pool.lease("doc") as sibling:
         await mine.pending_context()

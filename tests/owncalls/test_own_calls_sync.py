@@ -8,7 +8,6 @@ generated from this file."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
@@ -16,13 +15,13 @@ import pytest
 import redis
 
 from tests.support.evidence import assert_quiet
+from tests.support.pools import MakePool
 from tests.support.sync_helpers import pause
-from tests.support.upstream import lock_errors, make_assistant, make_backend
+from tests.support.upstream import lock_errors, make_assistant
 from thread_pool import (
     InvalidArgument,
     Lease,
     LeaseLost,
-    ThreadPool,
     ToolCall,
 )
 from thread_pool._store.keys import PoolKeys
@@ -32,33 +31,7 @@ pytestmark = pytest.mark.filterwarnings(
     r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"
 )
 
-MakePool = Callable[..., ThreadPool]
 KINDS = ["assistants", "conversations"]
-
-
-@pytest.fixture
-def make_pool(
-    thread_pool_redis_url: str,
-    thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
-    thread_pool_openai_client: openai.OpenAI,
-) -> Iterator[MakePool]:
-    pools: list[ThreadPool] = []
-
-    def make(kind: str = "conversations", **overrides: Any) -> ThreadPool:
-        backend = make_backend(kind, thread_pool_openai_client, thread_pool_emulator)
-        pool = ThreadPool(
-            backend=backend,
-            redis_url=thread_pool_redis_url,
-            key_prefix=thread_pool_prefix,
-            **overrides,
-        )
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        pool.close()
 
 
 def held_by(client: openai.OpenAI, kind: str, thread_id: str) -> list[tuple[str, str]]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import openai
@@ -13,8 +12,9 @@ import redis
 
 from tests.support.aio_helpers import Spawned, pause
 from tests.support.evidence import assert_quiet
+from tests.support.pools import AsyncMakePool
 from tests.support.streams import ACTIVE, done_turns, run_statuses, text_of
-from tests.support.upstream import lock_errors, make_backend, tools_for
+from tests.support.upstream import lock_errors, tools_for
 from thread_pool import (
     AsyncThreadPool,
     AsyncTurnStream,
@@ -32,33 +32,7 @@ pytestmark = pytest.mark.filterwarnings(
     r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"
 )
 
-MakePool = Callable[..., AsyncThreadPool]
 KINDS = ["assistants", "conversations"]
-
-
-@pytest.fixture
-async def make_pool(
-    thread_pool_redis_url: str,
-    thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
-    thread_pool_async_openai_client: openai.AsyncOpenAI,
-) -> AsyncIterator[MakePool]:
-    pools: list[AsyncThreadPool] = []
-
-    def make(kind: str, **overrides: Any) -> AsyncThreadPool:
-        backend = make_backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
-        pool = AsyncThreadPool(
-            backend=backend,
-            redis_url=thread_pool_redis_url,
-            key_prefix=thread_pool_prefix,
-            **overrides,
-        )
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        await pool.aclose()
 
 
 async def drain(events: AsyncTurnStream) -> list[StreamEvent]:
@@ -79,13 +53,13 @@ async def collect(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_deltas_arrive_in_order_and_join_to_the_logged_reply(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
     first = await pool.run("doc", "before")
     events = await collect(pool, "doc", "tell me a long story about streams " * 4)
 
@@ -110,9 +84,9 @@ async def test_deltas_arrive_in_order_and_join_to_the_logged_reply(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_tool_calls_are_answered_mid_stream_and_streaming_goes_on(
-    make_pool: MakePool, thread_pool_emulator: EmulatorServer, kind: str
+    make_async_pool: AsyncMakePool, thread_pool_emulator: EmulatorServer, kind: str
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
 
     async def handler(call: ToolCall) -> str:
         return f"pong {call.args()['n']}"
@@ -134,13 +108,13 @@ async def test_tool_calls_are_answered_mid_stream_and_streaming_goes_on(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_concurrent_streams_on_one_key_merge_and_never_collide(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
     await pool.configure("doc", max_size=4)
     streams = [Spawned(collect, pool, "doc", f"question {i}") for i in range(8)]
     results = [await s.join(60) for s in streams]
@@ -173,14 +147,14 @@ async def test_concurrent_streams_on_one_key_merge_and_never_collide(
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_consumer_that_breaks_early_ends_the_turn_and_settles_the_thread(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     thread_pool_openai_client: openai.OpenAI,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
     rng = random.Random(f"break-{kind}")
     done = 0
     for trial in range(30):
@@ -210,9 +184,9 @@ async def test_a_consumer_that_breaks_early_ends_the_turn_and_settles_the_thread
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_lease_stream_stopped_early_leaves_its_thread_ready_for_the_next_turn(
-    make_pool: MakePool, thread_pool_emulator: EmulatorServer, kind: str
+    make_async_pool: AsyncMakePool, thread_pool_emulator: EmulatorServer, kind: str
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
     async with pool.lease("doc") as held:
         async with held.stream("a long answer please " * 10) as events:
             async for event in events:
@@ -227,13 +201,13 @@ async def test_a_lease_stream_stopped_early_leaves_its_thread_ready_for_the_next
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_stream_slower_than_the_lease_ttl_keeps_its_lease(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind, lease_ttl=1.0, renew_margin=0.4)
+    pool = make_async_pool(kind, lease_ttl=1.0, renew_margin=0.4)
     seen: list[StreamEvent] = []
     async with pool.stream("doc", "slowly " * 10) as events:
         async for event in events:
@@ -247,8 +221,10 @@ async def test_a_stream_slower_than_the_lease_ttl_keeps_its_lease(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_run_refuses_stream_and_points_to_stream(make_pool: MakePool, kind: str) -> None:
-    pool = make_pool(kind)
+async def test_run_refuses_stream_and_points_to_stream(
+    make_async_pool: AsyncMakePool, kind: str
+) -> None:
+    pool = make_async_pool(kind)
     with pytest.raises(InvalidArgument, match=r"stream\(\)"):
         await pool.run("doc", "hi", stream=True)
     with pytest.raises(InvalidArgument, match="background"):
@@ -259,13 +235,13 @@ async def test_run_refuses_stream_and_points_to_stream(make_pool: MakePool, kind
 @pytest.mark.thread_pool_emulator(stream_drop_after=5)
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_dropped_stream_loses_and_repeats_no_delta(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
     for i in range(3):
         events = await collect(pool, "doc", f"question {i} " + "with many words " * 5)
         assert isinstance(events[-1], TurnDone)
@@ -281,14 +257,14 @@ async def test_a_dropped_stream_loses_and_repeats_no_delta(
     latency=0.2, queued_fraction=0.9, stream_drop=0.3, stream_drop_after=1, seed=5
 )
 async def test_a_response_a_drop_left_stuck_in_the_queue_is_ended_and_made_again(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
 ) -> None:
     # Upstream's edge: a background stream cut right after its first event can leave its
     # response queued for good, holding the conversation.
-    pool = make_pool("conversations")
+    pool = make_async_pool("conversations")
     for i in range(8):
         events = await collect(pool, "doc", f"question {i} " + "and more " * 5)
         assert isinstance(events[-1], TurnDone)
@@ -301,12 +277,12 @@ async def test_a_response_a_drop_left_stuck_in_the_queue_is_ended_and_made_again
 
 @pytest.mark.thread_pool_emulator(latency=0.2, queued_fraction=0.9, stream_drop_after=1)
 async def test_a_stream_that_keeps_stalling_fails_within_the_retry_policy_and_settles(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
 ) -> None:
-    pool = make_pool("conversations")
+    pool = make_async_pool("conversations")
     with pytest.raises(UpstreamError):
         await collect(pool, "doc", "never gets going")
     assert_quiet(redis_client, thread_pool_prefix, "doc", threads=1)
@@ -319,13 +295,13 @@ async def test_a_stream_that_keeps_stalling_fails_within_the_retry_policy_and_se
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_failing_tool_handler_ends_the_stream_with_its_error_and_settles(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
 
     async def handler(call: ToolCall) -> str:
         raise RuntimeError(f"no {call.name} today")

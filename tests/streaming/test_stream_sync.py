@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
@@ -15,9 +14,10 @@ import pytest
 import redis
 
 from tests.support.evidence import assert_quiet
+from tests.support.pools import MakePool
 from tests.support.streams import ACTIVE, done_turns, run_statuses, text_of
 from tests.support.sync_helpers import Spawned, pause
-from tests.support.upstream import lock_errors, make_backend, tools_for
+from tests.support.upstream import lock_errors, tools_for
 from thread_pool import (
     InvalidArgument,
     StreamEvent,
@@ -35,33 +35,7 @@ pytestmark = pytest.mark.filterwarnings(
     r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"
 )
 
-MakePool = Callable[..., ThreadPool]
 KINDS = ["assistants", "conversations"]
-
-
-@pytest.fixture
-def make_pool(
-    thread_pool_redis_url: str,
-    thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
-    thread_pool_openai_client: openai.OpenAI,
-) -> Iterator[MakePool]:
-    pools: list[ThreadPool] = []
-
-    def make(kind: str, **overrides: Any) -> ThreadPool:
-        backend = make_backend(kind, thread_pool_openai_client, thread_pool_emulator)
-        pool = ThreadPool(
-            backend=backend,
-            redis_url=thread_pool_redis_url,
-            key_prefix=thread_pool_prefix,
-            **overrides,
-        )
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        pool.close()
 
 
 def drain(events: TurnStream) -> list[StreamEvent]:

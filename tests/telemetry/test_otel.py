@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import openai
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -18,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support.aio_helpers import eventually, pause
-from tests.support.upstream import make_backend
+from tests.support.pools import AsyncMakePool
 from thread_pool import (
     AsyncThreadPool,
     LeaseLost,
@@ -93,43 +92,14 @@ def otel() -> Iterator[Recorded]:
     use_telemetry_providers()
 
 
-@pytest.fixture
-async def make_pool(
-    thread_pool_redis_url: str,
-    thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
-    thread_pool_async_openai_client: openai.AsyncOpenAI,
-) -> AsyncIterator[Callable[..., AsyncThreadPool]]:
-    pools: list[AsyncThreadPool] = []
-
-    def make(kind: str | None = None, **overrides: Any) -> AsyncThreadPool:
-        backend = (
-            None
-            if kind is None
-            else make_backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
-        )
-        pool = AsyncThreadPool(
-            backend=backend,
-            redis_url=thread_pool_redis_url,
-            key_prefix=thread_pool_prefix,
-            **overrides,
-        )
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        await pool.aclose()
-
-
 async def _waiting(pool: AsyncThreadPool, n: int) -> bool:
     return (await pool.stats("doc")).waiting >= n
 
 
 async def test_grants_timeouts_and_refusals_are_counted_as_they_happened(
-    otel: Recorded, make_pool: Callable[..., AsyncThreadPool]
+    otel: Recorded, make_async_pool: AsyncMakePool
 ) -> None:
-    pool = make_pool(max_waiters=1)
+    pool = make_async_pool(None, max_waiters=1)
     await pool.add_threads("doc", ["thread-a"])
     grants = 5
     timeouts = 3
@@ -167,11 +137,11 @@ async def test_grants_timeouts_and_refusals_are_counted_as_they_happened(
 @pytest.mark.parametrize("kind", ["conversations", "assistants"])
 async def test_turns_by_status_tokens_and_requests_match_the_run(
     otel: Recorded,
-    make_pool: Callable[..., AsyncThreadPool],
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     kind: str,
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
     with otel.request():
         turns = [await pool.run("doc", f"question {i}") for i in range(3)]
         thread_pool_emulator.admin.configure(run_failed=1.0)
@@ -226,10 +196,8 @@ def test_the_blocking_pool_is_measured_alike(
         assert "user-7" not in p.attributes.values()
 
 
-async def test_the_pool_key_can_be_left_out(
-    otel: Recorded, make_pool: Callable[..., AsyncThreadPool]
-) -> None:
-    pool = make_pool(otel_pool_key="none")
+async def test_the_pool_key_can_be_left_out(otel: Recorded, make_async_pool: AsyncMakePool) -> None:
+    pool = make_async_pool(None, otel_pool_key="none")
     await pool.add_threads("user-8", ["thread-b"])
     await pool.release(await pool.acquire("user-8"))
     (point,) = otel.points("thread_pool.lease.wait_time")
@@ -242,9 +210,9 @@ async def test_the_pool_key_can_be_left_out(
 
 
 async def test_a_lost_lease_and_the_settling_of_its_thread_are_counted(
-    otel: Recorded, make_pool: Callable[..., AsyncThreadPool]
+    otel: Recorded, make_async_pool: AsyncMakePool
 ) -> None:
-    pool = make_pool("conversations", lease_ttl=0.5, renew_margin=0.1)
+    pool = make_async_pool("conversations", lease_ttl=0.5, renew_margin=0.1)
     held = await pool.acquire("doc")
     await pause(max(held.remaining(), 0))
     reaped = 0

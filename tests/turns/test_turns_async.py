@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
 import openai
 import pytest
 import redis
 
 from tests.support.aio_helpers import pause
 from tests.support.evidence import assert_quiet, fences_of
+from tests.support.pools import AsyncMakePool
 from tests.support.upstream import (
     ASSISTANT_TOOLS,
     lock_errors,
@@ -35,46 +33,19 @@ pytestmark = pytest.mark.filterwarnings(
     r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"
 )
 
-MakePool = Callable[..., AsyncThreadPool]
-
-
-@pytest.fixture
-async def make_pool(
-    thread_pool_redis_url: str,
-    thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
-    thread_pool_async_openai_client: openai.AsyncOpenAI,
-) -> AsyncIterator[MakePool]:
-    pools: list[AsyncThreadPool] = []
-
-    def make(kind: str = "assistants", **overrides: Any) -> AsyncThreadPool:
-        backend = make_backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
-        pool = AsyncThreadPool(
-            backend=backend,
-            redis_url=thread_pool_redis_url,
-            key_prefix=thread_pool_prefix,
-            **overrides,
-        )
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        await pool.aclose()
-
 
 KINDS = ["assistants", "conversations", "background"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_turns_reply_and_stamp_their_fence_on_every_write(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
     turns = [await pool.run("doc", f"question {i}") for i in range(3)]
 
     assert [t.fence for t in turns] == [1, 2, 3]  # one thread, granted three times
@@ -99,9 +70,9 @@ async def test_turns_reply_and_stamp_their_fence_on_every_write(
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_tool_calls_are_answered_within_the_turn(
-    make_pool: MakePool, thread_pool_emulator: EmulatorServer, kind: str
+    make_async_pool: AsyncMakePool, thread_pool_emulator: EmulatorServer, kind: str
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
     seen: list[ToolCall] = []
 
     async def handler(call: ToolCall) -> dict[str, str]:
@@ -115,8 +86,8 @@ async def test_tool_calls_are_answered_within_the_turn(
     assert lock_errors(thread_pool_emulator) == 0
 
 
-async def test_a_plain_function_serves_as_tool_handler(make_pool: MakePool) -> None:
-    pool = make_pool("assistants")
+async def test_a_plain_function_serves_as_tool_handler(make_async_pool: AsyncMakePool) -> None:
+    pool = make_async_pool("assistants")
     turn = await pool.run(
         "doc", "call:ping()", tool_handler=lambda call: "pong", tools=ASSISTANT_TOOLS
     )
@@ -136,12 +107,12 @@ async def test_a_plain_function_serves_as_tool_handler(make_pool: MakePool) -> N
     ],
 )
 async def test_bad_input_is_refused_before_any_request(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     message: str,
     metadata: dict[str, str] | None,
 ) -> None:
-    pool = make_pool("conversations")
+    pool = make_async_pool("conversations")
     before = requests_made(thread_pool_emulator)
     with pytest.raises(InvalidArgument):
         await pool.run("doc", message, metadata=metadata)
@@ -149,9 +120,9 @@ async def test_bad_input_is_refused_before_any_request(
 
 
 async def test_the_longest_message_and_most_metadata_upstream_takes_go_through(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
 ) -> None:
-    pool = make_pool("assistants")
+    pool = make_async_pool("assistants")
     metadata = {f"k{i}": "v" * 512 for i in range(13)}
     turn = await pool.run("doc", "x" * 256_000, metadata=metadata)
     assert turn.status == "completed"
@@ -160,12 +131,12 @@ async def test_the_longest_message_and_most_metadata_upstream_takes_go_through(
 @pytest.mark.thread_pool_emulator(run_failed=1.0)
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_failed_run_raises_turn_failed_with_upstream_error(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
     with pytest.raises(TurnFailed) as caught:
         await pool.run("doc", "hello")
     err = caught.value
@@ -178,13 +149,13 @@ async def test_a_failed_run_raises_turn_failed_with_upstream_error(
 
 
 async def test_a_busy_thread_is_counted_settled_and_retried_once(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     thread_pool_openai_client: openai.OpenAI,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
 ) -> None:
-    pool = make_pool("assistants")
+    pool = make_async_pool("assistants")
     first = await pool.run("doc", "hello")
     # Someone outside the pool starts a run that waits for tool outputs: the thread is busy.
     stray = thread_pool_openai_client.beta.threads.runs.create(
@@ -209,11 +180,11 @@ async def test_a_busy_thread_is_counted_settled_and_retried_once(
 
 @pytest.mark.thread_pool_emulator(latency=2.5)
 async def test_a_turn_longer_than_the_lease_is_kept_alive_by_renewal(
-    make_pool: MakePool, thread_pool_emulator: EmulatorServer
+    make_async_pool: AsyncMakePool, thread_pool_emulator: EmulatorServer
 ) -> None:
     # A run twice the lease's length: it needs several renewals. The margin is generous so that
     # a busy machine delaying the renewer by most of a second does not fail the test.
-    pool = make_pool("assistants", lease_ttl=1.2, renew_margin=0.9)
+    pool = make_async_pool("assistants", lease_ttl=1.2, renew_margin=0.9)
     turn = await pool.run("doc", "a long one")
     assert turn.status == "completed"
     stats = await pool.stats("doc")
@@ -224,13 +195,13 @@ async def test_a_turn_longer_than_the_lease_is_kept_alive_by_renewal(
 
 @pytest.mark.parametrize("kind", ["assistants", "background"])
 async def test_a_lost_lease_stops_the_turn_and_it_writes_nothing_more(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind, lease_ttl=5, renew_margin=1)
+    pool = make_async_pool(kind, lease_ttl=5, renew_margin=1)
     keys = PoolKeys.of(thread_pool_prefix, "doc")
     held: list[str] = []
 
@@ -259,9 +230,9 @@ async def test_a_lost_lease_stops_the_turn_and_it_writes_nothing_more(
 
 
 async def test_a_lease_runs_several_turns_and_a_pool_without_backend_refuses(
-    make_pool: MakePool, thread_pool_redis_url: str, thread_pool_prefix: str
+    make_async_pool: AsyncMakePool, thread_pool_redis_url: str, thread_pool_prefix: str
 ) -> None:
-    pool = make_pool("conversations")
+    pool = make_async_pool("conversations")
     async with pool.lease("doc") as lease:
         one = await lease.run("first")
         two = await lease.run("second")
@@ -278,14 +249,14 @@ async def test_a_lease_runs_several_turns_and_a_pool_without_backend_refuses(
 
 @pytest.mark.parametrize("kind", ["assistants", "conversations"])
 async def test_a_thread_deleted_upstream_is_dropped_and_replaced(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     redis_client: redis.Redis,
     thread_pool_prefix: str,
     kind: str,
 ) -> None:
-    pool = make_pool(kind)
+    pool = make_async_pool(kind)
     first = await pool.run("doc", "hello")
     backend = make_backend(kind, thread_pool_async_openai_client, thread_pool_emulator)
     assert await backend.delete_thread(first.thread_id)
@@ -303,12 +274,12 @@ async def test_a_thread_deleted_upstream_is_dropped_and_replaced(
 
 @pytest.mark.parametrize("kind", ["assistants", "conversations"])
 async def test_threads_retired_by_a_shrink_are_deleted_upstream(
-    make_pool: MakePool,
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
     kind: str,
 ) -> None:
-    pool = make_pool(kind, max_size=3)
+    pool = make_async_pool(kind, max_size=3)
     held = [await pool.acquire("doc") for _ in range(3)]  # the pool grows to three threads
     for lease in held:
         await pool.release(lease)

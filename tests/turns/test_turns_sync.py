@@ -6,14 +6,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
-
 import openai
 import pytest
 import redis
 
 from tests.support.evidence import assert_quiet, fences_of
+from tests.support.pools import MakePool
 from tests.support.sync_helpers import pause
 from tests.support.upstream import (
     ASSISTANT_TOOLS,
@@ -37,33 +35,6 @@ from thread_pool.emulator import EmulatorServer, parse_reply
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:(The Assistants API is deprecated|deprecated$):DeprecationWarning"
 )
-
-MakePool = Callable[..., ThreadPool]
-
-
-@pytest.fixture
-def make_pool(
-    thread_pool_redis_url: str,
-    thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
-    thread_pool_openai_client: openai.OpenAI,
-) -> Iterator[MakePool]:
-    pools: list[ThreadPool] = []
-
-    def make(kind: str = "assistants", **overrides: Any) -> ThreadPool:
-        backend = make_backend(kind, thread_pool_openai_client, thread_pool_emulator)
-        pool = ThreadPool(
-            backend=backend,
-            redis_url=thread_pool_redis_url,
-            key_prefix=thread_pool_prefix,
-            **overrides,
-        )
-        pools.append(pool)
-        return pool
-
-    yield make
-    for pool in pools:
-        pool.close()
 
 
 KINDS = ["assistants", "conversations", "background"]
