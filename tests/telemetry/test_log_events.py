@@ -67,6 +67,24 @@ def log_calls() -> Iterator[tuple[str, int, ast.Call, ast.expr]]:
                     yield str(rel), node.lineno, node, value
 
 
+def test_no_library_module_logs_through_an_alias() -> None:
+    """A logging method bound to a name (``log = logger.info``) would hide its call from the
+    check below (a record without its event was found that way)."""
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC)
+        if rel.parts[0] in NOT_LIBRARY:
+            continue
+        tree = ast.parse(path.read_text())
+        called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in LEVELS
+                and "log" in ast.unparse(node.value).lower()
+            ):
+                assert id(node) in called, f"{rel}:{node.lineno} binds a logging method"
+
+
 def test_the_documented_events_are_the_library_s() -> None:
     assert documented() == EVENTS
 

@@ -34,6 +34,8 @@ EVENTS: dict[str, str] = {
     "log.turn_cut": "WARNING",
     "upstream.retry": "INFO",
     "background.failed": "WARNING",
+    "dispatch.retry": "INFO",
+    "dispatch.failed": "WARNING",
     "maintenance.failed": "WARNING",
     "maintenance.reaped": "INFO",
     "maintenance.grew": "INFO",

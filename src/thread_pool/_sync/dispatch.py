@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from thread_pool._compat import Inbox, Spawned, mutex, sleep
+from thread_pool._model.log_events import event
 from thread_pool._store.replies import text
 from thread_pool._store.scripts import ms
 from thread_pool.errors import ThreadPoolError
@@ -127,8 +128,11 @@ class Dispatcher:
                 if self._closed:
                     continue  # the client closed under the read: end at the check above
                 # Redis away: the waiters keep waiting (each times out by itself); try again.
-                log = logger.info if isinstance(exc, ThreadPoolError) else logger.warning
-                log("pool %r: waiting for hand-offs failed, trying again: %s", key, exc)
+                message = "pool %r: waiting for hand-offs failed, trying again: %s"
+                if isinstance(exc, ThreadPoolError):
+                    logger.info(message, key, exc, extra=event("dispatch.retry", key))
+                else:
+                    logger.warning(message, key, exc, extra=event("dispatch.failed", key))
                 sleep(pause)
                 pause = min(pause * 2, 1.0)
 
