@@ -273,5 +273,8 @@ class Spawned:
         self._task.cancel()
         return True
 
-    def join(self) -> None:
-        """Nothing to wait for (see ``stop``)."""
+    async def join(self) -> None:
+        """Wait for the (cancelled) task to end, so that the Redis command it was in has let go
+        of its connection before the client closes (a cancelled cluster command left to finish
+        later leaked its socket). Its own end, error or cancellation, is not raised here."""
+        await asyncio.wait([self._task])

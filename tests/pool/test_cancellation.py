@@ -196,8 +196,10 @@ async def _run(
         assert task is not None
         task.uncancel()  # the test goes on in this task
     finally:
-        await pool.aclose()
-        await client.aclose()
+        try:
+            await pool.aclose()
+        finally:
+            await client.aclose()
     return cancelled, helper
 
 

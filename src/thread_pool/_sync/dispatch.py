@@ -174,9 +174,8 @@ class Dispatcher:
             self._closed = True
             readers = [(k, lane.reader) for k, lane in self._lanes.items() if lane.reader]
         for key, reader in readers:
-            if reader.stop():
-                continue
-            # A reader blocked in BLPOP (a thread) would otherwise wait out its read.
-            with contextlib.suppress(ThreadPoolError):
-                self._store.wake_shared(key, self.box)
+            if not reader.stop():
+                # A reader blocked in BLPOP (a thread) would otherwise wait out its read.
+                with contextlib.suppress(ThreadPoolError):
+                    self._store.wake_shared(key, self.box)
             reader.join()
