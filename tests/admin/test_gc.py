@@ -15,14 +15,12 @@ import pytest
 import redis
 
 from tests.support.environment import COMMAND, clean_environment
-from tests.support.upstream import make_backend
+from tests.support.pools import AsyncMakePool, MakePool
 from thread_pool import (
     AsyncPoolAdmin,
-    AsyncThreadPool,
     InvalidArgument,
     PoolAdmin,
     PoolBusy,
-    ThreadPool,
 )
 from thread_pool._store.keys import PoolKeys
 from thread_pool.emulator import EmulatorServer
@@ -59,21 +57,15 @@ def gc(
 
 def test_gc_retires_idle_pools_only_and_leaves_nothing_of_them(
     gc: object,
+    make_pool: MakePool,
     thread_pool_redis_url: str,
     thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
     thread_pool_openai_client: openai.OpenAI,
     redis_client: redis.Redis,
 ) -> None:
     run = gc
     assert callable(run)
-    backend = make_backend("conversations", thread_pool_openai_client, thread_pool_emulator)
-    with ThreadPool(
-        backend=backend,
-        redis_url=thread_pool_redis_url,
-        key_prefix=thread_pool_prefix,
-        max_size=2,
-    ) as pool:
+    with make_pool(max_size=2) as pool:
         idle_one = pool.run("idle", "hello").thread_id
         pool.run("held", "hello")
         time.sleep(1.5)
@@ -99,16 +91,10 @@ def test_gc_retires_idle_pools_only_and_leaves_nothing_of_them(
 
 
 async def test_a_pool_used_within_the_window_is_kept(
-    thread_pool_redis_url: str,
-    thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
-    thread_pool_async_openai_client: openai.AsyncOpenAI,
+    make_async_pool: AsyncMakePool, thread_pool_redis_url: str, thread_pool_prefix: str
 ) -> None:
-    backend = make_backend("conversations", thread_pool_async_openai_client, thread_pool_emulator)
     async with (
-        AsyncThreadPool(
-            backend=backend, redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
-        ) as pool,
+        make_async_pool() as pool,
         AsyncPoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin,
     ):
         await pool.run("old", "hello")
@@ -116,7 +102,7 @@ async def test_a_pool_used_within_the_window_is_kept(
         await asyncio.sleep(1.2)
         await pool.run("recent", "again")
         assert [p.key for p in await idle_pools(admin, 1.0)] == ["old"]
-        reports = await retire_idle(admin, backend, 1.0)
+        reports = await retire_idle(admin, pool.backend, 1.0)
         assert [r.key for r in reports] == ["old"]
         assert await admin.pools() == ["recent"]
 
@@ -133,10 +119,10 @@ def test_gc_needs_a_duration_and_a_backend(gc: object) -> None:
 
 
 async def test_a_pool_used_after_it_was_found_idle_is_not_deleted(
-    thread_pool_redis_url: str, thread_pool_prefix: str
+    make_async_pool: AsyncMakePool, thread_pool_redis_url: str, thread_pool_prefix: str
 ) -> None:
     async with (
-        AsyncThreadPool(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as pool,
+        make_async_pool(None) as pool,
         AsyncPoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin,
     ):
         await pool.add_threads("doc", ["t1"])
@@ -168,13 +154,11 @@ def test_a_retirement_killed_while_deleting_upstream_is_finished_by_the_next_gc(
     thread_pool_openai_client: openai.OpenAI,
     redis_client: redis.Redis,
     tmp_path: Path,
+    make_pool: MakePool,
 ) -> None:
     run = gc
     assert callable(run)
-    backend = make_backend("conversations", thread_pool_openai_client, thread_pool_emulator)
-    with ThreadPool(
-        backend=backend, redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
-    ) as pool:
+    with make_pool() as pool:
         with pool.lease("doc") as a, pool.lease("doc") as b:
             threads = sorted([a.thread_id, b.thread_id])
         time.sleep(1.2)
@@ -228,16 +212,13 @@ def test_a_retirement_killed_while_deleting_upstream_is_finished_by_the_next_gc(
 
 
 async def test_a_pool_s_own_idle_expiry_overrides_the_default(
+    make_async_pool: AsyncMakePool,
     thread_pool_redis_url: str,
     thread_pool_prefix: str,
-    thread_pool_emulator: EmulatorServer,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
 ) -> None:
-    backend = make_backend("conversations", thread_pool_async_openai_client, thread_pool_emulator)
     async with (
-        AsyncThreadPool(
-            backend=backend, redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
-        ) as pool,
+        make_async_pool() as pool,
         AsyncPoolAdmin(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as admin,
     ):
         short = (await pool.run("short", "hello")).thread_id
@@ -256,7 +237,7 @@ async def test_a_pool_s_own_idle_expiry_overrides_the_default(
         assert sorted(p.key for p in await idle_pools(admin, 1.0)) == ["plain", "short"]
         # Every process and the maintainer read it from Redis: a maintainer with no default
         # retires "short" alone, its thread deleted upstream.
-        done = await maintain_once(pool, admin, backend)
+        done = await maintain_once(pool, admin, pool.backend)
         assert done.retired == ["short"]
         assert sorted(await admin.pools()) == ["long", "plain"]
         with pytest.raises(openai.NotFoundError):

@@ -17,7 +17,8 @@ from thread_pool.emulator import EmulatorServer
 
 AsyncMakePool = Callable[..., AsyncThreadPool]
 """``make_async_pool(kind="conversations", **settings)``: ``kind`` is the backend's API on the
-emulator (``assistants``, ``conversations``, ``background``), None for a pool without one."""
+emulator (``assistants``, ``conversations``, ``background``), None for a pool without one; a
+``backend=`` setting of the test's own (a hooked client, other retry options) replaces it."""
 MakePool = Callable[..., ThreadPool]
 """``make_pool``: the same for the blocking pool."""
 
@@ -33,9 +34,9 @@ async def make_async_pool(
 
     def make(kind: str | None = "conversations", **settings: Any) -> AsyncThreadPool:
         client, server = thread_pool_async_openai_client, thread_pool_emulator
-        backend = None if kind is None else make_backend(kind, client, server)
+        if "backend" not in settings:
+            settings["backend"] = None if kind is None else make_backend(kind, client, server)
         pool = AsyncThreadPool(
-            backend=backend,
             redis_url=thread_pool_redis_url,
             key_prefix=thread_pool_prefix,
             **settings,
@@ -59,9 +60,9 @@ def make_pool(
 
     def make(kind: str | None = "conversations", **settings: Any) -> ThreadPool:
         client, server = thread_pool_openai_client, thread_pool_emulator
-        backend = None if kind is None else make_backend(kind, client, server)
+        if "backend" not in settings:
+            settings["backend"] = None if kind is None else make_backend(kind, client, server)
         pool = ThreadPool(
-            backend=backend,
             redis_url=thread_pool_redis_url,
             key_prefix=thread_pool_prefix,
             **settings,

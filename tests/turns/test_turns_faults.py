@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -13,9 +12,9 @@ import pytest
 import redis
 
 from tests.support.evidence import assert_quiet
+from tests.support.pools import AsyncMakePool, MakePool
 from tests.support.upstream import ASSISTANT_TOOLS, hooked_client, lock_errors, make_assistant
 from thread_pool import (
-    AssistantsBackend,
     AsyncAssistantsBackend,
     AsyncBackend,
     AsyncConversationsBackend,
@@ -24,7 +23,6 @@ from thread_pool import (
     LeaseLost,
     RetryPolicy,
     StoreUnavailable,
-    ThreadPool,
     ThreadPoolError,
     Turn,
     TurnFailed,
@@ -51,35 +49,22 @@ def _backend(
 
 
 @pytest.fixture
-async def pool_for(
-    thread_pool_redis_url: str,
-    thread_pool_prefix: str,
+def pool_for(
+    make_async_pool: AsyncMakePool,
     thread_pool_emulator: EmulatorServer,
     thread_pool_async_openai_client: openai.AsyncOpenAI,
-) -> AsyncIterator[Any]:
-    pools: list[AsyncThreadPool] = []
+) -> Any:
+    """``pool_for(kind, backend_options=None, **settings)``: a pool whose backend retries
+    patiently enough for a fault storm (``_backend``)."""
 
     def make(
-        kind: str, backend_options: dict[str, Any] | None = None, **overrides: Any
+        kind: str, backend_options: dict[str, Any] | None = None, **settings: Any
     ) -> AsyncThreadPool:
-        backend = _backend(
-            kind,
-            thread_pool_async_openai_client,
-            thread_pool_emulator,
-            **(backend_options or {}),
-        )
-        pool = AsyncThreadPool(
-            backend=backend,
-            redis_url=thread_pool_redis_url,
-            key_prefix=thread_pool_prefix,
-            **overrides,
-        )
-        pools.append(pool)
-        return pool
+        options = backend_options or {}
+        backend = _backend(kind, thread_pool_async_openai_client, thread_pool_emulator, **options)
+        return make_async_pool(backend=backend, **settings)
 
-    yield make
-    for pool in pools:
-        await pool.aclose()
+    return make
 
 
 # 30 % of requests fail (10 % each 429 with a short Retry-After, 500, 503), and a run ends
@@ -194,24 +179,15 @@ async def test_an_async_tool_handler_holds_the_lease_across_the_tool_loop(
 
 
 def test_a_tool_handler_the_blocking_pool_cannot_call_fails_the_turn_and_settles_it(
+    make_pool: MakePool,
     thread_pool_emulator: EmulatorServer,
-    thread_pool_openai_client: openai.OpenAI,
-    thread_pool_redis_url: str,
     thread_pool_prefix: str,
     redis_client: redis.Redis,
 ) -> None:
-    backend = AssistantsBackend(
-        thread_pool_openai_client,
-        assistant_id=make_assistant(thread_pool_emulator),
-        settle_wait=0.2,
-    )
-
     async def needs_a_loop(call: Any) -> str:
         return "never"
 
-    with ThreadPool(
-        backend=backend, redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
-    ) as pool:
+    with make_pool("assistants") as pool:
         with pytest.raises(InvalidArgument):
             pool.run("doc", "call:ping()", tool_handler=needs_a_loop, tools=ASSISTANT_TOOLS)
         # Its run was waiting for tool outputs: the release settled it, so no lock error next.
@@ -224,7 +200,7 @@ def test_a_tool_handler_the_blocking_pool_cannot_call_fails_the_turn_and_settles
 
 
 async def test_a_process_paused_after_its_fence_check_does_not_send_the_write_late(
-    thread_pool_redis_url: str,
+    make_async_pool: AsyncMakePool,
     thread_pool_prefix: str,
     thread_pool_emulator: EmulatorServer,
     redis_client: redis.Redis,
@@ -240,13 +216,7 @@ async def test_a_process_paused_after_its_fence_check_does_not_send_the_write_la
 
     client = hooked_client(thread_pool_emulator, request=[pause_before_the_first_start])
     backend = AsyncConversationsBackend(client, model="emulated", settle_wait=0.2)
-    async with AsyncThreadPool(
-        backend=backend,
-        redis_url=thread_pool_redis_url,
-        key_prefix=thread_pool_prefix,
-        lease_ttl=1.0,
-        renew_margin=0.5,
-    ) as pool:
+    async with make_async_pool(backend=backend, lease_ttl=1.0, renew_margin=0.5) as pool:
         with pytest.raises(LeaseLost, match="ran out before its request was sent"):
             await pool.run("doc", "sent too late")
         assert paused
