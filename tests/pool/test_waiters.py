@@ -20,7 +20,13 @@ from tests.support.aio_helpers import eventually as eventually_async
 from tests.support.evidence import assert_quiet
 from tests.support.sync_helpers import eventually
 from tests.support.workers import GRANTS, check_key, start
-from thread_pool import AsyncThreadPool, ConnectionsExhausted, StoreUnavailable, ThreadPool
+from thread_pool import (
+    AsyncThreadPool,
+    ConnectionsExhausted,
+    PoolTimeout,
+    StoreUnavailable,
+    ThreadPool,
+)
 from thread_pool._store.keys import PoolKeys
 from thread_pool.testing.plugin import cluster_mode
 
@@ -197,3 +203,104 @@ async def test_an_exhausted_client_is_its_own_error(
         assert "max_connections" in str(caught.value)
         await blocked
     await client.aclose()
+
+
+# A pool given a client must stop using it when the pool closes: its dispatcher's reader,
+# left blocked in BLPOP, went on with commands on a client its owner then closed, which a
+# cluster client answered by opening connections that nobody closed (seen as ResourceWarnings
+# of the garbage collector, failing whichever test ran then).
+
+
+class CountingRedis(aioredis.Redis):
+    """A real client that counts its commands in flight."""
+
+    in_flight = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.in_flight += 1
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        finally:
+            self.in_flight -= 1
+
+
+class CountingCluster(aioredis.RedisCluster):
+    """The same, for the cluster pass."""
+
+    in_flight = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        # Set up once before the first command (see _AsyncRedisCluster in _store/clients.py).
+        await self.initialize()
+        self.in_flight += 1
+        try:
+            return await super().execute_command(*args, **options)
+        finally:
+            self.in_flight -= 1
+
+
+class BlockingCountingRedis(redis.Redis):
+    """The blocking twin of ``CountingRedis``."""
+
+    in_flight = 0
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.in_flight += 1
+        try:
+            return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        finally:
+            self.in_flight -= 1
+
+
+class BlockingCountingCluster(redis.RedisCluster):
+    """The blocking twin of ``CountingCluster``."""
+
+    in_flight = 0
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.in_flight += 1
+        try:
+            return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_closed_pool_leaves_no_command_on_the_client_it_was_given(
+    thread_pool_redis_url: str, thread_pool_prefix: str, redis_client: redis.Redis
+) -> None:
+    kind = CountingCluster if cluster_mode() else CountingRedis
+    client: Any = kind.from_url(thread_pool_redis_url, decode_responses=True)
+    async with AsyncThreadPool(
+        redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix
+    ) as helper:
+        await helper.add_threads("given", ["thread_a"])
+        held = await helper.acquire("given")
+        pool = AsyncThreadPool(client=client, key_prefix=thread_pool_prefix)
+        # The caller gives up; its dispatcher's reader outlives it by one quiet read.
+        with pytest.raises(PoolTimeout):
+            await pool.acquire("given", timeout=0.3)
+        await pool.aclose()
+        assert client.in_flight == 0
+        assert await client.ping()  # the client is still its owner's, open
+        await client.aclose()
+        await helper.release(held)
+    assert_quiet(redis_client, thread_pool_prefix, "given", threads=1)
+
+
+def test_a_closed_blocking_pool_leaves_no_command_on_the_client_it_was_given(
+    thread_pool_redis_url: str, thread_pool_prefix: str, redis_client: redis.Redis
+) -> None:
+    kind = BlockingCountingCluster if cluster_mode() else BlockingCountingRedis
+    client: Any = kind.from_url(thread_pool_redis_url, decode_responses=True)
+    with ThreadPool(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as helper:
+        helper.add_threads("given", ["thread_a"])
+        held = helper.acquire("given")
+        pool = ThreadPool(client=client, key_prefix=thread_pool_prefix)
+        with pytest.raises(PoolTimeout):
+            pool.acquire("given", timeout=0.3)
+        pool.close()
+        assert client.in_flight == 0
+        assert client.ping()
+        client.close()
+        helper.release(held)
+    assert_quiet(redis_client, thread_pool_prefix, "given", threads=1)

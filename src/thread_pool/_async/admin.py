@@ -344,9 +344,8 @@ class AsyncPoolAdmin:
     # -- life cycle ------------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the Redis connections this object opened."""
-        if self._own_client:
-            await self._store.aclose()
+        """Close the Redis connections this object opened (a client given to it stays open)."""
+        await self._store.aclose(close_client=self._own_client)
 
     async def __aenter__(self) -> AsyncPoolAdmin:
         return self

@@ -357,13 +357,13 @@ class AsyncThreadPool:
     # -- life cycle --------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Stop granting leases and close the Redis connections this pool opened."""
+        """Stop granting leases and close the Redis connections this pool opened. A client given
+        to the pool stays open, and the pool uses it no more (its dispatcher's readers stop)."""
         self._closed = True
         if self._leasing.has_pending:
             with contextlib.suppress(Exception):
                 await self._leasing.retry_pending()
-        if self._own_client:
-            await self._store.aclose()
+        await self._store.aclose(close_client=self._own_client)
 
     async def __aenter__(self) -> AsyncThreadPool:
         return self

@@ -167,10 +167,14 @@ class AsyncStore:
         with mapped(f"cursors of pool {key!r}"):
             await self.client.hdel(self.keys(key).cursors, thread_id)
 
-    async def aclose(self) -> None:
-        """Close the client's connections."""
+    async def aclose(self, *, close_client: bool) -> None:
+        """Stop the dispatcher's readers, then close the client if ``close_client`` (it is the
+        store's own). A client the caller gave stays open, with no reader left on it: a reader
+        outliving its pool would go on with commands on a client its owner then closes, which
+        a cluster client answers by opening new connections that nobody closes."""
         await self.dispatcher.aclose()
-        await self.client.aclose()
+        if close_client:
+            await self.client.aclose()
 
 
 @functools.lru_cache(maxsize=4096)

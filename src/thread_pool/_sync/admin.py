@@ -339,9 +339,8 @@ class PoolAdmin:
     # -- life cycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the Redis connections this object opened."""
-        if self._own_client:
-            self._store.close()
+        """Close the Redis connections this object opened (a client given to it stays open)."""
+        self._store.close(close_client=self._own_client)
 
     def __enter__(self) -> PoolAdmin:
         return self

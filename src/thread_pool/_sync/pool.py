@@ -358,13 +358,13 @@ class ThreadPool:
     # -- life cycle --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop granting leases and close the Redis connections this pool opened."""
+        """Stop granting leases and close the Redis connections this pool opened. A client given
+        to the pool stays open, and the pool uses it no more (its dispatcher's readers stop)."""
         self._closed = True
         if self._leasing.has_pending:
             with contextlib.suppress(Exception):
                 self._leasing.retry_pending()
-        if self._own_client:
-            self._store.close()
+        self._store.close(close_client=self._own_client)
 
     def __enter__(self) -> ThreadPool:
         return self

@@ -170,10 +170,14 @@ class Store:
         with mapped(f"cursors of pool {key!r}"):
             self.client.hdel(self.keys(key).cursors, thread_id)
 
-    def close(self) -> None:
-        """Close the client's connections."""
+    def close(self, *, close_client: bool) -> None:
+        """Stop the dispatcher's readers, then close the client if ``close_client`` (it is the
+        store's own). A client the caller gave stays open, with no reader left on it: a reader
+        outliving its pool would go on with commands on a client its owner then closes, which
+        a cluster client answers by opening new connections that nobody closes."""
         self.dispatcher.close()
-        self.client.close()
+        if close_client:
+            self.client.close()
 
 
 @functools.lru_cache(maxsize=4096)
