@@ -275,6 +275,6 @@ class Spawned:
 
     async def join(self) -> None:
         """Wait for the (cancelled) task to end, so that the Redis command it was in has let go
-        of its connection before the client closes (a cancelled cluster command left to finish
-        later leaked its socket). Its own end, error or cancellation, is not raised here."""
+        of its connection before the client closes (a command still in flight on a closed client
+        would make redis-py reopen it). Its own end, error or cancellation, is not raised here."""
         await asyncio.wait([self._task])
