@@ -13,7 +13,7 @@ from pathlib import Path
 import redis
 
 from tests.support.environment import COMMAND, clean_environment
-from thread_pool import ThreadPool
+from thread_pool import Settings, ThreadPool
 from thread_pool.admin import PoolAdmin
 from thread_pool.testing.redis_server import RedisServer
 
@@ -91,9 +91,9 @@ def test_status_watch_json_of_every_pool_prints_one_compact_document_per_line(
 def test_the_registry_is_listed_in_sscan_steps_sorted_and_once_each() -> None:
     # A private server: its command counts are this test's alone.
     with RedisServer() as server:
-        settings = {"redis_url": server.url, "redis_cluster": False, "key_prefix": "many"}
+        settings = Settings.load(redis_url=server.url, redis_cluster=False, key_prefix="many")
         keys = [f"doc-{n:04d}" for n in range(2500)]
-        with ThreadPool(**settings) as pool, PoolAdmin(**settings) as admin:
+        with ThreadPool(settings=settings) as pool, PoolAdmin(settings=settings) as admin:
             for n, key in enumerate(reversed(keys)):
                 pool.add_threads(key, [f"thread_{n}"])
             client = redis.Redis.from_url(server.url)
