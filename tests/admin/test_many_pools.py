@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.support.environment import COMMAND, clean_environment
@@ -88,6 +89,7 @@ def test_status_watch_json_of_every_pool_prints_one_compact_document_per_line(
         assert [len(p["threads"]) for p in found["pools"]] == [1, 2]
 
 
+@pytest.mark.slow  # 2,500 pools on a private server: nothing a cluster pass would add
 def test_the_registry_is_listed_in_sscan_steps_sorted_and_once_each() -> None:
     # A private server: its command counts are this test's alone.
     with RedisServer() as server:
