@@ -64,7 +64,7 @@ def test_status_json_of_every_pool_is_written_as_it_is_read_in_the_same_document
     assert {len(p["threads"]) for p in found["pools"]} == {2}
 
 
-def test_status_watch_json_of_every_pool_prints_one_compact_document_per_line(
+def test_status_watch_json_prints_a_compact_line_per_tick_and_no_pools_an_empty_list(
     thread_pool_redis_url: str, thread_pool_prefix: str, tmp_path: Path
 ) -> None:
     with ThreadPool(redis_url=thread_pool_redis_url, key_prefix=thread_pool_prefix) as pool:
@@ -87,6 +87,17 @@ def test_status_watch_json_of_every_pool_prints_one_compact_document_per_line(
         found = json.loads(line)
         assert line == json.dumps(found) + "\n"
         assert [len(p["threads"]) for p in found["pools"]] == [1, 2]
+    # No pools: the empty document, as print_json wrote it.
+    empty = _env(thread_pool_redis_url, f"{thread_pool_prefix}-none")
+    done = subprocess.run(
+        [*COMMAND, "status", "--json"],
+        env=empty,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (0, '{\n  "pools": []\n}\n')
 
 
 @pytest.mark.slow  # 2,500 pools on a private server: nothing a cluster pass would add

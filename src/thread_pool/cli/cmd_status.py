@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 
 import click
 from rich.console import RenderableType
@@ -12,7 +10,7 @@ from rich.live import Live
 
 from thread_pool import AsyncPoolAdmin, PoolStatus
 from thread_pool.cli.params import seconds
-from thread_pool.cli.render import JsonList, cell, console, pool_detail, pools_table
+from thread_pool.cli.render import JsonList, cell, console, pool_detail, pools_table, print_json
 from thread_pool.cli.target import Target, run, target_options
 
 
@@ -27,9 +25,7 @@ async def _json(admin: AsyncPoolAdmin, key: str | None, indent: int | None) -> N
     """Pool ``key``, or every pool, as JSON on stdout. Every pool is written as it is read,
     batch by batch: never the whole list in memory at once (it can be hundreds of MB)."""
     if key is not None:
-        data = (await admin.status(key)).to_json()
-        sys.stdout.write(json.dumps(data, indent=indent) + "\n")
-        sys.stdout.flush()
+        print_json((await admin.status(key)).to_json(), indent)
         return
     out = JsonList("pools", indent)
     async for found in admin.statuses():

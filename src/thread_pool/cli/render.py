@@ -58,9 +58,9 @@ def console(stderr: bool = False) -> Console:
     return Console(file=stream, width=width, highlight=False)
 
 
-def print_json(data: Any) -> None:
-    """``data`` as indented JSON on stdout."""
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+def print_json(data: Any, indent: int | None = 2) -> None:
+    """``data`` as indented JSON on stdout (``indent=None``: on one line)."""
+    sys.stdout.write(json.dumps(data, indent=indent, sort_keys=False) + "\n")
     sys.stdout.flush()
 
 
@@ -74,6 +74,7 @@ class JsonList:
     def __init__(self, name: str, indent: int | None = 2) -> None:
         self._indent = indent
         self._started = False
+        self._inner = ""
         if indent is None:
             self._head, self._sep, self._tail = f"{{{json.dumps(name)}: [", ", ", "]}"
         else:
