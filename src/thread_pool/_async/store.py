@@ -18,6 +18,10 @@ from thread_pool._store.keys import PoolKeys, owners_key, registry_key
 from thread_pool._store.replies import entry_of, text
 from thread_pool.errors import InvalidArgument
 
+# Registry members asked for per SSCAN step: a step of 1,000 kept Redis busy about 1.5 ms (on a
+# busy machine), and a listing of 100,000 pools takes 100 round trips.
+SCAN_STEP = 1000
+
 
 class AsyncStore:
     """Pool operations over one redis-py client; every change is one script call."""
@@ -146,10 +150,15 @@ class AsyncStore:
             await self.client.srem(registry_key(self.prefix), key)
 
     async def pool_keys(self) -> list[str]:
-        """Every pool key in the registry, sorted."""
+        """Every pool key in the registry, sorted. Read with SSCAN in steps, never one SMEMBERS:
+        Redis builds a whole reply in one go, which for 100,000 pools kept every other client
+        waiting 0.1-0.6 s (see docs/benchmarks.md, "Many pools"). A pool added or removed during
+        the scan may or may not be listed; one there throughout is listed once."""
+        found: set[str] = set()
         with mapped("list pools"):
-            members = await self.client.smembers(registry_key(self.prefix))
-        return sorted(text(m) for m in members)
+            async for member in self.client.sscan_iter(registry_key(self.prefix), count=SCAN_STEP):
+                found.add(text(member))
+        return sorted(found)
 
     async def pop_retired(self, key: str) -> str | None:
         """Take the oldest thread id off pool ``key``'s retired list (None: it is empty)."""

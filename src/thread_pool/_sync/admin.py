@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -117,6 +118,23 @@ class PoolAdmin:
         if found is None:
             raise UnknownPool(f"unknown pool {key!r}")
         return found
+
+    def statuses(self, batch: int = 500) -> Iterator[PoolStatus]:
+        """``status`` of every registered pool, in key order, read with one script call per
+        pool, pipelined ``batch`` pools at a time, and yielded as each batch arrives: a caller
+        that writes each out as it comes (``thread-pool status --json``) never holds them all.
+        A pool deleted since it was listed is left out; one whose Redis state was lost raises
+        ``PoolStateLost``."""
+        check_size("batch", batch, least=1)
+        keys = self.pools()
+        for start in range(0, len(keys), batch):
+            chunk = keys[start : start + batch]
+            replies = self._store.call_each("admin_inspect", chunk, batch)
+            for key, reply in zip(chunk, replies, strict=True):
+                _raise_if_lost(key, reply)
+                found = decode_status(key, reply)
+                if found is not None:
+                    yield found
 
     def metrics(self) -> list[PoolMetrics]:
         """Every registered pool's ``stats()`` with its log's length and worst lag, read with

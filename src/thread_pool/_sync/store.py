@@ -21,6 +21,10 @@ from thread_pool._store.replies import entry_of, text
 from thread_pool._sync.dispatch import Dispatcher
 from thread_pool.errors import InvalidArgument
 
+# Registry members asked for per SSCAN step: a step of 1,000 kept Redis busy about 1.5 ms (on a
+# busy machine), and a listing of 100,000 pools takes 100 round trips.
+SCAN_STEP = 1000
+
 
 class Store:
     """Pool operations over one redis-py client; every change is one script call."""
@@ -149,10 +153,15 @@ class Store:
             self.client.srem(registry_key(self.prefix), key)
 
     def pool_keys(self) -> list[str]:
-        """Every pool key in the registry, sorted."""
+        """Every pool key in the registry, sorted. Read with SSCAN in steps, never one SMEMBERS:
+        Redis builds a whole reply in one go, which for 100,000 pools kept every other client
+        waiting 0.1-0.6 s (see docs/benchmarks.md, "Many pools"). A pool added or removed during
+        the scan may or may not be listed; one there throughout is listed once."""
+        found: set[str] = set()
         with mapped("list pools"):
-            members = self.client.smembers(registry_key(self.prefix))
-        return sorted(text(m) for m in members)
+            for member in self.client.sscan_iter(registry_key(self.prefix), count=SCAN_STEP):
+                found.add(text(member))
+        return sorted(found)
 
     def pop_retired(self, key: str) -> str | None:
         """Take the oldest thread id off pool ``key``'s retired list (None: it is empty)."""

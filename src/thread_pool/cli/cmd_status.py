@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 
 import click
 from rich.console import RenderableType
@@ -12,28 +10,27 @@ from rich.live import Live
 
 from thread_pool import AsyncPoolAdmin, PoolStatus
 from thread_pool.cli.params import seconds
-from thread_pool.cli.render import cell, console, pool_detail, pools_table, print_json
+from thread_pool.cli.render import JsonList, cell, console, pool_detail, pools_table, print_json
 from thread_pool.cli.target import Target, run, target_options
-from thread_pool.errors import UnknownPool
 
 
 async def snapshot(admin: AsyncPoolAdmin, key: str | None) -> list[PoolStatus]:
     """Pool ``key`` (``UnknownPool`` if missing), or every registered pool."""
     if key is not None:
         return [await admin.status(key)]
-    out = []
-    for name in await admin.pools():
-        try:
-            out.append(await admin.status(name))
-        except UnknownPool:
-            continue  # deleted since it was listed
-    return out
+    return [s async for s in admin.statuses()]
 
 
-def _json(statuses: list[PoolStatus], key: str | None) -> object:
+async def _json(admin: AsyncPoolAdmin, key: str | None, indent: int | None) -> None:
+    """Pool ``key``, or every pool, as JSON on stdout. Every pool is written as it is read,
+    batch by batch: never the whole list in memory at once (it can be hundreds of MB)."""
     if key is not None:
-        return statuses[0].to_json()
-    return {"pools": [s.to_json() for s in statuses]}
+        print_json((await admin.status(key)).to_json(), indent)
+        return
+    out = JsonList("pools", indent)
+    async for found in admin.statuses():
+        out.add(found.to_json())
+    out.close()
 
 
 def _view(statuses: list[PoolStatus], key: str | None) -> RenderableType:
@@ -48,20 +45,18 @@ async def _status(
     target: Target, key: str | None, as_json: bool, watch: bool, every: float
 ) -> None:
     async with target.admin() as admin:
+        if as_json:
+            # Without --watch, indented; with it, one JSON document per line and tick, for a
+            # script to follow.
+            await _json(admin, key, None if watch else 2)
+            while watch:
+                await asyncio.sleep(every)
+                await _json(admin, key, None)
+            return
         statuses = await snapshot(admin, key)
         if not watch:
-            if as_json:
-                print_json(_json(statuses, key))
-            else:
-                console().print(_view(statuses, key))
+            console().print(_view(statuses, key))
             return
-        if as_json:
-            # One JSON document per line and tick, for a script to follow.
-            while True:
-                sys.stdout.write(json.dumps(_json(statuses, key)) + "\n")
-                sys.stdout.flush()
-                await asyncio.sleep(every)
-                statuses = await snapshot(admin, key)
         with Live(_view(statuses, key), console=console(), auto_refresh=False) as live:
             while True:
                 await asyncio.sleep(every)

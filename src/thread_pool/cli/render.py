@@ -58,10 +58,49 @@ def console(stderr: bool = False) -> Console:
     return Console(file=stream, width=width, highlight=False)
 
 
-def print_json(data: Any) -> None:
-    """``data`` as indented JSON on stdout."""
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+def print_json(data: Any, indent: int | None = 2) -> None:
+    """``data`` as indented JSON on stdout (``indent=None``: on one line)."""
+    sys.stdout.write(json.dumps(data, indent=indent, sort_keys=False) + "\n")
     sys.stdout.flush()
+
+
+class JsonList:
+    """``{"<name>": [item, ...]}`` written to stdout item by item, byte for byte as ``print_json``
+    (``indent=2``) or one ``json.dumps`` line (``indent=None``) writes the whole: a list of
+    100,000 pools streams out instead of being built in memory first. Nothing is written until
+    the first item (or ``close``), so a command failing before it leaves stdout empty; one
+    failing later leaves it cut short (its exit status says so)."""
+
+    def __init__(self, name: str, indent: int | None = 2) -> None:
+        self._indent = indent
+        self._started = False
+        self._inner = ""
+        if indent is None:
+            self._head, self._sep, self._tail = f"{{{json.dumps(name)}: [", ", ", "]}"
+        else:
+            pad = " " * indent
+            self._head = f"{{\n{pad}{json.dumps(name)}: [\n"
+            self._sep, self._tail = ",\n", f"\n{pad}]\n}}"
+            self._inner = "\n" + pad * 2  # items sit two levels in
+
+    def add(self, item: Any) -> None:
+        """Write one item of the list."""
+        if self._indent is None:
+            text = json.dumps(item)
+        else:
+            text = self._inner[1:] + json.dumps(item, indent=self._indent).replace(
+                "\n", self._inner
+            )
+        sys.stdout.write((self._sep if self._started else self._head) + text)
+        self._started = True
+
+    def close(self) -> None:
+        """End the document (an empty list if nothing was added) and its line."""
+        if self._started:
+            sys.stdout.write(self._tail + "\n")
+        else:
+            sys.stdout.write(self._head.rstrip() + self._tail.lstrip() + "\n")
+        sys.stdout.flush()
 
 
 def _seconds(value: float) -> str:
