@@ -92,6 +92,7 @@ def point(
         api_key="unused",
         pool_size=args.pool_size,
         backend=backend,
+        prewarm=not args.cold,
     )
     before = turn_requests(base_url)
     (result,) = run_stress(options, redis_url=redis_url)
@@ -177,6 +178,11 @@ def main() -> None:
         "--backends",
         default="assistants,conversations",
         help="comma-separated: assistants, assistants-polled, conversations",
+    )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="time the pool's growth too (by default it is grown to its size before each point)",
     )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
     args = parser.parse_args()

@@ -159,6 +159,22 @@ class Background:
             )
 
 
+class Scheduler:
+    """Where the ``Background`` blocks of one pool object run: here each as its own asyncio task
+    (tasks are cheap); in ``_compat`` all on one thread per pool object, which a blocking turn
+    would otherwise start and join for its renewal."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def background(self, step: Callable[[], Awaitable[float | None]], name: str) -> Background:
+        """A block that runs ``step`` at once, then after each delay it returns."""
+        return Background(step, name)
+
+    async def aclose(self) -> None:
+        """Nothing to end: each block's task ends with its block."""
+
+
 class EventPump(Generic[T]):
     """Run ``produce(put)`` beside the consumer (an asyncio task here; a thread in ``_compat``)
     and hand what it ``put``s to ``get``, in order. ``put`` returns once the consumer took the

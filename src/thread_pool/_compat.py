@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import heapq
 import inspect
+import itertools
 import logging
 import os
 import queue
@@ -76,27 +78,20 @@ class LoopBound:
 
 
 class Background:
-    """Run ``step`` again and again in a daemon thread until the block ends or ``step`` returns
-    None (see ``_acompat.Background``)."""
+    """Run ``step`` again and again on ``scheduler``'s thread until the block ends or ``step``
+    returns None (see ``_acompat.Background``)."""
 
-    def __init__(self, step: Callable[[], float | None], name: str) -> None:
-        self._step = step
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-
-    def _loop(self) -> None:
-        try:
-            while not self._stop.is_set():
-                delay = self._step()
-                if delay is None or self._stop.wait(delay):
-                    return
-        except Exception as exc:
-            logging.getLogger("thread_pool").warning(
-                "background %s failed: %s", self._thread.name, exc, extra=event("background.failed")
-            )
+    def __init__(self, step: Callable[[], float | None], name: str, scheduler: Scheduler) -> None:
+        self.step = step
+        self.name = name
+        self._scheduler = scheduler
+        # Guarded by the scheduler's lock.
+        self.entry: list[Any] | None = None  # its place in the scheduler's queue, while due
+        self.running = False
+        self.stopped = False
 
     def __enter__(self) -> Background:
-        self._thread.start()
+        self._scheduler.start(self)
         return self
 
     def __exit__(
@@ -105,8 +100,102 @@ class Background:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        self._thread.join()
+        self._scheduler.stop(self)
+
+
+class Scheduler:
+    """One daemon thread that runs the steps of every open ``Background`` block of one pool
+    object, each when it is due (see ``_acompat.Scheduler``). A thread per block (a turn's
+    renewal) cost every turn a thread start and join, which under load was a visible share of
+    its time. The thread starts with the first block and ends once none has been open for
+    ``IDLE_S`` seconds, or once none is open after ``close``. Steps run one at a time: a renewal
+    is one short Redis call, and when Redis is slow every renewal is slow alike."""
+
+    IDLE_S = 10.0
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._due: list[list[Any]] = []  # heap of [when, order, block]
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def background(self, step: Callable[[], float | None], name: str) -> Background:
+        """A block that runs ``step`` at once, then after each delay it returns."""
+        return Background(step, name, self)
+
+    def start(self, block: Background) -> None:
+        """Run ``block``'s first step at once (``Background.__enter__``)."""
+        with self._changed:
+            block.stopped = False
+            self._queue(block, 0.0)
+            if self._thread is None:
+                self._closed = False
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+
+    def stop(self, block: Background) -> None:
+        """Run no more steps of ``block``; wait for one running now (``Background.__exit__``)."""
+        with self._changed:
+            block.stopped = True
+            if block.entry is not None:
+                self._due.remove(block.entry)
+                heapq.heapify(self._due)
+                block.entry = None
+            while block.running and threading.current_thread() is not self._thread:
+                self._changed.wait()
+
+    def close(self) -> None:
+        """End the thread once no block is open (a later block starts another)."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def _queue(self, block: Background, delay: float) -> None:
+        block.entry = [time.monotonic() + delay, next(self._order), block]
+        heapq.heappush(self._due, block.entry)
+        self._changed.notify_all()
+
+    def _next(self) -> Background | None:
+        """The next block due, once it is (None: the thread ends). Called holding the lock."""
+        idle_until = time.monotonic() + self.IDLE_S
+        while True:
+            now = time.monotonic()
+            if self._due:
+                if self._due[0][0] <= now:
+                    block: Background = heapq.heappop(self._due)[2]
+                    block.entry = None
+                    return block
+                self._changed.wait(self._due[0][0] - now)
+                idle_until = time.monotonic() + self.IDLE_S
+            elif self._closed or now >= idle_until:
+                self._thread = None
+                return None
+            else:
+                self._changed.wait(idle_until - now)
+
+    def _loop(self) -> None:
+        with self._changed:
+            while (block := self._next()) is not None:
+                block.running = True
+                self._changed.release()
+                try:
+                    delay = block.step()
+                except Exception as exc:
+                    delay = None
+                    logging.getLogger("thread_pool").warning(
+                        "background %s failed: %s",
+                        block.name,
+                        exc,
+                        extra=event("background.failed"),
+                    )
+                finally:
+                    self._changed.acquire()
+                    block.running = False
+                    self._changed.notify_all()
+                if delay is not None and not block.stopped:
+                    self._queue(block, delay)
 
 
 class StreamClosed(BaseException):

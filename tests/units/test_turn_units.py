@@ -115,3 +115,33 @@ def test_poll_hints_and_tool_outputs() -> None:
     assert poll_hint({"openai-poll-after-ms": "soon"}, 0.5) == 0.5
     assert tool_output("text") == "text"
     assert tool_output({"a": 1}) == '{"a": 1}'
+
+
+def test_the_context_items_sent_past_the_sdk_transform_are_what_it_would_send() -> None:
+    """Backends send a turn's context and message in ``extra_body`` (``sent_as_built``), past
+    the SDK's transform of typed parameters: that is only right while the transform leaves
+    such items unchanged. Fails if an SDK update starts renaming or reformatting them."""
+    from openai._utils import maybe_transform  # the transform that is skipped
+    from openai.types.beta.threads.run_create_params import RunCreateParamsBase
+    from openai.types.responses.response_create_params import ResponseCreateParamsBase
+
+    from thread_pool._model.record import TOOL_ROLE, tool_json
+    from thread_pool._model.turns import ToolCall
+    from thread_pool._sync.assistants import thread_message
+    from thread_pool._sync.conversations import conversation_items
+
+    call = ToolCall("call_1", "lookup", '{"q": "x"}', output='{"found": true}')
+    context = [
+        {"role": "user", "content": "earlier question"},
+        {"role": "assistant", "content": "earlier reply"},
+        {"role": TOOL_ROLE, "content": tool_json(call)},
+        {"role": TOOL_ROLE, "content": "a tool call recorded as text"},
+    ]
+    items = [*conversation_items(context), {"role": "user", "content": "now"}]
+    assert {i.get("type") for i in items} >= {"message", "function_call", "function_call_output"}
+    body = {"model": "m", "input": items}
+    assert maybe_transform(body, ResponseCreateParamsBase) == body
+    messages: list[dict[str, Any]] = [thread_message(m) for m in context]
+    messages.append({"role": "user", "content": "now", "metadata": {"tp_fence": "3"}})
+    body = {"assistant_id": "a", "additional_messages": messages}
+    assert maybe_transform(body, RunCreateParamsBase) == body

@@ -13,7 +13,13 @@ import openai
 from thread_pool._acompat import finish_first
 from thread_pool._async.assistants_stream import BUSY, AsyncRunsInFlight, emit_rest
 from thread_pool._async.backend import AsyncGuard, EventSink, ToolHandler
-from thread_pool._async.backend_base import BackendOptions, answer, poll_hint, sdk_params
+from thread_pool._async.backend_base import (
+    BackendOptions,
+    answer,
+    poll_hint,
+    sdk_params,
+    sent_as_built,
+)
 from thread_pool._model.limits import MAX_METADATA_VALUE
 from thread_pool._model.record import TOOL_ROLE, tool_text
 from thread_pool._model.run_progress import RunProgress, reply_text, streamed_reply
@@ -181,12 +187,14 @@ class AsyncAssistantsBackend(AsyncRunsInFlight):
             # The thread's missing context first, then the turn's own message, in one request.
             added: list[Any] = self.context_items(context)
             added.append({"role": "user", "content": message, "metadata": stamp})
-            return {
-                "assistant_id": assistant_id,
-                "additional_messages": added,
-                "metadata": {**metadata, **stamp, TURN_KEY: nonce},
-                **options,
-            }
+            return sent_as_built(
+                {
+                    "assistant_id": assistant_id,
+                    "metadata": {**metadata, **stamp, TURN_KEY: nonce},
+                    **options,
+                },
+                additional_messages=added,
+            )
 
         async def start() -> tuple[Any, float, str | None]:
             args = await request()

@@ -11,7 +11,13 @@ import openai
 
 from thread_pool._acompat import finish_first, sleep
 from thread_pool._async.backend import AsyncGuard, EventSink, ToolHandler
-from thread_pool._async.backend_base import BackendOptions, answer, poll_hint, sdk_params
+from thread_pool._async.backend_base import (
+    BackendOptions,
+    answer,
+    poll_hint,
+    sdk_params,
+    sent_as_built,
+)
 from thread_pool._async.conversations_stream import BUSY, AsyncResponsesInFlight
 from thread_pool._model.limits import MAX_ITEMS, MAX_METADATA_VALUE
 from thread_pool._model.record import TOOL_ROLE, tool_of, tool_text
@@ -334,14 +340,16 @@ class AsyncConversationsBackend(AsyncResponsesInFlight):
         async def request() -> dict[str, Any]:
             # The same request streamed or not: fenced, stamped, context and message in input.
             stamp = await guard.write(starts_run=True)
-            return {
-                "model": model,
-                "conversation": thread_id,
-                "input": items,
-                "metadata": {**metadata, **stamp},
-                "background": background,
-                **options,
-            }
+            return sent_as_built(
+                {
+                    "model": model,
+                    "conversation": thread_id,
+                    "metadata": {**metadata, **stamp},
+                    "background": background,
+                    **options,
+                },
+                input=items,
+            )
 
         if emit is not None:
 

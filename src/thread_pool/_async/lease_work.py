@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from thread_pool._acompat import Scheduler
 from thread_pool._async.backend import AsyncBackend, ToolHandler
 from thread_pool._async.context_log import AsyncContextLog
 from thread_pool._async.lease import AsyncLease, checked_lease
@@ -47,6 +48,8 @@ class AsyncLeaseWork:
             None if backend is None else AsyncTurnRunner(backend, log, leasing, settling, settings)
         )
         self._own = AsyncOwnCalls(backend, log)
+        # One scheduler runs every renewal of this pool object's leases (turns, keepalive).
+        self._renewals = Scheduler("thread_pool renewals")
 
     def check_call(
         self,
@@ -77,7 +80,11 @@ class AsyncLeaseWork:
 
     def renewer(self, lease: AsyncLease) -> AsyncRenewer:
         """The background renewer of ``lease`` (``lease.keepalive()`` returns it)."""
-        return AsyncRenewer(lease, self._leasing, self._settings.renew_margin)
+        return AsyncRenewer(lease, self._leasing, self._settings.renew_margin, self._renewals)
+
+    async def aclose(self) -> None:
+        """Let the renewals' scheduler end once no lease of this pool object is being renewed."""
+        await self._renewals.aclose()
 
     async def run_on(
         self,

@@ -12,7 +12,6 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from types import TracebackType
 from typing import Any
 
 import redis.asyncio as redis
@@ -360,6 +359,7 @@ class AsyncThreadPool:
         """Stop granting leases and close the Redis connections this pool opened. A client given
         to the pool stays open, and the pool uses it no more (its dispatcher's readers stop)."""
         self._closed = True
+        await self.work.aclose()
         if self._leasing.has_pending:
             with contextlib.suppress(Exception):
                 await self._leasing.retry_pending()
@@ -368,12 +368,7 @@ class AsyncThreadPool:
     async def __aenter__(self) -> AsyncThreadPool:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     def _check_open(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from thread_pool._acompat import Background
+from thread_pool._acompat import Background, Scheduler
 from thread_pool.errors import LeaseLost, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -20,10 +20,13 @@ class AsyncRenewer:
     another one on the same lease (a turn under a kept-alive lease) leaves the renewing to the
     outer one: one renewer per lease."""
 
-    def __init__(self, lease: AsyncLease, leasing: AsyncLeasing, margin: float) -> None:
+    def __init__(
+        self, lease: AsyncLease, leasing: AsyncLeasing, margin: float, scheduler: Scheduler
+    ) -> None:
         self._lease = lease
         self._leasing = leasing
         self._margin = margin
+        self._scheduler = scheduler
         self._background: Background | None = None
 
     async def step(self) -> float | None:
@@ -50,7 +53,9 @@ class AsyncRenewer:
     async def __aenter__(self) -> AsyncLease:
         if not self._lease.kept_alive:
             self._lease.kept_alive = True
-            self._background = Background(self.step, f"renew {self._lease.thread_id}")
+            self._background = self._scheduler.background(
+                self.step, f"renew {self._lease.thread_id}"
+            )
             try:
                 await self._background.__aenter__()
             except BaseException:

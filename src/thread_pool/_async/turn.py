@@ -14,7 +14,6 @@ from thread_pool._async.backend import AsyncBackend, EventSink, ToolHandler, req
 from thread_pool._async.context_log import ONE_DIGEST, AsyncContextLog
 from thread_pool._async.lease import AsyncLease
 from thread_pool._async.leasing import AsyncLeasing
-from thread_pool._async.renewal import AsyncRenewer
 from thread_pool._async.settling import AsyncSettling
 from thread_pool._model.log import TURN_RESERVE, Missing
 from thread_pool._model.log_events import event
@@ -160,7 +159,7 @@ class AsyncTurnRunner:
         # Until the turn ends cleanly its run may still be active upstream: if we leave early,
         # the release sends the thread to be settled instead of straight back to use.
         lease.dirty = True
-        async with AsyncRenewer(lease, self.leasing, self.settings.renew_margin):
+        async with lease.keepalive():  # the pool's one renewer, as for a kept-alive lease
             try:
                 with send_guard.turn_requests(lease):
                     turn = await self._guarded(

@@ -28,7 +28,13 @@ from thread_pool._model.turns import (
 )
 from thread_pool._sync.assistants_stream import BUSY, RunsInFlight, emit_rest
 from thread_pool._sync.backend import EventSink, Guard, ToolHandler
-from thread_pool._sync.backend_base import BackendOptions, answer, poll_hint, sdk_params
+from thread_pool._sync.backend_base import (
+    BackendOptions,
+    answer,
+    poll_hint,
+    sdk_params,
+    sent_as_built,
+)
 from thread_pool._upstream.retry_policy import refuses_streaming
 from thread_pool.errors import InvalidArgument, TurnFailed, UpstreamError
 
@@ -184,12 +190,14 @@ class AssistantsBackend(RunsInFlight):
             # The thread's missing context first, then the turn's own message, in one request.
             added: list[Any] = self.context_items(context)
             added.append({"role": "user", "content": message, "metadata": stamp})
-            return {
-                "assistant_id": assistant_id,
-                "additional_messages": added,
-                "metadata": {**metadata, **stamp, TURN_KEY: nonce},
-                **options,
-            }
+            return sent_as_built(
+                {
+                    "assistant_id": assistant_id,
+                    "metadata": {**metadata, **stamp, TURN_KEY: nonce},
+                    **options,
+                },
+                additional_messages=added,
+            )
 
         def start() -> tuple[Any, float, str | None]:
             args = request()

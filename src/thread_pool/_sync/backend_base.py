@@ -11,7 +11,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import replace
 from typing import Any, TypedDict, TypeVar, Unpack
 
@@ -61,6 +61,18 @@ def sdk_params(method: Callable[..., Any], own: Container[str]) -> frozenset[str
     anything is leased or sent, not by the SDK's ``TypeError`` halfway through a turn."""
     names = inspect.signature(method).parameters
     return frozenset(n for n in names if n not in own and n != "stream")
+
+
+def sent_as_built(request: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+    """``request`` (keyword arguments of an SDK method) with ``fields`` sent as they are, in
+    ``extra_body``, past the SDK's transform of typed parameters. That transform walks every
+    item of a list against every member of the item's union (some 25 for a Responses input
+    item) on each request: with a turn's merged context of a few dozen items it was most of the
+    turn's client CPU. ``fields`` must be plain JSON that the transform would leave unchanged,
+    as the context items and the message that backends build are (tests/units check that)."""
+    out = dict(request)
+    out["extra_body"] = {**(out.get("extra_body") or {}), **fields}
+    return out
 
 
 class BackendOptions(TypedDict, total=False):

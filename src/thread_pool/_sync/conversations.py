@@ -26,7 +26,13 @@ from thread_pool._model.turns import (
     usage_of,
 )
 from thread_pool._sync.backend import EventSink, Guard, ToolHandler
-from thread_pool._sync.backend_base import BackendOptions, answer, poll_hint, sdk_params
+from thread_pool._sync.backend_base import (
+    BackendOptions,
+    answer,
+    poll_hint,
+    sdk_params,
+    sent_as_built,
+)
 from thread_pool._sync.conversations_stream import BUSY, ResponsesInFlight
 from thread_pool._upstream.retry_policy import is_size_refusal
 from thread_pool.errors import InvalidArgument, RequestTooLarge, TurnFailed, UpstreamError
@@ -337,14 +343,16 @@ class ConversationsBackend(ResponsesInFlight):
         def request() -> dict[str, Any]:
             # The same request streamed or not: fenced, stamped, context and message in input.
             stamp = guard.write(starts_run=True)
-            return {
-                "model": model,
-                "conversation": thread_id,
-                "input": items,
-                "metadata": {**metadata, **stamp},
-                "background": background,
-                **options,
-            }
+            return sent_as_built(
+                {
+                    "model": model,
+                    "conversation": thread_id,
+                    "metadata": {**metadata, **stamp},
+                    "background": background,
+                    **options,
+                },
+                input=items,
+            )
 
         if emit is not None:
 

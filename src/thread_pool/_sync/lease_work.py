@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from thread_pool._compat import Scheduler
 from thread_pool._model.turns import ToolCall, Turn
 from thread_pool._model.validation import (
     validate_message,
@@ -50,6 +51,8 @@ class LeaseWork:
             None if backend is None else TurnRunner(backend, log, leasing, settling, settings)
         )
         self._own = OwnCalls(backend, log)
+        # One scheduler runs every renewal of this pool object's leases (turns, keepalive).
+        self._renewals = Scheduler("thread_pool renewals")
 
     def check_call(
         self,
@@ -80,7 +83,11 @@ class LeaseWork:
 
     def renewer(self, lease: Lease) -> Renewer:
         """The background renewer of ``lease`` (``lease.keepalive()`` returns it)."""
-        return Renewer(lease, self._leasing, self._settings.renew_margin)
+        return Renewer(lease, self._leasing, self._settings.renew_margin, self._renewals)
+
+    def close(self) -> None:
+        """Let the renewals' scheduler end once no lease of this pool object is being renewed."""
+        self._renewals.close()
 
     def run_on(
         self,

@@ -15,7 +15,6 @@ import logging
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from types import TracebackType
 from typing import Any
 
 import redis
@@ -361,6 +360,7 @@ class ThreadPool:
         """Stop granting leases and close the Redis connections this pool opened. A client given
         to the pool stays open, and the pool uses it no more (its dispatcher's readers stop)."""
         self._closed = True
+        self.work.close()
         if self._leasing.has_pending:
             with contextlib.suppress(Exception):
                 self._leasing.retry_pending()
@@ -369,12 +369,7 @@ class ThreadPool:
     def __enter__(self) -> ThreadPool:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _check_open(self) -> None:

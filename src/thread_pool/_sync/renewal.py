@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from thread_pool._compat import Background
+from thread_pool._compat import Background, Scheduler
 from thread_pool.errors import LeaseLost, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -23,10 +23,11 @@ class Renewer:
     another one on the same lease (a turn under a kept-alive lease) leaves the renewing to the
     outer one: one renewer per lease."""
 
-    def __init__(self, lease: Lease, leasing: Leasing, margin: float) -> None:
+    def __init__(self, lease: Lease, leasing: Leasing, margin: float, scheduler: Scheduler) -> None:
         self._lease = lease
         self._leasing = leasing
         self._margin = margin
+        self._scheduler = scheduler
         self._background: Background | None = None
 
     def step(self) -> float | None:
@@ -53,7 +54,9 @@ class Renewer:
     def __enter__(self) -> Lease:
         if not self._lease.kept_alive:
             self._lease.kept_alive = True
-            self._background = Background(self.step, f"renew {self._lease.thread_id}")
+            self._background = self._scheduler.background(
+                self.step, f"renew {self._lease.thread_id}"
+            )
             try:
                 self._background.__enter__()
             except BaseException:

@@ -25,7 +25,6 @@ from thread_pool._sync.backend import Backend, EventSink, ToolHandler, request_c
 from thread_pool._sync.context_log import ONE_DIGEST, ContextLog
 from thread_pool._sync.lease import Lease
 from thread_pool._sync.leasing import Leasing
-from thread_pool._sync.renewal import Renewer
 from thread_pool._sync.settling import Settling
 from thread_pool._telemetry import Scope, note_merged, scope
 from thread_pool._traced import traced_turn
@@ -160,7 +159,7 @@ class TurnRunner:
         # Until the turn ends cleanly its run may still be active upstream: if we leave early,
         # the release sends the thread to be settled instead of straight back to use.
         lease.dirty = True
-        with Renewer(lease, self.leasing, self.settings.renew_margin):
+        with lease.keepalive():  # the pool's one renewer, as for a kept-alive lease
             try:
                 with send_guard.turn_requests(lease):
                     turn = self._guarded(

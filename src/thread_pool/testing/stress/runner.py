@@ -43,6 +43,9 @@ class StressOptions:
     pool_size: int = 16
     poll_after_ms: int | None = None  # the emulator's poll hint; None: a twentieth of a run
     seed: int = 1
+    # Grow the pool to ``pool_size`` before the pool's turns are timed, as ``thread-pool
+    # prewarm`` does: the steady state of a pool in use, as the lock's thread is made untimed.
+    prewarm: bool = False
 
 
 def mean_latency(spec: str) -> float:
@@ -102,6 +105,24 @@ def _pool_lock_errors(target: Target) -> int:
         return pool.stats(target.pool_key).lock_errors
 
 
+def _prewarm(client: openai.OpenAI, target: Target) -> None:
+    """Grow the run's pool to ``pool_size`` threads (a few creations at once), untimed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from thread_pool.admin import PoolAdmin
+
+    backend = backend_of(client, target)
+    with PoolAdmin(**_redis_settings(target), max_size=target.pool_size) as admin:
+
+        def grow() -> None:
+            while admin.grow_one(target.pool_key, target.pool_size, backend).outcome == "grown":
+                pass
+
+        with ThreadPoolExecutor(max_workers=4) as creators:
+            for done in [creators.submit(grow) for _ in range(4)]:
+                done.result()
+
+
 def _delete_upstream(client: openai.OpenAI, target: Target, strategy: Strategy) -> None:
     """Delete the threads (conversations) this strategy created upstream: on a real endpoint
     they would otherwise stay. A failed delete is left for upstream's own expiry."""
@@ -127,6 +148,8 @@ def _run_one(strategy: Strategy, base: Target, options: StressOptions) -> Stress
             else:
                 shared = client.conversations.create().id
         target = Target(**{**asdict(base), "shared_thread": shared})
+        if strategy == "pool" and options.prewarm:
+            _prewarm(client, target)
         samples = run_workers(
             strategy, target, options.workers, options.iterations, options.processes
         )
