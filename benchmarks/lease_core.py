@@ -1,14 +1,19 @@
 """Lease core benchmarks: everything measured side by side on the same Redis in one run.
 
-    python benchmarks/lease_core.py [--quick]
+    python benchmarks/lease_core.py [--quick] [--cluster]
 
-(a) lease+release cycle latency vs a redis-py ``Lock`` acquire+release vs two calls of a trivial
-    Lua script (the two-round-trip floor);
-(b) hand-off latency: from a release to a blocked waiter holding the thread, vs redis-py ``Lock``
-    with its default blocking;
-(c) lease/release cycles per second with 1, 16 and 256 asyncio tasks in one process, vs the
-    trivial script's throughput / 2 with as many tasks;
-(d) Redis memory per idle thread and per empty pool (``MEMORY USAGE``).
+On a private ``redis-server`` (``--cluster``: a private cluster of three masters), the pool
+twice: as Redis Functions (``FCALL``, the default user) and as scripts (``EVALSHA``, through a
+user refused ``FCALL``: what a server without functions gets).
+
+(a) lease+release cycle latency, both ways, vs a redis-py ``Lock`` acquire+release vs two calls
+    of a trivial Lua script (the two-round-trip floor) and of a trivial function;
+(b) hand-off latency: from a release to a blocked waiter holding the thread, both ways, vs
+    redis-py ``Lock`` with its default blocking;
+(c) lease/release cycles per second with 1, 16 and 256 asyncio tasks in one process, both ways,
+    vs the trivial script's throughput / 2 with as many tasks;
+(d) Redis memory per idle thread and per empty pool (``MEMORY USAGE``; single server only);
+(e) server time per call (``INFO commandstats``): the cycle's FCALLs vs its EVALSHAs.
 
 Medians throughout; the variants of (a) are interleaved round by round so that the machine's
 noise falls on all of them alike.
@@ -18,21 +23,71 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
+import os
 import secrets
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from typing import Any
 
 import redis
-import redis.asyncio as aredis
 
 from thread_pool import AsyncThreadPool, ThreadPool
+from thread_pool._store.clients import connect, open_async
 from thread_pool._store.keys import PoolKeys
-from thread_pool.testing.redis_server import local_redis, scratch_prefix
+from thread_pool.settings import Settings
+from thread_pool.testing.redis_server import LocalCluster, RedisServer, scratch_prefix
 
 TRIVIAL = "return 1"
+TRIVIAL_LIBRARY = (
+    "#!lua name=tpbench\nredis.register_function('tpbench_one', function() return 1 end)"
+)
+
+# A user refused functions: its pools run the scripts (what Redis < 7 gets).
+SCRIPTS_USER = ["on", ">bench", "~*", "&*", "+@all", "-fcall", "-function"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The private Redis (or cluster) of a run."""
+
+    url: str
+    """As the default user: the pool runs functions."""
+    scripts_url: str
+    """As a user refused FCALL: the pool runs scripts."""
+    cluster: bool
+    nodes: list[str]
+    """Every node's URL (the masters of a cluster)."""
+
+    def pool(self, way: str = "functions", **options: Any) -> ThreadPool:
+        url = self.url if way == "functions" else self.scripts_url
+        return ThreadPool(redis_url=url, redis_cluster=self.cluster, **options)
+
+    def apool(self, way: str = "functions", **options: Any) -> AsyncThreadPool:
+        url = self.url if way == "functions" else self.scripts_url
+        return AsyncThreadPool(redis_url=url, redis_cluster=self.cluster, **options)
+
+    def client(self) -> redis.Redis:
+        return connect(self.url, cluster=self.cluster)
+
+
+@contextlib.contextmanager
+def private_target(cluster: bool) -> Iterator[Target]:
+    """A private server (or a cluster of three masters) with the scripts user on every node: the
+    run loads libraries, adds a user and resets statistics, which a shared server must not see."""
+    with LocalCluster(masters=3) if cluster else RedisServer() as started:
+        nodes = (
+            [n.url for n in started.nodes] if isinstance(started, LocalCluster) else [started.url]
+        )
+        for node in nodes:
+            with redis.Redis.from_url(node) as admin:
+                admin.execute_command("ACL", "SETUSER", "scripts", *SCRIPTS_USER)
+        host_port = started.url.split("://", 1)[1]
+        yield Target(started.url, f"redis://scripts:bench@{host_port}", cluster, nodes)
 
 
 def upstream_like_id() -> str:
@@ -53,32 +108,47 @@ def verdict(ok: bool) -> str:
 # -- (a) cycle latency -------------------------------------------------------------------------
 
 
-def bench_cycle(url: str, prefix: str, rounds: int, per_round: int) -> dict[str, float]:
-    """Median seconds of one cycle for the pool, redis-py Lock and two trivial scripts."""
-    client = redis.Redis.from_url(url)
+def bench_cycle(target: Target, prefix: str, rounds: int, per_round: int) -> dict[str, float]:
+    """Median seconds of one cycle for the pool (functions, scripts), redis-py Lock, and two
+    trivial scripts (the floor) and functions."""
+    client = target.client()
     trivial = client.register_script(TRIVIAL)
+    client.function_load(TRIVIAL_LIBRARY, replace=True)
+    key = f"{prefix}:bench-floor"  # the floor's calls name a key too (a cluster routes by it)
     lock = client.lock(f"{prefix}:bench-lock", timeout=60)
-    pool = ThreadPool(redis_url=url, key_prefix=prefix)
-    pool.add_threads("cycle", [upstream_like_id()])
+    pools = {way: target.pool(way, key_prefix=prefix) for way in ("functions", "scripts")}
+    pools["functions"].add_threads("cycle", [upstream_like_id()])
+    pools["scripts"].add_threads("cycle-scripts", [upstream_like_id()])
 
-    def pool_cycle() -> None:
+    def functions_cycle() -> None:
+        pool = pools["functions"]
         pool.release(pool.acquire("cycle"))
+
+    def scripts_cycle() -> None:
+        pool = pools["scripts"]
+        pool.release(pool.acquire("cycle-scripts"))
 
     def lock_cycle() -> None:
         lock.acquire()
         lock.release()
 
     def floor_cycle() -> None:
-        trivial()
-        trivial()
+        trivial(keys=[key])
+        trivial(keys=[key])
+
+    def fcall_floor_cycle() -> None:
+        client.fcall("tpbench_one", 1, key)
+        client.fcall("tpbench_one", 1, key)
 
     variants: dict[str, Callable[[], None]] = {
-        "pool": pool_cycle,
+        "pool": functions_cycle,
+        "pool_scripts": scripts_cycle,
         "lock": lock_cycle,
         "floor": floor_cycle,
+        "floor_fcall": fcall_floor_cycle,
     }
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    for fn in variants.values():  # warm up: connections, script cache
+    for fn in variants.values():  # warm up: connections, script cache, library
         for _ in range(50):
             fn()
     for r in range(rounds):
@@ -90,9 +160,34 @@ def bench_cycle(url: str, prefix: str, rounds: int, per_round: int) -> dict[str,
                 t0 = time.perf_counter()
                 fn()
                 samples[name].append(time.perf_counter() - t0)
-    pool.close()
+    for pool in pools.values():
+        pool.close()
     client.close()
     return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def server_usec(target: Target, prefix: str, cycles: int) -> dict[str, float]:
+    """Server time per call (``INFO commandstats``, all nodes) of the pool's cycle: its FCALLs,
+    then its EVALSHAs (statistics reset before each)."""
+    admins = [redis.Redis.from_url(node) for node in target.nodes]
+    out: dict[str, float] = {}
+    for way, command in (("functions", "fcall"), ("scripts", "evalsha")):
+        with target.pool(way, key_prefix=prefix) as pool:
+            pool.add_threads(f"usec-{way}", [upstream_like_id()])
+            pool.release(pool.acquire(f"usec-{way}"))  # loaded, decided
+            for admin in admins:
+                admin.config_resetstat()
+            for _ in range(cycles):
+                pool.release(pool.acquire(f"usec-{way}"))
+            calls = usec = 0
+            for admin in admins:
+                stat: Any = admin.info("commandstats").get(f"cmdstat_{command}", {})
+                calls += int(stat.get("calls", 0))
+                usec += int(stat.get("usec", 0))
+            out[way] = usec / max(calls, 1)
+    for admin in admins:
+        admin.close()
+    return out
 
 
 # -- (b) hand-off latency ----------------------------------------------------------------------
@@ -101,14 +196,15 @@ def bench_cycle(url: str, prefix: str, rounds: int, per_round: int) -> dict[str,
 # CLOCK_MONOTONIC on Linux, one clock for every process of the machine.
 
 
-def handoff_waiter(url: str, prefix: str, conn: Connection) -> None:
-    """In a child process: on each "pool"/"lock" message, block until the thread (or the lock)
-    is ours, send back the time we got it, and give it back."""
-    pool = ThreadPool(redis_url=url, key_prefix=prefix)
-    client = redis.Redis.from_url(url)
+def handoff_waiter(target: Target, prefix: str, conn: Connection) -> None:
+    """In a child process: on each "pool"/"scripts"/"lock" message, block until the thread (or
+    the lock) is ours, send back the time we got it, and give it back."""
+    pools = {way: target.pool(way, key_prefix=prefix) for way in ("functions", "scripts")}
+    client = target.client()
     while (what := conn.recv()) != "stop":
-        if what == "pool":
-            lease = pool.acquire("handoff", timeout=30)
+        if what in ("pool", "scripts"):
+            pool = pools["functions" if what == "pool" else "scripts"]
+            lease = pool.acquire(f"handoff-{what}", timeout=30)
             conn.send(time.perf_counter())
             pool.release(lease)
         else:
@@ -116,27 +212,34 @@ def handoff_waiter(url: str, prefix: str, conn: Connection) -> None:
             lock.acquire()  # redis-py's default: blocking, polling every 0.1 s
             conn.send(time.perf_counter())
             lock.release()
-    pool.close()
+    for pool in pools.values():
+        pool.close()
     client.close()
 
 
-def bench_handoff(url: str, prefix: str, rounds: int, lock_rounds: int) -> dict[str, float]:
-    """Median seconds from a release to the blocked waiter holding the thread (or the lock)."""
-    pool = ThreadPool(redis_url=url, key_prefix=prefix)
-    pool.add_threads("handoff", [upstream_like_id()])
-    client = redis.Redis.from_url(url)
+def bench_handoff(target: Target, prefix: str, rounds: int, lock_rounds: int) -> dict[str, float]:
+    """Median seconds from a release to the blocked waiter holding the thread (or the lock), the
+    pool's two ways alternating."""
+    pools = {
+        "pool": target.pool("functions", key_prefix=prefix),
+        "scripts": target.pool("scripts", key_prefix=prefix),
+    }
+    for what, pool in pools.items():
+        pool.add_threads(f"handoff-{what}", [upstream_like_id()])
+    client = target.client()
     ours, theirs = multiprocessing.get_context("spawn").Pipe()
     child = multiprocessing.get_context("spawn").Process(
-        target=handoff_waiter, args=(url, prefix, theirs)
+        target=handoff_waiter, args=(target, prefix, theirs)
     )
     child.start()
-    samples: dict[str, list[float]] = {"pool": [], "lock": []}
-    for i in range(rounds + lock_rounds):
-        what = "pool" if i < rounds else "lock"
-        if what == "pool":
-            held = pool.acquire("handoff")
+    samples: dict[str, list[float]] = {"pool": [], "scripts": [], "lock": []}
+    for i in range(2 * rounds + lock_rounds):
+        what = ("pool", "scripts")[i % 2] if i < 2 * rounds else "lock"
+        pool, key = pools.get(what, pools["pool"]), f"handoff-{what}"
+        if what != "lock":
+            held = pool.acquire(key)
             ours.send(what)
-            while pool.stats("handoff").waiting == 0:
+            while pool.stats(key).waiting == 0:
                 time.sleep(0.0005)
             released_at = time.perf_counter()
             pool.release(held)
@@ -150,19 +253,20 @@ def bench_handoff(url: str, prefix: str, rounds: int, lock_rounds: int) -> dict[
             lock.release()
         samples[what].append(ours.recv() - released_at)
         # Wait until the waiter gave it back before the next round.
-        while what == "pool" and pool.stats("handoff").idle == 0:
+        while what != "lock" and pool.stats(key).idle == 0:
             time.sleep(0.0005)
         while what == "lock" and client.exists(f"{prefix}:handoff-lock"):
             time.sleep(0.0005)
     ours.send("stop")
     child.join(timeout=30)
-    pool.close()
+    for pool in pools.values():
+        pool.close()
     client.close()
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def ping_rtt(url: str, n: int = 2000) -> float:
-    """Median seconds of one PING round trip from Python."""
+    """Median seconds of one PING round trip from Python (to one node)."""
     client = redis.Redis.from_url(url)
     samples = []
     for _ in range(n):
@@ -176,10 +280,12 @@ def ping_rtt(url: str, n: int = 2000) -> float:
 # -- (c) throughput with many tasks ------------------------------------------------------------
 
 
-async def cycles_per_second(url: str, prefix: str, tasks: int, seconds: float) -> float:
+async def cycles_per_second(
+    target: Target, way: str, prefix: str, tasks: int, seconds: float
+) -> float:
     """Lease/release cycles per second with ``tasks`` asyncio tasks, one thread each."""
-    key = f"tasks-{tasks}"
-    async with AsyncThreadPool(redis_url=url, key_prefix=prefix, max_size=tasks) as pool:
+    key = f"tasks-{tasks}-{way}"
+    async with target.apool(way, key_prefix=prefix, max_size=tasks) as pool:
         await pool.add_threads(key, [upstream_like_id() for _ in range(tasks)])
         done = 0
         stop_at = 0.0
@@ -200,18 +306,19 @@ async def cycles_per_second(url: str, prefix: str, tasks: int, seconds: float) -
         return done / (time.perf_counter() - start)
 
 
-async def scripts_per_second(url: str, tasks: int, seconds: float) -> float:
+async def scripts_per_second(target: Target, prefix: str, tasks: int, seconds: float) -> float:
     """Trivial-script calls per second with ``tasks`` asyncio tasks."""
-    # As many connections as the pool's own client may open (max_connections=1000).
-    client = aredis.Redis.from_url(url, decode_responses=True, max_connections=1000)
+    # The client a pool opens for itself (as many connections, max_connections=1000).
+    client = open_async(Settings.load(redis_url=target.url, redis_cluster=target.cluster))
     trivial = client.register_script(TRIVIAL)
+    key = f"{prefix}:bench-floor"
     done = 0
     stop_at = 0.0
 
     async def worker() -> None:
         nonlocal done
         while time.perf_counter() < stop_at:
-            await trivial()
+            await trivial(keys=[key])
             done += 1
 
     stop_at = time.perf_counter() + 0.3
@@ -237,10 +344,10 @@ def pool_bytes(client: redis.Redis, prefix: str, key: str) -> int:
     return total
 
 
-def bench_memory(url: str, prefix: str, big: int) -> dict[str, float]:
+def bench_memory(target: Target, prefix: str, big: int) -> dict[str, float]:
     """Bytes per idle thread (small and large pools) and per empty pool."""
-    client = redis.Redis.from_url(url)
-    with ThreadPool(redis_url=url, key_prefix=prefix) as pool:
+    client = redis.Redis.from_url(target.url)
+    with target.pool(key_prefix=prefix) as pool:
         pool.configure("empty", max_size=8)
         empty = pool_bytes(client, prefix, "empty")
         pool.configure("small", max_size=8)
@@ -262,48 +369,70 @@ def main() -> None:
     """Run every benchmark and print the figures and ratios."""
     parser = argparse.ArgumentParser(description="lease core benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    parser.add_argument("--cluster", action="store_true", help="on a cluster of three masters")
     args = parser.parse_args()
     rounds, per_round = (4, 100) if args.quick else (10, 400)
     handoff_rounds, lock_rounds = (30, 10) if args.quick else (300, 40)
     seconds = 0.5 if args.quick else 2.0
 
-    with local_redis() as url, scratch_prefix(url) as prefix:
-        rtt = ping_rtt(url)
-        print(f"Redis at {url}; PING round trip from Python: median {rtt * 1e6:.0f} µs\n")
+    with private_target(args.cluster) as target, scratch_prefix(target.url) as prefix:
+        rtt = ping_rtt(target.url)
+        where = "a private cluster of 3 masters" if target.cluster else "a private redis-server"
+        print(f"On {where}; load average {os.getloadavg()[0]:.1f} at the start")
+        print(f"PING round trip from Python: median {rtt * 1e6:.0f} µs\n")
 
-        cycle = bench_cycle(url, prefix, rounds, per_round)
-        to_floor = cycle["pool"] / cycle["floor"]
-        to_lock = cycle["pool"] / cycle["lock"]
+        c = bench_cycle(target, prefix, rounds, per_round)
+        to_floor = c["pool"] / c["floor"]
+        to_lock = c["pool"] / c["lock"]
         print("(a) one lease+release cycle (median)")
-        print(f"    thread_pool lease+release    {cycle['pool'] * 1e6:8.0f} µs")
-        print(f"    redis-py Lock acquire+release{cycle['lock'] * 1e6:8.0f} µs")
-        print(f"    two trivial Lua calls (floor){cycle['floor'] * 1e6:8.0f} µs")
-        print(f"    pool / floor = {to_floor:.2f} (target <= 1.3: {verdict(to_floor <= 1.3)})")
+        print(f"    thread_pool, functions (FCALL)   {c['pool'] * 1e6:8.0f} µs")
+        print(f"    thread_pool, scripts (EVALSHA)   {c['pool_scripts'] * 1e6:8.0f} µs")
+        print(f"    redis-py Lock acquire+release    {c['lock'] * 1e6:8.0f} µs")
+        print(f"    two trivial Lua scripts (floor)  {c['floor'] * 1e6:8.0f} µs")
+        print(f"    two trivial functions (FCALL)    {c['floor_fcall'] * 1e6:8.0f} µs")
+        print(f"    functions / scripts = {c['pool'] / c['pool_scripts']:.2f}")
+        print(
+            f"    pool / floor = {to_floor:.2f} (target <= 1.3: {verdict(to_floor <= 1.3)}); ",
+            end="",
+        )
+        print(f"scripts / floor = {c['pool_scripts'] / c['floor']:.2f}; ", end="")
+        print(f"pool / FCALL floor = {c['pool'] / c['floor_fcall']:.2f}")
         print(f"    pool / Lock  = {to_lock:.2f} (target <= 1.1: {verdict(to_lock <= 1.1)})\n")
 
-        hand = bench_handoff(url, prefix, handoff_rounds, lock_rounds)
+        usec = server_usec(target, prefix, 500 if args.quick else 2000)
+        print("(e) server time per call of a cycle (INFO commandstats, mean of acquire+release)")
+        print(f"    FCALL {usec['functions']:6.1f} µs; EVALSHA {usec['scripts']:6.1f} µs\n")
+
+        hand = bench_handoff(target, prefix, handoff_rounds, lock_rounds)
         in_rtts = hand["pool"] / rtt
         speedup = hand["lock"] / hand["pool"]
         print("(b) hand-off: release -> blocked waiter holds it (median)")
-        print(f"    thread_pool        {hand['pool'] * 1e6:10.0f} µs = {in_rtts:.1f} round trips")
-        print(f"    redis-py Lock      {hand['lock'] * 1e6:10.0f} µs (polls every 100 ms)")
+        print(
+            f"    thread_pool, functions {hand['pool'] * 1e6:10.0f} µs = {in_rtts:.1f} round trips"
+        )
+        print(f"    thread_pool, scripts   {hand['scripts'] * 1e6:10.0f} µs")
+        print(f"    redis-py Lock          {hand['lock'] * 1e6:10.0f} µs (polls every 100 ms)")
         print(f"    p50 <= 3 round trips: {verdict(in_rtts <= 3)}; ", end="")
         print(f"Lock / pool = {speedup:.0f}x (target >= 100x: {verdict(speedup >= 100)})\n")
 
         print("(c) lease/release cycles per second, one process, asyncio")
         last_ratio = 0.0
         for tasks in (1, 16, 256):
-            pool_rate = asyncio.run(cycles_per_second(url, prefix, tasks, seconds))
-            floor_rate = asyncio.run(scripts_per_second(url, tasks, seconds))
-            last_ratio = pool_rate / (floor_rate / 2)
+            rate = asyncio.run(cycles_per_second(target, "functions", prefix, tasks, seconds))
+            old = asyncio.run(cycles_per_second(target, "scripts", prefix, tasks, seconds))
+            floor_rate = asyncio.run(scripts_per_second(target, prefix, tasks, seconds))
+            last_ratio = rate / (floor_rate / 2)
             print(
-                f"    {tasks:3d} tasks: {pool_rate:8.0f} cycles/s; trivial scripts "
-                f"{floor_rate:8.0f}/s, /2 = {floor_rate / 2:8.0f}; ratio {last_ratio:.2f}"
+                f"    {tasks:3d} tasks: functions {rate:7.0f}/s, scripts {old:7.0f}/s; trivial "
+                f"scripts {floor_rate:7.0f}/s, /2 = {floor_rate / 2:7.0f}; ratio {last_ratio:.2f}"
             )
         print(f"    at 256 tasks, ratio >= 0.7: {verdict(last_ratio >= 0.7)}\n")
 
+        if target.cluster:
+            print(f"load average {os.getloadavg()[0]:.1f} at the end")
+            return
         big = 2_000 if args.quick else 10_000
-        mem = bench_memory(url, prefix, big)
+        mem = bench_memory(target, prefix, big)
         print("(d) Redis memory (MEMORY USAGE)")
         print(f"    empty pool                  {mem['empty_pool']:8.0f} bytes")
         print(f"    per idle thread, pool of 8  {mem['per_thread_small']:8.0f} bytes")
@@ -313,6 +442,7 @@ def main() -> None:
             f"    <= 400 bytes per thread: {verdict(worst <= 400)}; "
             f"<= 4 KiB per pool: {verdict(mem['empty_pool'] <= 4096)}"
         )
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lease_core import bench_cycle, cycles_per_second
+from lease_core import Target, bench_cycle, cycles_per_second
 
-from thread_pool.testing.redis_server import local_redis, scratch_prefix
+from thread_pool.testing.redis_server import RedisServer, scratch_prefix
 
 PARSERS = ("python", "hiredis")
 
@@ -37,9 +37,10 @@ def child(url: str, parser: str) -> None:
     import redis.utils
 
     assert (parser == "hiredis") == redis.utils.HIREDIS_AVAILABLE, "wrong parser loaded"
+    target = Target(url, url, cluster=False, nodes=[url])  # the pool's default way only
     with scratch_prefix(url) as prefix:
-        cycle = bench_cycle(url, prefix, rounds=2, per_round=400)
-        rate = asyncio.run(cycles_per_second(url, prefix, 256, 1.5))
+        cycle = bench_cycle(target, prefix, rounds=2, per_round=400)
+        rate = asyncio.run(cycles_per_second(target, "functions", prefix, 256, 1.5))
     print(json.dumps({"cycle_us": cycle["pool"] * 1e6, "rate_256": rate}))
 
 
@@ -55,7 +56,9 @@ def main() -> None:
         child(args.url, args.which)
         return
     figures: dict[str, list[dict[str, float]]] = {name: [] for name in PARSERS}
-    with local_redis() as url:
+    # A private server: the pool loads its functions library there.
+    with RedisServer() as server:
+        url = server.url
         for r in range(args.rounds):
             for name in PARSERS if r % 2 == 0 else reversed(PARSERS):
                 out = subprocess.run(

@@ -43,6 +43,7 @@ FILES = [
     ("src/thread_pool/_async/pool.py", "src/thread_pool/_sync/pool.py"),
     ("src/thread_pool/_async/renewal.py", "src/thread_pool/_sync/renewal.py"),
     ("src/thread_pool/_async/settling.py", "src/thread_pool/_sync/settling.py"),
+    ("src/thread_pool/_async/runner.py", "src/thread_pool/_sync/runner.py"),
     ("src/thread_pool/_async/sizing.py", "src/thread_pool/_sync/sizing.py"),
     ("src/thread_pool/_async/store.py", "src/thread_pool/_sync/store.py"),
     ("src/thread_pool/_async/streaming.py", "src/thread_pool/_sync/streaming.py"),

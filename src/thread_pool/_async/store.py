@@ -7,12 +7,11 @@ import functools
 from typing import Any
 
 import redis.asyncio as redis
-from redis.commands.core import AsyncScript
 
 from thread_pool._acompat import keep_cancellation
 from thread_pool._async.dispatch import AsyncDispatcher
+from thread_pool._async.runner import AsyncRunner
 from thread_pool._model.log import LogEntry
-from thread_pool._store import scripts
 from thread_pool._store.errors import mapped
 from thread_pool._store.keys import PoolKeys, owners_key, registry_key
 from thread_pool._store.replies import entry_of, text
@@ -24,18 +23,15 @@ SCAN_STEP = 1000
 
 
 class AsyncStore:
-    """Pool operations over one redis-py client; every change is one script call."""
+    """Pool operations over one redis-py client; every change is one script call (a function's,
+    where the server has functions: see ``AsyncRunner``)."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         if not hasattr(client, "register_script"):  # a cluster client is no Redis subclass
             raise InvalidArgument(f"client must be a redis-py client, not {type(client).__name__}")
         self.client = client
         self.prefix = prefix
-        # register_script loads nothing yet: the first call tries EVALSHA and loads on NOSCRIPT,
-        # so each script is sent once per server (and again after a server restart).
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(scripts.source(name)) for name in scripts.NAMES
-        }
+        self.runner = AsyncRunner(client)
         socket_timeout = _socket_timeout(client)
         self._block_slice = 0.8 * socket_timeout if socket_timeout else 3600.0
         self.dispatcher = AsyncDispatcher(self)
@@ -47,14 +43,14 @@ class AsyncStore:
     async def call(self, name: str, key: str, *args: str | int | float) -> Any:
         """Run script ``name`` on pool ``key`` (it names the pool's other keys from the first)."""
         with keep_cancellation(), mapped(f"{name} on pool {key!r}"):
-            return await self._scripts[name](keys=[self.keys(key).meta], args=list(args))
+            return await self.runner.run(name, [self.keys(key).meta], list(args))
 
     async def owners(self, op: str, key: str, thread_ids: list[str]) -> Any:
         """Run ``owners.lua``'s ``op`` ("claim", "release") for pool ``key`` on the prefix's
         owners hash (its own key, outside every pool)."""
         with keep_cancellation(), mapped(f"{op} threads for pool {key!r}"):
-            return await self._scripts["owners"](
-                keys=[owners_key(self.prefix)], args=[op, key, *thread_ids]
+            return await self.runner.run(
+                "owners", [owners_key(self.prefix)], [op, key, *thread_ids]
             )
 
     async def owned_by(self, key: str) -> list[str]:
@@ -68,21 +64,17 @@ class AsyncStore:
         return found
 
     async def call_each(self, name: str, keys: list[str], batch: int = 500) -> list[Any]:
-        """Run script ``name`` on each pool of ``keys``; the replies in order. On a single
-        Redis the calls go in pipelined batches (one round trip per ``batch`` pools, so a scrape
-        of thousands of pools takes a few round trips); a cluster client gets them one by one,
-        each routed to its pool's node."""
-        script = self._scripts[name]
+        """Run read-only script ``name`` on each pool of ``keys``; the replies in order. On a
+        single Redis the calls go in pipelined batches (one round trip per ``batch`` pools, so a
+        scrape of thousands of pools takes a few round trips); a cluster client gets them one by
+        one, each routed to its pool's node."""
         if not isinstance(self.client, redis.Redis):
             return [await self.call(name, key) for key in keys]
         out: list[Any] = []
         for start in range(0, len(keys), batch):
             chunk = keys[start : start + batch]
             with keep_cancellation(), mapped(f"{name} on {len(chunk)} pools"):
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for key in chunk:
-                        await script(keys=[self.keys(key).meta], args=[], client=pipe)
-                    out += await pipe.execute()
+                out += await self.runner.run_each(name, [self.keys(key).meta for key in chunk])
         return out
 
     async def pop_shared(self, key: str, box: str, timeout: float) -> str | None:

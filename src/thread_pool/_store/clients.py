@@ -35,6 +35,13 @@ class _RedisCluster(RedisCluster):
     pool under it (the client did not create the pool): its sockets stay open until garbage
     collection, which reports them as unclosed."""
 
+    # FCALL's key is read as EVALSHA's (see fcall_slot); the store runs functions through it.
+    ROUTES_FCALL = True
+
+    def determine_slot(self, *args: Any) -> int | None:
+        slot = fcall_slot(self, args)
+        return super().determine_slot(*args) if slot is None else slot
+
     # A cluster client refuses a command at once when a node's connections (max_connections)
     # are all in use: commands past the bound wait their turn here instead, as the single-server
     # client's blocking pool makes them (the bound holds per node, so it holds in all too).
@@ -75,6 +82,12 @@ class _AsyncRedisCluster(AsyncRedisCluster):
     it runs once, under a lock, and is a flag test afterwards); the second is reported as the
     lost connection it is, so the caller gets ``StoreUnavailable`` like for any other."""
 
+    ROUTES_FCALL = True  # see _RedisCluster
+
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        slot = fcall_slot(self, (command, *args))
+        return await super()._determine_slot(command, *args) if slot is None else slot
+
     # See _RedisCluster._gate (an asyncio.Semaphore belongs to the client's event loop, as the
     # client does; made on first use, inside that loop).
     _bound: int | None = None
@@ -108,6 +121,15 @@ class _AsyncRedisCluster(AsyncRedisCluster):
             if not str(exc).startswith("'NoneType' object has no attribute"):
                 raise
             raise rexc.ConnectionError(f"connection closed under the command: {exc}") from exc
+
+
+def fcall_slot(cluster: RedisCluster | AsyncRedisCluster, args: tuple[Any, ...]) -> int | None:
+    """The slot of ``FCALL function 1 key ...`` (None: another command). redis-py knows EVALSHA's
+    keys from its arguments but asks a node for FCALL's (``COMMAND GETKEYS``): a round trip more
+    for every call."""
+    if len(args) > 3 and str(args[0]).upper() in ("FCALL", "FCALL_RO") and str(args[2]) == "1":
+        return int(cluster.keyslot(args[3]))
+    return None
 
 
 def _options(settings: Settings) -> dict[str, Any]:

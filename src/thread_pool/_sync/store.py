@@ -10,15 +10,14 @@ import functools
 from typing import Any
 
 import redis
-from redis.commands.core import Script
 
 from thread_pool._compat import keep_cancellation
 from thread_pool._model.log import LogEntry
-from thread_pool._store import scripts
 from thread_pool._store.errors import mapped
 from thread_pool._store.keys import PoolKeys, owners_key, registry_key
 from thread_pool._store.replies import entry_of, text
 from thread_pool._sync.dispatch import Dispatcher
+from thread_pool._sync.runner import Runner
 from thread_pool.errors import InvalidArgument
 
 # Registry members asked for per SSCAN step: a step of 1,000 kept Redis busy about 1.5 ms (on a
@@ -27,18 +26,15 @@ SCAN_STEP = 1000
 
 
 class Store:
-    """Pool operations over one redis-py client; every change is one script call."""
+    """Pool operations over one redis-py client; every change is one script call (a function's,
+    where the server has functions: see ``Runner``)."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         if not hasattr(client, "register_script"):  # a cluster client is no Redis subclass
             raise InvalidArgument(f"client must be a redis-py client, not {type(client).__name__}")
         self.client = client
         self.prefix = prefix
-        # register_script loads nothing yet: the first call tries EVALSHA and loads on NOSCRIPT,
-        # so each script is sent once per server (and again after a server restart).
-        self._scripts: dict[str, Script] = {
-            name: client.register_script(scripts.source(name)) for name in scripts.NAMES
-        }
+        self.runner = Runner(client)
         socket_timeout = _socket_timeout(client)
         self._block_slice = 0.8 * socket_timeout if socket_timeout else 3600.0
         self.dispatcher = Dispatcher(self)
@@ -50,15 +46,13 @@ class Store:
     def call(self, name: str, key: str, *args: str | int | float) -> Any:
         """Run script ``name`` on pool ``key`` (it names the pool's other keys from the first)."""
         with keep_cancellation(), mapped(f"{name} on pool {key!r}"):
-            return self._scripts[name](keys=[self.keys(key).meta], args=list(args))
+            return self.runner.run(name, [self.keys(key).meta], list(args))
 
     def owners(self, op: str, key: str, thread_ids: list[str]) -> Any:
         """Run ``owners.lua``'s ``op`` ("claim", "release") for pool ``key`` on the prefix's
         owners hash (its own key, outside every pool)."""
         with keep_cancellation(), mapped(f"{op} threads for pool {key!r}"):
-            return self._scripts["owners"](
-                keys=[owners_key(self.prefix)], args=[op, key, *thread_ids]
-            )
+            return self.runner.run("owners", [owners_key(self.prefix)], [op, key, *thread_ids])
 
     def owned_by(self, key: str) -> list[str]:
         """Every thread the owners hash names pool ``key`` the owner of (read in steps, so a
@@ -71,21 +65,17 @@ class Store:
         return found
 
     def call_each(self, name: str, keys: list[str], batch: int = 500) -> list[Any]:
-        """Run script ``name`` on each pool of ``keys``; the replies in order. On a single
-        Redis the calls go in pipelined batches (one round trip per ``batch`` pools, so a scrape
-        of thousands of pools takes a few round trips); a cluster client gets them one by one,
-        each routed to its pool's node."""
-        script = self._scripts[name]
+        """Run read-only script ``name`` on each pool of ``keys``; the replies in order. On a
+        single Redis the calls go in pipelined batches (one round trip per ``batch`` pools, so a
+        scrape of thousands of pools takes a few round trips); a cluster client gets them one by
+        one, each routed to its pool's node."""
         if not isinstance(self.client, redis.Redis):
             return [self.call(name, key) for key in keys]
         out: list[Any] = []
         for start in range(0, len(keys), batch):
             chunk = keys[start : start + batch]
             with keep_cancellation(), mapped(f"{name} on {len(chunk)} pools"):
-                with self.client.pipeline(transaction=False) as pipe:
-                    for key in chunk:
-                        script(keys=[self.keys(key).meta], args=[], client=pipe)
-                    out += pipe.execute()
+                out += self.runner.run_each(name, [self.keys(key).meta for key in chunk])
         return out
 
     def pop_shared(self, key: str, box: str, timeout: float) -> str | None:

@@ -1,8 +1,11 @@
-"""The Lua scripts that change a pool atomically (one ``.lua`` file each, see ``_common.lua``)."""
+"""The Lua scripts that change a pool atomically (one ``.lua`` file each, see ``_common.lua``),
+as scripts (``source``) and as one Redis Functions library of them all (``library``)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -44,6 +47,13 @@ NAMES = (
 
 # Scripts that run on a key of their own, not a pool's meta: no prelude (it names pool keys).
 _STANDALONE = frozenset({"owners"})
+
+# Scripts that only read: their functions carry the flag ``no-writes`` (Redis then runs them under
+# maxmemory too, and would on a replica).
+READ_ONLY = frozenset({"admin_export", "admin_inspect", "admin_metrics", "log_missing", "stats"})
+
+# Where _common.lua's head turns from declarations to what each call sets.
+_PER_CALL = "-- ==== per call ====\n"
 
 # Scripts that also need stats.lua's reply: its body becomes the function stats_reply(), so a
 # status snapshot can never count differently from stats().
@@ -87,6 +97,64 @@ def prelude_for(common: str, body: str) -> str:
                 needed.add(helper)
                 frontier.append(code)
     return head + "".join(code for helper, code in helpers.items() if helper in needed)
+
+
+@dataclass(frozen=True)
+class Library:
+    """Every script as a function of one Redis Functions library (Redis 7+, Valkey)."""
+
+    name: str
+    """``thread_pool_<hash>``: the hash is of the library's code, so two versions of the library
+    (a fleet in a rolling upgrade) are two libraries side by side, neither replacing the other."""
+    code: str
+    """What ``FUNCTION LOAD`` takes."""
+    functions: dict[str, str]
+    """Script name -> its function's name (``tp_<hash>_<script>``)."""
+
+
+@cache
+def library() -> Library:
+    """The library of every script. The helpers of ``_common.lua`` are defined once, when the
+    library is loaded, not on every call as in a script; each function sets the pool's key names
+    and NOW (library-level locals the helpers read) and runs its script's body."""
+    here = resources.files(__name__)
+    common = here.joinpath("_common.lua").read_text(encoding="utf-8")
+    head, _, per_call = common[: _helpers_start(common)].partition(_PER_CALL)
+    parts = [
+        "#!lua name=thread_pool_@@\n",
+        "-- The arguments of the function being called (a function may not set globals).\n",
+        "local KEYS, ARGV\n",
+        head,
+        "local function bind(keys, args)\n  KEYS, ARGV = keys, args\n",
+        per_call,
+        "end\n",
+        common[_helpers_start(common) :],
+        "local function stats_reply()\n",
+        here.joinpath("stats.lua").read_text(encoding="utf-8"),
+        "end\n",
+    ]
+    for name in NAMES:
+        body = here.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+        if name == "stats":
+            body = "return stats_reply()\n"
+        enter = "KEYS, ARGV = keys, args" if name in _STANDALONE else "bind(keys, args)"
+        flags = ", flags = {'no-writes'}" if name in READ_ONLY else ""
+        parts.append(
+            f"-- ==== {name}.lua ====\nredis.register_function{{function_name = 'tp_@@_{name}'"
+            f"{flags}, callback = function(keys, args)\n{enter}\n{body}end}}\n"
+        )
+    template = "".join(parts)
+    digest = hashlib.sha1(template.encode()).hexdigest()[:8]
+    return Library(
+        name=f"thread_pool_{digest}",
+        code=template.replace("@@", digest),
+        functions={name: f"tp_{digest}_{name}" for name in NAMES},
+    )
+
+
+def _helpers_start(common: str) -> int:
+    match = _HELPER.search(common)
+    return match.start() if match else len(common)
 
 
 def ms(seconds: float) -> int:

@@ -30,16 +30,26 @@
 --   x:<token>   string  tombstone of a token whose acquire was abandoned
 -- Key names here and in keys.py must agree (tests check it). Time is always Redis server time.
 
-local K_META = KEYS[1]
-local BASE = string.sub(K_META, 1, -5) -- strip "meta"
-local K_THREADS, K_IDLE, K_LEASES = BASE .. 'threads', BASE .. 'idle', BASE .. 'leases'
-local K_HOLDS, K_SETTLING, K_WAITERS = BASE .. 'holds', BASE .. 'settling', BASE .. 'waiters'
-local K_RESERVED, K_RETIRED, K_CLAIMS = BASE .. 'reserved', BASE .. 'retired', BASE .. 'claims'
-local K_INFLIGHT = BASE .. 'inflight'
-local K_LOG, K_LOGGED, K_CURSORS = BASE .. 'log', BASE .. 'logged', BASE .. 'cursors'
-
-local t = redis.call('TIME')
-local NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Declared first and set per call below: in the functions library (see scripts/__init__.py)
+-- the helpers are defined once, at library level, and read these as upvalues that each function
+-- sets when it is called (a function may not set globals).
+local K_META, BASE, K_THREADS, K_IDLE, K_LEASES, K_HOLDS, K_SETTLING, K_WAITERS
+local K_RESERVED, K_RETIRED, K_CLAIMS, K_INFLIGHT, K_LOG, K_LOGGED, K_CURSORS
+local t, NOW
+-- ==== per call ====
+-- The names only change with the pool: a library's function named them already if it was
+-- called on the same pool last (a string comparison in Lua is a pointer comparison).
+if KEYS[1] ~= K_META then
+  K_META = KEYS[1]
+  BASE = string.sub(K_META, 1, -5) -- strip "meta"
+  K_THREADS, K_IDLE, K_LEASES = BASE .. 'threads', BASE .. 'idle', BASE .. 'leases'
+  K_HOLDS, K_SETTLING, K_WAITERS = BASE .. 'holds', BASE .. 'settling', BASE .. 'waiters'
+  K_RESERVED, K_RETIRED, K_CLAIMS = BASE .. 'reserved', BASE .. 'retired', BASE .. 'claims'
+  K_INFLIGHT = BASE .. 'inflight'
+  K_LOG, K_LOGGED, K_CURSORS = BASE .. 'log', BASE .. 'logged', BASE .. 'cursors'
+end
+t = redis.call('TIME')
+NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local function mailbox(ticket)
   return BASE .. 'w:' .. ticket
