@@ -52,7 +52,14 @@ class CancelAt:
         hit = self.seen == self.n
         if hit and self.side == "before":
             await self._cancel_target()
-        result = await call()
+        try:
+            result = await call()
+        except Exception:
+            # Redis answered with an error (a server refusing FCALL: the store goes on with the
+            # script): the cancellation arrives with that reply instead.
+            if hit and self.side == "after":
+                await self._cancel_target()
+            raise
         if hit and self.side == "after":
             await self._cancel_target()
         return result

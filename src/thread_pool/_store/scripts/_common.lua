@@ -257,10 +257,11 @@ local function enter(thread, floor, forced)
 end
 
 -- Hand `thread` to `token`: the fence goes up by one with every grant. Returns the fence (as
--- text), the deadline and the TTL (so the holder can count its time by its own clock).
-local function grant(thread, token, holder)
+-- text), the deadline and the TTL (so the holder can count its time by its own clock). `ttl` is
+-- the pool's ttl_ms when the caller read it already (with other meta fields, in one HMGET).
+local function grant(thread, token, holder, ttl)
   local fence = int_text(redis.call('HINCRBY', K_THREADS, thread, 1))
-  local ttl = meta_number('ttl_ms')
+  ttl = ttl or meta_number('ttl_ms')
   local deadline = NOW + ttl
   redis.call('ZADD', K_LEASES, deadline, thread)
   redis.call('HSET', K_HOLDS, thread, token .. '|' .. fence .. '|' .. NOW .. '|' .. holder)
@@ -333,13 +334,15 @@ end
 -- handed out first. A pool that was shrunk below its thread count retires the thread instead (it
 -- may still exist upstream).
 local function handoff(thread, score)
-  if redis.call('HLEN', K_THREADS) > meta_number('max_size') then
+  -- One read of the meta for the size, the drain and a grant's TTL (this is the release path).
+  local m = redis.call('HMGET', K_META, 'max_size', 'draining', 'ttl_ms')
+  if redis.call('HLEN', K_THREADS) > tonumber(m[1]) then
     redis.call('HDEL', K_THREADS, thread)
     redis.call('RPUSH', K_RETIRED, thread)
     return 'RETIRED'
   end
   -- A draining pool serves nobody new: its waiters were sent away when the drain began.
-  local draining = redis.call('HEXISTS', K_META, 'draining') == 1
+  local draining = m[2]
   while not draining do
     local entry = redis.call('LPOP', K_WAITERS)
     if not entry then
@@ -348,7 +351,7 @@ local function handoff(thread, score)
     local ticket, deadline_s, holder = split3(entry)
     local wait_deadline = tonumber(deadline_s)
     if wait_deadline > NOW then
-      local fence, deadline, ttl = grant(thread, ticket, holder)
+      local fence, deadline, ttl = grant(thread, ticket, holder, tonumber(m[3]))
       deliver(ticket, granted(thread, fence, deadline, ttl), wait_deadline)
       return 'HANDED'
     end

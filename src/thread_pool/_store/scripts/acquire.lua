@@ -43,8 +43,8 @@ delay_ms = tonumber(delay_ms)
 if abandoned(token) then
   return {'ABANDONED'}
 end
--- One read of the meta serves the loss check, the existence check and the drain check.
-local m = redis.call('HMGET', K_META, 'epoch', 'state_lost', 'recovered', 'draining')
+-- One read of the meta serves the loss check, the existence check, the drain check and the grant.
+local m = redis.call('HMGET', K_META, 'epoch', 'state_lost', 'recovered', 'draining', 'ttl_ms')
 local lost = lost_state(m, ARGV[5])
 if lost then
   return {'LOSTSTATE', lost}
@@ -59,7 +59,7 @@ end
 local best = redis.call('ZPOPMAX', K_IDLE)
 if best[1] then
   local thread = best[1]
-  local fence, deadline, ttl = grant(thread, token, holder)
+  local fence, deadline, ttl = grant(thread, token, holder, tonumber(m[5]))
   local reply = granted(thread, fence, deadline, ttl)
   local turn = ARGV[6] or ''
   if turn == '' or turn == '0' then
