@@ -10,6 +10,7 @@ again. A server without functions (Redis < 7: an unknown command) or a user not 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import redis.asyncio as redis
@@ -17,6 +18,11 @@ import redis.exceptions as rexc
 from redis.commands.core import AsyncScript
 
 from thread_pool._store import scripts
+
+# Redis 6 quotes the command with backticks, Redis 7 and Valkey with quotes; a renamed command is
+# unknown under its own name. Inside a script, an unknown command reads "Unknown Redis command".
+_UNKNOWN = re.compile(r"unknown command [`'](fcall|function)[`']", re.IGNORECASE)
+_ACL_REFUSED = re.compile(r"permissions to run the '(fcall|function\|load)' command", re.I)
 
 
 class AsyncRunner:
@@ -41,7 +47,7 @@ class AsyncRunner:
             try:
                 return await self._fcall(name, keys, args)
             except rexc.ResponseError as exc:
-                if not _missing(exc) and not _refused(exc):
+                if not _missing(exc) and not functions_refused(exc):
                     raise
                 if _missing(exc) and await self.load():
                     return await self._fcall(name, keys, args)
@@ -77,7 +83,7 @@ class AsyncRunner:
                 for node in cluster.get_primaries():
                     await _load_on(cluster, code, target_nodes=node)
         except rexc.ResponseError as exc:
-            if _refused(exc):
+            if functions_refused(exc):
                 return False
             raise
         return True
@@ -113,11 +119,15 @@ def _missing(exc: Exception) -> bool:
     return "Function not found" in str(exc)
 
 
-def _refused(exc: Exception) -> bool:
-    """The server has no functions (an unknown command, also when renamed away) or the user may
-    not call or load them; a refused key is no reason to give them up."""
-    text = str(exc).lower()
-    return "unknown command" in text or "permissions to run" in text
+def functions_refused(exc: Exception) -> bool:
+    """Whether ``exc`` is the server refusing ``FCALL`` or ``FUNCTION`` itself: an unknown
+    command (Redis < 7, or renamed away) or an ACL refusal of the command. Not a refusal inside a
+    function (a command it calls, a key): that function may have written before it, so running
+    the script after it would do those writes twice."""
+    text = str(exc)
+    if isinstance(exc, rexc.NoPermissionError):  # the reply began with NOPERM: the call itself
+        return bool(_ACL_REFUSED.search(text))
+    return bool(_UNKNOWN.match(text))
 
 
 def _raised(replies: list[Any]) -> list[Any]:
