@@ -15,6 +15,8 @@ user refused ``FCALL``: what a server without functions gets).
 (d) Redis memory per idle thread and per empty pool (``MEMORY USAGE``; single server only);
 (e) server time per call (``INFO commandstats``): the cycle's FCALLs vs its EVALSHAs.
 
+Each figure is printed with the load average: the machine's other work shows in all of them.
+
 Medians throughout; the variants of (a) are interleaved round by round so that the machine's
 noise falls on all of them alike.
 """
@@ -40,7 +42,7 @@ from thread_pool import AsyncThreadPool, ThreadPool
 from thread_pool._store.clients import connect, open_async
 from thread_pool._store.keys import PoolKeys
 from thread_pool.settings import Settings
-from thread_pool.testing.redis_server import LocalCluster, RedisServer, scratch_prefix
+from thread_pool.testing.redis_server import LocalCluster, RedisServer
 
 TRIVIAL = "return 1"
 TRIVIAL_LIBRARY = (
@@ -166,28 +168,34 @@ def bench_cycle(target: Target, prefix: str, rounds: int, per_round: int) -> dic
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def server_usec(target: Target, prefix: str, cycles: int) -> dict[str, float]:
-    """Server time per call (``INFO commandstats``, all nodes) of the pool's cycle: its FCALLs,
-    then its EVALSHAs (statistics reset before each)."""
+def server_usec(target: Target, prefix: str, rounds: int, cycles: int) -> dict[str, float]:
+    """Median server time per call (``INFO commandstats``, all nodes) of the pool's cycle: its
+    FCALLs and its EVALSHAs, ``rounds`` blocks of ``cycles`` cycles each, the ways alternating
+    (statistics reset before each block)."""
     admins = [redis.Redis.from_url(node) for node in target.nodes]
-    out: dict[str, float] = {}
-    for way, command in (("functions", "fcall"), ("scripts", "evalsha")):
-        with target.pool(way, key_prefix=prefix) as pool:
-            pool.add_threads(f"usec-{way}", [upstream_like_id()])
-            pool.release(pool.acquire(f"usec-{way}"))  # loaded, decided
+    ways = {"functions": "fcall", "scripts": "evalsha"}
+    pools = {way: target.pool(way, key_prefix=prefix) for way in ways}
+    for way, pool in pools.items():
+        pool.add_threads(f"usec-{way}", [upstream_like_id()])
+        pool.release(pool.acquire(f"usec-{way}"))  # loaded, decided
+    samples: dict[str, list[float]] = {way: [] for way in ways}
+    for r in range(rounds):
+        for way in ways if r % 2 == 0 else reversed(ways):
             for admin in admins:
                 admin.config_resetstat()
             for _ in range(cycles):
-                pool.release(pool.acquire(f"usec-{way}"))
+                pools[way].release(pools[way].acquire(f"usec-{way}"))
             calls = usec = 0
             for admin in admins:
-                stat: Any = admin.info("commandstats").get(f"cmdstat_{command}", {})
+                stat: Any = admin.info("commandstats").get(f"cmdstat_{ways[way]}", {})
                 calls += int(stat.get("calls", 0))
                 usec += int(stat.get("usec", 0))
-            out[way] = usec / max(calls, 1)
+            samples[way].append(usec / max(calls, 1))
+    for pool in pools.values():
+        pool.close()
     for admin in admins:
         admin.close()
-    return out
+    return {way: statistics.median(values) for way, values in samples.items()}
 
 
 # -- (b) hand-off latency ----------------------------------------------------------------------
@@ -284,7 +292,7 @@ async def cycles_per_second(
     target: Target, way: str, prefix: str, tasks: int, seconds: float
 ) -> float:
     """Lease/release cycles per second with ``tasks`` asyncio tasks, one thread each."""
-    key = f"tasks-{tasks}-{way}"
+    key = f"tasks-{tasks}-{way}-{secrets.token_hex(4)}"  # a new pool each run
     async with target.apool(way, key_prefix=prefix, max_size=tasks) as pool:
         await pool.add_threads(key, [upstream_like_id() for _ in range(tasks)])
         done = 0
@@ -375,7 +383,8 @@ def main() -> None:
     handoff_rounds, lock_rounds = (30, 10) if args.quick else (300, 40)
     seconds = 0.5 if args.quick else 2.0
 
-    with private_target(args.cluster) as target, scratch_prefix(target.url) as prefix:
+    prefix = "tpbench"  # the server is the run's own, and goes with it
+    with private_target(args.cluster) as target:
         rtt = ping_rtt(target.url)
         where = "a private cluster of 3 masters" if target.cluster else "a private redis-server"
         print(f"On {where}; load average {os.getloadavg()[0]:.1f} at the start")
@@ -399,8 +408,9 @@ def main() -> None:
         print(f"pool / FCALL floor = {c['pool'] / c['floor_fcall']:.2f}")
         print(f"    pool / Lock  = {to_lock:.2f} (target <= 1.1: {verdict(to_lock <= 1.1)})\n")
 
-        usec = server_usec(target, prefix, 500 if args.quick else 2000)
-        print("(e) server time per call of a cycle (INFO commandstats, mean of acquire+release)")
+        usec = server_usec(target, prefix, 4 if args.quick else 10, 200 if args.quick else 500)
+        print("(e) server time per call of a cycle (INFO commandstats: acquire and release")
+        print("    together; median of blocks, the ways alternating)")
         print(f"    FCALL {usec['functions']:6.1f} µs; EVALSHA {usec['scripts']:6.1f} µs\n")
 
         hand = bench_handoff(target, prefix, handoff_rounds, lock_rounds)
@@ -415,12 +425,19 @@ def main() -> None:
         print(f"    p50 <= 3 round trips: {verdict(in_rtts <= 3)}; ", end="")
         print(f"Lock / pool = {speedup:.0f}x (target >= 100x: {verdict(speedup >= 100)})\n")
 
-        print("(c) lease/release cycles per second, one process, asyncio")
+        print("(c) lease/release cycles per second, one process, asyncio (medians of 3 rounds,")
+        print("    the variants alternating)")
         last_ratio = 0.0
         for tasks in (1, 16, 256):
-            rate = asyncio.run(cycles_per_second(target, "functions", prefix, tasks, seconds))
-            old = asyncio.run(cycles_per_second(target, "scripts", prefix, tasks, seconds))
-            floor_rate = asyncio.run(scripts_per_second(target, prefix, tasks, seconds))
+            runs: dict[str, list[float]] = {"functions": [], "scripts": [], "floor": []}
+            for r in range(3):
+                for what in runs if r % 2 == 0 else reversed(runs):
+                    if what == "floor":
+                        got = scripts_per_second(target, prefix, tasks, seconds)
+                    else:
+                        got = cycles_per_second(target, what, prefix, tasks, seconds)
+                    runs[what].append(asyncio.run(got))
+            rate, old, floor_rate = (statistics.median(runs[w]) for w in runs)
             last_ratio = rate / (floor_rate / 2)
             print(
                 f"    {tasks:3d} tasks: functions {rate:7.0f}/s, scripts {old:7.0f}/s; trivial "

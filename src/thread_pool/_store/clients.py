@@ -84,6 +84,9 @@ class _AsyncRedisCluster(AsyncRedisCluster):
 
     ROUTES_FCALL = True  # see _RedisCluster
 
+    # redis-py's asyncio cluster client has no public hook for a command's slot (the blocking
+    # one's is determine_slot): this override of its own method is the one place that routes
+    # FCALL, keeping its redirection handling (passing target_nodes would turn retries off).
     async def _determine_slot(self, command: str, *args: Any) -> int:
         slot = fcall_slot(self, (command, *args))
         return await super()._determine_slot(command, *args) if slot is None else slot
