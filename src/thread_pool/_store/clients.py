@@ -84,12 +84,13 @@ class _AsyncRedisCluster(AsyncRedisCluster):
 
     ROUTES_FCALL = True  # see _RedisCluster
 
-    # redis-py's asyncio cluster client has no public hook for a command's slot (the blocking
-    # one's is determine_slot): this override of its own method is the one place that routes
-    # FCALL, keeping its redirection handling (passing target_nodes would turn retries off).
-    async def _determine_slot(self, command: str, *args: Any) -> int:
-        slot = fcall_slot(self, (command, *args))
-        return await super()._determine_slot(command, *args) if slot is None else slot
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # redis-py's asyncio cluster client has no public hook for a command's slot (the
+        # blocking one's is determine_slot); it asks its commands parser for the keys, so that
+        # is where FCALL's are read, keeping its redirection handling (passing target_nodes
+        # would turn retries off).
+        self.commands_parser = cast(Any, _FcallKeys(self.commands_parser))
 
     # See _RedisCluster._gate (an asyncio.Semaphore belongs to the client's event loop, as the
     # client does; made on first use, inside that loop).
@@ -126,13 +127,36 @@ class _AsyncRedisCluster(AsyncRedisCluster):
             raise rexc.ConnectionError(f"connection closed under the command: {exc}") from exc
 
 
-def fcall_slot(cluster: RedisCluster | AsyncRedisCluster, args: tuple[Any, ...]) -> int | None:
+def fcall_slot(cluster: RedisCluster, args: tuple[Any, ...]) -> int | None:
     """The slot of ``FCALL function 1 key ...`` (None: another command). redis-py knows EVALSHA's
     keys from its arguments but asks a node for FCALL's (``COMMAND GETKEYS``): a round trip more
     for every call."""
-    if len(args) > 3 and str(args[0]).upper() in ("FCALL", "FCALL_RO") and str(args[2]) == "1":
-        return int(cluster.keyslot(args[3]))
+    keys = fcall_keys(args)
+    return None if keys is None else int(cluster.keyslot(keys[0]))  # type: ignore[no-untyped-call]
+
+
+def fcall_keys(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The keys of ``FCALL function numkeys key ...`` (None: another command, or no keys)."""
+    if len(args) > 3 and str(args[0]).upper() in ("FCALL", "FCALL_RO"):
+        keys = tuple(args[3 : 3 + int(args[2])])
+        return keys or None
     return None
+
+
+class _FcallKeys:
+    """An asyncio cluster client's commands parser that reads FCALL's keys from its arguments
+    (see fcall_slot) and asks the parser it wraps for every other command's."""
+
+    def __init__(self, parser: Any) -> None:
+        self.parser = parser
+
+    async def get_keys(self, *args: Any) -> tuple[Any, ...] | None:
+        keys = fcall_keys(args)
+        return keys if keys is not None else await self.parser.get_keys(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        # initialize() and whatever else redis-py asks of its parser.
+        return getattr(self.parser, name)
 
 
 def _options(settings: Settings) -> dict[str, Any]:
