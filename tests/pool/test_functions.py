@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from thread_pool import ThreadPool
+from thread_pool import AsyncThreadPool, ThreadPool
 from thread_pool._store import scripts
 from thread_pool._sync.runner import Runner
 from thread_pool.testing.redis_server import LocalCluster, RedisServer
@@ -179,3 +179,23 @@ def test_every_master_of_a_cluster_gets_the_library_when_it_needs_it() -> None:
             admin.close()
         assert all(pool.stats(key).granted == 2 for key in keys)
         pool.close()
+
+
+@pytest.mark.slow
+async def test_an_asyncio_pool_on_a_cluster_sends_each_fcall_to_its_key_s_node() -> None:
+    # The asyncio cluster client finds FCALL's key otherwise than the blocking one (through its
+    # commands parser, see clients.py): asked of a node, it would cost a round trip per call.
+    with LocalCluster(masters=3) as cluster:
+        pool = AsyncThreadPool(redis_url=cluster.url, redis_cluster=True, key_prefix=PREFIX)
+        keys = [f"fn-pool-{i}" for i in range(12)]
+        for key in keys:
+            await pool.add_threads(key, [f"thread_{key}"])
+            async with pool.lease(key) as lease:
+                assert lease.thread_id == f"thread_{key}"
+        await pool.aclose()
+        for node in cluster.nodes:
+            admin = admin_of(node)
+            assert calls(admin, "fcall") > 0
+            assert calls(admin, "evalsha") == 0
+            assert calls(admin, "command|getkeys") == 0
+            admin.close()
