@@ -443,7 +443,7 @@ def main() -> None:
                 f"    {tasks:3d} tasks: functions {rate:7.0f}/s, scripts {old:7.0f}/s; trivial "
                 f"scripts {floor_rate:7.0f}/s, /2 = {floor_rate / 2:7.0f}; ratio {last_ratio:.2f}"
             )
-        print(f"    at 256 tasks, ratio >= 0.7: {verdict(last_ratio >= 0.7)}\n")
+        print(f"    at 256 tasks, ratio >= 0.8: {verdict(last_ratio >= 0.8)}\n")
 
         if target.cluster:
             print(f"load average {os.getloadavg()[0]:.1f} at the end")
