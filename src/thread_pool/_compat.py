@@ -13,6 +13,7 @@ import queue
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -78,7 +79,7 @@ class LoopBound:
 
 
 class Background:
-    """Run ``step`` again and again on ``scheduler``'s thread until the block ends or ``step``
+    """Run ``step`` again and again on ``scheduler``'s threads until the block ends or ``step``
     returns None (see ``_acompat.Background``)."""
 
     def __init__(self, step: Callable[[], float | None], name: str, scheduler: Scheduler) -> None:
@@ -87,7 +88,7 @@ class Background:
         self._scheduler = scheduler
         # Guarded by the scheduler's lock.
         self.entry: list[Any] | None = None  # its place in the scheduler's queue, while due
-        self.running = False
+        self.running_on: threading.Thread | None = None  # the thread running its step now
         self.stopped = False
 
     def __enter__(self) -> Background:
@@ -104,21 +105,32 @@ class Background:
 
 
 class Scheduler:
-    """One daemon thread that runs the steps of every open ``Background`` block of one pool
-    object, each when it is due (see ``_acompat.Scheduler``). A thread per block (a turn's
-    renewal) cost every turn a thread start and join, which under load was a visible share of
-    its time. The thread starts with the first block and ends once none has been open for
-    ``IDLE_S`` seconds, or once none is open after ``close``. Steps run one at a time: a renewal
-    is one short Redis call, and when Redis is slow every renewal is slow alike."""
+    """The threads that run the steps of every open ``Background`` block of one pool object,
+    each when it is due (see ``_acompat.Scheduler``). A thread per block (a turn's renewal) cost
+    every turn a thread start and join, which under load was a visible share of its time.
+
+    Runners share one queue. A runner about to run a step makes sure another one is free to
+    keep time (starting one if none is), so a step stuck in a slow Redis call delays no other
+    block's step; with quick steps this settles at two threads. A runner ends once it has been
+    free for ``IDLE_S`` seconds while another is free too, or with nothing left to run; after
+    ``close`` once no block is open. A process forked from this one starts afresh (its threads
+    were not copied)."""
 
     IDLE_S = 10.0
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._due: list[list[Any]] = []  # heap of [when, order, block]
         self._order = itertools.count()
+        self.after_fork()
+        _SCHEDULERS.add(self)
+
+    def after_fork(self) -> None:
+        """Start afresh: nothing queued, no runner (also what a forked child gets: the threads
+        of its parent were not copied, and a lock may have been held by one of them)."""
+        self._due: list[list[Any]] = []  # heap of [when, order, block]
         self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._runners = 0  # threads running _loop
+        self._free = 0  # of them, those waiting for a step to come due
         self._closed = False
 
     def background(self, step: Callable[[], float | None], name: str) -> Background:
@@ -129,28 +141,37 @@ class Scheduler:
         """Run ``block``'s first step at once (``Background.__enter__``)."""
         with self._changed:
             block.stopped = False
+            self._closed = False
             self._queue(block, 0.0)
-            if self._thread is None:
-                self._closed = False
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
+            if self._free == 0:
+                self._spawn()
 
     def stop(self, block: Background) -> None:
         """Run no more steps of ``block``; wait for one running now (``Background.__exit__``)."""
         with self._changed:
             block.stopped = True
-            if block.entry is not None:
+            if block.entry is not None and block.entry in self._due:  # not: forked since
                 self._due.remove(block.entry)
                 heapq.heapify(self._due)
-                block.entry = None
-            while block.running and threading.current_thread() is not self._thread:
+            block.entry = None
+            while (
+                (runner := block.running_on) is not None
+                and runner is not threading.current_thread()
+                and runner.is_alive()  # a runner of the process this one was forked from is not
+            ):
                 self._changed.wait()
 
     def close(self) -> None:
-        """End the thread once no block is open (a later block starts another)."""
+        """End the threads once no block is open (a later block starts another)."""
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+
+    def _spawn(self) -> None:
+        """Start a runner. Called holding the lock."""
+        self._runners += 1
+        self._free += 1  # free from the start: no other runner starts one for it meanwhile
+        threading.Thread(target=self._loop, name=self._name, daemon=True).start()
 
     def _queue(self, block: Background, delay: float) -> None:
         block.entry = [time.monotonic() + delay, next(self._order), block]
@@ -158,32 +179,41 @@ class Scheduler:
         self._changed.notify_all()
 
     def _next(self) -> Background | None:
-        """The next block due, once it is (None: the thread ends). Called holding the lock."""
+        """The next block due, once it is (None: this runner ends). Called holding the lock, by
+        a runner counted free; it is counted busy again when a block is returned."""
         idle_until = time.monotonic() + self.IDLE_S
         while True:
             now = time.monotonic()
-            if self._due:
-                if self._due[0][0] <= now:
-                    block: Background = heapq.heappop(self._due)[2]
-                    block.entry = None
-                    return block
-                self._changed.wait(self._due[0][0] - now)
-                idle_until = time.monotonic() + self.IDLE_S
-            elif self._closed or now >= idle_until:
-                self._thread = None
-                return None
-            else:
-                self._changed.wait(idle_until - now)
+            if self._due and self._due[0][0] <= now:
+                block: Background = heapq.heappop(self._due)[2]
+                block.entry = None
+                self._free -= 1
+                return block
+            if not self._due and (self._closed or now >= idle_until):
+                break
+            if self._due and now >= idle_until and self._free > 1:
+                break  # another free runner keeps time
+            wait = self._due[0][0] - now if self._due else idle_until - now
+            if self._due and self._free > 1:
+                wait = min(wait, idle_until - now)
+            self._changed.wait(max(wait, 0.0))
+        self._free -= 1
+        self._runners -= 1
+        return None
 
     def _loop(self) -> None:
         with self._changed:
             while (block := self._next()) is not None:
-                block.running = True
+                if self._free == 0 and self._due:
+                    self._spawn()  # someone keeps time while this step runs
+                block.running_on = threading.current_thread()
                 self._changed.release()
+                delay: float | None = None
                 try:
                     delay = block.step()
-                except Exception as exc:
-                    delay = None
+                except BaseException as exc:
+                    # Whatever it was (SystemExit, gevent's Timeout), it ends this block only:
+                    # a runner that died here would still be counted free.
                     logging.getLogger("thread_pool").warning(
                         "background %s failed: %s",
                         block.name,
@@ -192,10 +222,20 @@ class Scheduler:
                     )
                 finally:
                     self._changed.acquire()
-                    block.running = False
+                    block.running_on = None
+                    self._free += 1
                     self._changed.notify_all()
                 if delay is not None and not block.stopped:
                     self._queue(block, delay)
+
+
+def _forked() -> None:
+    for scheduler in list(_SCHEDULERS):
+        scheduler.after_fork()
+
+
+_SCHEDULERS: weakref.WeakSet[Scheduler] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_forked)
 
 
 class StreamClosed(BaseException):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -112,4 +113,74 @@ def test_the_thread_ends_once_closed_and_idle_and_a_new_block_starts_another() -
     ran.clear()
     with scheduler.background(once, "second"):
         assert ran.wait(30)
+    scheduler.close()
+
+
+def test_a_step_stuck_in_a_slow_call_holds_up_no_other_block() -> None:
+    # A renewal stuck on a Redis that stopped answering must not keep every other lease of the
+    # pool object from being renewed.
+    scheduler = Scheduler("test stuck")
+    stuck, release = threading.Event(), threading.Event()
+    ran_meanwhile = threading.Event()
+    counts: list[int] = []
+
+    def slow() -> float | None:
+        stuck.set()
+        release.wait(30)
+        return None
+
+    def quick() -> float | None:
+        counts.append(1)
+        if stuck.is_set() and not release.is_set() and len(counts) >= 3:
+            ran_meanwhile.set()
+        return 0.01
+
+    with scheduler.background(slow, "slow"):
+        assert stuck.wait(30)
+        with scheduler.background(quick, "quick"):
+            assert ran_meanwhile.wait(30)  # three steps while the slow one is still inside
+        release.set()
+    scheduler.close()
+
+
+def test_a_step_that_raises_a_base_exception_ends_its_block_only() -> None:
+    scheduler = Scheduler("test base exception")
+    later = threading.Event()
+
+    def exits() -> float | None:
+        raise SystemExit(3)
+
+    def fine() -> float | None:
+        later.set()
+        return 60.0
+
+    with scheduler.background(exits, "exits"):
+        time.sleep(0.05)
+    with scheduler.background(fine, "fine"):
+        assert later.wait(30)
+    scheduler.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_runs_its_own_steps() -> None:
+    # gunicorn's preload, multiprocessing: the parent's runner threads are not in the child.
+    scheduler = Scheduler("test fork")
+    with scheduler.background(lambda: 60.0, "parent's"):
+        pid = os.fork()
+        if pid == 0:  # the child: report by exit status, never return into pytest
+            ran = threading.Event()
+
+            def step() -> float | None:
+                ran.set()
+                return None
+
+            code = 1
+            try:
+                with scheduler.background(step, "child's"):
+                    code = 0 if ran.wait(20) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     scheduler.close()

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from thread_pool._compat import Background, Scheduler
-from thread_pool.errors import LeaseLost, StoreUnavailable
+from thread_pool.errors import ConnectionsExhausted, LeaseLost, StoreUnavailable
 
 if TYPE_CHECKING:
     from thread_pool._sync.lease import Lease
@@ -44,11 +44,13 @@ class Renewer:
         except LeaseLost:
             lease.lose("renewal failed: it expired or was taken over")
             return None
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, ConnectionsExhausted) as exc:
+            # Redis hiccup, or the client's connections all busy: try again soon, and say the
+            # lease is lost only once it has run out.
             if lease.remaining() <= 0:
                 lease.lose(f"renewal failed: {exc}")
                 return None
-            return min(0.5, lease.remaining() / 4)  # Redis hiccup: try again soon
+            return min(0.5, lease.remaining() / 4)
         return max(lease.remaining() - self._margin, 0.01)
 
     def __enter__(self) -> Lease:
