@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from thread_pool import AsyncThreadPool, ThreadPool
+from thread_pool import AsyncThreadPool, StoreUnavailable, ThreadPool
 from thread_pool._store import scripts
 from thread_pool._sync.runner import Runner
 from thread_pool.testing.redis_server import LocalCluster, RedisServer
@@ -199,3 +199,26 @@ async def test_an_asyncio_pool_on_a_cluster_sends_each_fcall_to_its_key_s_node()
             assert calls(admin, "evalsha") == 0
             assert calls(admin, "command|getkeys") == 0
             admin.close()
+
+
+def test_over_maxmemory_leases_held_can_still_be_renewed_and_given_back(
+    server: RedisServer,
+) -> None:
+    pool = ThreadPool(redis_url=server.url, key_prefix=PREFIX)
+    pool.add_threads(KEY, ["thread_a", "thread_b"])
+    held = pool.acquire(KEY)
+    admin = admin_of(server)
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)  # over it from now on
+    try:
+        pool.renew(held)
+        with pytest.raises(StoreUnavailable):  # a new lease takes memory: refused
+            pool.acquire(KEY, timeout=0)
+        pool.release(held)
+        assert pool.reap(KEY) == 0
+    finally:
+        admin.config_set("maxmemory", 0)
+    assert pool.stats(KEY).leased == 0
+    assert calls(admin, "evalsha") == 0  # all of it as functions
+    pool.close()
+    admin.close()

@@ -52,6 +52,26 @@ _STANDALONE = frozenset({"owners"})
 # maxmemory too, and would on a replica).
 READ_ONLY = frozenset({"admin_export", "admin_inspect", "admin_metrics", "log_missing", "stats"})
 
+# Scripts that give back or keep what is already held: their functions carry ``allow-oom``, so a
+# Redis over ``maxmemory`` (noeviction) still lets leases be renewed, released, abandoned and
+# reaped, and pools drained and deleted, as the scripts did (a script is refused only at a
+# command that can grow memory before its first write; a function without the flag not at all).
+# The rest (a new lease, growth, the log) is refused there, which is what a full Redis means.
+FREEING = frozenset(
+    {
+        "abandon",
+        "admin_delete",
+        "admin_drain",
+        "admin_unreserve",
+        "reap",
+        "release",
+        "renew",
+        "settled",
+        "take_wait",
+        "wait_alive",
+    }
+)
+
 # Where _common.lua's head turns from declarations to what each call sets.
 _PER_CALL = "-- ==== per call ====\n"
 
@@ -138,7 +158,13 @@ def library() -> Library:
         if name == "stats":
             body = "return stats_reply()\n"
         enter = "KEYS, ARGV = keys, args" if name in _STANDALONE else "bind(keys, args)"
-        flags = ", flags = {'no-writes'}" if name in READ_ONLY else ""
+        flags = (
+            ", flags = {'no-writes'}"
+            if name in READ_ONLY
+            else ", flags = {'allow-oom'}"
+            if name in FREEING
+            else ""
+        )
         parts.append(
             f"-- ==== {name}.lua ====\nredis.register_function{{function_name = 'tp_@@_{name}'"
             f"{flags}, callback = function(keys, args)\n{enter}\n{body}end}}\n"
