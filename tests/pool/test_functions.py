@@ -204,7 +204,8 @@ async def test_an_asyncio_pool_on_a_cluster_sends_each_fcall_to_its_key_s_node()
 def test_over_maxmemory_leases_held_can_still_be_renewed_and_given_back(
     server: RedisServer,
 ) -> None:
-    pool = ThreadPool(redis_url=server.url, key_prefix=PREFIX)
+    # A single server of its own, also when the session runs on a cluster.
+    pool = ThreadPool(redis_url=server.url, redis_cluster=False, key_prefix=PREFIX)
     pool.add_threads(KEY, ["thread_a", "thread_b"])
     held = pool.acquire(KEY)
     admin = admin_of(server)
