@@ -223,3 +223,23 @@ def test_over_maxmemory_leases_held_can_still_be_renewed_and_given_back(
     assert calls(admin, "evalsha") == 0  # all of it as functions
     pool.close()
     admin.close()
+
+
+@pytest.mark.slow
+def test_a_cluster_master_missing_the_library_is_loaded_alone() -> None:
+    # Loading every master on one miss would make a call fail whenever any master is down then,
+    # even one the call does not need.
+    with LocalCluster(masters=3) as cluster:
+        pool = ThreadPool(redis_url=cluster.url, redis_cluster=True, key_prefix=PREFIX)
+        pool.add_threads(KEY, ["thread_a"])
+        admins = [admin_of(node) for node in cluster.nodes]
+        for admin in admins:
+            admin.function_flush()
+            admin.config_resetstat()
+        with pool.lease(KEY):
+            pass
+        loads = sorted(calls(admin, "function|load") for admin in admins)
+        assert loads == [0, 0, 1]
+        for admin in admins:
+            admin.close()
+        pool.close()

@@ -52,7 +52,7 @@ class Runner:
             except rexc.ResponseError as exc:
                 if not _missing(exc) and not functions_refused(exc):
                     raise
-                if _missing(exc) and self.load():
+                if _missing(exc) and self.load(keys[0]):
                     return self._fcall(name, keys, args)
                 self.functions = False
         return self._scripts[name](keys=keys, args=args)
@@ -73,17 +73,22 @@ class Runner:
             replies = self._pipelined(name, keys[1:], raise_on_error=False)
         return [first, *_raised(replies)]
 
-    def load(self) -> bool:
-        """Load the library on the server (every master of a cluster); False if it refuses
-        functions. A library of the same name that is already there is this one (the name is
-        its code's hash): another client loaded it first."""
+    def load(self, key: str | None = None) -> bool:
+        """Load the library on the server (on a cluster: the master of ``key``, which said it
+        lacks it, else every master); False if it refuses functions. A library of the same name
+        that is already there is this one (the name is its code's hash): another client loaded
+        it first. Each master of a cluster is loaded when a call first finds it missing there,
+        so a master that is down at that moment fails only the calls that need it."""
         code = self.library.code
         try:
             if self.single:
                 _load_on(self.client, code)
             else:
                 cluster: Any = self.client
-                for node in cluster.get_primaries():
+                nodes = (
+                    [cluster.get_node_from_key(key)] if key is not None else cluster.get_primaries()
+                )
+                for node in nodes:
                     _load_on(cluster, code, target_nodes=node)
         except rexc.ResponseError as exc:
             if functions_refused(exc):
