@@ -28,6 +28,7 @@ FILES = [
     ("src/thread_pool/_async/backend_base.py", "src/thread_pool/_sync/backend_base.py"),
     ("src/thread_pool/_async/context_log.py", "src/thread_pool/_sync/context_log.py"),
     ("src/thread_pool/_async/dispatch.py", "src/thread_pool/_sync/dispatch.py"),
+    ("src/thread_pool/_async/event_stream.py", "src/thread_pool/_sync/event_stream.py"),
     ("src/thread_pool/_async/conversations.py", "src/thread_pool/_sync/conversations.py"),
     (
         "src/thread_pool/_async/conversations_stream.py",
@@ -76,7 +77,6 @@ RULES: list[tuple[str, str]] = [
     (r"\b__aiter__\b", "__iter__"),
     (r"\b__anext__\b", "__next__"),
     (r"\bStopAsyncIteration\b", "StopIteration"),
-    (r"\baread\b", "read"),
     (r"\bAbstractAsyncContextManager\b", "AbstractContextManager"),
     (r"\baclose\b", "close"),
     (r"\b_acompat\b", "_compat"),

@@ -4,6 +4,7 @@ tool-output round (no polls, no reply read); against a server that refuses or ig
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -16,6 +17,7 @@ from tests.support.upstream import ASSISTANT_TOOLS, lock_errors, make_backend
 from thread_pool import AsyncThreadPool
 from thread_pool._async.assistants import AsyncAssistantsBackend
 from thread_pool._model.run_progress import RunProgress, streamed_reply
+from thread_pool._model.turns import usage_of
 from thread_pool.emulator import EmulatorServer, parse_reply
 from thread_pool.emulator.config import ConfigError, EmulatorConfig
 
@@ -82,6 +84,42 @@ async def test_a_streamed_turn_is_one_request_and_one_per_tool_round(
     )
     assert requests(thread_pool_emulator) - before == Counter({RUNS: 1, SUBMIT: 1})
     assert parse_reply(tool_turn.reply).tool_outputs == ("pong",)
+    assert lock_errors(thread_pool_emulator) == 0
+
+
+@pytest.mark.parametrize("streaming", ["on", "refused"])
+async def test_a_turn_tells_what_upstream_holds_streamed_or_polled(
+    pool: AsyncThreadPool,
+    thread_pool_emulator: EmulatorServer,
+    thread_pool_async_openai_client: openai.AsyncOpenAI,
+    streaming: str,
+) -> None:
+    # Streamed, the turn is read from the run's events as plain JSON; polled, from the SDK's
+    # models: either way its reply, usage and tool calls are upstream's own.
+    thread_pool_emulator.admin.configure(run_streaming=streaming)
+    client = thread_pool_async_openai_client
+    seen: list[tuple[str, str]] = []
+
+    def handler(call: Any) -> str:
+        seen.append((call.name, call.arguments))
+        return f"pong {len(seen)}"
+
+    message = 'call:ping({"n": 1}) and call:ping({"n": 2, "s": "\u00e9"})'
+    turn = await pool.run("doc", message, tool_handler=handler, tools=ASSISTANT_TOOLS)
+    run = await client.beta.threads.runs.retrieve(turn.run_id, thread_id=turn.thread_id)
+    assert (turn.status, run.status) == ("completed", "completed")
+    assert turn.usage == usage_of(run)
+    assert turn.usage["total_tokens"] > 0
+    assert turn.reply == "\n".join(await own_messages(client, turn.thread_id, turn.run_id))
+    assert parse_reply(turn.reply).tool_outputs == ("pong 1", "pong 2")
+    assert [(c.name, json.loads(c.arguments)) for c in turn.tool_calls] == [
+        ("ping", {"n": 1}),
+        ("ping", {"n": 2, "s": "\u00e9"}),
+    ]
+    assert [(c.name, c.arguments) for c in turn.tool_calls] == seen
+    assert [c.output for c in turn.tool_calls] == ["pong 1", "pong 2"]
+    assert len({c.id for c in turn.tool_calls}) == 2
+    assert all(c.id for c in turn.tool_calls)
     assert lock_errors(thread_pool_emulator) == 0
 
 

@@ -212,9 +212,10 @@ class AsyncAssistantsBackend(AsyncRunsInFlight):
             args = await request()
             if args is None:
                 return adopted
-            return await self._runs.create(
+            # The SDK's request, its body read here (``AsyncEventStream``): no model per event.
+            return await self._runs.with_streaming_response.create(
                 thread_id, **args, stream=True, timeout=self._quiet(started)
-            )
+            ).__aenter__()
 
         # The run's events carry its pauses, its end and its reply: streamed, a turn is one
         # request (and one per tool-output round), whether or not the caller streams it.
@@ -230,7 +231,7 @@ class AsyncAssistantsBackend(AsyncRunsInFlight):
                 if not refuses_streaming(exc):
                     raise
                 tried = False  # refused: nothing was started
-        if progress.run is None:
+        if not progress.seen:
             run, hint, request_id = await self._request(f"start a run on {thread_id}", start)
             guard.delivered()  # a created run has added its additional_messages to the thread
             await self._name(thread_id, run.id, guard)

@@ -4,7 +4,8 @@ for it, and following its events (``runs.create(stream=True)`` /
 events carry the run's pauses, its end and its reply, so a turn needs no polls and no reply read.
 An Assistants stream cannot be resumed: when its connection drops (or stays silent), the run
 goes on upstream and is polled to its end instead; so is every run of a server that does not
-stream."""
+stream. The events are read as plain JSON (``AsyncEventStream``): the run object is built only
+where a turn reads it, the reply message once."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from typing import Any
 
 import openai
 from openai.resources.beta.threads.runs import AsyncRuns
-from openai.types.beta.threads import Run
+from openai.types.beta.threads import Message, Run
 
 from thread_pool._acompat import finish_first, shield, sleep
 from thread_pool._async.backend import AsyncGuard, EventSink
 from thread_pool._async.backend_base import AsyncBackendBase, poll_hint
-from thread_pool._model.run_progress import RunProgress
+from thread_pool._async.event_stream import AsyncEventStream
+from thread_pool._model.run_progress import RunProgress, delta_texts
 from thread_pool._model.stream import TextDelta
 from thread_pool._model.turns import TURN_KEY, check_turn_time
 from thread_pool._upstream import send_guard
@@ -109,66 +111,74 @@ class AsyncRunsInFlight(AsyncBackendBase):
         progress: RunProgress,
         guard: AsyncGuard,
         emit: EventSink | None,
-    ) -> Any:
-        """The stream a ``stream=True`` request opened, with its first event absorbed; None
-        when the server answered with the run itself (a server that ignores ``stream``: the run
-        is named, marked polled, and streams are not asked of this server again)."""
-        if not isinstance(opened, openai.AsyncStream):
+    ) -> AsyncEventStream | None:
+        """The stream a ``stream=True`` request opened (its streamed response), with its first
+        event absorbed; None when the server answered with the run itself (a server that
+        ignores ``stream``: the run is named, marked polled, and streams are not asked of this
+        server again)."""
+        if not isinstance(opened, openai.AsyncAPIResponse):
             await self._seen(thread_id, opened, progress, guard)  # a retried create adopted it
             progress.polled = True
             return None
-        content_type = opened.response.headers.get("content-type", "")
-        if not content_type.startswith("text/event-stream"):
-            body = await opened.response.aread()
-            self.streams = False
-            await self._seen(thread_id, Run.construct(**json.loads(body)), progress, guard)
-            progress.polled = True
-            return None
+        stream = AsyncEventStream(opened)
         try:
-            first = await opened.__anext__()
+            if not opened.headers.get("content-type", "").startswith("text/event-stream"):
+                body = await opened.read()
+                self.streams = False
+                await self._seen(thread_id, Run.construct(**json.loads(body)), progress, guard)
+                progress.polled = True
+                await stream.close()
+                return None
+            first = await stream.__anext__()
             await self._absorb(thread_id, first, progress, guard, emit)
         except StopAsyncIteration:
-            return opened
+            return stream
         except BaseException:
-            await opened.close()
+            await stream.close()
             raise
-        return opened
+        return stream
 
     async def _seen(
         self, thread_id: str, run: Any, progress: RunProgress, guard: AsyncGuard
     ) -> None:
         """Keep ``run`` as the latest; the first time, name it (its messages are on the thread)."""
-        if progress.run is None:
-            guard.delivered()  # a created run added its additional_messages to the thread
-            await self._name(thread_id, run.id, guard)
+        await self._first(thread_id, run.id, progress, guard)
         progress.run = run
+
+    async def _first(
+        self, thread_id: str, run_id: str, progress: RunProgress, guard: AsyncGuard
+    ) -> None:
+        """Name the run the first time anything shows it (its messages are on the thread)."""
+        if not progress.seen:
+            guard.delivered()  # a created run added its additional_messages to the thread
+            await self._name(thread_id, run_id, guard)
 
     async def _absorb(
         self,
         thread_id: str,
-        event: Any,
+        event: tuple[str, Any],
         progress: RunProgress,
         guard: AsyncGuard,
         emit: EventSink | None,
     ) -> None:
-        """One event: a text delta (to ``emit``, if streaming), a completed message, or the run."""
-        kind = event.event
+        """One event: a text delta (to ``emit``, if streaming), a completed message, or the run
+        (kept as its data: the run object is built when the turn reads it)."""
+        kind, data = event
         if kind == "thread.message.delta":
-            for part in event.data.delta.content or ():
-                value = getattr(getattr(part, "text", None), "value", None)
-                if value:
-                    progress.deltas.append(value)
-                    if emit is not None:
-                        await emit(TextDelta(value))
+            for value in delta_texts(data):
+                progress.deltas.append(value)
+                if emit is not None:
+                    await emit(TextDelta(value))
         elif kind == "thread.message.completed":
-            progress.messages.append(event.data)
+            progress.messages.append(Message.construct(**data))
         elif kind.startswith("thread.run.") and not kind.startswith("thread.run.step"):
-            await self._seen(thread_id, event.data, progress, guard)
+            await self._first(thread_id, data["id"], progress, guard)
+            progress.saw(data)
         guard.alive()
 
     async def _follow(
         self,
-        stream: Any,
+        stream: AsyncEventStream,
         thread_id: str,
         progress: RunProgress,
         guard: AsyncGuard,
@@ -213,10 +223,10 @@ class AsyncRunsInFlight(AsyncBackendBase):
         for the run's first event (at once) and names the run, so that its settler waits for the
         run, not the list."""
 
-        async def begin() -> Any:
+        async def begin() -> AsyncEventStream | None:
             return await self._open(thread_id, await start(), progress, guard, emit)
 
-        async def abandon(stream: Any) -> None:
+        async def abandon(stream: AsyncEventStream | None) -> None:
             if stream is not None:
                 await stream.close()
 
@@ -225,9 +235,9 @@ class AsyncRunsInFlight(AsyncBackendBase):
         )
         if stream is None:
             return None
-        request_id: str | None = stream.response.headers.get("x-request-id")
+        request_id = stream.response.request_id
         await self._follow(stream, thread_id, progress, guard, emit)
-        if progress.run is None:
+        if not progress.seen:
             # Ended before an event named the run: find it by the turn's stamp, and poll it.
             run = await self._find_turn(thread_id, nonce)
             if run is None:
@@ -250,16 +260,16 @@ class AsyncRunsInFlight(AsyncBackendBase):
 
         async def submit() -> Any:
             await guard.write()
-            return await self._runs.submit_tool_outputs(
+            return await self._runs.with_streaming_response.submit_tool_outputs(
                 run_id,
                 thread_id=thread_id,
                 tool_outputs=outputs,
                 stream=True,
                 timeout=self._quiet(started),
-            )
+            ).__aenter__()
 
-        stream = await self._request(f"submit tool outputs to {run_id}", submit)
-        stream = await self._open(thread_id, stream, progress, guard, emit)
+        opened = await self._request(f"submit tool outputs to {run_id}", submit)
+        stream = await self._open(thread_id, opened, progress, guard, emit)
         if stream is not None:
             await self._follow(stream, thread_id, progress, guard, emit)
 

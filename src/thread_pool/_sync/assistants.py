@@ -215,7 +215,10 @@ class AssistantsBackend(RunsInFlight):
             args = request()
             if args is None:
                 return adopted
-            return self._runs.create(thread_id, **args, stream=True, timeout=self._quiet(started))
+            # The SDK's request, its body read here (``EventStream``): no model per event.
+            return self._runs.with_streaming_response.create(
+                thread_id, **args, stream=True, timeout=self._quiet(started)
+            ).__enter__()
 
         # The run's events carry its pauses, its end and its reply: streamed, a turn is one
         # request (and one per tool-output round), whether or not the caller streams it.
@@ -231,7 +234,7 @@ class AssistantsBackend(RunsInFlight):
                 if not refuses_streaming(exc):
                     raise
                 tried = False  # refused: nothing was started
-        if progress.run is None:
+        if not progress.seen:
             run, hint, request_id = self._request(f"start a run on {thread_id}", start)
             guard.delivered()  # a created run has added its additional_messages to the thread
             self._name(thread_id, run.id, guard)

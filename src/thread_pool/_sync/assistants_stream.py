@@ -7,7 +7,8 @@ for it, and following its events (``runs.create(stream=True)`` /
 events carry the run's pauses, its end and its reply, so a turn needs no polls and no reply read.
 An Assistants stream cannot be resumed: when its connection drops (or stays silent), the run
 goes on upstream and is polled to its end instead; so is every run of a server that does not
-stream."""
+stream. The events are read as plain JSON (``EventStream``): the run object is built only
+where a turn reads it, the reply message once."""
 
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ from typing import Any
 
 import openai
 from openai.resources.beta.threads.runs import Runs
-from openai.types.beta.threads import Run
+from openai.types.beta.threads import Message, Run
 
 from thread_pool._compat import finish_first, sleep
-from thread_pool._model.run_progress import RunProgress
+from thread_pool._model.run_progress import RunProgress, delta_texts
 from thread_pool._model.stream import TextDelta
 from thread_pool._model.turns import TURN_KEY, check_turn_time
 from thread_pool._sync.backend import EventSink, Guard
 from thread_pool._sync.backend_base import BackendBase, poll_hint
+from thread_pool._sync.event_stream import EventStream
 from thread_pool._upstream import send_guard
 from thread_pool._upstream.retry_policy import upstream_error
 from thread_pool.errors import StoreUnavailable, UpstreamError
@@ -110,64 +112,70 @@ class RunsInFlight(BackendBase):
         progress: RunProgress,
         guard: Guard,
         emit: EventSink | None,
-    ) -> Any:
-        """The stream a ``stream=True`` request opened, with its first event absorbed; None
-        when the server answered with the run itself (a server that ignores ``stream``: the run
-        is named, marked polled, and streams are not asked of this server again)."""
-        if not isinstance(opened, openai.Stream):
+    ) -> EventStream | None:
+        """The stream a ``stream=True`` request opened (its streamed response), with its first
+        event absorbed; None when the server answered with the run itself (a server that
+        ignores ``stream``: the run is named, marked polled, and streams are not asked of this
+        server again)."""
+        if not isinstance(opened, openai.APIResponse):
             self._seen(thread_id, opened, progress, guard)  # a retried create adopted it
             progress.polled = True
             return None
-        content_type = opened.response.headers.get("content-type", "")
-        if not content_type.startswith("text/event-stream"):
-            body = opened.response.read()
-            self.streams = False
-            self._seen(thread_id, Run.construct(**json.loads(body)), progress, guard)
-            progress.polled = True
-            return None
+        stream = EventStream(opened)
         try:
-            first = opened.__next__()
+            if not opened.headers.get("content-type", "").startswith("text/event-stream"):
+                body = opened.read()
+                self.streams = False
+                self._seen(thread_id, Run.construct(**json.loads(body)), progress, guard)
+                progress.polled = True
+                stream.close()
+                return None
+            first = stream.__next__()
             self._absorb(thread_id, first, progress, guard, emit)
         except StopIteration:
-            return opened
+            return stream
         except BaseException:
-            opened.close()
+            stream.close()
             raise
-        return opened
+        return stream
 
     def _seen(self, thread_id: str, run: Any, progress: RunProgress, guard: Guard) -> None:
         """Keep ``run`` as the latest; the first time, name it (its messages are on the thread)."""
-        if progress.run is None:
-            guard.delivered()  # a created run added its additional_messages to the thread
-            self._name(thread_id, run.id, guard)
+        self._first(thread_id, run.id, progress, guard)
         progress.run = run
+
+    def _first(self, thread_id: str, run_id: str, progress: RunProgress, guard: Guard) -> None:
+        """Name the run the first time anything shows it (its messages are on the thread)."""
+        if not progress.seen:
+            guard.delivered()  # a created run added its additional_messages to the thread
+            self._name(thread_id, run_id, guard)
 
     def _absorb(
         self,
         thread_id: str,
-        event: Any,
+        event: tuple[str, Any],
         progress: RunProgress,
         guard: Guard,
         emit: EventSink | None,
     ) -> None:
-        """One event: a text delta (to ``emit``, if streaming), a completed message, or the run."""
-        kind = event.event
+        """One event: a text delta (to ``emit``, if streaming), a completed message, or the run
+        (kept as its data: the run object is built when the turn reads it)."""
+        kind, data = event
         if kind == "thread.message.delta":
-            for part in event.data.delta.content or ():
-                value = getattr(getattr(part, "text", None), "value", None)
-                if value:
-                    progress.deltas.append(value)
-                    if emit is not None:
-                        emit(TextDelta(value))
+            for value in delta_texts(data):
+                progress.deltas.append(value)
+                if emit is not None:
+                    emit(TextDelta(value))
         elif kind == "thread.message.completed":
-            progress.messages.append(event.data)
+            progress.messages.append(Message.construct(**data))
         elif kind.startswith("thread.run.") and not kind.startswith("thread.run.step"):
-            self._seen(thread_id, event.data, progress, guard)
+            self._first(thread_id, data["id"], progress, guard)
+            progress.saw(data)
         guard.alive()
 
     def _follow(
         self,
-        stream: Any,
+        stream: EventStream,
         thread_id: str,
         progress: RunProgress,
         guard: Guard,
@@ -212,10 +220,10 @@ class RunsInFlight(BackendBase):
         for the run's first event (at once) and names the run, so that its settler waits for the
         run, not the list."""
 
-        def begin() -> Any:
+        def begin() -> EventStream | None:
             return self._open(thread_id, start(), progress, guard, emit)
 
-        def abandon(stream: Any) -> None:
+        def abandon(stream: EventStream | None) -> None:
             if stream is not None:
                 stream.close()
 
@@ -224,9 +232,9 @@ class RunsInFlight(BackendBase):
         )
         if stream is None:
             return None
-        request_id: str | None = stream.response.headers.get("x-request-id")
+        request_id = stream.response.request_id
         self._follow(stream, thread_id, progress, guard, emit)
-        if progress.run is None:
+        if not progress.seen:
             # Ended before an event named the run: find it by the turn's stamp, and poll it.
             run = self._find_turn(thread_id, nonce)
             if run is None:
@@ -249,16 +257,16 @@ class RunsInFlight(BackendBase):
 
         def submit() -> Any:
             guard.write()
-            return self._runs.submit_tool_outputs(
+            return self._runs.with_streaming_response.submit_tool_outputs(
                 run_id,
                 thread_id=thread_id,
                 tool_outputs=outputs,
                 stream=True,
                 timeout=self._quiet(started),
-            )
+            ).__enter__()
 
-        stream = self._request(f"submit tool outputs to {run_id}", submit)
-        stream = self._open(thread_id, stream, progress, guard, emit)
+        opened = self._request(f"submit tool outputs to {run_id}", submit)
+        stream = self._open(thread_id, opened, progress, guard, emit)
         if stream is not None:
             self._follow(stream, thread_id, progress, guard, emit)
 

@@ -1,0 +1,33 @@
+"""Server-sent events as lines arrive: each complete event's name and data. No I/O here."""
+
+from __future__ import annotations
+
+
+class EventParser:
+    """Feeds on the lines of a ``text/event-stream`` body (line ends removed) and hands back each
+    event when the blank line that ends it arrives: its ``event:`` name ("message" when it has
+    none) and its ``data:`` lines joined by newlines. Comments (``:``), ``id:`` and ``retry:``
+    are skipped (nothing here resumes a stream by id or reconnects by itself); an event with no
+    ``data:`` is dropped, and so is one the body ends before completing, as the SSE standard
+    says."""
+
+    __slots__ = ("_data", "_name")
+
+    def __init__(self) -> None:
+        self._name = ""
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        """The event that ``line`` completes, if it does."""
+        if not line:
+            name, data = self._name or "message", self._data
+            self._name, self._data = "", []
+            return (name, "\n".join(data)) if data else None
+        field, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if field == "data":
+            self._data.append(value)
+        elif field == "event":
+            self._name = value
+        return None
