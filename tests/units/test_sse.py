@@ -56,7 +56,8 @@ def test_a_delta_gives_its_text_pieces_only() -> None:
 
 def test_the_run_is_built_from_the_latest_event_when_read() -> None:
     progress = RunProgress()
-    assert not progress.seen and progress.run is None
+    assert not progress.seen
+    assert progress.run is None
     progress.saw({"id": "run_1", "status": "queued"})
     progress.saw({"id": "run_1", "status": "requires_action", "usage": {"total_tokens": 3}})
     assert progress.seen
