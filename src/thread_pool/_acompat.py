@@ -8,7 +8,7 @@ import inspect
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -81,6 +81,15 @@ def holder_name() -> str:
     task = asyncio.current_task()
     name = task.get_name() if task is not None else "main"
     return f"{_HOST}:{os.getpid()}:{name}".replace("|", "/")
+
+
+async def drain(chunks: AsyncIterator[bytes], seconds: float) -> None:
+    """Read what is left of a response body for ``seconds`` at most, so that its connection can
+    be reused; give up quietly (the connection is then closed instead)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(seconds):
+            async for _ in chunks:
+                pass
 
 
 async def sleep(seconds: float) -> None:

@@ -44,6 +44,11 @@ def holder_name() -> str:
     return f"{_HOST}:{os.getpid()}:{threading.current_thread().name}".replace("|", "/")
 
 
+def drain(chunks: Iterator[bytes], seconds: float) -> None:
+    """Nothing: a blocking read cannot be bounded by time here, and a server that keeps a body
+    open would hold the caller until the read's timeout; the connection is closed instead."""
+
+
 def sleep(seconds: float) -> None:
     """Block for ``seconds``."""
     time.sleep(seconds)

@@ -95,29 +95,36 @@ async def test_a_turn_tells_what_upstream_holds_streamed_or_polled(
     streaming: str,
 ) -> None:
     # Streamed, the turn is read from the run's events as plain JSON; polled, from the SDK's
-    # models: either way its reply, usage and tool calls are upstream's own.
+    # models: either way its reply, usage and tool calls are upstream's own. JSON carries U+2028,
+    # U+2029 and U+0085 unescaped, and an event's line does not end there (str.splitlines would).
     thread_pool_emulator.admin.configure(run_streaming=streaming)
     client = thread_pool_async_openai_client
     seen: list[tuple[str, str]] = []
 
     def handler(call: Any) -> str:
         seen.append((call.name, call.arguments))
-        return f"pong {len(seen)}"
+        return f"pong\u2028{len(seen)}"
 
-    message = 'call:ping({"n": 1}) and call:ping({"n": 2, "s": "\u00e9"})'
-    turn = await pool.run("doc", message, tool_handler=handler, tools=ASSISTANT_TOOLS)
+    message = 'call:ping({"n": 1}) and call:ping({"n": 2, "s": "\u00e9\u0085\u2029"})'
+    turn = await pool.run(
+        "doc",
+        message,
+        tool_handler=handler,
+        tools=ASSISTANT_TOOLS,
+        instructions="Be brief.\u2028Be kind.",
+    )
     run = await client.beta.threads.runs.retrieve(turn.run_id, thread_id=turn.thread_id)
     assert (turn.status, run.status) == ("completed", "completed")
     assert turn.usage == usage_of(run)
     assert turn.usage["total_tokens"] > 0
     assert turn.reply == "\n".join(await own_messages(client, turn.thread_id, turn.run_id))
-    assert parse_reply(turn.reply).tool_outputs == ("pong 1", "pong 2")
+    assert parse_reply(turn.reply).tool_outputs == ("pong\u20281", "pong\u20282")
     assert [(c.name, json.loads(c.arguments)) for c in turn.tool_calls] == [
         ("ping", {"n": 1}),
-        ("ping", {"n": 2, "s": "\u00e9"}),
+        ("ping", {"n": 2, "s": "\u00e9\u0085\u2029"}),
     ]
     assert [(c.name, c.arguments) for c in turn.tool_calls] == seen
-    assert [c.output for c in turn.tool_calls] == ["pong 1", "pong 2"]
+    assert [c.output for c in turn.tool_calls] == ["pong\u20281", "pong\u20282"]
     assert len({c.id for c in turn.tool_calls}) == 2
     assert all(c.id for c in turn.tool_calls)
     assert lock_errors(thread_pool_emulator) == 0

@@ -4,7 +4,7 @@ text pieces of a message delta."""
 from __future__ import annotations
 
 from thread_pool._model.run_progress import RunProgress, delta_texts
-from thread_pool._model.sse import EventParser
+from thread_pool._model.sse import EventParser, LineSplitter
 
 
 def events(lines: list[str]) -> list[tuple[str, str]]:
@@ -65,3 +65,24 @@ def test_the_run_is_built_from_the_latest_event_when_read() -> None:
     assert progress.run.usage.total_tokens == 3
     progress.run = None
     assert not progress.seen
+
+
+def test_lines_end_at_cr_lf_or_crlf_only_even_across_chunks() -> None:
+    splitter = LineSplitter()
+    chunks = [
+        'data: {"text": "a\u2028b\u2029c\u0085d"}\r'.encode(),  # CR now, its LF in the next chunk
+        b"\n\r\nevent: x\rdata: 1\n",
+        b"\ndata: caf",
+        "é".encode()[:1],  # a character cut between two chunks
+        "é".encode()[1:] + b"\n",
+        b"data: not ended",
+    ]
+    lines = [line for chunk in chunks for line in splitter.feed(chunk)]
+    assert lines == [
+        'data: {"text": "a\u2028b\u2029c\u0085d"}',
+        "",
+        "event: x",
+        "data: 1",
+        "",
+        "data: café",
+    ]

@@ -31,3 +31,26 @@ class EventParser:
         elif field == "event":
             self._name = value
         return None
+
+
+class LineSplitter:
+    """Cuts a ``text/event-stream`` body, as its chunks arrive, into lines (line ends removed).
+
+    A line ends at CR, LF or CRLF only (the SSE standard), not where ``str.splitlines`` would
+    also cut (U+2028, U+2029, U+0085, which JSON carries unescaped: a run's instructions, a tool
+    output). The body is UTF-8 whatever its ``charset`` says, as the standard requires."""
+
+    __slots__ = ("_cr", "_rest")
+
+    def __init__(self) -> None:
+        self._rest = b""
+        self._cr = False  # the last chunk ended in CR: an LF opening the next one ends nothing
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines ``chunk`` completes."""
+        if self._cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._cr = chunk.endswith(b"\r")
+        parts = (self._rest + chunk).replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        self._rest = parts.pop()
+        return [part.decode("utf-8", errors="replace") for part in parts]
