@@ -169,22 +169,33 @@ def bench_cycle(target: Target, prefix: str, rounds: int, per_round: int) -> dic
 
 
 def server_usec(target: Target, prefix: str, rounds: int, cycles: int) -> dict[str, float]:
-    """Median server time per call (``INFO commandstats``, all nodes) of the pool's cycle: its
-    FCALLs and its EVALSHAs, ``rounds`` blocks of ``cycles`` cycles each, the ways alternating
-    (statistics reset before each block)."""
+    """Median server time per call (``INFO commandstats``, all nodes) of the pool's cycle (its
+    FCALLs, its EVALSHAs) and of the floor's trivial script, ``rounds`` blocks of ``cycles``
+    cycles each, the ways alternating (statistics reset before each block)."""
     admins = [redis.Redis.from_url(node) for node in target.nodes]
-    ways = {"functions": "fcall", "scripts": "evalsha"}
-    pools = {way: target.pool(way, key_prefix=prefix) for way in ways}
+    ways = {"functions": "fcall", "scripts": "evalsha", "floor": "evalsha"}
+    pools = {way: target.pool(way, key_prefix=prefix) for way in ("functions", "scripts")}
     for way, pool in pools.items():
         pool.add_threads(f"usec-{way}", [upstream_like_id()])
         pool.release(pool.acquire(f"usec-{way}"))  # loaded, decided
+    client = target.client()
+    trivial = client.register_script(TRIVIAL)
+    trivial(keys=[f"{prefix}:bench-floor"])  # loaded
+
+    def cycle(way: str) -> None:
+        if way == "floor":
+            trivial(keys=[f"{prefix}:bench-floor"])
+            trivial(keys=[f"{prefix}:bench-floor"])
+        else:
+            pools[way].release(pools[way].acquire(f"usec-{way}"))
+
     samples: dict[str, list[float]] = {way: [] for way in ways}
     for r in range(rounds):
         for way in ways if r % 2 == 0 else reversed(ways):
             for admin in admins:
                 admin.config_resetstat()
             for _ in range(cycles):
-                pools[way].release(pools[way].acquire(f"usec-{way}"))
+                cycle(way)
             calls = usec = 0
             for admin in admins:
                 stat: Any = admin.info("commandstats").get(f"cmdstat_{ways[way]}", {})
@@ -193,7 +204,7 @@ def server_usec(target: Target, prefix: str, rounds: int, cycles: int) -> dict[s
             samples[way].append(usec / max(calls, 1))
     for pool in pools.values():
         pool.close()
-    for admin in admins:
+    for admin in [*admins, client]:
         admin.close()
     return {way: statistics.median(values) for way, values in samples.items()}
 
@@ -411,7 +422,14 @@ def main() -> None:
         usec = server_usec(target, prefix, 4 if args.quick else 10, 200 if args.quick else 500)
         print("(e) server time per call of a cycle (INFO commandstats: acquire and release")
         print("    together; median of blocks, the ways alternating)")
-        print(f"    FCALL {usec['functions']:6.1f} µs; EVALSHA {usec['scripts']:6.1f} µs\n")
+        print(f"    FCALL {usec['functions']:6.1f} µs; EVALSHA {usec['scripts']:6.1f} µs; ", end="")
+        print(f"the floor's trivial EVALSHA {usec['floor']:4.1f} µs")
+        # What the 1.3x target leaves above the floor, against what a cycle does in Redis beyond
+        # the floor's two calls (its commands: the fence, deadline, holder, queue, idle order).
+        work = 2 * (usec["functions"] - usec["floor"])
+        print(f"    a cycle's own work in Redis: {work:.0f} µs; 0.3 x the floor: ", end="")
+        print(f"{0.3 * c['floor'] * 1e6:.0f} µs (all the 1.3x target leaves for it, and for the")
+        print("    client packing the cycle's arguments and reading its replies)\n")
 
         hand = bench_handoff(target, prefix, handoff_rounds, lock_rounds)
         in_rtts = hand["pool"] / rtt
