@@ -71,6 +71,7 @@ def test_lines_end_at_cr_lf_or_crlf_only_even_across_chunks() -> None:
     splitter = LineSplitter()
     chunks = [
         'data: {"text": "a\u2028b\u2029c\u0085d"}\r'.encode(),  # CR now, its LF in the next chunk
+        b"",
         b"\n\r\nevent: x\rdata: 1\n",
         b"\ndata: caf",
         "é".encode()[:1],  # a character cut between two chunks

@@ -48,6 +48,8 @@ class LineSplitter:
 
     def feed(self, chunk: bytes) -> list[str]:
         """The lines ``chunk`` completes."""
+        if not chunk:
+            return []  # an empty chunk must not forget a CR that ended the one before
         if self._cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
         self._cr = chunk.endswith(b"\r")
